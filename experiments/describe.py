@@ -1,0 +1,76 @@
+r"""Describes a residual UNet: layers, trainable parameters, receptive field and size divisor.
+
+  python -m experiments.describe --num_blocks=2 --pool_sizes=2,8 --pixel_size_nm=0.02152
+  python -m experiments.describe --grid --pixel_size_nm=0.02152     # the paper's Table S1
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app, flags
+
+from tem_rf import flags as tem_flags
+
+_NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Residual blocks per arm (N).")
+_POOL_SIZES = flags.DEFINE_string("pool_sizes", "2", "Pool size, one value or one per level, e.g. 2,8.")
+_DILATIONS = flags.DEFINE_string(
+    "dilations", "1", "Dilation, one value or one per level plus the bottleneck, e.g. 1,1,2."
+)
+_PIXEL_SIZE_NM = flags.DEFINE_float("pixel_size_nm", None, "Pixel size in nm, for the RF in nm.")
+_GRID = flags.DEFINE_boolean("grid", False, "Print the whole N x pool-size table instead.")
+_GRID_NUM_BLOCKS = flags.DEFINE_string("grid_num_blocks", "2,3,4", "N values of the --grid table.")
+_GRID_KERNELS = flags.DEFINE_string("grid_pool_choices", "2,4,8", "Pool sizes of the --grid table.")
+_UNIFORM = flags.DEFINE_boolean(
+    "uniform_pools", False, "--grid: only equal pools at every level instead of every combination."
+)
+_MAX_DIVISOR = flags.DEFINE_integer(
+    "max_divisor", 512, "--grid: leave out pool sequences whose product exceeds this (patch size)."
+)
+_JSON = flags.DEFINE_string("json_out", None, "Also write the table/description as JSON here.")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from tem_rf import receptive_field as rf_lib
+    from tem_rf.io_utils import atomic_write_text
+
+    if _GRID.value:
+        grid = rf_lib.architecture_grid(
+            tem_flags.parse_int_list(_GRID_NUM_BLOCKS.value, "grid_num_blocks"),
+            tem_flags.parse_int_list(_GRID_KERNELS.value, "grid_pool_choices"),
+            max_divisor=_MAX_DIVISOR.value,
+            per_level=not _UNIFORM.value,
+        )
+        rows = rf_lib.architecture_table(grid, _PIXEL_SIZE_NM.value)
+        print(rf_lib.format_table(rows))
+    else:
+        from tem_rf.models import normalize_architecture, residual_unet
+
+        n, pools, dils = normalize_architecture(
+            _NUM_BLOCKS.value,
+            tem_flags.int_or_list(tem_flags.parse_int_list(_POOL_SIZES.value, "pool_sizes")),
+            tem_flags.int_or_list(tem_flags.parse_int_list(_DILATIONS.value, "dilations")),
+        )
+        model = residual_unet(n, pools, dils)
+        model.summary(line_length=100)
+        row = {"num_blocks": n, "pool_sizes": list(pools), "dilations": list(dils)}
+        row |= rf_lib.describe_model(model, _PIXEL_SIZE_NM.value)
+        rows = [row]
+        nm = row["receptive_field_nm"]
+        nm_text = (
+            f" = {nm:.2f} nm at {_PIXEL_SIZE_NM.value} nm/px"
+            if nm is not None
+            else " (give --pixel_size_nm for nm)"
+        )
+        print(f"architecture:          {row['architecture']}")
+        print(f"trainable parameters:  {row['trainable_params']}")
+        print(f"receptive field:       {row['receptive_field_px']} px{nm_text}")
+        print(f"input size divisor:    {row['size_divisor']} (height and width must be multiples)")
+    if _JSON.value:
+        atomic_write_text(_JSON.value, json.dumps(rows, indent=2) + "\n")
+        print(f"wrote {_JSON.value}")
+
+
+if __name__ == "__main__":
+    app.run(main)

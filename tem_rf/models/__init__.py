@@ -1,0 +1,19 @@
+"""Network builders."""
+
+from tem_rf.models.residual_unet import (
+    InputSizeCheck,
+    architecture_name,
+    count_trainable_parameters,
+    normalize_architecture,
+    residual_unet,
+    size_divisor,
+)
+
+__all__ = [
+    "InputSizeCheck",
+    "architecture_name",
+    "count_trainable_parameters",
+    "normalize_architecture",
+    "residual_unet",
+    "size_divisor",
+]

@@ -1,0 +1,37 @@
+"""experiments/describe.py prints parameters, receptive field and the Table S1 grid."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.describe", *args],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_describe_one_architecture_and_grid(tmp_path):
+    out = _run("--num_blocks=2", "--pool_sizes=2,8", "--pixel_size_nm=0.02152")
+    assert out.returncode == 0, out.stderr
+    assert "trainable parameters:  8074" in out.stdout
+    assert "receptive field:       104 px = 2.24 nm" in out.stdout
+    assert "input size divisor:    16" in out.stdout
+
+    table = tmp_path / "table.json"
+    out = _run("--grid", "--grid_num_blocks=2", "--pixel_size_nm=0.1243", f"--json_out={table}")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(table.read_text())
+    assert len(rows) == 9
+    assert {r["receptive_field_px"] for r in rows} == {44, 64, 80, 104, 120, 152, 200, 232, 392}
+
+
+def test_describe_bad_flag_is_one_clear_line():
+    out = _run("--pool_sizes=2,x")
+    assert out.returncode != 0
+    assert "--pool_sizes must be comma-separated integers" in out.stderr
