@@ -112,9 +112,13 @@ def _conv_initializer(seed: int | None, index: int) -> keras.initializers.Initia
 class _Builder:
     """Holds the running conv index so every conv gets a reproducible initializer."""
 
-    def __init__(self, seed: int | None) -> None:
+    def __init__(self, seed: int | None, synchronized_bn: bool) -> None:
         self.seed = seed
+        self.synchronized_bn = synchronized_bn
         self.conv_index = 0
+
+    def batch_norm(self, name: str) -> layers.BatchNormalization:
+        return layers.BatchNormalization(synchronized=self.synchronized_bn, name=name)
 
     def conv(self, filters: int, kernel: int, dilation: int, name: str) -> layers.Conv2D:
         self.conv_index += 1
@@ -130,10 +134,10 @@ class _Builder:
     def residual_block(self, x, filters: int, dilation: int, prefix: str):
         shortcut = self.conv(filters, 1, 1, f"{prefix}_proj")(x)
         y = self.conv(filters, 3, dilation, f"{prefix}_conv1")(x)
-        y = layers.BatchNormalization(name=f"{prefix}_bn1")(y)
+        y = self.batch_norm(f"{prefix}_bn1")(y)
         y = layers.ReLU(name=f"{prefix}_relu1")(y)
         y = self.conv(filters, 3, dilation, f"{prefix}_conv2")(y)
-        y = layers.BatchNormalization(name=f"{prefix}_bn2")(y)
+        y = self.batch_norm(f"{prefix}_bn2")(y)
         y = layers.Add(name=f"{prefix}_add")([y, shortcut])
         return layers.ReLU(name=f"{prefix}_relu2")(y)
 
@@ -146,6 +150,7 @@ def residual_unet(
     num_classes: int = 2,
     name: str | None = None,
     seed: int | None = None,
+    synchronized_bn: bool = False,
 ) -> keras.Model:
     """Builds the paper's residual UNet as a Keras functional model.
 
@@ -158,6 +163,8 @@ def residual_unet(
       num_classes: output channels (background, particle).
       name: model name; defaults to ``architecture_name(...)``.
       seed: seeds every conv kernel initializer; ``None`` draws from Keras' global RNG.
+      synchronized_bn: batch statistics over the global batch under `tf.distribute` (all
+        replicas), so training does not depend on how the batch is split; no effect otherwise.
 
     Returns:
       A model mapping ``[batch, H, W, 1]`` to per-pixel class probabilities ``[batch, H, W,
@@ -169,7 +176,7 @@ def residual_unet(
             raise ValueError(f"{what} must be a positive int, got {value!r}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2 (softmax over classes), got {num_classes}")
-    builder = _Builder(seed)
+    builder = _Builder(seed, synchronized_bn)
 
     inputs = keras.Input(shape=(None, None, 1), name="image")
     x = InputSizeCheck(size_divisor(pools), name="size_check")(inputs)
