@@ -1,0 +1,502 @@
+"""Building a dataset directory from micrograph/mask pairs, and reading its ``dataset.json``.
+
+Layout (docs/design.md)::
+
+    DATA_DIR/dataset.json
+    DATA_DIR/train/train-00000-of-00004.tfrecord ...
+    DATA_DIR/val/...  DATA_DIR/test/...
+
+The directory is written under a temporary name and renamed when complete, so a failure never
+leaves a half-written dataset, and an existing dataset is only replaced once the new one is whole.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import tem_rf
+from tem_rf.data.preprocess import (
+    DEFAULT_MIN_PARTICLE_PIXELS,
+    DEFAULT_PATCH_SIZE,
+    DEFAULT_XRAY_THRESHOLD,
+    EDGE_MODES,
+    count_kept_patches,
+    preprocess_with_stats,
+    tile,
+)
+from tem_rf.io import (
+    MASK_SUFFIXES,
+    MICROGRAPH_SUFFIXES,
+    InputError,
+    read_mask_and_rule,
+    read_micrograph,
+)
+from tem_rf.io_utils import atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "val", "test")
+DATASET_JSON = "dataset.json"
+DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+# A mask matches image "<stem>.<ext>" when its own stem is "<stem>" or "<stem><suffix>"
+# (case-insensitive), with any mask extension.
+DEFAULT_LABEL_SUFFIXES = (
+    "_label", "_labels", "_mask", "_masks", "_seg", "_segmentation", "_gt", "_annotation",
+    "-label", "-labels", "-mask", "-masks", ".label", ".mask",
+)
+# Two pixel sizes closer than this (relative) are the same calibration.
+_PIXEL_SIZE_TOLERANCE = 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# Finding files
+
+
+def _is_glob(text: str) -> bool:
+    return any(char in text for char in "*?[")
+
+
+def find_image_files(images: str | os.PathLike) -> list[Path]:
+    """Micrograph files from a folder (not recursive), a glob pattern, or a single file, sorted."""
+    text = str(images)
+    if _is_glob(text):
+        paths = [Path(p) for p in sorted(glob.glob(text)) if Path(p).is_file()]
+        where = text
+    else:
+        folder = Path(text)
+        if not folder.exists():
+            raise InputError(folder, "folder does not exist")
+        if folder.is_file():
+            return [folder]
+        paths = sorted(p for p in folder.iterdir() if p.is_file())
+        where = folder
+    paths = [p for p in paths if p.suffix.lower() in MICROGRAPH_SUFFIXES and not p.name.startswith(".")]
+    if not paths:
+        raise InputError(where, f"no micrographs found (looked for {', '.join(MICROGRAPH_SUFFIXES)})")
+    return paths
+
+
+def _mask_stem_base(mask_stem: str, suffixes: Sequence[str]) -> list[str]:
+    """Image stems (lower case) that a mask stem may belong to."""
+    stem = mask_stem.lower()
+    bases = [stem]
+    bases += [stem[: -len(s)] for s in suffixes if stem.endswith(s.lower()) and len(stem) > len(s)]
+    return bases
+
+
+def match_masks(
+    image_paths: Sequence[str | os.PathLike],
+    labels_dir: str | os.PathLike,
+    suffixes: Sequence[str] = DEFAULT_LABEL_SUFFIXES,
+) -> list[tuple[Path, Path]]:
+    """Pairs each image with its mask in ``labels_dir``.
+
+    Rule: the mask of ``<stem>.<ext>`` is the file in ``labels_dir`` whose stem is ``<stem>`` or
+    ``<stem>`` plus one of ``suffixes`` (``_label``, ``_mask``, ...; case-insensitive), with
+    extension .tif/.tiff/.png. Exactly one must match. When images and masks share one folder,
+    files that are another image's mask are not treated as images.
+    """
+    labels_dir = Path(labels_dir)
+    if not labels_dir.exists():
+        raise InputError(labels_dir, "labels folder does not exist")
+    if not labels_dir.is_dir():
+        raise InputError(labels_dir, "is not a folder (--labels must be the folder of masks)")
+    masks = sorted(
+        p for p in labels_dir.iterdir()
+        if p.is_file() and p.suffix.lower() in MASK_SUFFIXES and not p.name.startswith(".")
+    )
+    if not masks:
+        raise InputError(labels_dir, f"no masks found (looked for {', '.join(MASK_SUFFIXES)})")
+    images = [Path(p) for p in image_paths]
+    by_base: dict[str, list[Path]] = {}
+    for mask in masks:
+        for base in _mask_stem_base(mask.stem, suffixes):
+            by_base.setdefault(base, []).append(mask)
+
+    image_set = {p.resolve() for p in images}
+    # A file in the image list that is the suffixed mask of another image is a mask, not an image.
+    stems = {p.stem.lower() for p in images}
+    images = [
+        p for p in images
+        if not any(base != p.stem.lower() and base in stems for base in _mask_stem_base(p.stem, suffixes))
+    ]
+    seen_names: dict[str, Path] = {}
+    pairs = []
+    used: set[Path] = set()
+    for image in images:
+        if image.name in seen_names:
+            raise InputError(image, f"has the same file name as {seen_names[image.name]}; rename one")
+        seen_names[image.name] = image
+        candidates = [m for m in by_base.get(image.stem.lower(), []) if m.resolve() != image.resolve()]
+        candidates = [m for m in candidates if m.resolve() not in image_set or m.stem.lower() != image.stem.lower()]
+        if not candidates:
+            raise InputError(
+                image,
+                f"has no mask in {labels_dir} (looked for {image.stem}.png/.tif or "
+                f"{image.stem}_mask, {image.stem}_label, ... )",
+            )
+        if len(candidates) > 1:
+            names = ", ".join(m.name for m in candidates)
+            raise InputError(image, f"several masks match in {labels_dir}: {names}; keep one")
+        pairs.append((image, candidates[0]))
+        used.add(candidates[0])
+    unused = [m for m in masks if m not in used and m.resolve() not in image_set]
+    if unused:
+        logger.warning(
+            "%d mask(s) in %s match no image and are ignored: %s",
+            len(unused), labels_dir, ", ".join(m.name for m in unused[:5]) + (" ..." if len(unused) > 5 else ""),
+        )
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Splitting
+
+
+def parse_split_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
+    """``"0.7,0.1,0.2"`` (or ``"70,10,20"``) -> (0.7, 0.1, 0.2) for (train, val, test)."""
+    try:
+        values = [float(v) for v in text.split(",")] if isinstance(text, str) else [float(v) for v in text]
+    except ValueError:
+        raise ValueError(f"--split must be three comma-separated numbers, got {text!r}") from None
+    if len(values) != 3:
+        raise ValueError(f"--split needs three fractions (train,val,test), got {text!r}")
+    if any(v < 0 or not math.isfinite(v) for v in values):
+        raise ValueError(f"--split fractions must be non-negative, got {text!r}")
+    total = sum(values)
+    if math.isclose(total, 100.0, rel_tol=1e-6):
+        values = [v / 100.0 for v in values]
+    elif not math.isclose(total, 1.0, rel_tol=1e-6):
+        raise ValueError(f"--split fractions must sum to 1 (or 100), got {text!r} (sum {total:g})")
+    if values[0] == 0:
+        raise ValueError("--split: the training fraction must be above 0")
+    return values[0], values[1], values[2]
+
+
+def split_sources(
+    names: Sequence[str], fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, seed: int = 0
+) -> dict[str, list[str]]:
+    """Assigns whole source images to train/val/test, so no image straddles two splits.
+
+    Image counts follow ``fractions`` (largest remainder), every split with a fraction above 0
+    gets at least one image, and which image goes where is a permutation seeded by ``seed``
+    (independent of the order ``names`` come in). Raises ValueError when there are fewer images
+    than non-empty splits.
+    """
+    names = sorted(names)
+    if len(set(names)) != len(names):
+        raise ValueError("source names must be unique")
+    wanted = [split for split, f in zip(SPLITS, fractions) if f > 0]
+    if len(names) < len(wanted):
+        raise ValueError(
+            f"fewer source images ({len(names)}) than splits with a fraction above 0 "
+            f"({len(wanted)}: {', '.join(wanted)}); add images or set a fraction to 0 in --split"
+        )
+    total = sum(fractions)
+    exact = [len(names) * f / total for f in fractions]
+    counts = [math.floor(e) for e in exact]
+    for i in sorted(range(3), key=lambda i: (counts[i] - exact[i], i))[: len(names) - sum(counts)]:
+        counts[i] += 1
+    for i, f in enumerate(fractions):
+        while f > 0 and counts[i] == 0:
+            # Take one image from the split with the most images to give every split one.
+            donor = max(range(3), key=lambda j: counts[j])
+            counts[donor] -= 1
+            counts[i] += 1
+    order = np.random.default_rng(seed).permutation(len(names))
+    shuffled = [names[i] for i in order]
+    result, start = {}, 0
+    for split, count in zip(SPLITS, counts):
+        result[split] = sorted(shuffled[start : start + count])
+        start += count
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass
+class _Source:
+    image: Path
+    mask: Path
+    mask_rule: str
+    shape: tuple[int, int]
+    pixel_size_nm: float | None
+    pixel_size_from: str | None
+    patches: int
+    patches_total: int
+    split: str | None = None
+    xray_pixels_replaced: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise InputError(out_dir, "exists and is not a folder")
+    if (out_dir / DATASET_JSON).exists():
+        if not overwrite:
+            raise InputError(out_dir, "already holds a dataset (dataset.json); pass --overwrite to replace it")
+        return
+    if any(out_dir.iterdir()):
+        # Never replace a folder we did not write: it may hold the user's other files.
+        raise InputError(out_dir, "exists, is not empty and holds no dataset; choose a new folder")
+
+
+def _resolve_pixel_size(sources: list[_Source], flag_pixel_size_nm: float | None) -> float | None:
+    for source in sources:
+        if source.pixel_size_nm is not None:
+            source.pixel_size_from = "metadata"
+            if flag_pixel_size_nm is not None and not math.isclose(
+                source.pixel_size_nm, flag_pixel_size_nm, rel_tol=_PIXEL_SIZE_TOLERANCE
+            ):
+                logger.warning(
+                    "%s: file metadata says %.6g nm/pixel, --pixel_size_nm says %.6g; using the "
+                    "file's value",
+                    source.image, source.pixel_size_nm, flag_pixel_size_nm,
+                )
+        elif flag_pixel_size_nm is not None:
+            source.pixel_size_nm = flag_pixel_size_nm
+            source.pixel_size_from = "flag"
+    known = [s for s in sources if s.pixel_size_nm is not None]
+    if not known:
+        logger.warning(
+            "pixel size unknown (no file metadata, no --pixel_size_nm): receptive fields will be "
+            "reported in pixels only"
+        )
+        return None
+    unknown = [s for s in sources if s.pixel_size_nm is None]
+    if unknown:
+        raise InputError(
+            unknown[0].image,
+            f"has no pixel size in its metadata while {known[0].image.name} has "
+            f"{known[0].pixel_size_nm:.6g} nm; pass --pixel_size_nm for the images without one",
+        )
+    reference = known[0]
+    for source in known[1:]:
+        if not math.isclose(source.pixel_size_nm, reference.pixel_size_nm, rel_tol=_PIXEL_SIZE_TOLERANCE):
+            raise InputError(
+                source.image,
+                f"pixel size {source.pixel_size_nm:.6g} nm differs from {reference.image.name}'s "
+                f"{reference.pixel_size_nm:.6g} nm; one dataset needs one pixel size (resample, or "
+                "make separate datasets)",
+            )
+    return reference.pixel_size_nm
+
+
+def _check_pair(image: Path, mask: Path, patch_size: int, min_particle_pixels: int, edge: str) -> _Source:
+    micrograph = read_micrograph(image)
+    label, rule = read_mask_and_rule(mask)
+    if micrograph.shape != label.shape:
+        raise InputError(
+            mask,
+            f"mask is {label.shape[0]}x{label.shape[1]} pixels but its image {image.name} is "
+            f"{micrograph.shape[0]}x{micrograph.shape[1]}",
+        )
+    if min(micrograph.shape) < patch_size:
+        raise InputError(
+            image,
+            f"image is {micrograph.shape[0]}x{micrograph.shape[1]} pixels, smaller than the patch "
+            f"size {patch_size}; use a smaller --patch_size or leave this image out",
+        )
+    kept, total = count_kept_patches(label, patch_size, min_particle_pixels, edge)
+    return _Source(image, mask, rule, micrograph.shape, micrograph.pixel_size_nm, None, kept, total)
+
+
+def build_dataset(
+    pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    out_dir: str | os.PathLike,
+    *,
+    pixel_size_nm: float | None = None,
+    patch_size: int = DEFAULT_PATCH_SIZE,
+    min_particle_pixels: int = DEFAULT_MIN_PARTICLE_PIXELS,
+    split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+    seed: int = 0,
+    num_shards: int = 4,
+    xray_threshold: float | None = DEFAULT_XRAY_THRESHOLD,
+    edge: str = "shift",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Preprocesses, tiles, splits and writes (image, mask) pairs as a dataset directory.
+
+    Pass 1 reads every image and mask and checks them (shapes, mask values, pixel sizes) before
+    anything is written; pass 2 preprocesses each image, cuts patches and writes the shards into
+    a temporary directory that is renamed onto ``out_dir`` at the end. ``num_shards`` is the most
+    shards per split. Returns the dataset.json content.
+    """
+    from tem_rf.data.tfrecords import ShardWriter, encode_example  # TensorFlow, imported on use
+
+    out_dir = Path(out_dir)
+    if patch_size < 1:
+        raise ValueError(f"patch_size must be positive, got {patch_size}")
+    if min_particle_pixels < 0:
+        raise ValueError(f"min_particle_pixels must be >= 0, got {min_particle_pixels}")
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    if edge not in EDGE_MODES:
+        raise ValueError(f"edge must be one of {EDGE_MODES}, got {edge!r}")
+    if pixel_size_nm is not None and not (pixel_size_nm > 0 and math.isfinite(pixel_size_nm)):
+        raise ValueError(f"pixel_size_nm must be a positive number, got {pixel_size_nm}")
+    fractions = parse_split_fractions(split_fractions)
+    _check_out_dir(out_dir, overwrite)
+    if not pairs:
+        raise ValueError("no (image, mask) pairs given")
+
+    sources = [
+        _check_pair(Path(image), Path(mask), patch_size, min_particle_pixels, edge)
+        for image, mask in tqdm(pairs, desc="checking", unit="image", disable=not progress)
+    ]
+    dataset_pixel_size = _resolve_pixel_size(sources, pixel_size_nm)
+
+    usable = [s for s in sources if s.patches > 0]
+    for source in sources:
+        if source.patches == 0:
+            source.notes.append(f"no patch with >= {min_particle_pixels} particle pixels")
+            logger.warning(
+                "%s: no %dx%d patch has >= %d particle pixels; image left out",
+                source.image, patch_size, patch_size, min_particle_pixels,
+            )
+    try:
+        assignment = split_sources([s.image.name for s in usable], fractions, seed)
+    except ValueError as error:
+        raise InputError(Path(pairs[0][0]).parent, str(error)) from None
+    by_name = {s.image.name: s for s in usable}
+    for split, names in assignment.items():
+        for name in names:
+            by_name[name].split = split
+
+    splits_info = {}
+    with atomic_path(out_dir, directory=True) as tmp:
+        ordered = [(split, by_name[name]) for split in SPLITS for name in assignment[split]]
+        writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
+        for split, source in tqdm(ordered, desc="writing", unit="image", disable=not progress):
+            micrograph = read_micrograph(source.image)
+            label, _ = read_mask_and_rule(source.mask)
+            try:
+                result = preprocess_with_stats(micrograph.data, xray_threshold)
+            except ValueError as error:
+                raise InputError(source.image, str(error)) from None
+            source.xray_pixels_replaced = result.xray_pixels_replaced
+            written = 0
+            for patch in tile(result.image, label, patch_size, min_particle_pixels, edge):
+                writers[split].write(
+                    encode_example(
+                        patch.image, patch.label, source.image.name, patch.row, patch.col,
+                        source.pixel_size_nm,
+                    )
+                )
+                written += 1
+            if written != source.patches:  # the file changed between the two passes
+                raise InputError(source.image, "changed while the dataset was being written")
+        for split in SPLITS:
+            shards = writers[split].close()
+            if not shards:
+                (tmp / split).mkdir(exist_ok=True)
+            splits_info[split] = {
+                "count": sum(s.count for s in shards),
+                "shards": [vars(s) for s in shards],
+                "sources": assignment[split],
+            }
+        info = {
+            "schema_version": SCHEMA_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "tem_rf_version": tem_rf.__version__,
+            "patch_size": patch_size,
+            "pixel_size_nm": dataset_pixel_size,
+            "counts": {split: splits_info[split]["count"] for split in SPLITS},
+            "augmented_counts": {split: 8 * splits_info[split]["count"] for split in SPLITS},
+            "preprocessing": {
+                "xray_threshold": xray_threshold,
+                "xray_rule": "|pixel - 3x3 median| > threshold * 1.4826 * MAD; replaced by the "
+                "mean of its non-outlier 8 neighbours",
+                "standardisation": "per image: mean 0, std 1 (after x-ray removal)",
+                "patch_size": patch_size,
+                "min_particle_pixels": min_particle_pixels,
+                "edge": edge,
+                "mask_rule": "non-zero = particle (0/1, 0/N and instance-id masks)",
+            },
+            "split_fractions": list(fractions),
+            "seed": seed,
+            "num_shards": num_shards,
+            "splits": splits_info,
+            "sources": [
+                {
+                    "image": s.image.name,
+                    "image_path": str(s.image.resolve()),
+                    "mask_path": str(s.mask.resolve()),
+                    "mask_rule": s.mask_rule,
+                    "split": s.split,
+                    "height": s.shape[0],
+                    "width": s.shape[1],
+                    "pixel_size_nm": s.pixel_size_nm,
+                    "pixel_size_from": s.pixel_size_from,
+                    "patches": s.patches if s.split else 0,
+                    "patches_total": s.patches_total,
+                    "xray_pixels_replaced": s.xray_pixels_replaced,
+                    "notes": s.notes,
+                }
+                for s in sources
+            ],
+        }
+        atomic_write_text(tmp / DATASET_JSON, json.dumps(info, indent=2) + "\n")
+    logger.info(
+        "wrote %s: %s patches (train/val/test) from %d images",
+        out_dir, "/".join(str(info["counts"][s]) for s in SPLITS), len(usable),
+    )
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_dataset_info(data_dir: str | os.PathLike) -> dict:
+    """Reads and validates ``data_dir/dataset.json``; raises `InputError` naming the problem."""
+    data_dir = Path(data_dir)
+    path = data_dir / DATASET_JSON
+    if not data_dir.is_dir():
+        raise InputError(data_dir, "dataset folder does not exist")
+    if not path.is_file():
+        raise InputError(data_dir, f"is not a dataset: no {DATASET_JSON} (make one with data_prep.make_tfrecords)")
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(path, f"is not valid JSON: {error}") from None
+    if not isinstance(info, dict):
+        raise InputError(path, "does not hold a JSON object")
+    version = info.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InputError(
+            path, f"has schema_version {version!r}; this tem_rf reads version {SCHEMA_VERSION}"
+        )
+    for key in ("patch_size", "pixel_size_nm", "counts", "splits", "preprocessing"):
+        if key not in info:
+            raise InputError(path, f"lacks the key {key!r}")
+    for split in SPLITS:
+        split_info = info["splits"].get(split)
+        if not isinstance(split_info, dict) or "count" not in split_info or "shards" not in split_info:
+            raise InputError(path, f"lacks a valid entry for split {split!r}")
+    return info
+
+
+def split_size(data_dir: str | os.PathLike, split: str, augment: bool = False) -> int:
+    """Number of elements `load_split` yields for ``split`` (before batching)."""
+    info = read_dataset_info(data_dir)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return info["counts"][split] * (8 if augment else 1)

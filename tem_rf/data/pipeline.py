@@ -1,0 +1,171 @@
+"""The tf.data input pipeline over a dataset directory's TFRecord shards.
+
+Each element of a split is a (patch, transform) pair; without augmentation transform is always 0
+(identity). With ``shuffle_seed`` the elements of epoch ``e`` come in the order of a stateless
+permutation fixed by ``(shuffle_seed, e)`` (`tf.random.experimental.index_shuffle`), which does
+not depend on TensorFlow's global seed, on the model, or on how many epochs ran before: every
+architecture sees the same batches, also after a resume. The permutation is over all patches and
+transforms of the split, not a bounded shuffle buffer, so records are read by random access: the
+shards' record offsets come from a header scan (which also reports truncated shards up front),
+and each record is read with `tf.data.FixedLengthRecordDataset` at its offset, in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tem_rf.data.dataset import SPLITS, read_dataset_info
+from tem_rf.data.tfrecords import decode_example, scan_tfrecord
+from tem_rf.io import InputError
+
+NUM_DIHEDRAL = 8
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def dihedral_transform(image: tf.Tensor, index: tf.Tensor | int) -> tf.Tensor:
+    """Transform ``index`` (0-7) of the dihedral group of the square on a [H, W, C] tensor.
+
+    0-3: rotation by ``index`` x 90 degrees counter-clockwise (0 = identity); 4-7: the same
+    rotation followed by a left-right flip. Apply to image and label stacked along C so they move
+    together.
+    """
+    index = tf.convert_to_tensor(index, dtype=tf.int32)
+    rotated = tf.image.rot90(image, k=index % 4)
+    return tf.cond(index >= 4, lambda: tf.image.flip_left_right(rotated), lambda: rotated)
+
+
+def epoch_order(num_elements: int, shuffle_seed: int | None, epoch: int) -> np.ndarray:
+    """The element order of one epoch, as `load_split` uses it (for inspection and tests)."""
+    indices = tf.range(num_elements, dtype=tf.int64)
+    if shuffle_seed is None:
+        return indices.numpy()
+    return _permute(indices, _seed_tensor(shuffle_seed, tf.constant(epoch, tf.int64)), num_elements).numpy()
+
+
+def _seed_tensor(shuffle_seed: int, epoch: tf.Tensor) -> tf.Tensor:
+    return tf.stack([tf.constant(shuffle_seed, tf.int64), tf.cast(epoch, tf.int64)])
+
+
+def _permute(indices: tf.Tensor, seed: tf.Tensor, num_elements: int) -> tf.Tensor:
+    if num_elements == 1:
+        return indices
+    return tf.random.experimental.index_shuffle(indices, seed=seed, max_index=num_elements - 1)
+
+
+def _split_records(data_dir: Path, info: dict, split: str) -> list:
+    """Record locations of a split in written order (shards read round-robin, see ShardWriter)."""
+    shards = info["splits"][split]["shards"]
+    scanned = []
+    for shard in shards:
+        path = data_dir / shard["file"]
+        records = scan_tfrecord(path)
+        if len(records) != shard["count"]:
+            raise InputError(
+                path,
+                f"holds {len(records)} records but dataset.json lists {shard['count']}; "
+                "the dataset was modified, rebuild it",
+            )
+        scanned.append(records)
+    ordered = []
+    for position in range(max((len(r) for r in scanned), default=0)):
+        ordered.extend(records[position] for records in scanned if position < len(records))
+    return ordered
+
+
+def load_split(
+    data_dir: str | os.PathLike,
+    split: str,
+    batch_size: int,
+    *,
+    augment: bool = False,
+    shuffle_seed: int | None = None,
+    epoch: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+    with_info: bool = False,
+) -> tf.data.Dataset:
+    """A batched `tf.data.Dataset` of ``(image [B,H,W,1] float32, label [B,H,W] int32)``.
+
+    ``augment=True`` expands every patch into its 8 dihedral variants (image and label together),
+    so an epoch has ``8 * count`` elements. With ``shuffle_seed`` the order of epoch ``epoch`` is a
+    permutation fixed by ``(shuffle_seed, epoch)``; with None the order is the written one (source
+    by source, patches row-major, the 8 variants of a patch consecutively). ``repeat=True`` runs
+    epochs ``epoch, epoch + 1, ...`` without end, each in its own order. ``with_info=True`` adds a
+    third element, a dict of ``source``, ``patch_row``, ``patch_col`` and ``transform``.
+    Raises `InputError` for a missing dataset, an empty split or a truncated shard.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    data_dir = Path(data_dir)
+    info = read_dataset_info(data_dir)
+    records = _split_records(data_dir, info, split)
+    if not records:
+        raise InputError(data_dir / split, f"split {split!r} is empty (no patches); check dataset.json")
+    variants = NUM_DIHEDRAL if augment else 1
+    num_elements = len(records) * variants
+    patch_size = int(info["patch_size"])
+
+    paths = tf.constant([r.path for r in records])
+    header_bytes = tf.constant([r.data_offset for r in records], tf.int64)
+    record_bytes = tf.constant([r.length for r in records], tf.int64)
+    footer_bytes = tf.constant([r.file_size - r.data_offset - r.length for r in records], tf.int64)
+
+    def epoch_indices(epoch_number: tf.Tensor) -> tf.data.Dataset:
+        indices = tf.range(num_elements, dtype=tf.int64)
+        if shuffle_seed is not None:
+            indices = _permute(indices, _seed_tensor(shuffle_seed, epoch_number), num_elements)
+        return tf.data.Dataset.from_tensor_slices(indices)
+
+    if repeat:
+        elements = tf.data.Dataset.counter(start=epoch).flat_map(epoch_indices)
+    else:
+        elements = epoch_indices(tf.constant(epoch, tf.int64))
+
+    def read_record(element: tf.Tensor) -> tf.data.Dataset:
+        record = element // variants
+        return tf.data.FixedLengthRecordDataset(
+            paths[record],
+            record_bytes[record],
+            header_bytes=header_bytes[record],
+            footer_bytes=footer_bytes[record],
+        ).map(lambda serialized: (serialized, tf.cast(element % variants, tf.int32)))
+
+    # Each inner dataset holds one record, so a deterministic interleave keeps the element order
+    # while reading several records at once.
+    dataset = elements.interleave(
+        read_record, cycle_length=16, block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
+
+    def parse(serialized: tf.Tensor, transform: tf.Tensor):
+        features = decode_example(serialized)
+        stacked = tf.stack([features["image"], tf.cast(features["label"], tf.float32)], axis=-1)
+        if augment:
+            stacked = dihedral_transform(stacked, transform)
+        image = tf.ensure_shape(stacked[..., :1], [patch_size, patch_size, 1])
+        # Labels are exactly 0.0/1.0, so the float round trip is lossless.
+        label = tf.ensure_shape(tf.cast(stacked[..., 1], tf.int32), [patch_size, patch_size])
+        if not with_info:
+            return image, label
+        extra = {
+            "source": features["source"],
+            "patch_row": features["patch_row"],
+            "patch_col": features["patch_col"],
+            "transform": transform,
+        }
+        return image, label, extra
+
+    dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if not repeat:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_elements))
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    # Records are addressed by offset, not by file, so a multi-worker pipeline shards elements.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options).prefetch(AUTOTUNE)

@@ -1,0 +1,194 @@
+"""The TFRecord schema of a dataset (one `tf.train.Example` per unaugmented patch), the shard
+writer, and a header scan that finds every record and detects truncated shards.
+
+Features (documented in README, "TFRecord schema"):
+``image`` bytes, float32 little-endian row-major H*W (standardised);
+``label`` bytes, uint8 H*W (0 background, 1 particle); ``height``, ``width`` int64;
+``source`` bytes (source image file name); ``patch_row``, ``patch_col`` int64 (top-left corner
+in the source image); ``pixel_size_nm`` float (NaN when unknown).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tem_rf.io import InputError
+
+FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.string),
+    "height": tf.io.FixedLenFeature([], tf.int64),
+    "width": tf.io.FixedLenFeature([], tf.int64),
+    "source": tf.io.FixedLenFeature([], tf.string),
+    "patch_row": tf.io.FixedLenFeature([], tf.int64),
+    "patch_col": tf.io.FixedLenFeature([], tf.int64),
+    "pixel_size_nm": tf.io.FixedLenFeature([], tf.float32),
+}
+
+# A TFRecord is: uint64 length, uint32 masked CRC of the length, data, uint32 masked CRC of data.
+_HEADER_BYTES = 12
+_FOOTER_BYTES = 4
+
+
+def encode_example(
+    image: np.ndarray,
+    label: np.ndarray,
+    source: str,
+    patch_row: int,
+    patch_col: int,
+    pixel_size_nm: float | None,
+) -> bytes:
+    """Serialises one patch (image float32 [H,W], label 0/1 [H,W]) as a `tf.train.Example`."""
+    image = np.asarray(image)
+    label = np.asarray(label)
+    if image.ndim != 2 or image.shape != label.shape:
+        raise ValueError(f"image {image.shape} and label {label.shape} must be equal 2-D shapes")
+    if label.size and label.max() > 1:
+        raise ValueError("label must be 0/1")
+
+    def int64(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+    def raw(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    size = float("nan") if pixel_size_nm is None else float(pixel_size_nm)
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": raw(np.ascontiguousarray(image, dtype="<f4").tobytes()),
+                "label": raw(np.ascontiguousarray(label, dtype=np.uint8).tobytes()),
+                "height": int64(image.shape[0]),
+                "width": int64(image.shape[1]),
+                "source": raw(source.encode("utf-8")),
+                "patch_row": int64(patch_row),
+                "patch_col": int64(patch_col),
+                "pixel_size_nm": tf.train.Feature(float_list=tf.train.FloatList(value=[size])),
+            }
+        )
+    )
+    return example.SerializeToString()
+
+
+def decode_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parses one serialised example: ``image`` float32 [H,W], ``label`` uint8 [H,W], and the
+    scalar features as stored."""
+    features = tf.io.parse_single_example(serialized, FEATURES)
+    shape = tf.stack([features["height"], features["width"]])
+    features["image"] = tf.reshape(tf.io.decode_raw(features["image"], tf.float32, little_endian=True), shape)
+    features["label"] = tf.reshape(tf.io.decode_raw(features["label"], tf.uint8), shape)
+    return features
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+    return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    file: str  # relative to the dataset directory, e.g. "train/train-00000-of-00004.tfrecord"
+    count: int
+    bytes: int
+
+
+class ShardWriter:
+    """Writes a split's records round-robin into up to ``num_shards`` shards.
+
+    Record k goes to shard ``k % S`` (S = shards actually used = min(num_shards, records)), so a
+    round-robin read of the shards returns the records in the order they were written. Shard names
+    carry S, which is only known at the end: files get their final names in `close`.
+    """
+
+    def __init__(self, dataset_dir: str | os.PathLike, split: str, num_shards: int):
+        if num_shards < 1:
+            raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        self._dataset_dir = Path(dataset_dir)
+        self._split = split
+        self._split_dir = self._dataset_dir / split
+        self._split_dir.mkdir(parents=True, exist_ok=True)
+        self._num_shards = num_shards
+        self._writers: list[tf.io.TFRecordWriter] = []
+        self._counts: list[int] = []
+        self._closed = False
+
+    def _partial(self, index: int) -> Path:
+        return self._split_dir / f"{self._split}-{index:05d}.partial"
+
+    def write(self, record: bytes) -> None:
+        total = sum(self._counts)
+        index = total % self._num_shards
+        if index == len(self._writers):
+            self._writers.append(tf.io.TFRecordWriter(str(self._partial(index))))
+            self._counts.append(0)
+        self._writers[index].write(record)
+        self._counts[index] += 1
+
+    def close(self) -> list[ShardInfo]:
+        """Flushes, renames shards to their final names and returns their descriptions."""
+        if self._closed:
+            raise RuntimeError("ShardWriter already closed")
+        self._closed = True
+        for writer in self._writers:
+            writer.close()
+        shards = []
+        used = len(self._writers)
+        for index, count in enumerate(self._counts):
+            name = shard_name(self._split, index, used)
+            final = self._split_dir / name
+            os.replace(self._partial(index), final)
+            shards.append(ShardInfo(f"{self._split}/{name}", count, final.stat().st_size))
+        return shards
+
+
+@dataclass(frozen=True)
+class RecordLocation:
+    path: str
+    data_offset: int  # first byte of the serialised example
+    length: int
+    file_size: int
+
+
+def scan_tfrecord(path: str | os.PathLike) -> list[RecordLocation]:
+    """Walks a TFRecord file's record headers (reading 12 bytes per record, seeking over data).
+
+    Raises `InputError` naming the file when a record runs past the end of the file (a truncated
+    or partly copied shard), so a bad shard is reported before training starts, not mid-epoch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "shard file is missing")
+    file_size = path.stat().st_size
+    records = []
+    offset = 0
+    with open(path, "rb") as handle:
+        while offset < file_size:
+            header = handle.read(_HEADER_BYTES)
+            if len(header) < _HEADER_BYTES:
+                raise InputError(
+                    path,
+                    f"truncated TFRecord shard: record {len(records)} header cut off at byte "
+                    f"{file_size}; rebuild the dataset or copy the shard again",
+                )
+            (length,) = struct.unpack("<Q", header[:8])
+            end = offset + _HEADER_BYTES + length + _FOOTER_BYTES
+            if end > file_size:
+                raise InputError(
+                    path,
+                    f"truncated TFRecord shard: record {len(records)} needs bytes up to {end} but "
+                    f"the file has {file_size}; rebuild the dataset or copy the shard again",
+                )
+            records.append(RecordLocation(str(path), offset + _HEADER_BYTES, length, file_size))
+            offset = end
+            handle.seek(offset)
+    return records
+
+
+def pixel_size_or_none(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
