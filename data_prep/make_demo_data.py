@@ -1,0 +1,55 @@
+r"""Writes a small synthetic TEM dataset (micrographs + exact masks) in seconds; no download.
+
+  python -m data_prep.make_demo_data --out_dir=demo_out/raw
+  python -m data_prep.make_demo_data --out_dir=demo_out/raw_lowres --kind=low_res --num_images=12
+
+Writes OUT_DIR/images/<kind>_NNN.tif (uint16 camera counts, pixel size in the TIFF's ImageJ
+metadata), OUT_DIR/labels/<kind>_NNN_mask.png (0/255) and OUT_DIR/demo.json; feed them to
+data_prep.make_tfrecords (--images=OUT_DIR/images --labels=OUT_DIR/labels).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import app, flags
+
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to create (images/, labels/, demo.json).")
+_KIND = flags.DEFINE_enum(
+    "kind", "high_res", ["high_res", "low_res"],
+    "high_res: lattice fringes, weak amplitude contrast; low_res: particles darker than background.",
+)
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 10, "Number of micrographs.", lower_bound=1)
+_SIZE = flags.DEFINE_integer("size", 512, "Micrograph height and width in pixels.", lower_bound=8)
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same files.")
+_PIXEL_SIZE_NM = flags.DEFINE_float(
+    "pixel_size_nm", None, "Pixel size in nm (default: the paper's, 0.02152 high_res, 0.1243 low_res)."
+)
+_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an existing demo dataset in --out_dir.")
+flags.mark_flag_as_required("out_dir")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tem_rf.io import InputError
+    from tem_rf.synthetic import write_demo_dataset
+
+    start = time.perf_counter()
+    try:
+        info = write_demo_dataset(
+            _OUT_DIR.value, _NUM_IMAGES.value, _SIZE.value, _KIND.value, _SEED.value,
+            pixel_size_nm=_PIXEL_SIZE_NM.value, overwrite=_OVERWRITE.value,
+        )
+    except (InputError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    print(
+        f"wrote {info['num_images']} {info['kind']} micrographs of {info['size']}x{info['size']} px "
+        f"({info['pixel_size_nm']} nm/px) with masks to {_OUT_DIR.value} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
