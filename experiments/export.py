@@ -1,0 +1,65 @@
+r"""Exports a trained network as a TensorFlow SavedModel with its tem_rf metadata asset.
+
+  python -m experiments.export --model=runs/N2_k2-2_d1-1-1/seed0 --export_dir=exported/N2
+  python -m experiments.export --model=path/to/best.keras --export_dir=exported/N2
+
+The SavedModel's ``serving_default`` takes float32 ``[batch, height, width, 1]`` preprocessed
+images and returns the particle probability, float32 ``[batch, height, width]``;
+``assets/tem_rf.json`` holds receptive field, halo, size divisor, training pixel size,
+normalisation, class names, the run's config and the package version.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+
+_MODEL = flags.DEFINE_string(
+    "model", None, "Run directory (best.keras, else model.keras, + config.json) or a .keras file."
+)
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "SavedModel directory to write (replaced only once complete)."
+)
+_KEEP_MIXED = flags.DEFINE_boolean(
+    "keep_mixed_precision",
+    False,
+    "Keep float16 compute of a mixed_float16 network (GPU serving); default exports float32. "
+    "The output is float32 either way.",
+)
+flags.mark_flag_as_required("model")
+flags.mark_flag_as_required("export_dir")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # SavedModel I/O chatter
+    from tem_rf.export import ModelLoadError, export_run
+
+    try:
+        metadata = export_run(_MODEL.value, _EXPORT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value)
+    except ModelLoadError as error:
+        sys.exit(f"error: {error}")
+    nm = metadata["receptive_field_nm"]
+    pixel = metadata["pixel_size_nm"]
+    print(f"exported {metadata['architecture']} to {_EXPORT_DIR.value}")
+    print(
+        "  serving_default: float32 image [batch, height, width, 1] -> "
+        "particle_probability [batch, height, width] float32"
+    )
+    print(
+        f"  receptive field {metadata['receptive_field_px']} px"
+        + (f" = {nm:.2f} nm" if nm is not None else "")
+        + f", size divisor {metadata['size_divisor']}, tiling halo {metadata['halo_px']} px"
+    )
+    print(
+        "  training pixel size "
+        + (f"{pixel:.4g} nm" if pixel is not None else "unknown")
+        + f", compute dtype {metadata['signature']['compute_dtype']}, metadata assets/tem_rf.json"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,95 @@
+r"""Segments full-size micrographs with an exported (or trained) network.
+
+  python -m experiments.segment --model=exported/N2 --input='session3/*.tif' --output_dir=masks
+  python -m experiments.segment --model=runs/N2_k2-2_d1-1-1/seed0 --input=a.dm4,b.tif \
+      --output_dir=masks --save_probability --tile_size=512
+
+Each micrograph gets the training preprocessing (x-ray outlier removal, standardisation), is
+padded (reflection) to the network's size divisor and segmented in tiles of ``--tile_size`` plus
+a halo that covers the network's dependency extent, so the stitched result equals a single pass.
+Writes ``<stem>_mask.tif`` (uint8 0/255), ``<stem>_overlay.png``, optionally ``<stem>_prob.tif``
+(float32), and ``segmentation.json``. A file that cannot be read or segmented is reported and
+skipped; the exit status is 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+
+_MODEL = flags.DEFINE_string(
+    "model", None, "SavedModel from experiments/export.py, a run directory or a .keras file."
+)
+_INPUT = flags.DEFINE_list(
+    "input", None, "Micrographs: comma-separated files, glob patterns (quoted) or folders."
+)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for masks, overlays, probabilities.")
+_TILE_SIZE = flags.DEFINE_integer(
+    "tile_size",
+    1024,
+    "Core tile size in px (rounded up to the size divisor); bounds memory. 0: one pass per image.",
+    lower_bound=0,
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
+_THRESHOLD = flags.DEFINE_float(
+    "threshold", 0.5, "Particle where the probability exceeds this.", lower_bound=0.0, upper_bound=1.0
+)
+_SAVE_PROB = flags.DEFINE_boolean("save_probability", False, "Also write <stem>_prob.tif.")
+_OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask contours).")
+_OVERLAY_MAX = flags.DEFINE_integer(
+    "overlay_max_size", 1024, "Overlays of larger images are downsampled to this.", lower_bound=16
+)
+_KEEP_MIXED = flags.DEFINE_boolean(
+    "keep_mixed_precision", False, "Run a mixed_float16 .keras/run-dir network in float16 (GPU)."
+)
+flags.mark_flag_as_required("model")
+flags.mark_flag_as_required("input")
+flags.mark_flag_as_required("output_dir")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # SavedModel I/O chatter
+    from tem_rf.export import ModelLoadError, load_predictor
+    from tem_rf.inference import expand_inputs, segment_files
+    from tem_rf.io import InputError
+
+    try:
+        paths = expand_inputs(_INPUT.value)
+        predictor = load_predictor(_MODEL.value, keep_mixed_precision=_KEEP_MIXED.value)
+    except (InputError, ModelLoadError) as error:
+        sys.exit(f"error: {error}")
+    meta = predictor.metadata
+    print(
+        f"model {meta.get('architecture')} ({predictor.source}): size divisor "
+        f"{predictor.size_divisor}, halo {predictor.halo_px} px, training pixel size "
+        + (f"{predictor.pixel_size_nm:.4g} nm" if predictor.pixel_size_nm else "unknown")
+    )
+    results, failures = segment_files(
+        paths,
+        predictor,
+        _OUTPUT_DIR.value,
+        tile_size=_TILE_SIZE.value or None,
+        batch_size=_BATCH_SIZE.value,
+        threshold=_THRESHOLD.value,
+        save_probability=_SAVE_PROB.value,
+        overlay=_OVERLAY.value,
+        overlay_max_size=_OVERLAY_MAX.value,
+    )
+    for result in results:
+        print(
+            f"{result.input}: {result.shape[0]}x{result.shape[1]} px, "
+            f"{100 * result.particle_fraction:.1f}% particle, {result.seconds:.1f} s -> {result.mask}"
+        )
+    print(f"wrote {len(results)} of {len(paths)} segmentations to {_OUTPUT_DIR.value}")
+    if failures:
+        sys.exit(f"error: {len(failures)} of {len(paths)} micrographs failed: " + "; ".join(
+            message for _, message in failures
+        ))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,71 @@
+"""experiments/segment.py end to end: SavedModel in, masks/overlays out, bad files reported."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from tem_rf.export import export_saved_model
+from tem_rf.models import residual_unet
+from tem_rf.synthetic import make_micrograph
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.segment", *args],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+
+def test_segment_saved_model_over_a_glob(tmp_path):
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    images = tmp_path / "session"
+    images.mkdir()
+    demo, _ = make_micrograph("high_res", size=72, rng=0)
+    tifffile.imwrite(  # 0.03 nm/px: more than 10 % off the training pixel size
+        images / "demo.tif", np.rint(demo).astype(np.uint16), imagej=True,
+        resolution=(1 / 0.03, 1 / 0.03), metadata={"unit": "nm"},
+    )
+    grey = np.random.default_rng(0).integers(0, 255, size=(50, 61)).astype(np.uint8)
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(images / "rgb.png")
+    nan_image = demo.copy()
+    nan_image[1, 2] = np.nan
+    tifffile.imwrite(images / "holes.tif", nan_image)
+
+    out = _run(
+        f"--model={tmp_path / 'model'}", f"--input={images / '*.tif'},{images / '*.png'}",
+        f"--output_dir={tmp_path / 'masks'}", "--tile_size=32", "--save_probability",
+    )
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "demo.tif: pixel size 0.03 nm differs from the training pixel size 0.02152 nm" in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: 1 of 3 micrographs failed: {images / 'holes.tif'}: contains 1 NaN or infinite "
+        "pixel(s); fix or mask them first"
+    )
+    assert "wrote 2 of 3 segmentations" in out.stdout
+    masks = tmp_path / "masks"
+    assert tifffile.imread(masks / "demo_mask.tif").shape == (72, 72)
+    assert tifffile.imread(masks / "rgb_mask.tif").shape == (50, 61)
+    assert tifffile.imread(masks / "rgb_prob.tif").dtype == np.float32
+    assert (masks / "demo_overlay.png").stat().st_size > 0
+    assert not (masks / "holes_mask.tif").exists()
+    summary = json.loads((masks / "segmentation.json").read_text())
+    assert summary["halo_px"] == 24 and len(summary["results"]) == 2
+
+
+def test_segment_bad_model_and_inputs_are_one_clear_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    tifffile.imwrite(tmp_path / "a.tif", np.ones((8, 8), np.uint16))
+    out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / 'a.tif'}", f"--output_dir={tmp_path / 'o'}")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "not a run directory (no best.keras or model.keras) and not a SavedModel" in out.stderr.splitlines()[-1]
+    out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / '*.mrc'}", f"--output_dir={tmp_path / 'o'}")
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].endswith("matches no micrograph files")
