@@ -185,6 +185,8 @@ def binarise_mask(values: np.ndarray, path: str | os.PathLike | None = None) -> 
         raise InputError(path, f"mask has negative values (minimum {unique.min()})")
     if set(unique.tolist()) <= {0, 1}:
         return (values != 0).astype(np.uint8), "binary 0/1"
+    if len(unique) == 1:
+        return np.ones(values.shape, np.uint8), f"binarised constant {_fmt(unique[0])} mask (all particle)"
     if 0 not in unique:
         raise InputError(
             path,
@@ -362,7 +364,7 @@ def _axes_pixel_size_nm(axes: list[dict], path: Path) -> float | None:
                 "%s: pixel axis is in %r, not a length; pixel size unknown", path, x_axis.get("units")
             )
         return None
-    return scale * nm_per_unit
+    return float(f"{scale * nm_per_unit:.7g}")
 
 
 def _read_mrc(path: Path, mrcfile) -> tuple[np.ndarray, float | None]:
@@ -374,8 +376,8 @@ def _read_mrc(path: Path, mrcfile) -> tuple[np.ndarray, float | None]:
         raise InputError(path, f"cannot be read as MRC (corrupt or truncated?): {error}") from None
     if data.ndim == 3 and data.shape[0] == 1:
         data = data[0]
-    # MRC voxel size is in Angstrom; 0 means "not set".
-    return data, (voxel_x * 0.1 if voxel_x > 0 else None)
+    # MRC voxel size is float32 Angstrom (0 = not set); 7 digits drop the float32 noise.
+    return data, (float(f"{voxel_x * 0.1:.7g}") if voxel_x > 0 else None)
 
 
 # --------------------------------------------------------------------------------------------

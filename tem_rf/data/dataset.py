@@ -12,13 +12,15 @@ leaves a half-written dataset, and an existing dataset is only replaced once the
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime
 import glob
 import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,6 +245,17 @@ class _Source:
     notes: list[str] = field(default_factory=list)
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    quieted = logging.getLogger(name)
+    level = quieted.level
+    quieted.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
+
+
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
     if not out_dir.exists():
         return
@@ -313,6 +326,8 @@ def _check_pair(image: Path, mask: Path, patch_size: int, min_particle_pixels: i
             f"image is {micrograph.shape[0]}x{micrograph.shape[1]} pixels, smaller than the patch "
             f"size {patch_size}; use a smaller --patch_size or leave this image out",
         )
+    if float(np.ptp(micrograph.data)) == 0.0:
+        raise InputError(image, "image is constant (every pixel the same value), nothing to learn from")
     kept, total = count_kept_patches(label, patch_size, min_particle_pixels, edge)
     return _Source(image, mask, rule, micrograph.shape, micrograph.pixel_size_nm, None, kept, total)
 
@@ -362,6 +377,8 @@ def build_dataset(
         for image, mask in tqdm(pairs, desc="checking", unit="image", disable=not progress)
     ]
     dataset_pixel_size = _resolve_pixel_size(sources, pixel_size_nm)
+    rules = collections.Counter(s.mask_rule.split(" (")[0] for s in sources)
+    logger.info("masks: %s; non-zero = particle", ", ".join(f"{n} {rule}" for rule, n in rules.items()))
 
     usable = [s for s in sources if s.patches > 0]
     for source in sources:
@@ -385,8 +402,9 @@ def build_dataset(
         ordered = [(split, by_name[name]) for split in SPLITS for name in assignment[split]]
         writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
         for split, source in tqdm(ordered, desc="writing", unit="image", disable=not progress):
-            micrograph = read_micrograph(source.image)
-            label, _ = read_mask_and_rule(source.mask)
+            with _quiet_logger("tem_rf.io"):  # its notes were logged in the checking pass
+                micrograph = read_micrograph(source.image)
+                label, _ = read_mask_and_rule(source.mask)
             try:
                 result = preprocess_with_stats(micrograph.data, xray_threshold)
             except ValueError as error:

@@ -1,0 +1,294 @@
+"""Finding, matching, splitting and building datasets; messy input; bad input leaves nothing."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from tem_rf.data import (
+    build_dataset,
+    find_image_files,
+    match_masks,
+    parse_split_fractions,
+    read_dataset_info,
+    split_sources,
+)
+from tem_rf.io import InputError
+
+# ---------------------------------------------------------------------------- split
+
+
+def test_split_by_source_image_never_shares_an_image():
+    names = [f"im{i:02d}.tif" for i in range(23)]
+    splits = split_sources(names, (0.7, 0.1, 0.2), seed=3)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [16, 2, 5]
+    assigned = splits["train"] + splits["val"] + splits["test"]
+    assert sorted(assigned) == names  # every image once, none twice
+    assert not set(splits["train"]) & set(splits["test"])
+
+
+def test_split_is_seeded_and_order_independent():
+    names = [f"im{i}.tif" for i in range(10)]
+    first = split_sources(names, (0.7, 0.1, 0.2), seed=0)
+    assert split_sources(list(reversed(names)), (0.7, 0.1, 0.2), seed=0) == first
+    others = [split_sources(names, (0.7, 0.1, 0.2), seed=s) for s in range(1, 6)]
+    assert any(o != first for o in others)
+
+
+def test_split_gives_every_split_an_image_and_refuses_too_few():
+    assert {k: len(v) for k, v in split_sources(["a", "b", "c"], (0.7, 0.1, 0.2), 0).items()} == {
+        "train": 1, "val": 1, "test": 1,
+    }
+    assert len(split_sources(["a", "b"], (0.8, 0.2, 0.0), 0)["test"]) == 0
+    with pytest.raises(ValueError, match=r"fewer source images \(2\) than splits"):
+        split_sources(["a", "b"], (0.7, 0.1, 0.2), 0)
+
+
+@pytest.mark.parametrize("text", ["0.7,0.1", "0.5,0.1,0.2", "a,b,c", "0,0.5,0.5", "-0.1,0.6,0.5"])
+def test_bad_split_fractions(text):
+    with pytest.raises(ValueError, match="--split"):
+        parse_split_fractions(text)
+
+
+def test_split_fractions_accept_percentages():
+    assert parse_split_fractions("70,10,20") == pytest.approx((0.7, 0.1, 0.2))
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def test_masks_match_by_stem_and_suffix(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir(), labels.mkdir()
+    for name in ("a.tif", "b.tif", "C.tiff"):
+        (images / name).write_bytes(b"x")
+    for name in ("a.png", "b_label.tif", "c_Mask.png", "orphan_mask.png"):
+        (labels / name).write_bytes(b"x")
+    pairs = match_masks(find_image_files(images), labels)
+    assert [(i.name, m.name) for i, m in pairs] == [
+        ("C.tiff", "c_Mask.png"), ("a.tif", "a.png"), ("b.tif", "b_label.tif"),
+    ]
+
+
+def test_masks_in_the_image_folder_are_not_images(tmp_path):
+    for name in ("a.tif", "a_mask.tif", "b.tif", "b_mask.png"):
+        (tmp_path / name).write_bytes(b"x")
+    pairs = match_masks(find_image_files(tmp_path), tmp_path)
+    assert [(i.name, m.name) for i, m in pairs] == [("a.tif", "a_mask.tif"), ("b.tif", "b_mask.png")]
+
+
+def test_image_without_mask_and_ambiguous_masks(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir(), labels.mkdir()
+    (images / "a.tif").write_bytes(b"x")
+    (images / "b.tif").write_bytes(b"x")
+    (labels / "a_mask.png").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"b\.tif: has no mask in .*labels"):
+        match_masks(find_image_files(images), labels)
+    (labels / "b_mask.png").write_bytes(b"x")
+    (labels / "b_label.png").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"b\.tif: several masks match .*b_label\.png, b_mask\.png"):
+        match_masks(find_image_files(images), labels)
+
+
+def test_missing_and_empty_folders_and_globs(tmp_path):
+    with pytest.raises(InputError, match="nowhere: folder does not exist"):
+        find_image_files(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: no micrographs found"):
+        find_image_files(tmp_path / "empty")
+    with pytest.raises(InputError, match="labels folder does not exist"):
+        match_masks([tmp_path / "a.tif"], tmp_path / "no_labels")
+    (tmp_path / "x1.tif").write_bytes(b"x")
+    (tmp_path / "x2.tif").write_bytes(b"x")
+    (tmp_path / "y.tif").write_bytes(b"x")
+    assert [p.name for p in find_image_files(str(tmp_path / "x*.tif"))] == ["x1.tif", "x2.tif"]
+    with pytest.raises(InputError, match="no micrographs found"):
+        find_image_files(str(tmp_path / "z*.tif"))
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def test_built_dataset_json(built, pairs):
+    out, info = built
+    assert read_dataset_info(out) == json.loads((out / "dataset.json").read_text())
+    assert info["schema_version"] == 1 and info["patch_size"] == 64
+    assert info["pixel_size_nm"] == pytest.approx(0.1)
+    by_split = {s["image"]: s["split"] for s in info["sources"]}
+    for split in ("train", "val", "test"):
+        assert info["splits"][split]["sources"] == sorted(k for k, v in by_split.items() if v == split)
+        shards = info["splits"][split]["shards"]
+        assert sum(s["count"] for s in shards) == info["counts"][split] > 0
+        for shard in shards:
+            assert (out / shard["file"]).stat().st_size == shard["bytes"]
+            assert shard["file"].endswith(f"-of-{len(shards):05d}.tfrecord")
+    assert sum(s["patches"] for s in info["sources"]) == sum(info["counts"].values())
+    assert info["preprocessing"]["min_particle_pixels"] == 50
+    assert all(s["mask_rule"].startswith("binarised 0/255") for s in info["sources"])
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_existing_dataset_is_refused_without_overwrite(built, pairs):
+    out, info = built
+    before = (out / "dataset.json").read_text()
+    with pytest.raises(InputError, match="already holds a dataset.*--overwrite"):
+        build_dataset(pairs, out, patch_size=64, min_particle_pixels=50, progress=False)
+    assert (out / "dataset.json").read_text() == before
+    new = build_dataset(pairs, out, patch_size=32, min_particle_pixels=50, overwrite=True, progress=False)
+    assert read_dataset_info(out)["patch_size"] == 32 == new["patch_size"]
+
+
+def test_non_dataset_folder_is_never_replaced(tmp_path, pairs):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("keep me")
+    with pytest.raises(InputError, match="not empty and holds no dataset"):
+        build_dataset(pairs, out, patch_size=64, overwrite=True, progress=False)
+    assert (out / "thesis.tex").read_text() == "keep me"
+
+
+def _no_output(parent, out):
+    return not out.exists() and not [p for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def test_shape_mismatch_names_the_mask(tmp_path, pairs):
+    image, mask = pairs[2]
+    tifffile.imwrite(mask, np.zeros((100, 128), np.uint8))
+    with pytest.raises(InputError, match=r"img2_mask\.tif: mask is 100x128 pixels but its image img2\.tif is 128x128"):
+        build_dataset(pairs, tmp_path / "out", patch_size=64, progress=False)
+    assert _no_output(tmp_path, tmp_path / "out")
+
+
+def test_bad_inputs_fail_before_anything_is_written(tmp_path, pairs):
+    image, mask = pairs[1]
+    photo = np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8)
+    tifffile.imwrite(mask, photo)
+    with pytest.raises(InputError, match=r"img1_mask\.tif: mask is neither binary nor instance ids"):
+        build_dataset(pairs, tmp_path / "out", patch_size=64, progress=False)
+    tifffile.imwrite(mask, np.zeros((128, 128), np.uint8))
+    values = tifffile.imread(image).astype(np.float32)
+    values[3, 3] = np.nan
+    tifffile.imwrite(image, values)
+    with pytest.raises(InputError, match=r"img1\.tif: contains 1 NaN"):
+        build_dataset(pairs, tmp_path / "out", patch_size=64, progress=False)
+    image.write_bytes(image.read_bytes()[:500])
+    with pytest.raises(InputError, match=r"img1\.tif: cannot be read as TIFF"):
+        build_dataset(pairs, tmp_path / "out", patch_size=64, progress=False)
+    assert _no_output(tmp_path, tmp_path / "out")
+
+
+def test_failure_while_writing_leaves_no_partial_output_and_keeps_old_dataset(built, pairs, tmp_path, monkeypatch):
+    from tem_rf.data import tfrecords
+
+    out, _ = built
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real_write = tfrecords.ShardWriter.write
+    written = []
+
+    def failing_write(self, record):  # the disk fills up after a few patches
+        if len(written) == 5:
+            raise OSError("No space left on device")
+        written.append(record)
+        real_write(self, record)
+
+    monkeypatch.setattr(tfrecords.ShardWriter, "write", failing_write)
+    for target, overwrite in [(tmp_path / "fresh", False), (out, True)]:
+        written.clear()
+        with pytest.raises(OSError, match="No space left"):
+            build_dataset(pairs, target, patch_size=64, min_particle_pixels=50, overwrite=overwrite, progress=False)
+        assert len(written) == 5
+    assert not (tmp_path / "fresh").exists()
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_constant_image_is_refused(tmp_path, pairs):
+    tifffile.imwrite(pairs[4][0], np.full((128, 128), 7, np.uint16))
+    with pytest.raises(InputError, match=r"img4\.tif: image is constant"):
+        build_dataset(pairs, tmp_path / "out", patch_size=64, pixel_size_nm=0.1, progress=False)
+    assert _no_output(tmp_path, tmp_path / "out")
+
+
+def test_too_few_images_for_the_splits(tmp_path, pairs):
+    with pytest.raises(InputError, match=r"fewer source images \(2\) than splits"):
+        build_dataset(pairs[:2], tmp_path / "out", patch_size=64, progress=False)
+    assert _no_output(tmp_path, tmp_path / "out")
+
+
+def test_rgb_images_and_instance_id_masks(tmp_path, pair_writer, caplog):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for index in range(3):
+        image_path, mask_path = pair_writer(images, labels, f"s{index}", seed=index)
+        grey = tifffile.imread(image_path)
+        tifffile.imwrite(image_path, np.stack([grey] * 3, axis=-1), photometric="rgb")
+        binary = tifffile.imread(mask_path) > 0
+        instance_ids = (binary * (1 + (np.arange(128)[None, :] >= 64))).astype(np.uint8)
+        mask_path.unlink()
+        Image.fromarray(instance_ids).save(labels / f"s{index}_label.png")
+    with caplog.at_level(logging.INFO):
+        info = build_dataset(
+            match_masks(find_image_files(images), labels), tmp_path / "out",
+            patch_size=64, min_particle_pixels=50, pixel_size_nm=0.2, progress=False,
+        )
+    assert "identical channels" in caplog.text
+    assert "instance-id" in caplog.text
+    assert all("instance-id" in s["mask_rule"] for s in info["sources"])
+    assert info["pixel_size_nm"] == 0.2
+    assert all(s["pixel_size_from"] == "flag" for s in info["sources"])
+
+
+def test_unknown_pixel_size_warns_and_mixed_sizes_fail(tmp_path, pair_writer, caplog):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    pairs = [pair_writer(images, labels, f"u{i}", seed=i) for i in range(3)]
+    with caplog.at_level(logging.WARNING):
+        info = build_dataset(pairs, tmp_path / "out", patch_size=64, min_particle_pixels=50, progress=False)
+    assert info["pixel_size_nm"] is None
+    assert "pixel size unknown" in caplog.text
+    pairs.append(pair_writer(images, labels, "u3", seed=3, pixel_size_nm=0.5))
+    with pytest.raises(InputError, match=r"u0\.tif: has no pixel size .* pass --pixel_size_nm"):
+        build_dataset(pairs, tmp_path / "out2", patch_size=64, min_particle_pixels=50, progress=False)
+    with pytest.raises(InputError, match=r"pixel size 0\.5 nm differs"):
+        build_dataset(pairs, tmp_path / "out2", patch_size=64, pixel_size_nm=0.1, progress=False)
+
+
+def test_sizes_not_multiple_of_the_patch_size(tmp_path, pair_writer):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    mask = np.ones((100, 150), np.uint8)
+    pairs = [pair_writer(images, labels, f"e{i}", shape=(100, 150), seed=i, mask=mask) for i in range(3)]
+    shifted = build_dataset(pairs, tmp_path / "shift", patch_size=64, edge="shift", progress=False)
+    dropped = build_dataset(pairs, tmp_path / "drop", patch_size=64, edge="drop", progress=False)
+    # shift: rows {0, 36} x cols {0, 64, 86}; drop: rows {0} x cols {0, 64}
+    assert sum(shifted["counts"].values()) == 3 * 6
+    assert sum(dropped["counts"].values()) == 3 * 2
+    with pytest.raises(InputError, match=r"e0\.tif: image is 100x150 pixels, smaller than the patch size 128"):
+        build_dataset(pairs, tmp_path / "big", patch_size=128, progress=False)
+
+
+def test_images_without_kept_patches_are_left_out(tmp_path, pair_writer, caplog):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    pairs = [pair_writer(images, labels, f"k{i}", seed=i) for i in range(3)]
+    pairs.append(pair_writer(images, labels, "empty", seed=9, mask=np.zeros((128, 128), np.uint8)))
+    with caplog.at_level(logging.WARNING):
+        info = build_dataset(pairs, tmp_path / "out", patch_size=64, min_particle_pixels=50, progress=False)
+    empty = next(s for s in info["sources"] if s["image"] == "empty.tif")
+    assert empty["split"] is None and empty["patches"] == 0
+    assert "empty.tif: no 64x64 patch" in caplog.text
+
+
+def test_read_dataset_info_errors(tmp_path, built):
+    with pytest.raises(InputError, match="dataset folder does not exist"):
+        read_dataset_info(tmp_path / "nope")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InputError, match="is not a dataset: no dataset.json"):
+        read_dataset_info(tmp_path / "plain")
+    out, info = built
+    (out / "dataset.json").write_text(json.dumps(info | {"schema_version": 99}))
+    with pytest.raises(InputError, match="schema_version 99"):
+        read_dataset_info(out)
+    (out / "dataset.json").write_text("{ not json")
+    with pytest.raises(InputError, match="dataset.json: is not valid JSON"):
+        read_dataset_info(out)
