@@ -42,6 +42,9 @@ _AUGMENT = flags.DEFINE_boolean("augment", True, "Train on the 8 dihedral varian
 _EVAL_AUGMENT = flags.DEFINE_boolean("eval_augment", True, "Score val/test on all 8 variants.")
 _IMAGE_EVERY = flags.DEFINE_integer("image_every", 5, "Log validation images every N epochs.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar per epoch.")
+_KEEP_WORKER_DIRS = flags.DEFINE_boolean(
+    "keep_worker_dirs", False, "Multi-worker: keep non-chief workers' final weights (lockstep checks)."
+)
 flags.mark_flags_as_required(["data_dir", "model_dir"])
 
 
@@ -68,6 +71,7 @@ def main(argv: list[str]) -> None:
             augment=_AUGMENT.value,
             eval_augment=_EVAL_AUGMENT.value,
             image_every=_IMAGE_EVERY.value,
+            keep_worker_dirs=_KEEP_WORKER_DIRS.value,
         )
         results = training.train(config, progress=_PROGRESS.value)
     except (training.TrainingError, ValueError) as err:

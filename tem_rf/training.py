@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -150,6 +152,17 @@ def make_strategy(name: str = "auto", devices: Sequence[str] | None = None):
     return tf.distribute.get_strategy()
 
 
+def strategy_name(strategy) -> str:
+    """``multi_worker``, ``mirrored`` or ``default``: how a strategy object distributes."""
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "multi_worker"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "mirrored"
+    return "default"
+
+
 def is_chief(strategy) -> bool:
     """True on the worker that writes outputs (always true outside multi-worker training)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -163,6 +176,48 @@ def is_chief(strategy) -> bool:
 
 
 # --------------------------------------------------------------------------- the loop
+
+
+def build_train_step(strategy, model, optimizer, jit_compile: bool = False):
+    """A `tf.function` taking a (distributed) ``(images, labels)`` batch, returning the loss.
+
+    The loss is the mean pixel-wise cross-entropy over the global batch. Under mixed_float16 the
+    optimizer is a `LossScaleOptimizer`, and the loss is scaled before differentiation.
+    """
+    import keras
+    import tensorflow as tf
+
+    scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def loss_and_gradients(images, labels, global_pixels):
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            per_pixel = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            loss = tf.reduce_sum(per_pixel) / global_pixels
+            scaled = optimizer.scale_loss(loss) if scales_loss else loss
+        return loss, tape.gradient(scaled, model.trainable_variables)
+
+    # XLA compiles the forward and backward pass only: cross-replica all-reduces and the
+    # optimizer's distributed update stay outside the compiled function.
+    if jit_compile:
+        loss_and_gradients = tf.function(loss_and_gradients, jit_compile=True)
+
+    def replica_step(images, labels):
+        # Each replica divides its loss sum by the all-reduced pixel count, and the optimizer
+        # sums replica gradients: the mean over the global batch, whatever the replica count.
+        local_pixels = tf.cast(tf.size(labels), tf.float32)
+        ctx = tf.distribute.get_replica_context()
+        global_pixels = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_pixels)
+        loss, gradients = loss_and_gradients(images, labels, global_pixels)
+        optimizer.apply(gradients, model.trainable_variables)
+        return loss
+
+    @tf.function
+    def train_step(batch):
+        per_replica = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return train_step
 
 
 @dataclasses.dataclass
@@ -238,13 +293,14 @@ class Trainer:
                     tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"best_{i}")
                     for i, v in enumerate(self.model.weights)
                 ]
-                self.state = _State(
-                    epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
-                    best_val_dice=tf.Variable(-1.0, dtype=tf.float64, trainable=False),
-                    best_epoch=tf.Variable(0, dtype=tf.int64, trainable=False),
-                )
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
+        # Plain (per-worker) counters: every worker assigns them the same values.
+        self.state = _State(
+            epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
+            best_val_dice=tf.Variable(-1.0, dtype=tf.float64, trainable=False),
+            best_epoch=tf.Variable(0, dtype=tf.int64, trainable=False),
+        )
         self.checkpoint = tf.train.Checkpoint(
             model=self.model,
             optimizer=self.optimizer,
@@ -255,42 +311,16 @@ class Trainer:
         )
         self.description = rf_lib.describe_model(self.model, self.pixel_size_nm)
         self.architecture = architecture_name(config.num_blocks, config.pool_sizes, config.dilations)
-        self._train_step = self._make_train_step()
+        jit_compile = config.jit_compile
+        if jit_compile and self.strategy.num_replicas_in_sync > 1:
+            # Synchronised batch norm all-reduces inside the forward pass, which XLA's
+            # single-device compilation cannot hold.
+            logger.warning("--xla is ignored with %d replicas", self.strategy.num_replicas_in_sync)
+            jit_compile = False
+        self._train_step = build_train_step(self.strategy, self.model, self.optimizer, jit_compile)
         self._eval_step = self._make_eval_step()
 
     # -- steps ---------------------------------------------------------------------------------
-
-    def _make_train_step(self):
-        import keras
-        import tensorflow as tf
-
-        strategy, model, optimizer = self.strategy, self.model, self.optimizer
-        scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
-        def replica_step(images, labels):
-            # Mean cross-entropy over every pixel of the global batch: each replica divides its
-            # sum by the all-reduced pixel count, and the optimizer sums replica gradients.
-            local_pixels = tf.cast(tf.size(labels), tf.float32)
-            ctx = tf.distribute.get_replica_context()
-            global_pixels = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_pixels)
-            with tf.GradientTape() as tape:
-                probabilities = model(images, training=True)
-                per_pixel = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-                loss = tf.reduce_sum(per_pixel) / global_pixels
-                scaled = optimizer.scale_loss(loss) if scales_loss else loss
-            gradients = tape.gradient(scaled, model.trainable_variables)
-            optimizer.apply(gradients, model.trainable_variables)
-            return loss
-
-        # XLA compiles the replica step only: the cross-replica reduction stays outside it.
-        compiled_step = tf.function(replica_step, jit_compile=True) if self.config.jit_compile else replica_step
-
-        @tf.function
-        def train_step(batch):
-            per_replica = strategy.run(compiled_step, args=batch)
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-
-        return train_step
 
     def _make_eval_step(self):
         import keras
@@ -369,7 +399,7 @@ class Trainer:
             architecture=self.architecture,
             precision=self.precision,
             precision_requested=self.config.precision,
-            strategy=type(self.strategy).__name__,
+            strategy=strategy_name(self.strategy),
             num_replicas=self.strategy.num_replicas_in_sync,
             patch_size=self.patch_size,
             pixel_size_nm=self.pixel_size_nm,
@@ -411,6 +441,7 @@ class Trainer:
 
         Returns the content of ``metrics.json``.
         """
+        import keras
         import tensorflow as tf
 
         from tem_rf.io_utils import atomic_write_text
@@ -456,7 +487,7 @@ class Trainer:
             seconds = time.perf_counter() - started
             train_loss = loss_sum / self.steps_per_epoch
             val = self.evaluate("val")
-            lr = float(self.optimizer.learning_rate)
+            lr = float(np.asarray(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
             row = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,

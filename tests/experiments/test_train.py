@@ -1,0 +1,98 @@
+"""experiments/train.py end to end: two MultiWorkerMirrored workers, and bad flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training_helpers import make_tiny_dataset, max_weight_difference, run_weights
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
+    return env
+
+
+def _train_cmd(*args):
+    return [sys.executable, "-m", "experiments.train", "--progress=false", *args]
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("train_binary"))
+
+
+@pytest.mark.large
+def test_two_multi_worker_processes_train_in_lockstep(tiny_data, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    run = tmp_path / "run"
+    args = [f"--data_dir={tiny_data}", f"--model_dir={run}", "--strategy=multi_worker", "--epochs=2",
+            "--batch_size=8", "--learning_rate=1e-2", "--precision=float32", "--keep_worker_dirs"]
+    workers = [
+        subprocess.Popen(
+            _train_cmd(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [w.communicate(timeout=300)[0] for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    for w, out in zip(workers, outputs):
+        assert w.returncode == 0, out[-3000:]
+    config = json.loads((run / "config.json").read_text())
+    assert config["strategy"] == "multi_worker" and config["num_replicas"] == 2
+    chief = run_weights(run)
+    other = run_weights(run / ".worker-worker-1")
+    assert max_weight_difference(chief, other) == 0.0
+    assert (run / "metrics.json").exists() and not (run / ".worker-worker-1" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model_dir=X"], "Flag --data_dir must have a value other than None"),
+        (["--data_dir=/nonexistent", "--model_dir=X"], "error: --data_dir /nonexistent does not exist"),
+        (["--data_dir=D", "--model_dir=X", "--precision=float64"], "--precision"),
+    ],
+)
+def test_bad_flags_give_one_clear_error(tmp_path, args, message):
+    args = [a.replace("=X", f"={tmp_path / 'run'}").replace("=D", f"={tmp_path}") for a in args]
+    out = subprocess.run(_train_cmd(*args), cwd=ROOT, capture_output=True, text=True, env=_env())
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_patch_size_not_divisible_by_pools(tiny_data, tmp_path):
+    out = subprocess.run(
+        _train_cmd(f"--data_dir={tiny_data}", f"--model_dir={tmp_path / 'run'}", "--pool_sizes=8,8"),
+        cwd=ROOT, capture_output=True, text=True, env=_env(),
+    )
+    assert out.returncode != 0
+    assert "patch size 32" in out.stderr and "not divisible by 64" in out.stderr
+    assert "Traceback" not in out.stderr
