@@ -354,8 +354,6 @@ def build_dataset(
     a temporary directory that is renamed onto ``out_dir`` at the end. ``num_shards`` is the most
     shards per split. Returns the dataset.json content.
     """
-    from tem_rf.data.tfrecords import ShardWriter, encode_example  # TensorFlow, imported on use
-
     out_dir = Path(out_dir)
     if patch_size < 1:
         raise ValueError(f"patch_size must be positive, got {patch_size}")
@@ -396,6 +394,9 @@ def build_dataset(
     for split, names in assignment.items():
         for name in names:
             by_name[name].split = split
+
+    # TensorFlow is imported only now, so bad input is reported without its start-up time.
+    from tem_rf.data.tfrecords import ShardWriter, encode_example
 
     splits_info = {}
     with atomic_path(out_dir, directory=True) as tmp:
