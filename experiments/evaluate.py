@@ -1,7 +1,7 @@
 r"""Scores a trained run on a dataset split: pooled hard/soft dice and a per-patch CSV.
 
   python -m experiments.evaluate --run_dir=runs/N2_k2-8 --split=test
-  python -m experiments.evaluate --run_dir=runs/N2_k2-8 --data_dir=OTHER_DATA --no_augment
+  python -m experiments.evaluate --run_dir=runs/N2_k2-8 --data_dir=OTHER_DATA --noaugment
 
 By default every patch is scored in its 8 dihedral variants (as the paper did). Writes
 <run_dir>/eval_<split>.csv (one row per patch and variant) and eval_<split>.json.
