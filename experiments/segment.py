@@ -37,7 +37,7 @@ _THRESHOLD = flags.DEFINE_float(
     "threshold", 0.5, "Particle where the probability exceeds this.", lower_bound=0.0, upper_bound=1.0
 )
 _SAVE_PROB = flags.DEFINE_boolean("save_probability", False, "Also write <stem>_prob.tif.")
-_OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask contours).")
+_OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask outlines in red).")
 _OVERLAY_MAX = flags.DEFINE_integer(
     "overlay_max_size", 1024, "Overlays of larger images are downsampled to this.", lower_bound=16
 )

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+from skimage.segmentation import find_boundaries
 
 from tem_rf.export import keras_predictor
 from tem_rf.inference import (
     MASK_VALUE,
+    OVERLAY_COLOUR,
     check_pixel_size,
     dependency_extent,
     expand_inputs,
@@ -171,7 +173,10 @@ def test_segment_demo_micrograph_writes_mask_probability_and_overlay(predictor, 
         PIXEL_SIZE_NM
     )
     overlay = np.asarray(Image.open(tmp_path / "out" / "demo_overlay.png"))
-    assert overlay.shape[:2] == (90, 96)
+    assert overlay.shape == (90, 96, 3)
+    outline = (overlay == OVERLAY_COLOUR).all(axis=-1)  # grey pixels never match the colour
+    assert outline.any()
+    np.testing.assert_array_equal(outline, find_boundaries(mask > 0, mode="inner"))
 
 
 def test_overlay_of_a_large_image_is_downsampled(predictor, tmp_path):

@@ -1,0 +1,177 @@
+r"""Seconds and peak memory to segment one full-size micrograph, per network depth.
+
+  python3 -m benchmarks.bench_inference                          # N=2,3,4, pools 2, 4096x4096
+  python3 -m benchmarks.bench_inference --num_blocks=2 --size=1024 --tile_size=512   # quick
+
+Each network (untrained: timing does not depend on the weights) is exported as a SavedModel and
+run in its own process, so peak memory (``ru_maxrss``) is that network's alone. A synthetic
+high-resolution demo micrograph (uint16 TIFF with pixel size) is segmented end to end with
+`tem_rf.inference.segment_file` (read, preprocess, tiled inference, write mask + overlay), after
+one warm-up call that traces the graph. ``inference_s`` times `predict_probability` alone on the
+preprocessed image. Prints a table and writes JSON (``--json_out``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+_NUM_BLOCKS = flags.DEFINE_list("num_blocks", ["2", "3", "4"], "Network depths N to time.")
+_POOL_SIZE = flags.DEFINE_integer("pool_size", 2, "Pool size at every level.")
+_SIZE = flags.DEFINE_integer("size", 4096, "Micrograph height and width in px.")
+_TILE_SIZE = flags.DEFINE_integer("tile_size", 1024, "Core tile size (0: one pass).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.")
+_JSON_OUT = flags.DEFINE_string(
+    "json_out", "benchmarks/results/inference_cpu.json", "Where to write the results."
+)
+_WORKER = flags.DEFINE_string("worker_micrograph", None, "Internal: time one network on this file.")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _worker(micrograph: Path, num_blocks: int) -> dict:
+    """Runs in a fresh process: export, load, warm up, segment; returns one result row."""
+    import numpy as np
+
+    from tem_rf.data import preprocess_micrograph
+    from tem_rf.export import export_saved_model, load_predictor
+    from tem_rf.inference import predict_probability, segment_file
+    from tem_rf.io import read_micrograph
+    from tem_rf.models import count_trainable_parameters, residual_unet
+
+    model = residual_unet(num_blocks, _POOL_SIZE.value, seed=0)
+    params = count_trainable_parameters(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_saved_model(model, Path(tmp) / "model", {"pixel_size_nm": 0.02152})
+        del model
+        start = time.perf_counter()
+        predictor = load_predictor(Path(tmp) / "model")
+        load_s = time.perf_counter() - start
+        tile = _TILE_SIZE.value or None
+        window = _SIZE.value if tile is None else min(tile + 2 * predictor.halo_px, _SIZE.value)
+        start = time.perf_counter()
+        predictor(np.zeros((_BATCH_SIZE.value, window, window, 1), np.float32))  # trace
+        warmup_s = time.perf_counter() - start
+        rss_ready_mb = _peak_rss_mb()
+
+        start = time.perf_counter()
+        result = segment_file(
+            micrograph, predictor, Path(tmp) / "out", tile_size=tile, batch_size=_BATCH_SIZE.value
+        )
+        segment_s = time.perf_counter() - start
+        peak_mb = _peak_rss_mb()
+
+        image = read_micrograph(micrograph).data
+        start = time.perf_counter()
+        standardised = preprocess_micrograph(image, predictor.xray_threshold)
+        preprocess_s = time.perf_counter() - start
+        start = time.perf_counter()
+        predict_probability(standardised, predictor, tile_size=tile, batch_size=_BATCH_SIZE.value)
+        inference_s = time.perf_counter() - start
+    return {
+        "num_blocks": num_blocks,
+        "pool_sizes": [_POOL_SIZE.value] * num_blocks,
+        "trainable_params": params,
+        "receptive_field_px": predictor.metadata["receptive_field_px"],
+        "halo_px": predictor.halo_px,
+        "tile_size": _TILE_SIZE.value,
+        "window_px": window,
+        "batch_size": _BATCH_SIZE.value,
+        "load_s": round(load_s, 3),
+        "warmup_s": round(warmup_s, 3),
+        "segment_s": round(segment_s, 3),
+        "preprocess_s": round(preprocess_s, 3),
+        "inference_s": round(inference_s, 3),
+        "rss_ready_mb": round(rss_ready_mb, 1),
+        "peak_rss_mb": round(peak_mb, 1),
+        "particle_fraction": round(result.particle_fraction, 4),
+    }
+
+
+def _write_micrograph(path: Path, size: int) -> None:
+    import numpy as np
+    import tifffile
+
+    from tem_rf.synthetic import make_micrograph
+
+    image, _ = make_micrograph("high_res", size=size, rng=0)
+    tifffile.imwrite(
+        path, np.clip(np.rint(image), 0, 65535).astype(np.uint16), imagej=True,
+        resolution=(1 / 0.02152, 1 / 0.02152), metadata={"unit": "nm"},
+    )
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    if _WORKER.value:
+        print("RESULT " + json.dumps(_worker(Path(_WORKER.value), int(_NUM_BLOCKS.value[0]))))
+        return
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        micrograph = Path(tmp) / f"demo_{_SIZE.value}.tif"
+        _write_micrograph(micrograph, _SIZE.value)
+        for n in _NUM_BLOCKS.value:
+            command = [
+                sys.executable, "-m", "benchmarks.bench_inference", f"--worker_micrograph={micrograph}",
+                f"--num_blocks={n}", f"--pool_size={_POOL_SIZE.value}", f"--size={_SIZE.value}",
+                f"--tile_size={_TILE_SIZE.value}", f"--batch_size={_BATCH_SIZE.value}",
+            ]
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+            if out.returncode or not lines:
+                sys.exit(f"error: worker N={n} failed:\n{out.stderr[-3000:]}")
+            rows.append(json.loads(lines[-1][len("RESULT "):]))
+            row = rows[-1]
+            print(
+                f"N={n}: segment {row['segment_s']:.2f} s (preprocess {row['preprocess_s']:.2f} s, "
+                f"inference {row['inference_s']:.2f} s), peak RSS {row['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+    import tensorflow as tf
+
+    report = {
+        "what": f"segment one {_SIZE.value}x{_SIZE.value} micrograph (SavedModel, CPU)",
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "tensorflow": tf.__version__,
+        },
+        "rows": rows,
+    }
+    header = (
+        f"{'N':>2}{'params':>8}{'RF':>5}{'halo':>6}{'window':>8}{'load s':>8}{'warmup s':>10}"
+        f"{'segment s':>11}{'preproc s':>11}{'infer s':>9}{'peak MB':>9}"
+    )
+    print(f"\n{report['what']}, tile {_TILE_SIZE.value}, batch {_BATCH_SIZE.value}, "
+          f"{os.cpu_count()} CPU cores\n{header}\n{'-' * len(header)}")
+    for r in rows:
+        print(
+            f"{r['num_blocks']:>2}{r['trainable_params']:>8}{r['receptive_field_px']:>5}"
+            f"{r['halo_px']:>6}{r['window_px']:>8}{r['load_s']:>8.2f}{r['warmup_s']:>10.2f}"
+            f"{r['segment_s']:>11.2f}{r['preprocess_s']:>11.2f}{r['inference_s']:>9.2f}"
+            f"{r['peak_rss_mb']:>9.0f}"
+        )
+    if _JSON_OUT.value:
+        from tem_rf.io_utils import atomic_write_text
+
+        atomic_write_text(_JSON_OUT.value, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {_JSON_OUT.value}")
+
+
+if __name__ == "__main__":
+    app.run(main)
