@@ -31,6 +31,12 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create owner-only files; give the result the usual umask permissions
+        # so that colleagues on a shared file system can read the outputs.
+        umask = os.umask(0)
+        os.umask(umask)
+        if tmp.exists():
+            os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~umask)
         if directory:
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
