@@ -12,16 +12,27 @@ Rows are plain dicts so they go straight to CSV (``write_csv``) or a DataFrame.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from tem_rf.io_utils import atomic_write_text
-from tem_rf.metrics import PARTICLE, dice
+
+# The particle class (tem_rf.metrics.PARTICLE), repeated so that importing this module, and the
+# binaries' checks of their input, need no TensorFlow.
+PARTICLE = 1
+
+
+def dice(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
+    """``tem_rf.metrics.dice`` (imported on first use)."""
+    from tem_rf.metrics import dice as metrics_dice
+
+    return metrics_dice(mask_a, mask_b)
 
 
 def _as_masks(array: np.ndarray, what: str) -> np.ndarray:
@@ -170,6 +181,148 @@ def summarize_fn_overlap(
             }
         )
     return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class Patches:
+    """Unaugmented patches of a split: images ``[N, H, W]`` float32, labels ``[N, H, W]`` int32,
+    and per patch a dict of ``source``, ``patch_row``, ``patch_col``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    info: list[dict[str, Any]]
+
+
+def iterate_patches(
+    data_dir: str | os.PathLike, split: str, *, batch_size: int = 8, max_patches: int | None = None
+) -> Iterator[Patches]:
+    """Batches of the split's unaugmented patches in their written order (as numpy)."""
+    from tem_rf import data as data_lib
+
+    if max_patches is not None and max_patches < 1:
+        raise ValueError(f"max_patches must be >= 1, got {max_patches}")
+    dataset = data_lib.load_split(data_dir, split, batch_size, augment=False, with_info=True)
+    seen = 0
+    for images, labels, info in dataset:
+        images = images.numpy()[..., 0]
+        labels = labels.numpy()
+        infos = [
+            {
+                "source": info["source"][i].numpy().decode(),
+                "patch_row": int(info["patch_row"][i]),
+                "patch_col": int(info["patch_col"][i]),
+            }
+            for i in range(len(images))
+        ]
+        if max_patches is not None:
+            keep = max_patches - seen
+            images, labels, infos = images[:keep], labels[:keep], infos[:keep]
+        seen += len(images)
+        if len(images):
+            yield Patches(images, labels, infos)
+        if max_patches is not None and seen >= max_patches:
+            return
+
+
+def load_patches(
+    data_dir: str | os.PathLike, split: str, *, max_patches: int | None = None, batch_size: int = 8
+) -> Patches:
+    """All (or the first ``max_patches``) unaugmented patches of a split, in memory."""
+    batches = list(iterate_patches(data_dir, split, batch_size=batch_size, max_patches=max_patches))
+    if not batches:
+        raise ValueError(f"{data_dir}: split {split!r} has no patches")
+    return Patches(
+        np.concatenate([b.images for b in batches]),
+        np.concatenate([b.labels for b in batches]),
+        [i for b in batches for i in b.info],
+    )
+
+
+def split_radial_spectrum(
+    data_dir: str | os.PathLike, split: str, *, batch_size: int = 8, max_patches: int | None = None
+):
+    """The radial power spectrum statistics of a split's unaugmented patches (for ``auto_band``)."""
+    from tem_rf import fourier
+
+    spectra = [
+        fourier.radial_spectrum(batch.images)
+        for batch in iterate_patches(data_dir, split, batch_size=batch_size, max_patches=max_patches)
+    ]
+    if not spectra:
+        raise ValueError(f"{data_dir}: split {split!r} has no patches")
+    return fourier.combine_spectra(spectra)
+
+
+def score_fourier_filter(
+    data_dir: str | os.PathLike,
+    split: str,
+    band: Any,
+    *,
+    sigma_px: float | None = None,
+    min_contrast: float | None = None,
+    noise_floor: float | None = None,
+    batch_size: int = 8,
+    max_patches: int | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fourier-filter segmentation of a split's unaugmented patches, scored by hard dice.
+
+    The filter is the same for every dihedral variant of a patch (the annulus and the blur are
+    isotropic), so the unaugmented patches give the score of the augmented set.
+
+    Returns ``(summary, rows)``: the pooled hard dice over all pixels (as networks are scored)
+    and the mean per-patch dice; one row per patch with its dice and threshold details.
+    """
+    from tqdm import tqdm
+
+    from tem_rf import fourier
+
+    options = {
+        "sigma_px": fourier.DEFAULT_SIGMA_PX if sigma_px is None else sigma_px,
+        "min_contrast": fourier.DEFAULT_MIN_CONTRAST if min_contrast is None else min_contrast,
+        "noise_floor": fourier.DEFAULT_NOISE_FLOOR if noise_floor is None else noise_floor,
+    }
+    rows: list[dict[str, Any]] = []
+    intersection = predicted_total = label_total = 0
+    bar = tqdm(desc="fourier filtering", unit="patch", disable=not progress)
+    for batch in iterate_patches(data_dir, split, batch_size=batch_size, max_patches=max_patches):
+        for image, label, info in zip(batch.images, batch.labels, batch.info):
+            result = fourier.fourier_filter(image, band, **options)
+            truth = label == PARTICLE
+            intersection += int((truth & result.mask).sum())
+            predicted_total += int(result.mask.sum())
+            label_total += int(truth.sum())
+            rows.append(
+                {"index": len(rows)}
+                | info
+                | {
+                    "particle_pixels": int(truth.sum()),
+                    "predicted_pixels": int(result.mask.sum()),
+                    "hard_dice": dice(result.mask, truth),
+                    "threshold": result.threshold,
+                    "otsu_threshold": result.otsu_threshold,
+                    "background_level": result.background_level,
+                    "contrast": result.contrast,
+                    "used_otsu": result.used_otsu,
+                }
+            )
+            bar.update()
+    bar.close()
+    if not rows:
+        raise ValueError(f"{data_dir}: split {split!r} has no patches")
+    per_patch = np.array([r["hard_dice"] for r in rows])
+    total = predicted_total + label_total
+    summary = {
+        "split": split,
+        "patches": len(rows),
+        "hard_dice": 1.0 if total == 0 else 2.0 * intersection / total,
+        "mean_patch_hard_dice": float(per_patch.mean()),
+        "std_patch_hard_dice": float(per_patch.std(ddof=1)) if len(rows) > 1 else 0.0,
+        "band_cycles_per_px": [band.low, band.high],
+        **options,
+        "patches_with_noise_floor": int(sum(not r["used_otsu"] for r in rows)),
+    }
+    return summary, rows
 
 
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:

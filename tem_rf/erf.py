@@ -48,12 +48,14 @@ Interval = tuple[int, int]
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """Inclusive row and column ranges of input pixels (clipped to the image)."""
+    """Inclusive row and column ranges of input pixels, clipped to the image; ``clipped`` says
+    whether the image border cut the theoretical window."""
 
     row_start: int
     row_stop: int
     col_start: int
     col_stop: int
+    clipped: bool = False
 
     @property
     def height(self) -> int:
@@ -158,7 +160,8 @@ def receptive_window(
                         (min(previous[1][0], in_cols[0]), max(previous[1][1], in_cols[1])),
                     ]
     (r0, r1), (c0, c1) = needed[id(model.inputs[0])]
-    return Window(max(r0, 0), min(r1, rows - 1), max(c0, 0), min(c1, cols - 1))
+    clipped = r0 < 0 or c0 < 0 or r1 > rows - 1 or c1 > cols - 1
+    return Window(max(r0, 0), min(r1, rows - 1), max(c0, 0), min(c1, cols - 1), clipped)
 
 
 def _score_model(model: keras.Model, score: str) -> tuple[keras.Model, str]:

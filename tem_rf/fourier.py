@@ -303,11 +303,31 @@ class RadialSpectrum:
     radially averaged power. ``peak_excess``: ``log(max / median)`` of the power in the ring minus
     what amorphous background (exponentially distributed power) would give for a ring of that
     many coefficients; near 0 for isotropic texture, large where lattice spots are.
+    ``num_images``: how many images were averaged (``combine_spectra`` weights by it).
     """
 
     frequency: np.ndarray
     mean_power: np.ndarray
     peak_excess: np.ndarray
+    num_images: int = 1
+
+
+def combine_spectra(spectra: Sequence[RadialSpectrum]) -> RadialSpectrum:
+    """The average of spectra of same-size images, weighted by their image counts (streaming)."""
+    if not spectra:
+        raise ValueError("no spectra to combine")
+    first = spectra[0]
+    if any(s.frequency.shape != first.frequency.shape or not np.allclose(s.frequency, first.frequency)
+           for s in spectra):
+        raise ValueError("spectra of different image sizes cannot be combined")
+    counts = np.array([s.num_images for s in spectra], dtype=np.float64)
+    total = counts.sum()
+    return RadialSpectrum(
+        first.frequency,
+        sum(c * s.mean_power for c, s in zip(counts, spectra)) / total,
+        sum(c * s.peak_excess for c, s in zip(counts, spectra)) / total,
+        int(total),
+    )
 
 
 def _expected_log_peak_ratio(count: np.ndarray) -> np.ndarray:
@@ -343,11 +363,11 @@ def radial_spectrum(images: np.ndarray) -> RadialSpectrum:
             ratio = np.log(np.asarray(peak) / np.asarray(median))
         excess += np.where(np.isfinite(ratio), ratio - expected, 0.0)
     frequency = np.arange(num_rings) * ring_width
-    return RadialSpectrum(frequency, mean_power / len(stack), excess / len(stack))
+    return RadialSpectrum(frequency, mean_power / len(stack), excess / len(stack), len(stack))
 
 
 def auto_band(
-    images: np.ndarray,
+    images: np.ndarray | RadialSpectrum,
     *,
     min_frequency: float = DEFAULT_MIN_FREQUENCY,
     max_frequency: float = DEFAULT_MAX_FREQUENCY,
@@ -361,20 +381,21 @@ def auto_band(
     cycles/px) marks the lattice; every ring within a factor ``FIRST_ORDER_RATIO`` of it whose
     excess is at least half the strongest joins the band (so Au {111} and {200} both do), and
     the band is padded by ``pad_rings`` rings each side because spots of a finite crystal are
-    a few FFT pixels wide. Give a batch of images: averaging over patches steadies the choice.
+    a few FFT pixels wide. Give a batch of images (or their ``radial_spectrum``, e.g. combined
+    over a whole split with ``combine_spectra``): averaging over patches steadies the choice.
 
     The strongest ring must stand out by ``min_excess`` (natural-log units) and by ``min_z``
     robust standard deviations (median/MAD over the searched rings); on amorphous background
     alone the largest of ~200 rings reaches about 0.9 (z up to about 5). Otherwise the images
     show no lattice fringes and ValueError asks for the band explicitly.
     """
-    spectrum = radial_spectrum(images)
+    spectrum = images if isinstance(images, RadialSpectrum) else radial_spectrum(images)
     freq, excess = spectrum.frequency, spectrum.peak_excess
     search = (freq >= min_frequency) & (freq <= max_frequency)
     if search.sum() < 5:
         raise ValueError(
             f"too few FFT rings between {min_frequency} and {max_frequency} cycles/px "
-            f"for images of shape {np.shape(images)}"
+            f"(images of {2 * (len(freq) - 1)} px are too small)"
         )
     searched = excess[search]
     median = float(np.median(searched))
@@ -409,12 +430,12 @@ def resolve_band(
     relative_width: float = DEFAULT_RELATIVE_WIDTH,
     pixel_size_nm: float | None = None,
     fft_size: int | None = None,
-    images: np.ndarray | None = None,
+    images: np.ndarray | RadialSpectrum | None = None,
 ) -> FourierBand:
     """One band from whichever description is given (at most one); automatic when none is.
 
     ``band_px`` needs ``fft_size``; ``band_nm_inv`` and ``lattice_spacings_nm`` need
-    ``pixel_size_nm``; the automatic band needs ``images``.
+    ``pixel_size_nm``; the automatic band needs ``images`` (or their radial spectrum).
     """
     given = [name for name, value in (("band_px", band_px), ("band_nm_inv", band_nm_inv),
                                       ("lattice_spacings_nm", lattice_spacings_nm)) if value]
@@ -435,5 +456,5 @@ def resolve_band(
     if lattice_spacings_nm:
         return FourierBand.from_lattice_spacings(lattice_spacings_nm, pixel_size_nm, relative_width)
     if images is None:
-        raise ValueError("the automatic band needs images")
+        raise ValueError("the automatic band needs images or their radial spectrum")
     return auto_band(images)

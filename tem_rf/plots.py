@@ -31,6 +31,13 @@ FALSE_POSITIVE = "#F0E442"
 LABEL_CONTOUR = "#FFFFFF"
 SERIES_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442", "#000000")
 DPI = 150
+# How method names read in figures (CSV files keep the short names).
+DISPLAY_NAMES = {"fourier": "Fourier filter"}
+
+
+def display_name(name: str) -> str:
+    """The figure label of a method name (``fourier`` -> ``Fourier filter``)."""
+    return DISPLAY_NAMES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -151,8 +158,9 @@ def _draw_rf_squares(ax, methods: Sequence[Method], size: int, pixel_size_nm: fl
             Rectangle((margin - 0.5, size - margin - side - 0.5), side, side, fill=False,
                       edgecolor=colour, linewidth=1.6)
         )
+        note = " (larger than the patch)" if side > size else ""
         handles.append(Line2D([], [], color=colour, linewidth=1.6,
-                              label=f"{method.name}: {rf_label(side, pixel_size_nm)}"))
+                              label=f"{method.name}: {rf_label(side, pixel_size_nm)}{note}"))
     return handles
 
 
@@ -206,13 +214,20 @@ def plot_segmentation_overlays(
 
 
 def disagreement_centre(labels: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray, box: int) -> tuple[int, int]:
-    """Centre (row, col) of the ``box``-px square where two masks disagree most (ties: label edge)."""
+    """Centre (row, col) of the ``box``-px square (inside the image) where two masks disagree
+    most near the label's particle edges, where pooling and dilation artefacts show; without
+    such disagreement, where they disagree most anywhere, else the most particle edge."""
     import scipy.ndimage
 
     labels = labels.astype(bool)
     disagreement = (mask_a.astype(bool) ^ mask_b.astype(bool)).astype(float)
     edges = labels ^ scipy.ndimage.binary_erosion(labels)
-    score = scipy.ndimage.uniform_filter(disagreement + 0.01 * edges, box, mode="constant")
+    near_edges = scipy.ndimage.binary_dilation(edges, iterations=max(2, box // 8))
+    score = (
+        scipy.ndimage.uniform_filter(disagreement * near_edges, box, mode="constant")
+        + 1e-3 * scipy.ndimage.uniform_filter(disagreement, box, mode="constant")
+        + 1e-6 * scipy.ndimage.uniform_filter(edges.astype(float), box, mode="constant")
+    )
     half = box // 2
     height, width = labels.shape
     inner = np.full_like(score, -1.0)
@@ -331,19 +346,20 @@ def plot_false_negative_maps(
             ax.set_yticks([])
             text = f"FN {fn.sum() / max(truth.sum(), 1):.0%} of particle"
             if method.name != reference:
-                text += f"\nFN overlap w/ {reference}: {_dice(fn, reference_fn):.2f}"
+                text += f"\nFN overlap with {display_name(reference)}: {_dice(fn, reference_fn):.2f}"
             ax.text(0.03, 0.97, text, transform=ax.transAxes, ha="left", va="top", fontsize=6.5,
                     bbox={"facecolor": "white", "alpha": 0.85, "pad": 1.5, "linewidth": 0})
             if row == 0:
                 detail = rf_label(method.receptive_field_px, pixel_size_nm)
-                ax.set_title(f"{method.name}\n{detail}" if detail else method.name, fontsize=8)
+                shown = display_name(method.name)
+                ax.set_title(f"{shown}\n{detail}" if detail else shown, fontsize=8)
     figure.legend(
         handles=[Patch(color=FALSE_NEGATIVE, label="false negative (missed particle)"),
                  Patch(color="#BFBFBF", label="labelled particle"),
                  Line2D([], [], color="black", linewidth=0.8, label="label outline")],
         loc="lower center", ncol=3, fontsize=7, frameon=False,
     )
-    figure.suptitle(f"False-negative regions: networks vs {reference} filtering", fontsize=10)
+    figure.suptitle(f"False-negative regions: networks vs {display_name(reference)}", fontsize=10)
     figure.tight_layout(rect=(0, 0.06 if rows < 3 else 0.04, 1, 1))
     save_figure(figure, path)
 
@@ -356,17 +372,19 @@ def plot_fn_overlap_summary(
     reference: str = "fourier",
     method_labels: Mapping[str, str] | None = None,
 ) -> None:
-    """Statistics of the FN overlap with ``reference`` over all images (paper Fig. S7).
+    """Statistics of the FN overlap with ``reference`` over all patches (paper Fig. S7).
 
-    Left: per-image FN overlap of each network with the reference (points, mean +- std bar).
-    Right: on how many images each network's FN map is the most similar to the reference's.
+    Left: per-patch FN overlap of each network with the reference (points, mean +- std bar).
+    Right: on how many patches each network's FN map is the most similar to the reference's.
     Methods appear in the order of ``summary`` (e.g. by receptive field).
     """
     key = f"fn_overlap_{reference}"
+    reference_name = display_name(reference)
     methods = [s["method"] for s in summary if s["method"] != reference]
     labels = [(method_labels or {}).get(m, m) for m in methods]
-    figure = Figure(figsize=(max(6.5, 1.6 * len(methods) + 3), 3.6))
-    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    tick_style = {"fontsize": 7} if len(methods) <= 4 else {"fontsize": 7, "rotation": 25, "ha": "right"}
+    figure = Figure(figsize=(max(8.0, 3.2 * len(methods)), 3.8), layout="constrained")
+    left, right = figure.subplots(1, 2)
     rng = np.random.default_rng(0)  # jitter only; fixed so figures are reproducible
     for index, method in enumerate(methods):
         values = np.array([float(r[key]) for r in rows if r["method"] == method])
@@ -377,24 +395,23 @@ def plot_fn_overlap_summary(
             std = values.std(ddof=1) if len(values) > 1 else 0.0
             left.errorbar(index + 0.3, values.mean(), yerr=std, fmt="o", color="black", capsize=3,
                           markersize=4)
-    left.set_xticks(range(len(methods)), labels, fontsize=7, rotation=20, ha="right")
+    left.set_xticks(range(len(methods)), labels, **tick_style)
     left.set_xlim(-0.6, len(methods) - 0.2)
     left.set_ylim(-0.03, 1.03)
-    left.set_ylabel(f"FN overlap with {reference} (dice)")
-    left.set_title("per test image (black: mean ± std)", fontsize=9)
+    left.set_ylabel(f"FN overlap with {reference_name} (dice)")
+    left.set_title("per patch (black: mean ± std)", fontsize=9)
     left.grid(axis="y", alpha=0.3)
     by_method = {s["method"]: s for s in summary}
     counts = [by_method[m]["closest_count"] or 0 for m in methods]
     compared = max([by_method[m]["images_compared"] or 0 for m in methods] + [0])
     right.bar(range(len(methods)), counts,
               color=[SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(methods))])
-    right.set_xticks(range(len(methods)), labels, fontsize=7, rotation=20, ha="right")
+    right.set_xticks(range(len(methods)), labels, **tick_style)
     right.yaxis.set_major_locator(MaxNLocator(integer=True))
-    right.set_ylabel("images")
-    right.set_title(f"most similar FN map to {reference}\n({compared} images where {reference} misses)",
-                    fontsize=9)
+    right.set_ylabel("patches")
+    right.set_title(f"FN map most similar to the {reference_name}'s\n"
+                    f"(of {compared} patches where the {reference_name} misses particle)", fontsize=9)
     right.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
     save_figure(figure, path)
 
 
@@ -424,10 +441,14 @@ def plot_effective_receptive_fields(
         for _, e in erfs
     ) + 6
     figure = Figure(figsize=(max(2.8 * count, 8.0), 6.4), layout="constrained")
-    grid = figure.add_gridspec(2, max(count, 2), height_ratios=[1.0, 1.0])
+    grid = figure.add_gridspec(2, 1)
+    top = grid[0].subgridspec(1, count)
+    bottom = grid[1].subgridspec(1, 2)
     image_artist = None
+    map_axes = []
     for index, (name, erf) in enumerate(erfs):
-        ax = figure.add_subplot(grid[0, index])
+        ax = figure.add_subplot(top[0, index])
+        map_axes.append(ax)
         row, col = erf.position
         height, width = erf.gradient.shape
         r0, r1 = max(row - half, 0), min(row + half + 1, height)
@@ -447,17 +468,18 @@ def plot_effective_receptive_fields(
         if math.isfinite(erf.radius_95):
             ax.add_patch(Circle((0, 0), erf.radius_95 * scale, fill=False, edgecolor="white",
                                 linestyle="--", linewidth=1.0))
-        ax.set_title(f"{name}\n{rf_label(erf.theoretical_rf_px, pixel_size_nm)}", fontsize=8)
+        note = "\nwindow clipped by the patch" if window.clipped else ""
+        ax.set_title(f"{name}\n{rf_label(erf.theoretical_rf_px, pixel_size_nm)}{note}", fontsize=8)
         ax.set_xlabel(f"x ({unit})", fontsize=7)
         if index == 0:
             ax.set_ylabel(f"y ({unit})", fontsize=7)
         ax.tick_params(labelsize=6)
     if image_artist is not None:
-        bar = figure.colorbar(image_artist, ax=figure.axes[:count], fraction=0.025, pad=0.02)
+        bar = figure.colorbar(image_artist, ax=map_axes, fraction=0.025, pad=0.02)
         bar.set_label("log10 |∂score/∂input| / max", fontsize=7)
         bar.ax.tick_params(labelsize=6)
-    profile_ax = figure.add_subplot(grid[1, : max(count, 2) // 2])
-    cumulative_ax = figure.add_subplot(grid[1, max(count, 2) // 2 :])
+    profile_ax = figure.add_subplot(bottom[0, 0])
+    cumulative_ax = figure.add_subplot(bottom[0, 1])
     for index, (name, erf) in enumerate(erfs):
         colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
         profile = erf.profile / erf.profile.max() if erf.profile.max() > 0 else erf.profile

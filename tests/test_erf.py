@@ -63,11 +63,20 @@ def test_even_receptive_field_leans_by_position_on_the_pool_grid():
         offsets.append((q - window.row_start, window.row_stop - q))
     assert offsets == [(22, 21), (23, 20), (20, 23), (21, 22)]  # as documented in tem_rf.erf
     # Near the border the window is clipped to the image.
-    assert erf.receptive_window(model, (128, 128), (0, 0)).row_start == 0
+    corner = erf.receptive_window(model, (128, 128), (0, 0))
+    assert corner.row_start == 0 and corner.clipped
+    assert not erf.receptive_window(model, (128, 128), (64, 64)).clipped
 
 
-def test_probability_gradient_is_logit_gradient_times_p_one_minus_p():
+def test_probability_gradient_is_logit_gradient_times_p_one_minus_p(tmp_path):
     model = residual_unet(2, (2, 2), seed=5)
+    # The logit margin is read before the softmax head, also of a saved and reloaded model.
+    assert erf._score_model(model, "logit")[1] == "logit"
+    model.save(tmp_path / "m.keras")
+    import keras
+
+    reloaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    assert erf._score_model(reloaded, "logit")[1] == "logit"
     image = _images(1, 64, seed=7)
     logit = erf.effective_receptive_field(model, image, score="logit")
     probability = erf.effective_receptive_field(model, image, score="probability")

@@ -1,0 +1,102 @@
+r"""The paper's interpretation figures from a finished sweep (Fig. 2-8, S7, S8) in one command.
+
+  python -m experiments.analyze --sweep_dir=SWEEP --out_dir=SWEEP/analysis
+  python -m experiments.analyze --sweep_dir=SWEEP --out_dir=OUT --data_dir=DATA \
+      --architectures=N2_k2-2_d1-1-1,N2_k4-4_d1-1-1,N2_k8-8_d1-1-1 --lattice_spacings_nm=0.235,0.204
+
+Writes into --out_dir: dice_vs_receptive_field.png (unless the sweep drew it), segmentation
+overlays of the same test patches for growing receptive fields with the receptive fields drawn
+to scale, max pooling vs dilation at a matched receptive field, false-negative maps of the
+networks vs Fourier filtering with their overlap (CSV + figures), effective receptive field maps
+and radial profiles (CSV + figure), and analysis.json listing what was chosen. Patches are the
+unaugmented patches of --split of the dataset the runs were trained on (or --data_dir).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from absl import app, flags
+
+_SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Sweep directory (runs/<architecture>/seed<seed>/).")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the figures and tables.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory; default: the one the runs used.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split whose patches are analysed.")
+_ARCHITECTURES = flags.DEFINE_list(
+    "architectures", None, "Networks to compare (names as in runs/); default: three of the "
+    "fewest-block pool networks spanning the receptive-field range."
+)
+_SEED = flags.DEFINE_integer("seed", None, "Seed of the runs to use; default: the smallest all share.")
+_WEIGHTS = flags.DEFINE_enum("weights", "best", ["best", "model"], "best.keras or model.keras (last epoch).")
+_NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 3, "Patches shown in the figures.", lower_bound=1)
+_EXAMPLES = flags.DEFINE_list("example_indices", None, "Patch indices (in split order) to show instead.")
+_MAX_PATCHES = flags.DEFINE_integer("max_patches", None, "Analyse only the first N patches of the split.")
+_ERF_IMAGES = flags.DEFINE_integer("erf_images", 8, "Patches the effective receptive field averages over.",
+                                   lower_bound=1)
+_BAND_PX = flags.DEFINE_list("band_px", None, "Fourier band 'low,high' in FFT pixels of a patch.")
+_BAND_NM_INV = flags.DEFINE_list("band_nm_inv", None, "Fourier band 'low,high' in nm^-1.")
+_SPACINGS = flags.DEFINE_list("lattice_spacings_nm", None, "Lattice spacings (nm) the band spans, e.g. 0.235,0.204.")
+_RELATIVE_WIDTH = flags.DEFINE_float("relative_width", 0.1, "Widening of a lattice-spacing band, each side.")
+_PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size in nm; default: the dataset's.")
+_REDRAW = flags.DEFINE_boolean("redraw_dice_vs_rf", False, "Draw dice vs receptive field even if the sweep has it.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Patches per forward/gradient pass.", lower_bound=1)
+flags.mark_flags_as_required(["sweep_dir", "out_dir"])
+
+
+def _numbers(values: list[str] | None, name: str, kind=float) -> list | None:
+    if values is None:
+        return None
+    try:
+        return [kind(v) for v in values if v.strip()]
+    except ValueError:
+        raise ValueError(f"--{name} must be comma-separated numbers, got {','.join(values)!r}") from None
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.getLogger("tem_rf").setLevel(logging.INFO)
+    from tem_rf import sweep_analysis
+
+    try:
+        report = sweep_analysis.analyze_sweep(
+            _SWEEP_DIR.value,
+            _OUT_DIR.value,
+            data_dir=_DATA_DIR.value,
+            split=_SPLIT.value,
+            architectures=_ARCHITECTURES.value,
+            seed=_SEED.value,
+            weights=_WEIGHTS.value,
+            num_examples=_NUM_EXAMPLES.value,
+            example_indices=_numbers(_EXAMPLES.value, "example_indices", int),
+            max_patches=_MAX_PATCHES.value,
+            erf_images=_ERF_IMAGES.value,
+            band_options={
+                "band_px": _numbers(_BAND_PX.value, "band_px"),
+                "band_nm_inv": _numbers(_BAND_NM_INV.value, "band_nm_inv"),
+                "lattice_spacings_nm": _numbers(_SPACINGS.value, "lattice_spacings_nm"),
+                "relative_width": _RELATIVE_WIDTH.value,
+            },
+            pixel_size_nm=_PIXEL_SIZE.value,
+            redraw_dice_vs_rf=_REDRAW.value,
+            batch_size=_BATCH_SIZE.value,
+        )
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    print(f"analysed {report['patches']} {report['split']} patches of {report['data_dir']} "
+          f"with {', '.join(report['architectures'])}")
+    for summary in report["fn_overlap_summary"]:
+        if summary["method"] != sweep_analysis.REFERENCE:
+            print(f"  {summary['method']}: hard dice {summary['hard_dice_mean']:.3f}, FN overlap with "
+                  f"Fourier filtering {summary['fn_overlap_fourier_mean']:.3f} "
+                  f"(closest on {summary['closest_count']}/{summary['images_compared']} patches)")
+    for row in report["erf"]:
+        clipped = ", window clipped by the patch" if row["window_clipped"] else ""
+        print(f"  {row['architecture']}: 95 % of the input gradient within {row['radius_95_px']:.0f} px "
+              f"(RF {row['receptive_field_px']} px{clipped})")
+    for name, path in report["outputs"].items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

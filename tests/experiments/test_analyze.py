@@ -1,0 +1,100 @@
+"""experiments/analyze.py turns a (tiny, fake) sweep directory into the paper's figures and CSVs."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# (N, pools, dilations): three pool networks of growing RF and one dilated one.
+ARCHITECTURES = [(2, (2, 2), (1, 1, 1)), (2, (2, 4), (1, 1, 1)), (2, (4, 4), (1, 1, 1)), (2, (2, 2), (1, 1, 2))]
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.analyze", *args],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+
+@pytest.fixture(scope="module")
+def fake_sweep(tmp_path_factory) -> tuple[Path, Path]:
+    """A dataset of 64 px lattice patches and a sweep of untrained networks laid out as
+    docs/design.md says (config.json, best.keras, metrics.json per run)."""
+    from tem_rf import data, synthetic
+    from tem_rf.data import dataset
+    from tem_rf.models import architecture_name, count_trainable_parameters, residual_unet
+    from tem_rf.receptive_field import receptive_field
+
+    root = tmp_path_factory.mktemp("analyze")
+    synthetic.write_demo_dataset(root / "demo", num_images=5, size=128, kind="high_res", seed=2,
+                                 pixel_size_nm=0.05)
+    pairs = dataset.match_masks(dataset.find_image_files(root / "demo" / "images"), root / "demo" / "labels")
+    data_dir = root / "data"
+    data.build_dataset(pairs, data_dir, patch_size=64, min_particle_pixels=200,
+                       split_fractions=(0.6, 0.2, 0.2), num_shards=1, progress=False)
+    sweep = root / "sweep"
+    for n, pools, dilations in ARCHITECTURES:
+        for seed in (3, 4):
+            model = residual_unet(n, pools, dilations, seed=seed)
+            name = architecture_name(n, pools, dilations)
+            run_dir = sweep / "runs" / name / f"seed{seed}"
+            run_dir.mkdir(parents=True)
+            rf = receptive_field(model).pixels
+            config = {
+                "num_blocks": n, "pool_sizes": list(pools), "dilations": list(dilations),
+                "architecture": name, "seed": seed, "batch_size": 2, "epochs": 1,
+                "learning_rate": 1e-4, "precision": "float32", "strategy": "default",
+                "data_dir": str(data_dir), "patch_size": 64, "pixel_size_nm": 0.05,
+                "receptive_field_px": rf, "receptive_field_nm": rf * 0.05,
+                "trainable_params": count_trainable_parameters(model), "size_divisor": pools[0] * pools[1],
+                "tem_rf_version": "0.1.0",
+            }
+            (run_dir / "config.json").write_text(json.dumps(config))
+            model.save(run_dir / "best.keras")
+            (run_dir / "metrics.json").write_text(json.dumps(
+                {"test_hard_dice": 0.5 + rf / 1000 + seed / 100, "test_soft_dice": 0.5, "val_hard_dice": 0.5,
+                 "best_epoch": 1, "epochs_trained": 1}))
+    return sweep, data_dir
+
+
+def test_analyze_writes_every_figure_and_table(fake_sweep, tmp_path):
+    sweep, data_dir = fake_sweep
+    out = tmp_path / "analysis"
+    result = _run(f"--sweep_dir={sweep}", f"--out_dir={out}", "--num_examples=2", "--erf_images=2")
+    assert result.returncode == 0, result.stderr
+    for name in ["dice_vs_receptive_field.png", "segmentation_overlays.png", "pool_vs_dilation.png",
+                 "fourier_fn_maps.png", "fn_overlap_summary.png", "effective_receptive_field.png"]:
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE, name
+    report = json.loads((out / "analysis.json").read_text())
+    assert report["data_dir"] == str(data_dir)  # read from the runs' config.json
+    # Three pool networks of N=2 spanning the RF range, and the closest pool/dilation pair
+    # (RF 64 by pooling 2,4 vs RF 60 by dilation 1,1,2), all at the smallest shared seed.
+    assert report["architectures"] == ["N2_k2-2_d1-1-1", "N2_k2-4_d1-1-1", "N2_k4-4_d1-1-1"]
+    assert report["pool_vs_dilation"] == ["N2_k2-4_d1-1-1", "N2_k2-2_d1-1-2"]
+    assert all(path.endswith("seed3") for path in report["runs"].values())
+
+    fn_rows = list(csv.DictReader((out / "fn_overlap.csv").open()))
+    assert len(fn_rows) == report["patches"] * 4  # Fourier filter + three networks per patch
+    assert all(float(r["fn_overlap_fourier"]) == 1.0 for r in fn_rows if r["method"] == "fourier")
+    erf_rows = {r["architecture"]: r for r in csv.DictReader((out / "erf.csv").open())}
+    small = erf_rows["N2_k2-2_d1-1-1"]
+    assert small["window_clipped"] == "False" and int(small["window_height_px"]) == 44
+    assert 0 < float(small["radius_95_px"]) <= 44 / 2 * 2**0.5
+    assert erf_rows["N2_k4-4_d1-1-1"]["window_clipped"] == "True"  # 116-124 px window, 64 px patch
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_analyze_bad_input_is_one_clear_line(fake_sweep, tmp_path):
+    sweep, _ = fake_sweep
+    result = _run(f"--sweep_dir={tmp_path}", f"--out_dir={tmp_path / 'out'}")
+    assert result.returncode != 0
+    assert "not a sweep directory" in result.stderr and "Traceback" not in result.stderr
+    result = _run(f"--sweep_dir={sweep}", f"--out_dir={tmp_path / 'out'}", "--architectures=N9_k2-2_d1")
+    assert result.returncode != 0
+    assert "no finished runs for N9_k2-2_d1" in result.stderr and "Traceback" not in result.stderr
