@@ -402,7 +402,7 @@ def _channel_layout(raw: np.ndarray, axes: str | None, path: Path) -> tuple[np.n
         squeezed = np.squeeze(raw) if raw.ndim > 2 else raw
         if squeezed.ndim == 2:
             return squeezed, False
-        if squeezed.ndim == 3 and squeezed.shape[-1] in (3, 4):
+        if squeezed.ndim == 3 and squeezed.shape[-1] in (2, 3, 4):  # grey+alpha, RGB, RGBA
             return squeezed, True
     raise InputError(
         path,
@@ -415,6 +415,8 @@ def _to_grey(raw: np.ndarray, axes: str | None, path: Path) -> np.ndarray:
     array, has_channels = _channel_layout(np.asarray(raw), axes, path)
     if not has_channels:
         return array
+    if array.shape[-1] == 2:  # grey + alpha: the alpha channel carries no intensity
+        return array[..., 0]
     colour = array[..., :3]
     if colour.shape[-1] == 1 or all(
         np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[-1])
@@ -448,13 +450,13 @@ def _mask_to_single_channel(raw: np.ndarray, axes: str | None, path: Path) -> np
     array, has_channels = _channel_layout(np.asarray(raw), axes, path)
     if not has_channels:
         return array
-    if array.shape[-1] == 4:
-        colour, alpha = array[..., :3], array[..., 3]
+    colour = array[..., :-1] if array.shape[-1] in (2, 4) else array[..., :3]
+    if array.shape[-1] in (2, 4):
+        alpha = array[..., -1]
         # Some tools paint labels into the alpha channel of an otherwise constant image.
         if np.ptp(colour) == 0 and np.ptp(alpha) > 0:
-            logger.info("%s: RGBA mask with constant colour; using the alpha channel", path)
+            logger.info("%s: mask with constant colour; using the alpha channel", path)
             return alpha
-    colour = array[..., :3]
     if all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[-1])):
         return colour[..., 0]
     # Colour label images: each colour is one instance/class; black is background.

@@ -229,3 +229,13 @@ def test_bad_mask_values(values, problem):
     with pytest.raises(InputError, match=problem) as info:
         binarise_mask(values, "labels/x.png")
     assert str(info.value).startswith("labels/x.png: ")
+
+
+def test_colour_and_grey_alpha_masks(tmp_path):
+    ids = _particles()
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    Image.fromarray(palette[ids]).save(tmp_path / "colour.png")  # one colour per particle
+    np.testing.assert_array_equal(read_mask(tmp_path / "colour.png"), ids > 0)
+    grey_alpha = np.stack([((ids > 0) * 255).astype(np.uint8), np.full(ids.shape, 255, np.uint8)], axis=-1)
+    Image.fromarray(grey_alpha, mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "la.png"), ids > 0)

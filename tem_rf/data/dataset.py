@@ -80,9 +80,7 @@ def find_image_files(images: str | os.PathLike) -> list[Path]:
         folder = Path(text)
         if not folder.exists():
             raise InputError(folder, "folder does not exist")
-        if folder.is_file():
-            return [folder]
-        paths = sorted(p for p in folder.iterdir() if p.is_file())
+        paths = [folder] if folder.is_file() else sorted(p for p in folder.iterdir() if p.is_file())
         where = folder
     paths = [p for p in paths if p.suffix.lower() in MICROGRAPH_SUFFIXES and not p.name.startswith(".")]
     if not paths:
