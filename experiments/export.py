@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
 
     try:
         metadata = export_run(_MODEL.value, _EXPORT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value)
-    except ModelLoadError as error:
+    except (ModelLoadError, OSError) as error:
         sys.exit(f"error: {error}")
     nm = metadata["receptive_field_nm"]
     pixel = metadata["pixel_size_nm"]

@@ -68,17 +68,20 @@ def main(argv: list[str]) -> None:
         f"{predictor.size_divisor}, halo {predictor.halo_px} px, training pixel size "
         + (f"{predictor.pixel_size_nm:.4g} nm" if predictor.pixel_size_nm else "unknown")
     )
-    results, failures = segment_files(
-        paths,
-        predictor,
-        _OUTPUT_DIR.value,
-        tile_size=_TILE_SIZE.value or None,
-        batch_size=_BATCH_SIZE.value,
-        threshold=_THRESHOLD.value,
-        save_probability=_SAVE_PROB.value,
-        overlay=_OVERLAY.value,
-        overlay_max_size=_OVERLAY_MAX.value,
-    )
+    try:
+        results, failures = segment_files(
+            paths,
+            predictor,
+            _OUTPUT_DIR.value,
+            tile_size=_TILE_SIZE.value or None,
+            batch_size=_BATCH_SIZE.value,
+            threshold=_THRESHOLD.value,
+            save_probability=_SAVE_PROB.value,
+            overlay=_OVERLAY.value,
+            overlay_max_size=_OVERLAY_MAX.value,
+        )
+    except OSError as error:  # output folder not writable, disk full
+        sys.exit(f"error: {error}")
     for result in results:
         print(
             f"{result.input}: {result.shape[0]}x{result.shape[1]} px, "
