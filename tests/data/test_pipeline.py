@@ -121,3 +121,17 @@ def test_load_split_errors(tmp_path, built):
     (empty / "dataset.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="split 'test' is empty"):
         load_split(empty, "test", batch_size=2)
+
+
+def test_disk_and_memory_reading_give_identical_elements(built, monkeypatch):
+    from tem_rf.data import pipeline
+
+    out, _ = built
+
+    def elements():
+        dataset = load_split(out, "train", batch_size=7, augment=True, shuffle_seed=4, epoch=1, with_info=True)
+        return [(x.numpy().tobytes(), y.numpy().tobytes(), extra["transform"].numpy().tobytes()) for x, y, extra in dataset]
+
+    in_memory = elements()
+    monkeypatch.setattr(pipeline, "IN_MEMORY_MAX_BYTES", 0)  # force record-by-record disk reads
+    assert elements() == in_memory
