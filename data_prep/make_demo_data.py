@@ -15,6 +15,8 @@ import time
 
 from absl import app, flags
 
+from tem_rf import flags as tem_flags
+
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to create (images/, labels/, demo.json).")
 _KIND = flags.DEFINE_enum(
     "kind", "high_res", ["high_res", "low_res"],
@@ -52,4 +54,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

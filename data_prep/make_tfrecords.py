@@ -19,6 +19,8 @@ import sys
 
 from absl import app, flags
 
+from tem_rf import flags as tem_flags
+
 _IMAGES = flags.DEFINE_string("images", None, "Folder of micrographs, or a glob such as 'raw/*.tif'.")
 _LABELS = flags.DEFINE_string("labels", None, "Folder of label masks (matched to images by file stem).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Dataset folder to create.")
@@ -84,4 +86,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

@@ -18,6 +18,8 @@ import logging
 
 from absl import app, flags
 
+from tem_rf import flags as tem_flags
+
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Sweep directory (runs/<architecture>/seed<seed>/).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the figures and tables.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory; default: the one the runs used.")
@@ -99,4 +101,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

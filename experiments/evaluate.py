@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
+
+from tem_rf import flags as tem_flags
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory (or a .keras file with --data_dir).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory; default: the run's own.")
@@ -55,4 +57,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

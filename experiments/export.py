@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags
 
+from tem_rf import flags as tem_flags
+
 _MODEL = flags.DEFINE_string(
     "model", None, "Run directory (best.keras, else model.keras, + config.json) or a .keras file."
 )
@@ -62,4 +64,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+from tem_rf import flags as tem_flags
+
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (made by data_prep.make_tfrecords).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split to score.")
 _BAND_PX = flags.DEFINE_string("band_px", None, "Band 'low,high' as radii in FFT pixels of a patch.")
@@ -137,4 +139,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

@@ -19,6 +19,8 @@ import sys
 
 from absl import app, flags
 
+from tem_rf import flags as tem_flags
+
 _MODEL = flags.DEFINE_string(
     "model", None, "SavedModel from experiments/export.py, a run directory or a .keras file."
 )
@@ -95,4 +97,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

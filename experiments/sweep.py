@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from absl import app, flags
+from absl import flags
 
 from tem_rf import flags as tem_flags
 
@@ -132,4 +132,4 @@ def _train_share(sweep) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 
-from absl import app, flags
+from absl import flags
 
 from tem_rf import flags as tem_flags
 
@@ -81,4 +81,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tem_flags.run(main)

@@ -17,3 +17,18 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
 def int_or_list(values: tuple[int, ...]) -> int | tuple[int, ...]:
     """A single value stays an int (broadcast by the builder); several stay a tuple."""
     return values[0] if len(values) == 1 else values
+
+
+def run(main) -> None:
+    """`absl.app.run(main)` with TensorFlow's own INFO chatter silenced (warnings still show).
+
+    TensorFlow reads TF_CPP_MIN_LOG_LEVEL when it is imported, which binaries do inside main.
+    """
+    import logging
+    import os
+
+    from absl import app
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    app.run(main)
