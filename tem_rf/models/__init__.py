@@ -1,5 +1,6 @@
 """Network builders."""
 
+from tem_rf.models.fused_batch_norm import FusedBatchNormalization
 from tem_rf.models.residual_unet import (
     InputSizeCheck,
     architecture_name,
@@ -10,6 +11,7 @@ from tem_rf.models.residual_unet import (
 )
 
 __all__ = [
+    "FusedBatchNormalization",
     "InputSizeCheck",
     "architecture_name",
     "count_trainable_parameters",

@@ -23,6 +23,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from tem_rf.models.fused_batch_norm import FusedBatchNormalization
+
 IntOrSeq = int | Sequence[int]
 
 
@@ -112,13 +114,16 @@ def _conv_initializer(seed: int | None, index: int) -> keras.initializers.Initia
 class _Builder:
     """Holds the running conv index so every conv gets a reproducible initializer."""
 
-    def __init__(self, seed: int | None, synchronized_bn: bool) -> None:
+    def __init__(self, seed: int | None, synchronized_bn: bool, fused_bn: bool) -> None:
         self.seed = seed
         self.synchronized_bn = synchronized_bn
+        self.fused_bn = fused_bn
         self.conv_index = 0
 
     def batch_norm(self, name: str) -> layers.BatchNormalization:
-        return layers.BatchNormalization(synchronized=self.synchronized_bn, name=name)
+        # Synchronized statistics need the Keras layer's cross-replica moments.
+        cls = FusedBatchNormalization if self.fused_bn and not self.synchronized_bn else layers.BatchNormalization
+        return cls(synchronized=self.synchronized_bn, name=name)
 
     def conv(self, filters: int, kernel: int, dilation: int, name: str) -> layers.Conv2D:
         self.conv_index += 1
@@ -151,6 +156,7 @@ def residual_unet(
     name: str | None = None,
     seed: int | None = None,
     synchronized_bn: bool = False,
+    fused_bn: bool = True,
 ) -> keras.Model:
     """Builds the paper's residual UNet as a Keras functional model.
 
@@ -165,6 +171,8 @@ def residual_unet(
       seed: seeds every conv kernel initializer; ``None`` draws from Keras' global RNG.
       synchronized_bn: batch statistics over the global batch under `tf.distribute` (all
         replicas), so training does not depend on how the batch is split; no effect otherwise.
+      fused_bn: batch norm as `FusedBatchNormalization` (same weights and results as the Keras
+        layer, one fused kernel; much faster on CPU); ignored with ``synchronized_bn``.
 
     Returns:
       A model mapping ``[batch, H, W, 1]`` to per-pixel class probabilities ``[batch, H, W,
@@ -176,7 +184,7 @@ def residual_unet(
             raise ValueError(f"{what} must be a positive int, got {value!r}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2 (softmax over classes), got {num_classes}")
-    builder = _Builder(seed, synchronized_bn)
+    builder = _Builder(seed, synchronized_bn, fused_bn)
 
     inputs = keras.Input(shape=(None, None, 1), name="image")
     x = InputSizeCheck(size_divisor(pools), name="size_check")(inputs)
