@@ -6,7 +6,9 @@ training data went through.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +22,55 @@ DEFAULT_PATCH_SIZE = 512
 DEFAULT_MIN_PARTICLE_PIXELS = 400
 EDGE_MODES = ("shift", "drop")
 
-_EIGHT_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
+_NEIGHBOUR_OFFSETS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+_MEDIAN_BLOCK_ROWS = 256  # rows per block: a block's temporaries stay in cache-sized pieces
+
+
+def _exact_float_dtype(image: np.ndarray) -> type:
+    """The narrowest float type holding every value of ``image`` exactly (float32 or float64)."""
+    if image.dtype == np.float32 or (image.dtype.kind in "ui" and image.dtype.itemsize <= 2):
+        return np.float32
+    return np.float64
+
+
+def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
+def _median3x3_rows(padded: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+    """Median of 3x3 windows for output rows ``start:stop`` of a 1-px padded image."""
+    a, b, c = padded[start:stop], padded[start + 1 : stop + 1], padded[start + 2 : stop + 2]
+    # Sort every vertical triple once (shared by three horizontally adjacent windows); the median
+    # of 9 is then the median of (largest low, median of mids, smallest high) of three columns.
+    low1, high1 = np.minimum(a, b), np.maximum(a, b)
+    low, t = np.minimum(low1, c), np.maximum(low1, c)
+    mid, high = np.minimum(high1, t), np.maximum(high1, t)
+    del a, b, c, low1, high1, t
+    max_low = np.maximum(np.maximum(low[:, :-2], low[:, 1:-1]), low[:, 2:])
+    min_high = np.minimum(np.minimum(high[:, :-2], high[:, 1:-1]), high[:, 2:])
+    mid_mid = _median3(mid[:, :-2], mid[:, 1:-1], mid[:, 2:])
+    out[start:stop] = _median3(max_low, mid_mid, min_high)
+
+
+def median_filter_3x3(image: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.median_filter(image, size=3, mode="mirror")``, exactly, several times faster.
+
+    A selection network of elementwise min/max (exact: a median selects one of the values) over
+    blocks of rows, on all CPU cores (numpy releases the GIL). Images narrower than 3 px go to
+    scipy.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2 or min(image.shape) < 3:
+        return ndimage.median_filter(image, size=3, mode="mirror")
+    padded = np.pad(image, 1, mode="reflect")  # scipy's "mirror": d c b | a b c d | c b a
+    out = np.empty(image.shape, image.dtype)
+    starts = range(0, image.shape[0], _MEDIAN_BLOCK_ROWS)
+    workers = min(os.cpu_count() or 1, len(starts))
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(
+            lambda r: _median3x3_rows(padded, out, r, min(r + _MEDIAN_BLOCK_ROWS, image.shape[0])), starts
+        ))
+    return out
 
 
 def find_xray_outliers(image: np.ndarray, threshold: float | None = DEFAULT_XRAY_THRESHOLD) -> np.ndarray:
@@ -30,10 +80,13 @@ def find_xray_outliers(image: np.ndarray, threshold: float | None = DEFAULT_XRAY
     robust standard deviations of that difference over the image. ``threshold`` None or <= 0
     disables the search.
     """
-    image = np.asarray(image, dtype=np.float64)
+    image = np.asarray(image)
     if threshold is None or threshold <= 0:
         return np.zeros(image.shape, dtype=bool)
-    residual = image - ndimage.median_filter(image, size=3, mode="mirror")
+    # The median selects one of the values, so it is taken in the narrowest exact float type
+    # (uint16 micrographs: float32, half the memory traffic); the residual is float64 as before.
+    exact = image.astype(_exact_float_dtype(image), copy=False)
+    residual = np.subtract(image, median_filter_3x3(exact), dtype=np.float64)
     scale = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
     if scale == 0.0:
         # Quantised low-count images: most pixels equal their local median, so the MAD is 0.
@@ -51,16 +104,30 @@ def replace_with_neighbour_mean(image: np.ndarray, outliers: np.ndarray) -> np.n
     """
     image = np.asarray(image, dtype=np.float64)
     cleaned = image.copy()
-    if not outliers.any():
+    outliers = np.asarray(outliers, dtype=bool)
+    rows, cols = np.nonzero(outliers)
+    if rows.size == 0:
         return cleaned
-    valid = (~outliers).astype(np.float64)
-    neighbour_sum = ndimage.convolve(image * valid, _EIGHT_NEIGHBOURS, mode="constant", cval=0.0)
-    neighbour_count = ndimage.convolve(valid, _EIGHT_NEIGHBOURS, mode="constant", cval=0.0)
-    has_neighbours = outliers & (neighbour_count > 0)
-    cleaned[has_neighbours] = neighbour_sum[has_neighbours] / neighbour_count[has_neighbours]
-    isolated = outliers & (neighbour_count == 0)
-    if isolated.any():  # a pixel whose every neighbour is an outlier: fall back to the image median
-        cleaned[isolated] = np.median(image[~outliers]) if (~outliers).any() else 0.0
+    # X-ray hits are rare: gather the 8 neighbours of each outlier only, not a whole-image
+    # convolution. Neighbours outside the image or themselves outliers count as absent.
+    height, width = image.shape
+    neighbour_sum = np.zeros(rows.size)
+    neighbour_count = np.zeros(rows.size)
+    for dr, dc in _NEIGHBOUR_OFFSETS:
+        r, c = rows + dr, cols + dc
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        r, c = np.where(inside, r, 0), np.where(inside, c, 0)
+        valid = inside & ~outliers[r, c]
+        neighbour_sum += np.where(valid, image[r, c], 0.0)
+        neighbour_count += valid
+    has_neighbours = neighbour_count > 0
+    cleaned[rows[has_neighbours], cols[has_neighbours]] = (
+        neighbour_sum[has_neighbours] / neighbour_count[has_neighbours]
+    )
+    if not has_neighbours.all():  # every neighbour is an outlier: fall back to the image median
+        cleaned[rows[~has_neighbours], cols[~has_neighbours]] = (
+            np.median(image[~outliers]) if (~outliers).any() else 0.0
+        )
     return cleaned
 
 

@@ -98,3 +98,41 @@ def test_tile_drops_patches_with_few_particle_pixels():
     assert [(p.row, p.col) for p in patches] == [(0, 0)]
     np.testing.assert_array_equal(patches[0].image, image[:64, :64])
     assert [(p.row, p.col) for p in tile(image, label, 64, 20)] == [(0, 0), (64, 64)]
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (5, 17), (300, 7), (513, 260), (2, 9), (1, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint16])
+def test_fast_median_filter_equals_scipy(shape, dtype):
+    from scipy import ndimage
+
+    from tem_rf.data.preprocess import median_filter_3x3
+
+    rng = np.random.default_rng(sum(shape))
+    # Few distinct values: many ties, the hard case for a selection network.
+    image = rng.integers(0, 6, shape).astype(dtype) if dtype == np.uint16 else rng.normal(size=shape).astype(dtype)
+    expected = ndimage.median_filter(image, size=3, mode="mirror")
+    got = median_filter_3x3(image)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("density", [0.001, 0.3, 0.95])
+def test_sparse_neighbour_mean_equals_convolution(density):
+    from scipy import ndimage
+
+    from tem_rf.data.preprocess import replace_with_neighbour_mean
+
+    rng = np.random.default_rng(7)
+    image = rng.normal(100.0, 10.0, (40, 33))
+    outliers = rng.random(image.shape) < density
+    outliers[0, 0] = True
+    # The definition: mean of the non-outlier 8-neighbours inside the image, by convolution;
+    # pixels with none get the median of the non-outlier pixels.
+    kernel = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.float64)
+    valid = (~outliers).astype(np.float64)
+    total = ndimage.convolve(image * valid, kernel, mode="constant")
+    count = ndimage.convolve(valid, kernel, mode="constant")
+    expected = image.copy()
+    expected[outliers & (count > 0)] = (total / np.maximum(count, 1))[outliers & (count > 0)]
+    expected[outliers & (count == 0)] = np.median(image[~outliers])
+    np.testing.assert_allclose(replace_with_neighbour_mean(image, outliers), expected, rtol=1e-13)
