@@ -38,6 +38,7 @@ _NUM_SHARDS = flags.DEFINE_integer("num_shards", 4, "Most TFRecord shards per sp
 _XRAY_THRESHOLD = flags.DEFINE_float(
     "xray_threshold", 6.0,
     "X-ray outlier threshold in robust standard deviations from the 3x3 median; 0 disables.",
+    lower_bound=0.0,
 )
 _EDGE = flags.DEFINE_enum(
     "edge", "shift", ["shift", "drop"],
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> None:
             overwrite=_OVERWRITE.value,
             progress=not _QUIET.value,
         )
-    except (InputError, ValueError) as error:
+    except (InputError, ValueError, OSError) as error:
         sys.exit(f"error: {error}")
     counts = info["counts"]
     size = info["pixel_size_nm"]

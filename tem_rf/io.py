@@ -186,6 +186,11 @@ def binarise_mask(values: np.ndarray, path: str | os.PathLike | None = None) -> 
     if set(unique.tolist()) <= {0, 1}:
         return (values != 0).astype(np.uint8), "binary 0/1"
     if len(unique) == 1:
+        # No 0 anywhere: a crop inside one particle, or a blank/inverted export; say so loudly.
+        logger.warning(
+            "%s: mask is %s everywhere (no 0 background pixel); taken as all particle, check it",
+            path, _fmt(unique[0]),
+        )
         return np.ones(values.shape, np.uint8), f"binarised constant {_fmt(unique[0])} mask (all particle)"
     if 0 not in unique:
         raise InputError(

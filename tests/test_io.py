@@ -239,3 +239,10 @@ def test_colour_and_grey_alpha_masks(tmp_path):
     grey_alpha = np.stack([((ids > 0) * 255).astype(np.uint8), np.full(ids.shape, 255, np.uint8)], axis=-1)
     Image.fromarray(grey_alpha, mode="LA").save(tmp_path / "la.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "la.png"), ids > 0)
+
+
+def test_constant_non_zero_mask_is_all_particle_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="tem_rf.io"):
+        mask, rule = binarise_mask(np.full((4, 4), 255, np.uint8), "labels/x.png")
+    assert mask.all() and rule.startswith("binarised constant 255")
+    assert "labels/x.png: mask is 255 everywhere (no 0 background pixel)" in caplog.text

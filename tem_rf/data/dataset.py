@@ -256,6 +256,9 @@ def _quiet_logger(name: str) -> Iterator[None]:
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
     if not out_dir.exists():
+        existing = next((p for p in out_dir.absolute().parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise InputError(existing, f"is a file, so {out_dir} cannot be created as a folder")
         return
     if not out_dir.is_dir():
         raise InputError(out_dir, "exists and is not a folder")
@@ -363,6 +366,13 @@ def build_dataset(
         raise ValueError(f"edge must be one of {EDGE_MODES}, got {edge!r}")
     if pixel_size_nm is not None and not (pixel_size_nm > 0 and math.isfinite(pixel_size_nm)):
         raise ValueError(f"pixel_size_nm must be a positive number, got {pixel_size_nm}")
+    if min_particle_pixels > patch_size * patch_size:
+        raise ValueError(
+            f"min_particle_pixels {min_particle_pixels} is more than a {patch_size}x{patch_size} "
+            f"patch holds ({patch_size * patch_size} pixels): no patch could be kept"
+        )
+    if xray_threshold is not None and not math.isfinite(xray_threshold):
+        raise ValueError(f"xray_threshold must be a number (<= 0 or None disables), got {xray_threshold}")
     fractions = parse_split_fractions(split_fractions)
     _check_out_dir(out_dir, overwrite)
     if not pairs:
@@ -374,7 +384,7 @@ def build_dataset(
     ]
     dataset_pixel_size = _resolve_pixel_size(sources, pixel_size_nm)
     rules = collections.Counter(s.mask_rule.split(" (")[0] for s in sources)
-    logger.info("masks: %s; non-zero = particle", ", ".join(f"{n} {rule}" for rule, n in rules.items()))
+    logger.info("masks: %s; non-zero = particle", ", ".join(f"{rule}: {n}" for rule, n in rules.items()))
 
     usable = [s for s in sources if s.patches > 0]
     for source in sources:
@@ -393,6 +403,25 @@ def build_dataset(
         for name in names:
             by_name[name].split = split
 
+    try:
+        info = _write_dataset(
+            out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge,
+            xray_threshold, num_shards, dataset_pixel_size, fractions, seed, progress,
+        )
+    except OSError as error:  # not writable, disk full: name the folder, not a temporary file
+        raise InputError(out_dir, f"cannot write the dataset: {error.strerror or error}") from None
+    logger.info(
+        "wrote %s: %s patches (train/val/test) from %d images",
+        out_dir, "/".join(str(info["counts"][s]) for s in SPLITS), len(usable),
+    )
+    return info
+
+
+def _write_dataset(
+    out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge, xray_threshold,
+    num_shards, dataset_pixel_size, fractions, seed, progress,
+) -> dict:
+    """Pass 2 of `build_dataset`: preprocess, tile and write into a temporary folder, then rename."""
     # TensorFlow is imported only now, so bad input is reported without its start-up time.
     from tem_rf.data.tfrecords import ShardWriter, encode_example
 
@@ -471,10 +500,6 @@ def build_dataset(
             ],
         }
         atomic_write_text(tmp / DATASET_JSON, json.dumps(info, indent=2) + "\n")
-    logger.info(
-        "wrote %s: %s patches (train/val/test) from %d images",
-        out_dir, "/".join(str(info["counts"][s]) for s in SPLITS), len(usable),
-    )
     return info
 
 

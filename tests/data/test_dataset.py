@@ -198,12 +198,31 @@ def test_failure_while_writing_leaves_no_partial_output_and_keeps_old_dataset(bu
     monkeypatch.setattr(tfrecords.ShardWriter, "write", failing_write)
     for target, overwrite in [(tmp_path / "fresh", False), (out, True)]:
         written.clear()
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(InputError, match=rf"^{target}: cannot write the dataset: No space left"):
             build_dataset(pairs, target, patch_size=64, min_particle_pixels=50, overwrite=overwrite, progress=False)
         assert len(written) == 5
     assert not (tmp_path / "fresh").exists()
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_out_dir_under_a_file_is_named(tmp_path, pairs):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match=r"notes\.txt: is a file, so .*sub cannot be created"):
+        build_dataset(pairs, tmp_path / "notes.txt" / "sub", patch_size=64, progress=False)
+
+
+@pytest.mark.parametrize(
+    "options, problem",
+    [
+        (dict(patch_size=64, min_particle_pixels=64 * 64 + 1), "more than a 64x64 patch holds"),
+        (dict(patch_size=64, xray_threshold=float("nan")), "xray_threshold must be a number"),
+    ],
+)
+def test_impossible_options_fail_before_reading(tmp_path, pairs, options, problem):
+    with pytest.raises(ValueError, match=problem):
+        build_dataset(pairs, tmp_path / "out", progress=False, **options)
+    assert _no_output(tmp_path, tmp_path / "out")
 
 
 def test_constant_image_is_refused(tmp_path, pairs):

@@ -71,3 +71,24 @@ def test_bad_input_is_one_clear_line(demo, tmp_path):
     assert last.startswith(f"error: {missing}: has no mask in {labels}")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--out_dir={tmp}/notes.txt/dataset", "error: {tmp}/notes.txt: is a file, so"),
+        ("--min_particle_pixels=5000", "error: min_particle_pixels 5000 is more than a 64x64 patch holds"),
+        ("--xray_threshold=nan", "error: xray_threshold must be a number"),
+        ("--xray_threshold=-1", "flag --xray_threshold=-1: -1.0 is not a non-negative number"),
+    ],
+)
+def test_impossible_output_or_options_are_one_clear_line(demo, tmp_path, flag, message):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    args = [f"--images={demo / 'images'}", f"--labels={demo / 'labels'}", f"--out_dir={tmp_path / 'out'}",
+            "--patch_size=64"]
+    result = _run("data_prep.make_tfrecords", *args, flag.format(tmp=tmp_path))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
