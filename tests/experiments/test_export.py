@@ -31,6 +31,8 @@ def test_export_run_directory(tmp_path):
     out = _run(f"--model={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exported'}")
     assert out.returncode == 0, out.stderr
     assert "receptive field 44 px = 0.95 nm, size divisor 4, tiling halo 24 px" in out.stdout
+    # TensorFlow's SavedModel INFO lines (logged through absl) stay out of the user's terminal
+    assert "Writing fingerprint" not in out.stderr and "Sharding callback" not in out.stderr
     metadata = json.loads((tmp_path / "exported" / "assets" / "tem_rf.json").read_text())
     assert metadata["config"] == config and metadata["size_divisor"] == 4
 
