@@ -32,6 +32,13 @@ _JSON = flags.DEFINE_string("json_out", None, "Also write the table/description 
 
 def main(argv: list[str]) -> None:
     del argv
+    try:
+        _describe()
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def _describe() -> None:
     from tem_rf import receptive_field as rf_lib
     from tem_rf.io_utils import atomic_write_text
 
@@ -68,7 +75,10 @@ def main(argv: list[str]) -> None:
         print(f"receptive field:       {row['receptive_field_px']} px{nm_text}")
         print(f"input size divisor:    {row['size_divisor']} (height and width must be multiples)")
     if _JSON.value:
-        atomic_write_text(_JSON.value, json.dumps(rows, indent=2) + "\n")
+        try:
+            atomic_write_text(_JSON.value, json.dumps(rows, indent=2) + "\n")
+        except OSError as err:  # name the file asked for, not the temporary one
+            raise OSError(f"{_JSON.value}: cannot write: {err.strerror or err}") from None
         print(f"wrote {_JSON.value}")
 
 

@@ -32,6 +32,11 @@ def test_describe_one_architecture_and_grid(tmp_path):
 
 
 def test_describe_bad_flag_is_one_clear_line():
-    out = _run("--pool_sizes=2,x")
-    assert out.returncode != 0
-    assert "--pool_sizes must be comma-separated integers" in out.stderr
+    for flags, message in [
+        (["--pool_sizes=2,x"], "error: --pool_sizes must be comma-separated integers"),
+        (["--num_blocks=2", "--pool_sizes=2,2,2"], "error: pool_sizes must have 2 values (one per level), got 3"),
+    ]:
+        out = _run(*flags)
+        assert out.returncode != 0
+        assert "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1].startswith(message)
