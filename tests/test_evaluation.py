@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,35 @@ def test_evaluate_binary_writes_csv_and_json(trained_run, tmp_path):
     count = read_json(data_dir / "dataset.json")["counts"]["val"]
     assert summary["patches"] == count and summary["augment"] is False
     assert (tmp_path / "eval_val.csv").read_text().count("\n") == count + 1
+
+
+def _evaluate(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", *args],
+        cwd=ROOT, capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_evaluate_binary_on_another_dataset_keeps_the_runs_own_scores(trained_run, tmp_path):
+    data_dir, run = trained_run
+    other = tmp_path / "other_data"
+    shutil.copytree(data_dir, other)
+    out = _evaluate(f"--run_dir={run / 'best.keras'}", f"--data_dir={other}", "--split=val", "--noaugment",
+                    f"--out_dir={tmp_path}")  # a .keras file inside a run directory
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "eval_val_other_data.json").exists() and not (tmp_path / "eval_val.json").exists()
+    out = _evaluate(f"--run_dir={run / 'best.keras'}", "--split=val", "--noaugment", f"--out_dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-2000:]  # the run's own dataset, from config.json beside it
+    assert (tmp_path / "eval_val.json").exists()
+
+
+def test_evaluate_binary_bad_paths_are_one_clear_line(trained_run, tmp_path):
+    _, run = trained_run
+    (tmp_path / "file").write_text("x")
+    for args, message in [
+        ([f"--run_dir={tmp_path / 'nothere'}"], f"error: {tmp_path / 'nothere'}: no such run directory"),
+        ([f"--run_dir={run}", f"--out_dir={tmp_path / 'file' / 'out'}"], f"error: {tmp_path / 'file' / 'out'}: cannot write"),
+    ]:
+        out = _evaluate(*args, "--split=val", "--noaugment")
+        assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr[-500:]
