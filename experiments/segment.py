@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from absl import app, flags
 
@@ -60,6 +61,7 @@ def main(argv: list[str]) -> None:
     from tem_rf.io import InputError
 
     try:
+        _check_output_dir(Path(_OUTPUT_DIR.value))
         paths = expand_inputs(_INPUT.value)
         predictor = load_predictor(_MODEL.value, keep_mixed_precision=_KEEP_MIXED.value)
     except (InputError, ModelLoadError) as error:
@@ -83,17 +85,32 @@ def main(argv: list[str]) -> None:
             overlay_max_size=_OVERLAY_MAX.value,
         )
     except OSError as error:  # output folder not writable, disk full
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {_OUTPUT_DIR.value}: cannot write the results: {error.strerror or error}")
     for result in results:
         print(
             f"{result.input}: {result.shape[0]}x{result.shape[1]} px, "
             f"{100 * result.particle_fraction:.1f}% particle, {result.seconds:.1f} s -> {result.mask}"
         )
     print(f"wrote {len(results)} of {len(paths)} segmentations to {_OUTPUT_DIR.value}")
-    if failures:
-        sys.exit(f"error: {len(failures)} of {len(paths)} micrographs failed: " + "; ".join(
-            message for _, message in failures
-        ))
+    if len(failures) == 1:
+        sys.exit(f"error: 1 of {len(paths)} micrographs failed: {failures[0][1]}")
+    if failures:  # each reason was logged above and is in segmentation.json; keep this line short
+        sys.exit(
+            f"error: {len(failures)} of {len(paths)} micrographs failed: "
+            + ", ".join(str(path) for path, _ in failures)
+            + f" (reasons above and in {Path(_OUTPUT_DIR.value) / 'segmentation.json'})"
+        )
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    """Refuses an --output_dir that is, or lies under, a file, before the model is loaded."""
+    from tem_rf.io import InputError
+
+    for path in (output_dir, *output_dir.absolute().parents):
+        if path.exists():
+            if not path.is_dir():
+                raise InputError(path, "is a file, not a folder (--output_dir)")
+            return
 
 
 if __name__ == "__main__":

@@ -69,3 +69,21 @@ def test_segment_bad_model_and_inputs_are_one_clear_line(tmp_path):
     assert "not a run directory (no best.keras or model.keras) and not a SavedModel" in out.stderr.splitlines()[-1]
     out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / '*.mrc'}", f"--output_dir={tmp_path / 'o'}")
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].endswith("matches no micrograph files")
+
+
+def test_segment_output_dir_that_is_a_file_and_several_failures(tmp_path):
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    (tmp_path / "notes.txt").write_text("x")
+    tifffile.imwrite(tmp_path / "tiny.tif", np.arange(9, dtype=np.uint16).reshape(3, 3))
+    tifffile.imwrite(tmp_path / "flat.tif", np.ones((8, 8), np.uint16))
+    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / 'tiny.tif'}",
+               f"--output_dir={tmp_path / 'notes.txt'}")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'notes.txt'}: is a file, not a folder (--output_dir)"
+    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / '*.tif'}", f"--output_dir={tmp_path / 'o'}")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: 2 of 2 micrographs failed: {tmp_path / 'flat.tif'}, {tmp_path / 'tiny.tif'} "
+        f"(reasons above and in {tmp_path / 'o' / 'segmentation.json'})"
+    )
+    assert "tiny.tif: image is 3x3 px, smaller than the network's size divisor 4" in out.stderr
