@@ -91,7 +91,8 @@ def main(argv: list[str]) -> None:
         if summary["method"] != sweep_analysis.REFERENCE:
             print(f"  {summary['method']}: hard dice {summary['hard_dice_mean']:.3f}, FN overlap with "
                   f"Fourier filtering {summary['fn_overlap_fourier_mean']:.3f} "
-                  f"(closest on {summary['closest_count']}/{summary['images_compared']} patches)")
+                  f"(the most similar to Fourier's false negatives on {summary['closest_count']} of "
+                  f"{summary['images_compared']} patches)")
     for row in report["erf"]:
         clipped = ", window clipped by the patch" if row["window_clipped"] else ""
         print(f"  {row['architecture']}: 95 % of the input gradient within {row['radius_95_px']:.0f} px "

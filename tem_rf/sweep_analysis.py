@@ -214,9 +214,19 @@ def analyze_sweep(
         data_dir = known[0]
     info = read_dataset_info(data_dir)
     pixel_size = _pixel_size(info, pixel_size_nm)
+    blocking = next((p for p in (out_dir, *out_dir.absolute().parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ValueError(f"{blocking}: is a file, not a folder (--out_dir {out_dir})")
     # TensorFlow only now, once the input is known to be usable.
     from tem_rf import erf as erf_lib
     from tem_rf.evaluation import load_run_model
+
+    # Data: the unaugmented patches of the split; example indices checked before any output.
+    patches = analysis.load_patches(data_dir, split, max_patches=max_patches)
+    if example_indices:
+        bad = [i for i in example_indices if not 0 <= i < len(patches.images)]
+        if bad:
+            raise ValueError(f"example indices {bad} are outside the {len(patches.images)} patches")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, str] = {}
@@ -233,8 +243,6 @@ def analyze_sweep(
         outputs["results_csv"] = str(out_dir / "results.csv")
         outputs["dice_vs_receptive_field"] = str(out_dir / sweep_lib.FIGURE)
 
-    # Data: the unaugmented patches of the split.
-    patches = analysis.load_patches(data_dir, split, max_patches=max_patches)
     report |= {"data_dir": str(data_dir), "patches": len(patches.images), "pixel_size_nm": pixel_size}
 
     # Networks.
@@ -261,9 +269,6 @@ def analyze_sweep(
 
     # Examples for the figures.
     if example_indices:
-        bad = [i for i in example_indices if not 0 <= i < len(patches.images)]
-        if bad:
-            raise ValueError(f"example indices {bad} are outside the {len(patches.images)} patches")
         examples = list(example_indices)
     else:
         examples = choose_examples(patches.labels, [masks[a] for a in series], num_examples)

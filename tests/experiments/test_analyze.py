@@ -98,3 +98,12 @@ def test_analyze_bad_input_is_one_clear_line(fake_sweep, tmp_path):
     result = _run(f"--sweep_dir={sweep}", f"--out_dir={tmp_path / 'out'}", "--architectures=N9_k2-2_d1")
     assert result.returncode != 0
     assert "no finished runs for N9_k2-2_d1" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    for flags, message in [
+        ([f"--out_dir={tmp_path / 'notes.txt'}"], f"error: {tmp_path / 'notes.txt'}: is a file, not a folder"),
+        ([f"--out_dir={tmp_path / 'out'}", "--example_indices=99"], "error: example indices [99] are outside"),
+    ]:
+        result = _run(f"--sweep_dir={sweep}", *flags)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(message)
+        assert not (tmp_path / "out").exists()  # refused before anything is written
