@@ -59,6 +59,8 @@ def _floats(text: str | None, name: str, count: int | None = None) -> list[float
         raise ValueError(f"--{name} is empty")
     if count is not None and len(values) != count:
         raise ValueError(f"--{name} must be two values 'low,high', got {text!r}")
+    if count == 2 and not 0 < values[0] < values[1]:
+        raise ValueError(f"--{name} must be 'low,high' with 0 < low < high, got {text!r}")
     return values
 
 
@@ -126,8 +128,14 @@ def main(argv: list[str]) -> None:
     )
     out_csv = Path(_OUT_CSV.value)
     out_json = Path(_OUT_JSON.value) if _OUT_JSON.value else out_csv.with_suffix(".json")
-    analysis.write_csv(out_csv, rows)
-    atomic_write_text(out_json, json.dumps(summary, indent=2) + "\n")
+    for path in (out_csv, out_json):
+        if path.is_dir():
+            raise SystemExit(f"error: {path}: is a folder; --out_csv/--out_json name files")
+    try:
+        analysis.write_csv(out_csv, rows)
+        atomic_write_text(out_json, json.dumps(summary, indent=2) + "\n")
+    except OSError as err:  # name the file asked for, not the temporary one
+        raise SystemExit(f"error: {out_csv.parent}: cannot write the results: {err.strerror or err}") from None
     nm = f" = {band.nm_inv(pixel_size)[0]:.2f}-{band.nm_inv(pixel_size)[1]:.2f} nm^-1" if pixel_size else ""
     low_px, high_px = band.fft_pixels(patch_size)
     print(f"band ({summary['band_source']}): {band.low:.4f}-{band.high:.4f} cycles/px "

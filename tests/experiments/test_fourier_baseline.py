@@ -75,3 +75,14 @@ def test_bad_flags_are_one_clear_line(lattice_dataset, tmp_path):
     assert not (tmp_path / "x.csv").exists()
     missing = _run(f"--data_dir={tmp_path / 'nowhere'}", f"--out_csv={tmp_path / 'y.csv'}")
     assert missing.returncode != 0 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_reversed_band_and_unwritable_output_are_one_clear_line(lattice_dataset, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    for flags, message in [
+        ([f"--out_csv={tmp_path / 'x.csv'}", "--band_px=60,40"], "error: --band_px must be 'low,high' with 0 < low < high"),
+        ([f"--out_csv={tmp_path / 'notes.txt' / 'x.csv'}", "--band_px=20,30"], f"error: {tmp_path / 'notes.txt'}: cannot write"),
+    ]:
+        result = _run(f"--data_dir={lattice_dataset}", *flags)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-500:]
