@@ -28,7 +28,9 @@ _POOL_GRID = flags.DEFINE_enum(
     "per_level: every per-level combination (Table S1); uniform: equal pools at every level.",
 )
 _POOLS = flags.DEFINE_string(
-    "pools", None, "Explicit pool sequences instead of the grid, e.g. 2-2,2-8,8-8 (N from length)."
+    "pools", None,
+    "Explicit pool sequences instead of the grid, e.g. 2-2,2-8,8-8 (N from length); the "
+    "--dilation_grid runs are still added unless --dilation_grid=''.",
 )
 _DILATION_GRID = flags.DEFINE_string(
     "dilation_grid", "1-1-1,1-1-2,2-2-2,2-2-4,2-4-8,4-8-8,4-8-16",
@@ -107,6 +109,7 @@ def _train_share(sweep) -> None:
             if any(d != 1 for d in a.dilations)  # all-ones is the pool grid's N=2 network
         ]
     seeds = tem_flags.parse_int_list(_SEEDS.value, "seeds")
+    sweep.check_fits_patch(architectures, patch_size)  # before sweep.json or any run is written
     runs = sweep.plan(architectures, seeds)
     mine = sweep.share(runs, _TASK_INDEX.value, _NUM_TASKS.value)
     settings = {

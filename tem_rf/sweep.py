@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,21 @@ def dilation_grid(
         n, pools, dils = normalize_architecture(num_blocks, pool_size, tuple(dils))
         grid.append(Architecture(n, pools, dils, family="dilation"))
     return grid
+
+
+def check_fits_patch(architectures: Iterable[Architecture], patch_size: int) -> None:
+    """Raises ValueError naming every architecture whose size divisor (product of its pool
+    sizes) does not divide ``patch_size``: it could not be trained on the dataset's patches."""
+    bad = [
+        f"{a.name} (divisor {math.prod(a.pool_sizes)})"
+        for a in architectures
+        if patch_size % math.prod(a.pool_sizes)
+    ]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} architecture(s) need patch sizes that are multiples of their pool product, "
+            f"but the dataset's patches are {patch_size} px: {', '.join(bad)}"
+        )
 
 
 def plan(architectures: Iterable[Architecture], seeds: Sequence[int]) -> list[RunSpec]:

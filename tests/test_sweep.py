@@ -89,3 +89,10 @@ def test_sweep_trains_skips_finished_runs_and_aggregates(tmp_path):
         metrics = [json.loads((run.run_dir(tmp_path / "sweep") / "metrics.json").read_text())
                    for run in runs if run.architecture.name == r["architecture"]]
         assert r["hard_dice_mean"] == pytest.approx(sum(m["test_hard_dice"] for m in metrics) / 2)
+
+
+def test_check_fits_patch_names_architectures_the_patches_cannot_hold():
+    fits = sweep.Architecture(2, (2, 8), (1, 1, 1))
+    sweep.check_fits_patch([fits], 64)
+    with pytest.raises(ValueError, match=r"patches are 64 px: N3_k8-8-2_d1-1-1-1 \(divisor 128\)"):
+        sweep.check_fits_patch([fits, sweep.Architecture(3, (8, 8, 2), (1, 1, 1, 1))], 64)
