@@ -63,7 +63,8 @@ def main(argv: list[str]) -> None:
     print(f"dice vs receptive field plot: {summary['figure']}")
     print(f"SavedModel:                   {summary['saved_model']}")
     print(f"segmented new micrograph:     {summary['segmentation']}")
-    print(f"seconds per stage:            {summary['seconds']}")
+    print("seconds per stage:            "
+          + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds"].items()))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ def test_demo_runs_every_stage(tmp_path):
     mask = tifffile.imread(next(Path(summary["segmentation"]).glob("*_mask.tif")))
     assert mask.shape == (200, 200)  # not a multiple of the divisor: padded, then cropped
     assert "dice vs receptive field plot:" in result.stdout
+    assert "seconds per stage:            data " in result.stdout and "{" not in result.stdout
+    assert "Sharding callback" not in result.stderr  # TensorFlow's checkpoint INFO lines stay out
     # Running again reuses every finished stage.
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
