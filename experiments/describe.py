@@ -7,6 +7,7 @@ r"""Describes a residual UNet: layers, trainable parameters, receptive field and
 from __future__ import annotations
 
 import json
+import os
 
 from absl import flags
 
@@ -32,6 +33,9 @@ _JSON = flags.DEFINE_string("json_out", None, "Also write the table/description 
 
 def main(argv: list[str]) -> None:
     del argv
+    # Keras prints the summary through rich, which falls back to 80 columns when the output is
+    # piped or redirected and then cuts the "Connected to" column off.
+    os.environ.setdefault("COLUMNS", "130")
     try:
         _describe()
     except (ValueError, OSError) as err:
@@ -49,7 +53,7 @@ def _describe() -> None:
             max_divisor=_MAX_DIVISOR.value,
             per_level=not _UNIFORM.value,
         )
-        rows = rf_lib.architecture_table(grid, _PIXEL_SIZE_NM.value)
+        rows = rf_lib.architecture_table(grid, _PIXEL_SIZE_NM.value, progress=True)
         print(rf_lib.format_table(rows))
     else:
         from tem_rf.models import normalize_architecture, residual_unet

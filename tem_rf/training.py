@@ -250,7 +250,15 @@ class Trainer:
                 f"patch size {self.patch_size} of {config.data_dir} is not divisible by "
                 f"{divisor}, the product of pool sizes {config.pool_sizes}"
             )
-        train_count = int(self.data_info["counts"]["train"]) * (8 if config.augment else 1)
+        counts = self.data_info["counts"]
+        empty = [split for split in ("train", "val", "test") if int(counts.get(split, 0)) == 0]
+        if empty:
+            raise TrainingError(
+                f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} of {config.data_dir} "
+                "hold no patches: training needs validation (to pick the best epoch) and test "
+                "patches; rebuild the dataset with a --split that gives every split an image"
+            )
+        train_count = int(counts["train"]) * (8 if config.augment else 1)
         if train_count < config.batch_size:
             raise TrainingError(
                 f"the training split of {config.data_dir} has {train_count} patches"
@@ -457,6 +465,12 @@ class Trainer:
             self.checkpoint.restore(latest).expect_partial()
             logger.info("resumed %s at epoch %d", self.model_dir, int(self.state.epoch))
         start_epoch = int(self.state.epoch)
+        if start_epoch >= config.epochs:
+            logger.warning(
+                "%s has already trained %d epochs (--epochs=%d): nothing to train; raise --epochs "
+                "to continue the run. Re-scoring the best weights.",
+                self.model_dir, start_epoch, config.epochs,
+            )
         if self.chief:
             atomic_write_text(work_dir / CONFIG_FILE, json.dumps(self.resolved_config(), indent=2) + "\n")
         history = _read_history(work_dir / HISTORY_FILE, start_epoch)

@@ -127,6 +127,13 @@ def test_bad_config_fails_before_training(tiny_data, tmp_path, overrides, messag
     assert not (tmp_path / "run").exists()
 
 
+def test_empty_validation_split_is_refused_before_anything_is_written(tmp_path):
+    data_dir = make_tiny_dataset(tmp_path, split_fractions=(1.0, 0.0, 0.0))
+    with pytest.raises(training.TrainingError, match="the val and test splits of .* hold no patches"):
+        training.Trainer(_config(data_dir, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_data_dir(tmp_path):
     with pytest.raises(training.TrainingError, match="does not exist"):
         training.Trainer(_config(tmp_path / "nowhere", tmp_path / "run"))

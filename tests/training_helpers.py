@@ -10,7 +10,8 @@ import numpy as np
 
 
 def make_tiny_dataset(root: Path, kind: str = "low_res", num_images: int = 5, size: int = 64,
-                      patch_size: int = 32, seed: int = 0) -> Path:
+                      patch_size: int = 32, seed: int = 0,
+                      split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Path:
     """Demo micrographs -> a TFRecord dataset of 32x32 patches (a few seconds on 2 cores)."""
     from tem_rf import data, synthetic
     from tem_rf.data import dataset
@@ -19,9 +20,9 @@ def make_tiny_dataset(root: Path, kind: str = "low_res", num_images: int = 5, si
     synthetic.write_demo_dataset(demo, num_images=num_images, size=size, kind=kind, seed=seed,
                                  pixel_size_nm=0.5)
     pairs = dataset.match_masks(dataset.find_image_files(demo / "images"), demo / "labels")
-    out = root / f"data_{kind}"
+    out = root / f"data_{kind}_{'-'.join(map(str, split_fractions))}"
     data.build_dataset(pairs, out, patch_size=patch_size, min_particle_pixels=20,
-                       split_fractions=(0.6, 0.2, 0.2), num_shards=2, progress=False)
+                       split_fractions=split_fractions, num_shards=2, progress=False)
     return out
 
 
