@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tem_rf import data, evaluation, metrics, training
 
+from binaries import run_binary
 from training_helpers import make_tiny_dataset, read_json
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +57,8 @@ def test_load_run_model_errors(tmp_path):
 
 def test_evaluate_binary_writes_csv_and_json(trained_run, tmp_path):
     data_dir, run = trained_run
-    out = subprocess.run(
-        [sys.executable, "-m", "experiments.evaluate", f"--run_dir={run}", "--split=val", "--augment=false",
-         f"--out_dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
-    )
+    out = run_binary("experiments.evaluate", f"--run_dir={run}", "--split=val", "--augment=false",
+                     f"--out_dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]
     summary = read_json(tmp_path / "eval_val.json")
     count = read_json(data_dir / "dataset.json")["counts"]["val"]
@@ -73,10 +67,7 @@ def test_evaluate_binary_writes_csv_and_json(trained_run, tmp_path):
 
 
 def _evaluate(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.evaluate", *args],
-        cwd=ROOT, capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
-    )
+    return run_binary("experiments.evaluate", *args)
 
 
 def test_evaluate_binary_on_another_dataset_keeps_the_runs_own_scores(trained_run, tmp_path):

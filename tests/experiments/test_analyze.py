@@ -2,24 +2,18 @@
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from binaries import run_binary
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # (N, pools, dilations): three pool networks of growing RF and one dilated one.
 ARCHITECTURES = [(2, (2, 2), (1, 1, 1)), (2, (2, 4), (1, 1, 1)), (2, (4, 4), (1, 1, 1)), (2, (2, 2), (1, 1, 2))]
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.analyze", *args],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""},
-    )
+    return run_binary("experiments.analyze", *args)
 
 
 @pytest.fixture(scope="module")

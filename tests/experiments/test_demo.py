@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import tifffile
 
-ROOT = Path(__file__).resolve().parents[2]
+from binaries import ROOT, binary_env
 
 
 def test_demo_runs_every_stage(tmp_path):
     out = tmp_path / "demo"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env = binary_env()
     cmd = [sys.executable, "-m", "experiments.demo", f"--out_dir={out}", "--num_images=5",
            "--image_size=128", "--patch_size=64", "--pools=2-2", "--dilation_grid=1-1-2",
            "--seeds=752", "--epochs=1", "--segment_size=200", "--progress=false"]

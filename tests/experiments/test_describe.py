@@ -1,19 +1,12 @@
 """experiments/describe.py prints parameters, receptive field and the Table S1 grid."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from binaries import run_binary
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.describe", *args],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
-    )
+    return run_binary("experiments.describe", *args)
 
 
 def test_describe_one_architecture_and_grid(tmp_path):

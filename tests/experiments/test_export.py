@@ -1,24 +1,17 @@
 """experiments/export.py: a run directory becomes a SavedModel; bad input is one clear line."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from tem_rf.models import residual_unet
 
-ROOT = Path(__file__).resolve().parents[2]
+from binaries import run_binary
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.export", *args],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""},
-    )
+    return run_binary("experiments.export", *args)
 
 
 def test_export_run_directory(tmp_path):

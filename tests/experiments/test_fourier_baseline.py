@@ -2,21 +2,15 @@
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from binaries import run_binary
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.fourier_baseline", *args],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""},
-    )
+    return run_binary("experiments.fourier_baseline", *args)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,6 @@
 """experiments/segment.py end to end: SavedModel in, masks/overlays out, bad files reported."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import tifffile
@@ -13,15 +10,11 @@ from tem_rf.export import export_saved_model
 from tem_rf.models import residual_unet
 from tem_rf.synthetic import make_micrograph
 
-ROOT = Path(__file__).resolve().parents[2]
+from binaries import run_binary
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.segment", *args],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""},
-    )
+    return run_binary("experiments.segment", *args)
 
 
 def test_segment_saved_model_over_a_glob(tmp_path):

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from training_helpers import make_tiny_dataset, max_weight_difference, run_weights
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
-    return env
+from binaries import ROOT, binary_cmd, binary_env
 
 
 def _train_cmd(*args):
-    return [sys.executable, "-m", "experiments.train", "--progress=false", *args]
+    return binary_cmd("experiments.train", "--progress=false", *args)
 
 
 def _free_ports(count):
@@ -51,7 +42,7 @@ def test_two_multi_worker_processes_train_in_lockstep(tiny_data, tmp_path):
     workers = [
         subprocess.Popen(
             _train_cmd(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
+            env=binary_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
         )
         for i in range(2)
     ]
@@ -81,7 +72,7 @@ def test_two_multi_worker_processes_train_in_lockstep(tiny_data, tmp_path):
 )
 def test_bad_flags_give_one_clear_error(tmp_path, args, message):
     args = [a.replace("=X", f"={tmp_path / 'run'}").replace("=D", f"={tmp_path}") for a in args]
-    out = subprocess.run(_train_cmd(*args), cwd=ROOT, capture_output=True, text=True, env=_env())
+    out = subprocess.run(_train_cmd(*args), cwd=ROOT, capture_output=True, text=True, env=binary_env())
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr
@@ -91,7 +82,7 @@ def test_bad_flags_give_one_clear_error(tmp_path, args, message):
 def test_patch_size_not_divisible_by_pools(tiny_data, tmp_path):
     out = subprocess.run(
         _train_cmd(f"--data_dir={tiny_data}", f"--model_dir={tmp_path / 'run'}", "--pool_sizes=8,8"),
-        cwd=ROOT, capture_output=True, text=True, env=_env(),
+        cwd=ROOT, capture_output=True, text=True, env=binary_env(),
     )
     assert out.returncode != 0
     assert "patch size 32" in out.stderr and "not divisible by 64" in out.stderr
