@@ -5,7 +5,8 @@ r"""Runs every benchmark and writes ``BENCHMARKS.md`` (a table) and ``benchmarks
   python3 -m benchmarks.run_all --precisions=float32,mixed_float16   # on a GPU: mixed-precision speed-up
 
 Each benchmark runs in its own process (`bench_input_pipeline`, `bench_training` with the PyTorch
-reference when torch is installed, `bench_inference`, `bench_data_prep`), writes its JSON, and
+reference when torch is installed, `profile_training`, `bench_inference`, `bench_data_prep`),
+writes its JSON, and
 the report collects them with the machine's description (CPU model, cores, memory, load,
 TensorFlow and PyTorch versions, GPU). Ratios inside one benchmark come from one process with
 alternating rounds; absolute times hold for the machine named in the report.
@@ -33,12 +34,16 @@ _QUICK = flags.DEFINE_bool("quick", False, "Small sizes and few rounds: checks t
 _PRECISIONS = flags.DEFINE_string(
     "precisions", None, "Training precisions (default: float32, plus mixed_float16 when a GPU is visible)."
 )
-_ONLY = flags.DEFINE_list("only", None, "Run only these: input_pipeline, training, inference, data_prep.")
+_ONLY = flags.DEFINE_list(
+    "only", None,
+    "Run only these (input_pipeline, training, profile, inference, data_prep); the other figures "
+    "are kept from the last all.json of the same mode.",
+)
 _REPORT = flags.DEFINE_string("report", None, "Markdown report (default: BENCHMARKS.md; quick: under results/quick).")
 _NOTE = flags.DEFINE_string("note", "", "A line about the run's conditions (e.g. shared machine) for the report.")
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("input_pipeline", "training", "inference", "data_prep")
+NAMES = ("input_pipeline", "training", "profile", "inference", "data_prep")
 
 
 def machine_info() -> dict[str, Any]:
@@ -82,6 +87,8 @@ def plan(quick: bool, precisions: str, results: Path, torch: bool) -> dict[str, 
             "training": ["benchmarks.bench_training", "--num_blocks=2", "--patch_size=256", "--steps=2",
                          "--rounds=2", "--bn=fused,keras", "--xla=false,true", f"--precisions={precisions}",
                          f"--torch={torch}", out("training")],
+            "profile": ["benchmarks.profile_training", "--num_blocks=2", "--patch_size=256", "--steps=2",
+                        out("profile_training")],
             "inference": ["benchmarks.bench_inference", "--num_blocks=2", "--size=2048", "--repeats=1",
                           f"--json_out={results / 'inference.json'}"],
             "data_prep": ["benchmarks.bench_data_prep", "--num_images=3", "--size=2048", "--repeats=1",
@@ -93,6 +100,8 @@ def plan(quick: bool, precisions: str, results: Path, torch: bool) -> dict[str, 
         "training": ["benchmarks.bench_training", "--num_blocks=2,3,4", "--patch_size=512", "--steps=2",
                      "--rounds=3", "--bn=fused,keras", "--xla=false,true", f"--precisions={precisions}",
                      f"--torch={torch}", out("training")],
+        "profile": ["benchmarks.profile_training", "--num_blocks=2", "--patch_size=512", "--batch_size=8",
+                    "--steps=3", out("profile_training")],
         "inference": ["benchmarks.bench_inference", "--num_blocks=2,3,4", "--size=4096", "--repeats=3",
                       f"--json_out={results / 'inference.json'}"],
         "data_prep": ["benchmarks.bench_data_prep", "--num_images=6", "--size=4096", "--repeats=2",
@@ -139,6 +148,16 @@ def report_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             if row["framework"] == "keras" and row["num_blocks"] in torch_best:
                 figure += f", {row['patches_per_second'] / torch_best[row['num_blocks']]:.2f}x best PyTorch"
             rows.append((f"Training step ({r['device']})", config, figure, cmd))
+    if "profile" in results:
+        r, cmd = results["profile"]["result"], results["profile"]["command"]
+        for row in r["rows"]:
+            top = ", ".join(f"{op} {100 * share:.0f} %" for op, share in list(row["op_share"].items())[:6])
+            rows.append((
+                "Training step profile (TF profiler, kernel time by op type)",
+                f"N={r['num_blocks']}, {r['patch_size']}^2, batch {r['batch_size']}, float32, BN {row['bn']}",
+                f"convolutions {100 * row['convolution_share']:.0f} % of kernel time; {top}",
+                cmd,
+            ))
     if "inference" in results:
         r, cmd = results["inference"]["result"], results["inference"]["command"]
         for row in r["rows"]:
@@ -199,6 +218,12 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: --only: unknown benchmark(s) {sorted(unknown)}; choose from {NAMES}")
     machine["load_before"] = [round(x, 2) for x in os.getloadavg()]
     results: dict[str, Any] = {}
+    previous = results_dir / "all.json"
+    if _ONLY.value and previous.exists():
+        # A partial rerun refreshes the selected benchmarks and keeps the rest of the report.
+        earlier = json.loads(previous.read_text())
+        if earlier.get("quick") == quick:
+            results = {k: v for k, v in earlier["benchmarks"].items() if k in NAMES}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     for name in selected:
         args = commands[name]
