@@ -141,7 +141,7 @@ def main(argv: list[str]) -> None:
     print(f"band ({summary['band_source']}): {band.low:.4f}-{band.high:.4f} cycles/px "
           f"({low_px:.1f}-{high_px:.1f} FFT px of {patch_size}){nm}")
     print(f"{_SPLIT.value}: Fourier-filter hard dice {summary['hard_dice']:.4f} (pooled), "
-          f"{summary['mean_patch_hard_dice']:.4f} +- {summary['std_patch_hard_dice']:.4f} per patch, "
+          f"{summary['mean_patch_hard_dice']:.4f} ± {summary['std_patch_hard_dice']:.4f} per patch, "
           f"over {summary['patches']} patches")
     print(f"per-patch CSV: {out_csv}\nsummary: {out_json}")
 

@@ -44,6 +44,7 @@ _OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask
 _OVERLAY_MAX = flags.DEFINE_integer(
     "overlay_max_size", 1024, "Overlays of larger images are downsampled to this.", lower_bound=16
 )
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over files.")
 _KEEP_MIXED = flags.DEFINE_boolean(
     "keep_mixed_precision", False, "Run a mixed_float16 .keras/run-dir network in float16 (GPU)."
 )
@@ -83,6 +84,7 @@ def main(argv: list[str]) -> None:
             save_probability=_SAVE_PROB.value,
             overlay=_OVERLAY.value,
             overlay_max_size=_OVERLAY_MAX.value,
+            progress=_PROGRESS.value,
         )
     except OSError as error:  # output folder not writable, disk full
         sys.exit(f"error: {_OUTPUT_DIR.value}: cannot write the results: {error.strerror or error}")
