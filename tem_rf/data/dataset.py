@@ -96,6 +96,24 @@ def _mask_stem_base(mask_stem: str, suffixes: Sequence[str]) -> list[str]:
     return bases
 
 
+_UNREAD_MASK_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def _mask_search_note(image: Path, labels_dir: Path, suffixes: Sequence[str]) -> str:
+    """What was looked for, and a file that would have matched but for its format."""
+    note = f"looked for {image.stem}.png/.tif or {image.stem}_mask, {image.stem}_label, ..."
+    near = sorted(
+        p.name for p in labels_dir.iterdir()
+        if p.suffix.lower() in _UNREAD_MASK_SUFFIXES and image.stem.lower() in _mask_stem_base(p.stem, suffixes)
+    )
+    if near:
+        note += f"; found {', '.join(near)}, but masks are read from PNG or TIFF only"
+        if any(name.lower().endswith((".jpg", ".jpeg")) for name in near):
+            note += " (JPEG's lossy compression changes label values at particle edges)"
+        note += ": re-export the mask as PNG"
+    return note
+
+
 def match_masks(
     image_paths: Sequence[str | os.PathLike],
     labels_dir: str | os.PathLike,
@@ -142,11 +160,7 @@ def match_masks(
         candidates = [m for m in by_base.get(image.stem.lower(), []) if m.resolve() != image.resolve()]
         candidates = [m for m in candidates if m.resolve() not in image_set or m.stem.lower() != image.stem.lower()]
         if not candidates:
-            raise InputError(
-                image,
-                f"has no mask in {labels_dir} (looked for {image.stem}.png/.tif or "
-                f"{image.stem}_mask, {image.stem}_label, ... )",
-            )
+            raise InputError(image, f"has no mask in {labels_dir} ({_mask_search_note(image, labels_dir, suffixes)})")
         if len(candidates) > 1:
             names = ", ".join(m.name for m in candidates)
             raise InputError(image, f"several masks match in {labels_dir}: {names}; keep one")

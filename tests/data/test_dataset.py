@@ -80,6 +80,18 @@ def test_masks_in_the_image_folder_are_not_images(tmp_path):
     assert [(i.name, m.name) for i, m in pairs] == [("a.tif", "a_mask.tif"), ("b.tif", "b_mask.png")]
 
 
+def test_a_jpeg_mask_is_named_in_the_error(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir(), labels.mkdir()
+    (images / "a.tif").write_bytes(b"x")
+    (images / "b.tif").write_bytes(b"x")
+    (labels / "a_mask.png").write_bytes(b"x")
+    (labels / "b_mask.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"b\.tif: has no mask .*found b_mask\.jpg, but masks are read from "
+                                         r"PNG or TIFF only \(JPEG's lossy .*re-export the mask as PNG"):
+        match_masks(find_image_files(images), labels)
+
+
 def test_image_without_mask_and_ambiguous_masks(tmp_path):
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir(), labels.mkdir()
