@@ -11,7 +11,6 @@ normalisation, class names, the run's config and the package version.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from absl import app, flags
@@ -37,7 +36,6 @@ flags.mark_flag_as_required("export_dir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # SavedModel I/O chatter
     from tem_rf.export import ModelLoadError, export_run
 
     try:

@@ -14,7 +14,6 @@ skipped; the exit status is 1 when any file failed.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -56,7 +55,6 @@ flags.mark_flag_as_required("output_dir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # SavedModel I/O chatter
     from tem_rf.export import ModelLoadError, load_predictor
     from tem_rf.inference import expand_inputs, segment_files
     from tem_rf.io import InputError
