@@ -3,7 +3,7 @@ r"""Dataset creation speed: micrographs per second through `tem_rf.data.build_da
   python3 -m benchmarks.bench_data_prep                        # 6 micrographs of 4096x4096
   python3 -m benchmarks.bench_data_prep --num_images=3 --size=2048   # quick
 
-Synthetic high-resolution demo micrographs and masks (`tem_rf.synthetic.write_demo_dataset`,
+Synthetic high-resolution demo micrographs and masks (`tem_rf.data.synthetic.write_demo_dataset`,
 uint16 TIFFs with pixel size) are turned into a TFRecord dataset as ``make_tfrecords`` does:
 read and check, x-ray outlier removal, standardisation, 512x512 patches, split, write shards.
 The build runs ``--repeats`` times into fresh folders; the fastest counts. Also timed on one
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 6, "Micrographs to convert.", lower_bound=3)
 _SIZE = flags.DEFINE_integer("size", 4096, "Micrograph height and width in px.")
@@ -33,9 +33,9 @@ _OUT = flags.DEFINE_string("out", "benchmarks/results/data_prep_cpu.json", "Wher
 def main(argv: list[str]) -> None:
     del argv
     from tem_rf.data import build_dataset, find_image_files, match_masks, preprocess_micrograph
-    from tem_rf.io import read_micrograph
-    from tem_rf.io_utils import atomic_write_text
-    from tem_rf.synthetic import write_demo_dataset
+    from tem_rf.data.reading import read_micrograph
+    from tem_rf.core.files import atomic_write_text
+    from tem_rf.data.synthetic import write_demo_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw"

@@ -6,7 +6,7 @@ r"""Seconds and peak memory to segment one full-size micrograph, per network dep
 Each network (untrained: timing does not depend on the weights) is exported as a SavedModel and
 run in its own process, so peak memory (``ru_maxrss``) is that network's alone. A synthetic
 high-resolution demo micrograph (uint16 TIFF with pixel size) is segmented end to end with
-`tem_rf.inference.segment_file` (read, preprocess, tiled inference, write mask + overlay), after
+`tem_rf.serve.segment.segment_file` (read, preprocess, tiled inference, write mask + overlay), after
 one warm-up call that traces the graph. ``preprocess_s`` and ``inference_s`` time
 `preprocess_micrograph` and `predict_probability` alone. Each stage is timed ``--repeats`` times
 and the fastest is reported (the machine may be shared), with the CPU seconds of segmenting
@@ -55,9 +55,11 @@ def _worker(micrograph: Path, num_blocks: int) -> dict:
     import numpy as np
 
     from tem_rf.data import preprocess_micrograph
-    from tem_rf.export import export_saved_model, load_predictor
-    from tem_rf.inference import predict_probability, segment_file
-    from tem_rf.io import read_micrograph
+    from tem_rf.serve.export import export_saved_model
+    from tem_rf.serve.predictor import load_predictor
+    from tem_rf.serve.tiling import predict_probability
+    from tem_rf.serve.segment import segment_file
+    from tem_rf.data.reading import read_micrograph
     from tem_rf.models import count_trainable_parameters, residual_unet
 
     model = residual_unet(num_blocks, _POOL_SIZE.value, seed=0)
@@ -124,7 +126,7 @@ def _write_micrograph(path: Path, size: int) -> None:
     import numpy as np
     import tifffile
 
-    from tem_rf.synthetic import make_micrograph
+    from tem_rf.data.synthetic import make_micrograph
 
     image, _ = make_micrograph("high_res", size=size, rng=0)
     tifffile.imwrite(
@@ -190,7 +192,7 @@ def main(argv: list[str]) -> None:
             f"{r['peak_rss_mb']:>9.0f}"
         )
     if _JSON_OUT.value:
-        from tem_rf.io_utils import atomic_write_text
+        from tem_rf.core.files import atomic_write_text
 
         atomic_write_text(_JSON_OUT.value, json.dumps(report, indent=2) + "\n")
         print(f"wrote {_JSON_OUT.value}")

@@ -41,7 +41,7 @@ _OUT = flags.DEFINE_string("out", "benchmarks/results/input_pipeline_cpu.json", 
 
 def _make_demo_dataset(root: Path, patch_size: int) -> Path:
     from tem_rf.data import build_dataset, find_image_files, match_masks
-    from tem_rf.synthetic import write_demo_dataset
+    from tem_rf.data.synthetic import write_demo_dataset
 
     # 0.08 nm pixels keep several 3-8 nm particles in a small image (fringes still 2.5-3 px).
     write_demo_dataset(root / "raw", num_images=12, size=4 * patch_size, seed=0, pixel_size_nm=0.08)
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from tem_rf.data import load_split, read_dataset_info
-    from tem_rf.io_utils import atomic_write_text
+    from tem_rf.core.files import atomic_write_text
     from tem_rf.models import residual_unet
 
     batch_size, steps = _BATCH_SIZE.value, _STEPS.value

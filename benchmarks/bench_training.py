@@ -4,7 +4,7 @@ r"""Training throughput (patches/s) of the residual UNet, its FLOP rate, and a P
   python3 -m benchmarks.bench_training --num_blocks=2 --torch --bn=fused,keras   # vs PyTorch
   python3 -m benchmarks.bench_training --precisions=float32,mixed_float16   # on a GPU
 
-The step is `tem_rf.training.build_train_step` (the one every run uses: pixel-wise
+The step is `tem_rf.train.loop.build_train_step` (the one every run uses: pixel-wise
 cross-entropy, Adam) on random in-memory batches, so only the network and the optimizer are
 timed. ``--bn=keras`` builds the network with Keras' own (unfused) batch norm, for comparison
 with the default `FusedBatchNormalization`. ``--torch`` adds the same network written plainly
@@ -31,7 +31,7 @@ from typing import Callable
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch height and width.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Patches per step.")
@@ -82,7 +82,7 @@ def _build_keras(num_blocks: int, precision: str, xla: bool, bn: str, batch: int
     import tensorflow as tf
 
     from tem_rf.models import residual_unet
-    from tem_rf.training import build_train_step
+    from tem_rf.train.loop import build_train_step
 
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -179,7 +179,7 @@ def main(argv: list[str]) -> None:
         "forward_conv_gflop_per_step": {str(n): round(f / 1e9, 3) for n, f in flops.items()},
         "load_average_at_end": list(os.getloadavg()), "rows": rows,
     }
-    from tem_rf.io_utils import atomic_write_text
+    from tem_rf.core.files import atomic_write_text
 
     out = Path(_OUT.value)
     out.parent.mkdir(parents=True, exist_ok=True)

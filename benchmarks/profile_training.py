@@ -3,7 +3,7 @@ r"""Where a training step's CPU time goes: the TensorFlow profiler's kernel time
   python3 -m benchmarks.profile_training                      # N=2, 512x512, batch 8, both BNs
   python3 -m benchmarks.profile_training --patch_size=256 --steps=2
 
-Traces `tem_rf.training.build_train_step` (the step every run uses) with
+Traces `tem_rf.train.loop.build_train_step` (the step every run uses) with
 `tf.profiler.experimental`, reads the host plane of the trace (XSpace protobuf) and sums kernel
 durations by op type over all threads. Run for the fused batch norm (the default) and for Keras'
 own BatchNormalization, so the table shows what fusing removed. Prints a table, writes JSON.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from absl import flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch height and width.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Patches per step.")
@@ -63,7 +63,7 @@ def profile(bn: str, num_blocks: int, size: int, batch: int, steps: int) -> dict
     import tensorflow as tf
 
     from tem_rf.models import residual_unet
-    from tem_rf.training import build_train_step
+    from tem_rf.train.loop import build_train_step
 
     model = residual_unet(num_blocks, 2, seed=0, fused_bn=bn == "fused")
     optimizer = keras.optimizers.Adam(1e-4)
@@ -95,7 +95,7 @@ def profile(bn: str, num_blocks: int, size: int, batch: int, steps: int) -> dict
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf.io_utils import atomic_write_text
+    from tem_rf.core.files import atomic_write_text
 
     rows = [profile(bn, _NUM_BLOCKS.value, _PATCH_SIZE.value, _BATCH_SIZE.value, _STEPS.value) for bn in _BN.value]
     print(f"train step N={_NUM_BLOCKS.value}, {_PATCH_SIZE.value}^2, batch {_BATCH_SIZE.value}, float32, CPU")

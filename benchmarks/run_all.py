@@ -28,7 +28,7 @@ from typing import Any
 
 from absl import flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _QUICK = flags.DEFINE_bool("quick", False, "Small sizes and few rounds: checks that everything runs.")
 _PRECISIONS = flags.DEFINE_string(
@@ -178,7 +178,7 @@ def report_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def write_report(
     path: Path, machine: dict[str, Any], results: dict[str, Any], quick: bool, note: str, results_dir: str
 ) -> None:
-    from tem_rf.io_utils import atomic_write_text
+    from tem_rf.core.files import atomic_write_text
 
     gpu = ", ".join(machine["gpus"]) or "none"
     lines = [
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> None:
             "result": json.loads((ROOT / out).read_text()),
         }
     machine["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    from tem_rf.io_utils import atomic_write_text
+    from tem_rf.core.files import atomic_write_text
 
     payload = {"quick": quick, "machine": machine, "note": _NOTE.value, "benchmarks": results}
     atomic_write_text(results_dir / "all.json", json.dumps(payload, indent=2) + "\n")

@@ -15,7 +15,7 @@ import time
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to create (images/, labels/, demo.json).")
 _KIND = flags.DEFINE_enum(
@@ -35,8 +35,8 @@ flags.mark_flag_as_required("out_dir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.io import InputError
-    from tem_rf.synthetic import write_demo_dataset
+    from tem_rf.data.reading import InputError
+    from tem_rf.data.synthetic import write_demo_dataset
 
     start = time.perf_counter()
     try:

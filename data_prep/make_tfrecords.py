@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _IMAGES = flags.DEFINE_string("images", None, "Folder of micrographs, or a glob such as 'raw/*.tif'.")
 _LABELS = flags.DEFINE_string("labels", None, "Folder of label masks (matched to images by file stem).")
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tem_rf.data import dataset as dataset_lib
-    from tem_rf.io import InputError
+    from tem_rf.data.reading import InputError
 
     try:
         fractions = dataset_lib.parse_split_fractions(_SPLIT.value)

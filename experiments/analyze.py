@@ -18,7 +18,7 @@ import logging
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Sweep directory (runs/<architecture>/seed<seed>/).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the figures and tables.")
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    from tem_rf import sweep_analysis
+    from tem_rf.study import sweep_figures as sweep_analysis
 
     try:
         report = sweep_analysis.analyze_sweep(

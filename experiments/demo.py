@@ -14,7 +14,7 @@ import logging
 
 from absl import flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "demo_out", "Folder for every demo output.")
 _KIND = flags.DEFINE_enum("kind", "high_res", ["high_res", "low_res"], "Which demo micrographs.")
@@ -34,7 +34,8 @@ _PROGRESS = flags.DEFINE_boolean("progress", True, "Progress bars.")
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf import demo, sweep
+    from tem_rf.study import demo
+    from tem_rf.study import sweep
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
     try:

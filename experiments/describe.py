@@ -11,7 +11,7 @@ import os
 
 from absl import flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Residual blocks per arm (N).")
 _POOL_SIZES = flags.DEFINE_string("pool_sizes", "2", "Pool size, one value or one per level, e.g. 2,8.")
@@ -43,8 +43,8 @@ def main(argv: list[str]) -> None:
 
 
 def _describe() -> None:
-    from tem_rf import receptive_field as rf_lib
-    from tem_rf.io_utils import atomic_write_text
+    from tem_rf import models as rf_lib
+    from tem_rf.core.files import atomic_write_text
 
     if _GRID.value:
         grid = rf_lib.architecture_grid(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from absl import flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory, or a .keras file (outside a run directory: with --data_dir).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory; default: the run's own.")
@@ -30,9 +30,9 @@ flags.mark_flag_as_required("run_dir")
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf import evaluation
-    from tem_rf.io_utils import atomic_write_text
-    from tem_rf.training import load_run_config
+    from tem_rf.study import scoring as evaluation
+    from tem_rf.core.files import atomic_write_text
+    from tem_rf.train.rundir import load_run_config
 
     try:
         run_path = Path(_RUN_DIR.value)

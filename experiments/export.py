@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Run directory (best.keras, else model.keras, + config.json) or a .keras file."
@@ -36,7 +36,8 @@ flags.mark_flag_as_required("export_dir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.export import ModelLoadError, export_run
+    from tem_rf.serve.predictor import ModelLoadError
+    from tem_rf.serve.export import export_run
 
     try:
         metadata = export_run(_MODEL.value, _EXPORT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value)

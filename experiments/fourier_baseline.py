@@ -21,7 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (made by data_prep.make_tfrecords).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split to score.")
@@ -85,14 +85,15 @@ def main(argv: list[str]) -> None:
                 f"{_DATA_DIR.value}: the dataset has no pixel size, which a band in nm^-1 or lattice "
                 "spacings need; give --pixel_size_nm or --band_px"
             )
-        from tem_rf import analysis, fourier
-        from tem_rf.io_utils import atomic_write_text
+        from tem_rf.core.files import write_csv
+        from tem_rf.study import baseline, fourier
+        from tem_rf.core.files import atomic_write_text
 
         automatic = not (band_px or band_nm_inv or spacings)
         spectrum = None
         if automatic:
             print("choosing the band from the split's radial power spectrum ...")
-            spectrum = analysis.split_radial_spectrum(
+            spectrum = baseline.split_radial_spectrum(
                 _DATA_DIR.value, _SPLIT.value, batch_size=_BATCH_SIZE.value, max_patches=_MAX_PATCHES.value
             )
         band = fourier.resolve_band(
@@ -104,7 +105,7 @@ def main(argv: list[str]) -> None:
             fft_size=int(info["patch_size"]),
             images=spectrum,
         )
-        summary, rows = analysis.score_fourier_filter(
+        summary, rows = baseline.score_fourier_filter(
             _DATA_DIR.value,
             _SPLIT.value,
             band,
@@ -132,7 +133,7 @@ def main(argv: list[str]) -> None:
         if path.is_dir():
             raise SystemExit(f"error: {path}: is a folder; --out_csv/--out_json name files")
     try:
-        analysis.write_csv(out_csv, rows)
+        write_csv(out_csv, rows)
         atomic_write_text(out_json, json.dumps(summary, indent=2) + "\n")
     except OSError as err:  # name the file asked for, not the temporary one
         raise SystemExit(f"error: {out_csv.parent}: cannot write the results: {err.strerror or err}") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _MODEL = flags.DEFINE_string(
     "model", None, "SavedModel from experiments/export.py, a run directory or a .keras file."
@@ -55,9 +55,9 @@ flags.mark_flag_as_required("output_dir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.export import ModelLoadError, load_predictor
-    from tem_rf.inference import expand_inputs, segment_files
-    from tem_rf.io import InputError
+    from tem_rf.serve.predictor import ModelLoadError, load_predictor
+    from tem_rf.serve.segment import expand_inputs, segment_files
+    from tem_rf.data.reading import InputError
 
     try:
         _check_output_dir(Path(_OUTPUT_DIR.value))
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> None:
 
 def _check_output_dir(output_dir: Path) -> None:
     """Refuses an --output_dir that is, or lies under, a file, before the model is loaded."""
-    from tem_rf.io import InputError
+    from tem_rf.data.reading import InputError
 
     for path in (output_dir, *output_dir.absolute().parents):
         if path.exists():

@@ -17,7 +17,7 @@ import logging
 
 from absl import flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (make_tfrecords output).")
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Sweep directory (runs/, results).")
@@ -57,7 +57,7 @@ flags.mark_flag_as_required("sweep_dir")
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf import sweep
+    from tem_rf.study import sweep
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
     try:
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
 
 def _train_share(sweep) -> None:
     from tem_rf import data as data_lib
-    from tem_rf import training
+    from tem_rf import train as training
 
     if not _DATA_DIR.value:
         raise ValueError("--data_dir is required unless --aggregate_only")

@@ -17,7 +17,7 @@ import logging
 
 from absl import flags
 
-from tem_rf import flags as tem_flags
+from tem_rf.core import cli as tem_flags
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (make_tfrecords output).")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Run directory: outputs and checkpoints.")
@@ -50,7 +50,7 @@ flags.mark_flags_as_required(["data_dir", "model_dir"])
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf import training
+    from tem_rf import train as training
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
     try:

@@ -13,7 +13,8 @@ def make_tiny_dataset(root: Path, kind: str = "low_res", num_images: int = 5, si
                       patch_size: int = 32, seed: int = 0,
                       split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Path:
     """Demo micrographs -> a TFRecord dataset of 32x32 patches (a few seconds on 2 cores)."""
-    from tem_rf import data, synthetic
+    from tem_rf import data
+    from tem_rf.data import synthetic
     from tem_rf.data import dataset
 
     demo = root / f"demo_{kind}"

@@ -37,14 +37,14 @@ from tem_rf.data.preprocess import (
     preprocess_with_stats,
     tile,
 )
-from tem_rf.io import (
+from tem_rf.data.reading import (
     MASK_SUFFIXES,
     MICROGRAPH_SUFFIXES,
     InputError,
     read_mask_and_rule,
     read_micrograph,
 )
-from tem_rf.io_utils import atomic_path, atomic_write_text
+from tem_rf.core.files import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -444,7 +444,7 @@ def _write_dataset(
         ordered = [(split, by_name[name]) for split in SPLITS for name in assignment[split]]
         writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
         for split, source in tqdm(ordered, desc="writing", unit="image", disable=not progress):
-            with _quiet_logger("tem_rf.io"):  # its notes were logged in the checking pass
+            with _quiet_logger("tem_rf.data.reading"):  # its notes were logged in the checking pass
                 micrograph = read_micrograph(source.image)
                 label, _ = read_mask_and_rule(source.mask)
             try:

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tem_rf.data.dataset import SPLITS, read_dataset_info
 from tem_rf.data.tfrecords import decode_example, scan_tfrecord
-from tem_rf.io import InputError
+from tem_rf.data.reading import InputError
 
 NUM_DIHEDRAL = 8
 AUTOTUNE = tf.data.AUTOTUNE

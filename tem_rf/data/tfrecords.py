@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tem_rf.io import InputError
+from tem_rf.data.reading import InputError
 
 FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),

@@ -16,7 +16,7 @@ from tem_rf.data import (
     read_dataset_info,
     split_sources,
 )
-from tem_rf.io import InputError
+from tem_rf.data.reading import InputError
 
 # ---------------------------------------------------------------------------- split
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tem_rf.data import load_split, preprocess_micrograph, read_dataset_info
 from tem_rf.data.tfrecords import ShardWriter, decode_example, encode_example, scan_tfrecord
-from tem_rf.io import InputError, read_mask, read_micrograph
+from tem_rf.data.reading import InputError, read_mask, read_micrograph
 
 
 def test_example_round_trip_is_bit_identical():

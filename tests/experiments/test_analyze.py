@@ -20,10 +20,11 @@ def _run(*args):
 def fake_sweep(tmp_path_factory) -> tuple[Path, Path]:
     """A dataset of 64 px lattice patches and a sweep of untrained networks laid out as
     docs/design.md says (config.json, best.keras, metrics.json per run)."""
-    from tem_rf import data, synthetic
+    from tem_rf import data
+    from tem_rf.data import synthetic
     from tem_rf.data import dataset
     from tem_rf.models import architecture_name, count_trainable_parameters, residual_unet
-    from tem_rf.receptive_field import receptive_field
+    from tem_rf.models.geometry import receptive_field
 
     root = tmp_path_factory.mktemp("analyze")
     synthetic.write_demo_dataset(root / "demo", num_images=5, size=128, kind="high_res", seed=2,

@@ -16,7 +16,8 @@ def _run(*args):
 @pytest.fixture(scope="module")
 def lattice_dataset(tmp_path_factory) -> Path:
     """Synthetic high-resolution micrographs (lattice fringes, 4-5 px period) as 64 px patches."""
-    from tem_rf import data, synthetic
+    from tem_rf import data
+    from tem_rf.data import synthetic
     from tem_rf.data import dataset
 
     root = tmp_path_factory.mktemp("fourier_data")
@@ -49,7 +50,8 @@ def test_automatic_band_scores_every_test_patch(lattice_dataset, tmp_path):
 def test_lattice_spacing_band_in_process(lattice_dataset):
     # The band from Au lattice spacings, scored on the val split through the library calls the
     # binary makes (the binary's own run is covered above; a second subprocess costs seconds).
-    from tem_rf import analysis, fourier
+    from tem_rf.study import false_negatives as analysis
+    from tem_rf.study import fourier
 
     band = fourier.resolve_band(lattice_spacings_nm=[0.235, 0.204], pixel_size_nm=0.05)
     summary, rows = analysis.score_fourier_filter(lattice_dataset, "val", band, sigma_px=4.0)

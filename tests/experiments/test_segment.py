@@ -6,9 +6,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from tem_rf.export import export_saved_model
+from tem_rf.serve.export import export_saved_model
 from tem_rf.models import residual_unet
-from tem_rf.synthetic import make_micrograph
+from tem_rf.data.synthetic import make_micrograph
 
 from binaries import run_binary
 

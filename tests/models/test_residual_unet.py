@@ -10,7 +10,7 @@ from tem_rf.models import (
     residual_unet,
     size_divisor,
 )
-from tem_rf.receptive_field import max_stride, receptive_field
+from tem_rf.models.geometry import max_stride, receptive_field
 
 PAPER_PARAMS = {2: 8074, 3: 32730, 4: 130682}
 

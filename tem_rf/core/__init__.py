@@ -1,0 +1,1 @@
+"""Foundations shared by every layer, with no TensorFlow: files, parsing, units, classes, CLI."""

@@ -1,0 +1,98 @@
+"""Tables of architectures: the sweep grid and each network's params, receptive field, divisor."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import keras
+
+from tem_rf.models.geometry import max_stride, receptive_field
+
+
+def architecture_grid(
+    num_blocks: Iterable[int] = (2, 3, 4),
+    kernel_choices: Sequence[int] = (2, 4, 8),
+    max_divisor: int | None = 512,
+    per_level: bool = True,
+) -> list[tuple[int, tuple[int, ...]]]:
+    """(N, pool sizes) pairs of a sweep: every per-level choice from ``kernel_choices``.
+
+    With ``per_level=False`` only uniform pools (k, k, ...) are listed. Pool sequences whose
+    product exceeds ``max_divisor`` (the patch size) are left out: they cannot pool a patch.
+    """
+    grid = []
+    for n in num_blocks:
+        combos = (
+            itertools.product(kernel_choices, repeat=n)
+            if per_level
+            else ((k,) * n for k in kernel_choices)
+        )
+        for pools in combos:
+            if max_divisor is None or math.prod(pools) <= max_divisor:
+                grid.append((n, tuple(pools)))
+    return grid
+
+
+
+def describe_model(model: keras.Model, pixel_size_nm: float | None = None) -> dict[str, Any]:
+    """Params, receptive field (px, and nm if the pixel size is known) and size divisor of a model."""
+    from tem_rf.models import count_trainable_parameters
+
+    rf = receptive_field(model)
+    return {
+        "architecture": model.name,
+        "trainable_params": count_trainable_parameters(model),
+        "receptive_field_px": rf.pixels,
+        "receptive_field_nm": None if pixel_size_nm is None else rf.nanometres(pixel_size_nm),
+        "size_divisor": max_stride(model),
+    }
+
+
+
+def architecture_table(
+    architectures: Iterable[tuple[int, Sequence[int]] | tuple[int, Sequence[int], Sequence[int]]],
+    pixel_size_nm: float | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """One row per architecture: params, receptive field (px, nm), size divisor.
+
+    Each architecture is ``(num_blocks, pool_sizes)`` or ``(num_blocks, pool_sizes, dilations)``;
+    every row comes from building the model and walking its layers (paper Table S1), about half a
+    second each on a laptop CPU; ``progress`` shows a bar.
+    """
+    from tem_rf.models import normalize_architecture, residual_unet
+
+    architectures = list(architectures)
+    if progress:
+        from tqdm.auto import tqdm
+
+        architectures = tqdm(architectures, desc="building models", unit="model", leave=False)
+    rows = []
+    for arch in architectures:
+        n, pools, dils = normalize_architecture(arch[0], arch[1], arch[2] if len(arch) > 2 else 1)
+        model = residual_unet(n, pools, dils)
+        rows.append(
+            {"num_blocks": n, "pool_sizes": list(pools), "dilations": list(dils)}
+            | describe_model(model, pixel_size_nm)
+        )
+        del model
+        keras.backend.clear_session()
+    return rows
+
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A fixed-width text table of ``architecture_table`` rows."""
+    header = f"{'architecture':<22}{'N':>3}{'pools':>12}{'dilations':>12}{'params':>9}{'RF px':>8}{'RF nm':>9}{'divisor':>9}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        nm = "-" if r["receptive_field_nm"] is None else f"{r['receptive_field_nm']:.2f}"
+        lines.append(
+            f"{r['architecture']:<22}{r['num_blocks']:>3}{','.join(map(str, r['pool_sizes'])):>12}"
+            f"{','.join(map(str, r['dilations'])):>12}{r['trainable_params']:>9}"
+            f"{r['receptive_field_px']:>8}{nm:>9}{r['size_divisor']:>9}"
+        )
+    return "\n".join(lines)

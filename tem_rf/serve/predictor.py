@@ -1,0 +1,132 @@
+"""A network ready to segment: loaded from a SavedModel, a run directory or a ``.keras`` file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tem_rf.core.units import pixel_size_or_none
+from tem_rf.train.rundir import ModelLoadError, load_run
+from tem_rf.serve.export import (
+    METADATA_FILENAME,
+    SIGNATURE_INPUT,
+    SIGNATURE_KEY,
+    SIGNATURE_OUTPUT,
+    build_metadata,
+    check_model,
+    model_compute_dtype,
+    float32_model,
+    particle_probability_fn,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def is_saved_model(path: str | os.PathLike) -> bool:
+    """True for a directory holding ``saved_model.pb``."""
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
+    """Reads ``assets/tem_rf.json`` of an exported SavedModel."""
+    path = Path(export_dir) / "assets" / METADATA_FILENAME
+    if not path.is_file():
+        raise ModelLoadError(f"{export_dir}: no assets/{METADATA_FILENAME}; not exported by tem_rf")
+    try:
+        metadata = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{path}: not valid JSON: {error}") from error
+    missing = {"size_divisor", "halo_px", "receptive_field_px"} - set(metadata)
+    if missing:
+        raise ModelLoadError(f"{path}: metadata lacks {sorted(missing)}")
+    return metadata
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A network ready to segment: a callable on preprocessed images plus its metadata.
+
+    ``predictor(images)`` maps float32 ``[B, H, W, 1]`` (H, W >= size divisor) to the particle
+    probability float32 ``[B, H, W]``.
+    """
+
+    function: Callable
+    metadata: dict[str, Any]
+    source: str
+
+    @property
+    def size_divisor(self) -> int:
+        return int(self.metadata["size_divisor"])
+
+    @property
+    def halo_px(self) -> int:
+        return int(self.metadata["halo_px"])
+
+    @property
+    def pixel_size_nm(self) -> float | None:
+        return pixel_size_or_none(self.metadata.get("pixel_size_nm"))
+
+    @property
+    def xray_threshold(self) -> float | None:
+        """The training x-ray threshold; None means training removed no outliers."""
+        from tem_rf.data.preprocess import DEFAULT_XRAY_THRESHOLD
+
+        return (self.metadata.get("normalisation") or {}).get("xray_threshold", DEFAULT_XRAY_THRESHOLD)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[-1] != 1:
+            raise ValueError(f"expected images [batch, H, W, 1], got shape {images.shape}")
+        return np.asarray(self.function(images)[SIGNATURE_OUTPUT], dtype=np.float32)
+
+
+def load_predictor(path: str | os.PathLike, *, keep_mixed_precision: bool = False) -> Predictor:
+    """A predictor from a SavedModel directory, a run directory or a ``.keras`` file."""
+    path = Path(path)
+    if is_saved_model(path):
+        import tensorflow as tf
+
+        metadata = read_metadata(path)
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as error:  # truncated or corrupt SavedModel
+            raise ModelLoadError(f"{path}: cannot load SavedModel: {error}") from error
+        if SIGNATURE_KEY not in loaded.signatures:
+            raise ModelLoadError(f"{path}: SavedModel has no {SIGNATURE_KEY!r} signature")
+        signature = loaded.signatures[SIGNATURE_KEY]
+
+        def function(images, _signature=signature, _keep=loaded):  # _keep: owns the variables
+            return _signature(**{SIGNATURE_INPUT: images})
+
+        return Predictor(function, metadata, str(path))
+    model, config, model_file = load_run(path)
+    return keras_predictor(
+        model, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file)
+    )
+
+
+def keras_predictor(
+    model: Any,
+    config: dict[str, Any] | None = None,
+    *,
+    keep_mixed_precision: bool = False,
+    source: str | None = None,
+) -> Predictor:
+    """A predictor running a Keras model in process (the same graph the export serves)."""
+    check_model(model)
+    serving_model = model if keep_mixed_precision else float32_model(model)
+    metadata = build_metadata(
+        serving_model, config, compute_dtype=model_compute_dtype(serving_model), source=source
+    )
+    return Predictor(
+        particle_probability_fn(serving_model, metadata["size_divisor"]),
+        metadata,
+        source or serving_model.name,
+    )

@@ -1,0 +1,306 @@
+"""Segmentation of full-size micrographs: read, preprocess as in training, tile, write files.
+
+Outputs of `segment_file`: ``<stem>_mask.tif`` (uint8, 0 background, 255 particle),
+``<stem>_prob.tif`` (float32 particle probability, optional) and ``<stem>_overlay.png``; TIFFs
+carry the micrograph's pixel size (ImageJ resolution, nm). The tiling itself (exact, with a
+halo) is `tem_rf.serve.tiling`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
+
+if TYPE_CHECKING:
+    from tem_rf.serve.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off the training one
+MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible in any viewer
+OVERLAY_MAX_SIZE = 1024
+OVERLAY_COLOUR = (255, 45, 45)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependency extent of a model (exact halo)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding and tiling
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole micrographs and files
+
+
+def check_pixel_size(
+    path: str | os.PathLike, pixel_size_nm: float | None, training_pixel_size_nm: float | None
+) -> bool:
+    """Warns (naming the file) when the pixel sizes differ by more than `PIXEL_SIZE_TOLERANCE`.
+
+    The network learnt particle sizes and lattice fringes in pixels; at another magnification it
+    sees different features. Returns False when it warned, True otherwise (also when unknown).
+    """
+    if pixel_size_nm is None or training_pixel_size_nm is None:
+        if training_pixel_size_nm is not None:
+            logger.info(
+                "%s: pixel size unknown; the network was trained at %.4g nm/px",
+                path, training_pixel_size_nm,
+            )
+        return True
+    ratio = pixel_size_nm / training_pixel_size_nm
+    if abs(ratio - 1.0) > PIXEL_SIZE_TOLERANCE:
+        logger.warning(
+            "%s: pixel size %.4g nm differs from the training pixel size %.4g nm by %+.0f%% "
+            "(more than %.0f%%); segmentation may be poor, resample the micrograph to %.4g nm/px",
+            path, pixel_size_nm, training_pixel_size_nm, 100 * (ratio - 1),
+            100 * PIXEL_SIZE_TOLERANCE, training_pixel_size_nm,
+        )
+        return False
+    return True
+
+
+def segment_image(
+    image: np.ndarray,
+    predictor: Predictor,
+    *,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    batch_size: int = 1,
+    threshold: float = 0.5,
+    path: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Preprocesses a raw 2-D micrograph as in training, then ``(probability, mask)``.
+
+    ``probability`` is float32, ``mask`` uint8 0/1 (``probability > threshold``; 0.5 equals the
+    argmax the dice metrics use), both of the image's shape. Raises `tem_rf.data.reading.InputError`
+    naming ``path`` for images that are smaller than the size divisor, non-finite or constant.
+    """
+    from tem_rf.data import preprocess_micrograph
+    from tem_rf.data.reading import InputError
+
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise InputError(path, f"expected a 2-D grey image, got shape {image.shape}")
+    divisor = predictor.size_divisor
+    if min(image.shape) < divisor:
+        raise InputError(
+            path,
+            f"image is {image.shape[0]}x{image.shape[1]} px, smaller than the network's size "
+            f"divisor {divisor} (product of its pool sizes); it cannot be segmented",
+        )
+    try:
+        standardised = preprocess_micrograph(image, xray_threshold=predictor.xray_threshold)
+    except ValueError as error:  # NaN/inf or constant image
+        raise InputError(path, str(error)) from None
+    probability = predict_probability(
+        standardised, predictor, tile_size=tile_size, batch_size=batch_size
+    )
+    return probability, (probability > threshold).astype(np.uint8)
+
+
+def _write_tiff(target: Path, data: np.ndarray, pixel_size_nm: float | None) -> None:
+    """An ImageJ TIFF, carrying the pixel size (nm) so ImageJ and `read_micrograph` see it."""
+    import tifffile
+
+    from tem_rf.core.files import atomic_path
+
+    kwargs: dict[str, Any] = {"imagej": True}
+    if pixel_size_nm is not None:
+        kwargs |= {"resolution": (1.0 / pixel_size_nm, 1.0 / pixel_size_nm), "metadata": {"unit": "nm"}}
+    with atomic_path(target) as tmp:
+        tifffile.imwrite(tmp, data, **kwargs)
+
+
+def write_overlay(
+    target: str | os.PathLike,
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    max_size: int = OVERLAY_MAX_SIZE,
+) -> None:
+    """PNG of the micrograph (contrast 0.5-99.5 percentile) with the mask's outlines in red.
+
+    Images larger than ``max_size`` px are shown block-averaged (mask: block max, so small
+    particles keep an outline). Outlines are the mask's inner boundary pixels, drawn directly into
+    the image: cost is linear in pixels however many particles (or noisy blobs) there are.
+    """
+    from PIL import Image
+    from skimage.segmentation import find_boundaries
+    from skimage.transform import downscale_local_mean
+
+    from tem_rf.core.files import atomic_path
+
+    factor = max(1, math.ceil(max(image.shape) / max_size))
+    shown = np.asarray(image, np.float32)
+    shown_mask = np.asarray(mask) > 0
+    if factor > 1:
+        shown = downscale_local_mean(shown, (factor, factor))
+        # Block mean > 0 is block max: a particle smaller than a block still gets an outline.
+        shown_mask = downscale_local_mean(shown_mask.astype(np.float32), (factor, factor)) > 0
+    low, high = np.percentile(shown, (0.5, 99.5))
+    grey = np.clip((shown - low) / max(high - low, 1e-12) * 255, 0, 255).astype(np.uint8)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    rgb[find_boundaries(shown_mask, mode="inner")] = OVERLAY_COLOUR
+    with atomic_path(target) as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+
+
+@dataclasses.dataclass
+class SegmentationResult:
+    """What segmenting one micrograph wrote and found."""
+
+    input: str
+    shape: tuple[int, int]
+    pixel_size_nm: float | None
+    particle_fraction: float
+    seconds: float
+    mask: str
+    probability: str | None = None
+    overlay: str | None = None
+    pixel_size_warning: bool = False
+
+
+def output_stem(path: str | os.PathLike) -> str:
+    """``dir/sample_01.dm4`` -> ``sample_01``: outputs are ``<stem>_mask.tif`` and so on."""
+    return Path(path).stem
+
+
+def segment_file(
+    path: str | os.PathLike,
+    predictor: Predictor,
+    output_dir: str | os.PathLike,
+    *,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    batch_size: int = 1,
+    threshold: float = 0.5,
+    save_probability: bool = False,
+    overlay: bool = True,
+    overlay_max_size: int = OVERLAY_MAX_SIZE,
+) -> SegmentationResult:
+    """Reads, segments and writes one micrograph; every output is written atomically.
+
+    Writes ``<stem>_mask.tif`` (uint8, 0 background / `MASK_VALUE` particle), optionally
+    ``<stem>_prob.tif`` (float32 particle probability) and ``<stem>_overlay.png``. TIFFs carry
+    the micrograph's pixel size. Raises `tem_rf.data.reading.InputError` for unreadable or unusable files.
+    """
+    from tem_rf.data.reading import read_micrograph
+
+    start = time.perf_counter()
+    micrograph = read_micrograph(path)
+    ok = check_pixel_size(path, micrograph.pixel_size_nm, predictor.pixel_size_nm)
+    probability, mask = segment_image(
+        micrograph.data, predictor, tile_size=tile_size, batch_size=batch_size,
+        threshold=threshold, path=path,
+    )
+    output_dir = Path(output_dir)
+    stem = output_stem(path)
+    mask_path = output_dir / f"{stem}_mask.tif"
+    _write_tiff(mask_path, mask * np.uint8(MASK_VALUE), micrograph.pixel_size_nm)
+    result = SegmentationResult(
+        input=str(path),
+        shape=tuple(int(s) for s in mask.shape),
+        pixel_size_nm=micrograph.pixel_size_nm,
+        particle_fraction=float(mask.mean()),
+        seconds=0.0,
+        mask=str(mask_path),
+        pixel_size_warning=not ok,
+    )
+    if save_probability:
+        result.probability = str(output_dir / f"{stem}_prob.tif")
+        _write_tiff(Path(result.probability), probability, micrograph.pixel_size_nm)
+    if overlay:
+        result.overlay = str(output_dir / f"{stem}_overlay.png")
+        write_overlay(result.overlay, micrograph.data, mask, max_size=overlay_max_size)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def expand_inputs(patterns: Iterable[str]) -> list[Path]:
+    """Files named by paths, glob patterns or folders (their micrographs), sorted, unique.
+
+    Raises `tem_rf.data.reading.InputError` for a pattern that matches nothing, and when two inputs would
+    write the same output names (same file stem in different folders).
+    """
+    from tem_rf.data.reading import MICROGRAPH_SUFFIXES, InputError
+
+    found: list[Path] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
+            matches = [p for p in matches if p.is_file()]
+        elif Path(pattern).expanduser().is_dir():
+            folder = Path(pattern).expanduser()
+            matches = sorted(
+                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MICROGRAPH_SUFFIXES
+            )
+        else:
+            matches = [Path(pattern).expanduser()]  # read_micrograph reports a missing file
+        if not matches:
+            raise InputError(pattern, "matches no micrograph files")
+        found.extend(matches)
+    unique = list(dict.fromkeys(found))
+    stems: dict[str, Path] = {}
+    for path in unique:
+        other = stems.setdefault(output_stem(path), path)
+        if other != path:
+            raise InputError(
+                path, f"has the same name stem as {other}; their outputs would overwrite each other"
+            )
+    return unique
+
+
+def segment_files(
+    paths: Sequence[str | os.PathLike],
+    predictor: Predictor,
+    output_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    **options: Any,
+) -> tuple[list[SegmentationResult], list[tuple[str, str]]]:
+    """Segments every file (`segment_file` options), with a progress bar over files.
+
+    A bad file does not stop the others: returns ``(results, failures)`` where each failure is
+    ``(path, message)``; failures are logged as errors as they happen. A ``segmentation.json``
+    summary (model, tiling, per-file results and failures) is written to ``output_dir``.
+    """
+    from tqdm import tqdm
+
+    from tem_rf.data.reading import InputError
+    from tem_rf.core.files import atomic_write_text
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results: list[SegmentationResult] = []
+    failures: list[tuple[str, str]] = []
+    for path in tqdm(paths, desc="segmenting", unit="micrograph", disable=not progress):
+        try:
+            results.append(segment_file(path, predictor, output_dir, **options))
+        except InputError as error:
+            logger.error("%s", error)
+            failures.append((str(path), str(error)))
+    summary = {
+        "model": predictor.source,
+        "architecture": predictor.metadata.get("architecture"),
+        "training_pixel_size_nm": predictor.pixel_size_nm,
+        "size_divisor": predictor.size_divisor,
+        "halo_px": predictor.halo_px,
+        "options": {k: v for k, v in options.items()},
+        "results": [dataclasses.asdict(r) for r in results],
+        "failures": [{"input": p, "error": m} for p, m in failures],
+    }
+    atomic_write_text(output_dir / "segmentation.json", json.dumps(summary, indent=2) + "\n")
+    return results, failures

@@ -1,0 +1,134 @@
+"""Exact tiled inference: padding to the size divisor, tile planning, stitching.
+
+Why tiling can be exact. With "same" zero padding, an output pixel depends on the input inside
+its dependency window and on where the image border (the conv zero padding) is; max pooling
+further depends on how the pooling grid is aligned. So the whole micrograph is first padded by
+reflection at the bottom and right to a multiple of the *size divisor* (the product of the pool
+sizes), the same padding for the single-pass and the tiled path. Tiles are then cut from that
+padded image at offsets that are multiples of the divisor (pooling windows line up with the
+single pass), each tile's *core* extended by a *halo* on every side that is not the image border.
+When the halo is at least the network's one-sided dependency extent
+(`tem_rf.models.geometry.minimum_halo`), the core's pixels see exactly the data the single pass
+sees, and stitching the cores reproduces the single-pass output to float round-off. Every tile
+window has the same size (windows at the image edge are shifted inwards, not clipped), so tiles
+are batched through one traced graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_TILE_SIZE = 1024
+
+
+class ProbabilityFunction(Protocol):
+    """What the tiling needs of a network (`tem_rf.serve.predictor.Predictor` is one)."""
+
+    size_divisor: int
+    halo_px: int
+
+    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-int(value) // multiple) * multiple
+
+
+
+def pad_to_divisor(image: np.ndarray, divisor: int) -> np.ndarray:
+    """Pads a 2-D image at the bottom and right by reflection to multiples of ``divisor``.
+
+    Reflection keeps the statistics the network saw in training at the edge (zeros would be a
+    dark frame). Raises ValueError for images smaller than ``divisor`` (nothing to reflect).
+    """
+    height, width = image.shape
+    if height < divisor or width < divisor:
+        raise ValueError(
+            f"image {height}x{width} is smaller than the size divisor {divisor} (the product of "
+            "the network's pool sizes)"
+        )
+    pad = ((0, (-height) % divisor), (0, (-width) % divisor))
+    return np.pad(image, pad, mode="reflect") if any(p for _, p in pad) else image
+
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisTile:
+    """One tile along one axis: the window fed to the network and the core kept from it."""
+
+    window_start: int
+    core_start: int
+    core_stop: int
+
+
+
+def plan_axis(size: int, tile_size: int, halo: int) -> list[AxisTile]:
+    """Tiles along one axis of a padded image (all multiples of the divisor in, aligned out).
+
+    Cores of ``tile_size`` cover ``[0, size)``; every window is ``min(tile_size + 2 * halo, size)``
+    long, starting ``halo`` before its core, shifted inwards at the image edges so every window
+    has the same length while each core keeps at least ``halo`` of real data on its inner sides.
+    """
+    window = min(tile_size + 2 * halo, size)
+    tiles = []
+    for core_start in range(0, size, tile_size):
+        window_start = min(max(core_start - halo, 0), size - window)
+        tiles.append(AxisTile(window_start, core_start, min(core_start + tile_size, size)))
+    return tiles
+
+
+
+def predict_probability(
+    image: np.ndarray,
+    predictor: ProbabilityFunction,
+    *,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    batch_size: int = 1,
+    halo: int | None = None,
+) -> np.ndarray:
+    """Particle probability of a preprocessed 2-D image, float32 of the same shape.
+
+    The image is padded to the size divisor (`pad_to_divisor`); with ``tile_size`` None (or at
+    least the padded image) it goes through the network in one pass, else in tiles of
+    ``tile_size`` (rounded up to the divisor) plus ``halo`` (default: the model's, rounded up to
+    the divisor), ``batch_size`` tiles per call. Memory grows with ``batch_size * (tile_size +
+    2 * halo)**2``, not with the image.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    divisor = int(predictor.size_divisor)
+    height, width = image.shape
+    padded = pad_to_divisor(image, divisor)
+    padded_h, padded_w = padded.shape
+    if tile_size is None or tile_size >= max(padded_h, padded_w):
+        return predictor(padded[None, :, :, None])[0, :height, :width]
+    if tile_size < 1:
+        raise ValueError(f"tile_size must be positive, got {tile_size}")
+    tile_size = _round_up(tile_size, divisor)
+    halo = _round_up(predictor.halo_px if halo is None else halo, divisor)
+    rows, cols = plan_axis(padded_h, tile_size, halo), plan_axis(padded_w, tile_size, halo)
+    window_h, window_w = min(tile_size + 2 * halo, padded_h), min(tile_size + 2 * halo, padded_w)
+    tiles = [(r, c) for r in rows for c in cols]
+    probability = np.empty((padded_h, padded_w), np.float32)
+    batch = np.empty((min(batch_size, len(tiles)), window_h, window_w, 1), np.float32)
+    for first in range(0, len(tiles), batch_size):
+        chunk = tiles[first : first + batch_size]
+        for i, (r, c) in enumerate(chunk):
+            batch[i, :, :, 0] = padded[
+                r.window_start : r.window_start + window_h, c.window_start : c.window_start + window_w
+            ]
+        output = predictor(batch[: len(chunk)])
+        for i, (r, c) in enumerate(chunk):
+            probability[r.core_start : r.core_stop, c.core_start : c.core_stop] = output[
+                i,
+                r.core_start - r.window_start : r.core_stop - r.window_start,
+                c.core_start - c.window_start : c.core_stop - c.window_start,
+            ]
+    return probability[:height, :width]

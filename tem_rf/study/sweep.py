@@ -1,0 +1,348 @@
+"""Receptive-field sweeps: a grid of architectures x seeds, run, shared out and aggregated.
+
+A sweep directory holds one run directory per (architecture, seed) under
+``runs/<architecture>/seed<seed>/`` (see docs/design.md). Runs whose ``metrics.json`` exists
+are finished and skipped, so a sweep can be stopped and started again, and a cluster job array
+can give each task its share with ``task_index``/``num_tasks``. `aggregate` turns the finished
+runs into ``results.csv``/``results.json`` and the dice-versus-receptive-field figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PAPER_SEEDS = (752, 2245, 140, 9213, 956)
+# Dilation sets (per level, then bottleneck) for N=2 at pool 2: receptive fields from 44 to
+# 420 px, i.e. 0.95 to 9.0 nm at 0.02152 nm/px, the range of the max-pooling sweep.
+DEFAULT_DILATION_GRID = ((1, 1, 1), (1, 1, 2), (2, 2, 2), (2, 2, 4), (2, 4, 8), (4, 8, 8), (4, 8, 16))
+SWEEP_FILE = "sweep.json"
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
+FIGURE = "dice_vs_receptive_field.png"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Architecture:
+    """One network of the sweep; ``family`` is ``pool`` or ``dilation`` (how RF was grown)."""
+
+    num_blocks: int
+    pool_sizes: tuple[int, ...]
+    dilations: tuple[int, ...]
+    family: str = "pool"
+
+    @property
+    def name(self) -> str:
+        from tem_rf.models import architecture_name
+
+        return architecture_name(self.num_blocks, self.pool_sizes, self.dilations)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class RunSpec:
+    """One training run of the sweep."""
+
+    architecture: Architecture
+    seed: int
+
+    def run_dir(self, sweep_dir: str | Path) -> Path:
+        return Path(sweep_dir) / "runs" / self.architecture.name / f"seed{self.seed}"
+
+
+def pool_grid(
+    num_blocks: Iterable[int],
+    pool_choices: Sequence[int],
+    patch_size: int,
+    per_level: bool = True,
+) -> list[Architecture]:
+    """Max-pooling architectures whose receptive field is smaller than the patch (as the paper).
+
+    ``per_level`` lists every per-level combination (e.g. N=2: (2,2), (2,4), ... (8,8)); else
+    only equal pools at every level.
+    """
+    from tem_rf import models as rf_lib
+
+    grid = rf_lib.architecture_grid(num_blocks, pool_choices, max_divisor=patch_size, per_level=per_level)
+    rows = rf_lib.architecture_table(grid)
+    return [
+        Architecture(row["num_blocks"], tuple(row["pool_sizes"]), tuple(row["dilations"]))
+        for row in rows
+        if row["receptive_field_px"] < patch_size and patch_size % row["size_divisor"] == 0
+    ]
+
+
+def dilation_grid(
+    dilation_sets: Iterable[Sequence[int]], num_blocks: int = 2, pool_size: int = 2
+) -> list[Architecture]:
+    """Architectures that grow the receptive field by dilation at a fixed pool size."""
+    from tem_rf.models import normalize_architecture
+
+    grid = []
+    for dils in dilation_sets:
+        n, pools, dils = normalize_architecture(num_blocks, pool_size, tuple(dils))
+        grid.append(Architecture(n, pools, dils, family="dilation"))
+    return grid
+
+
+def check_fits_patch(architectures: Iterable[Architecture], patch_size: int) -> None:
+    """Raises ValueError naming every architecture whose size divisor (product of its pool
+    sizes) does not divide ``patch_size``: it could not be trained on the dataset's patches."""
+    bad = [
+        f"{a.name} (divisor {math.prod(a.pool_sizes)})"
+        for a in architectures
+        if patch_size % math.prod(a.pool_sizes)
+    ]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} architecture(s) need patch sizes that are multiples of their pool product, "
+            f"but the dataset's patches are {patch_size} px: {', '.join(bad)}"
+        )
+
+
+def plan(architectures: Iterable[Architecture], seeds: Sequence[int]) -> list[RunSpec]:
+    """All runs, in a fixed order (architectures by name, then seeds as given); no duplicates."""
+    unique = {a.name: a for a in architectures}
+    return [RunSpec(unique[name], seed) for name in sorted(unique) for seed in seeds]
+
+
+def share(runs: Sequence[RunSpec], task_index: int, num_tasks: int) -> list[RunSpec]:
+    """The runs of task ``task_index`` of ``num_tasks`` (round robin over the plan)."""
+    if num_tasks < 1 or not 0 <= task_index < num_tasks:
+        raise ValueError(f"task_index {task_index} must be in [0, num_tasks={num_tasks})")
+    return list(runs[task_index::num_tasks])
+
+
+def is_finished(run_dir: Path) -> bool:
+    from tem_rf.train.rundir import METRICS_FILE
+
+    return (run_dir / METRICS_FILE).exists()
+
+
+def run_sweep(
+    sweep_dir: str | Path,
+    runs: Sequence[RunSpec],
+    base_config: dict[str, Any],
+    strategy=None,
+    progress: bool = True,
+) -> list[Path]:
+    """Trains every unfinished run (same data, batch and epochs for all); returns run dirs done now.
+
+    ``base_config`` holds the `TrainConfig` fields shared by all runs (data_dir, epochs, ...).
+    """
+    import keras
+
+    from tem_rf import train as training
+
+    sweep_dir = Path(sweep_dir)
+    done = []
+    todo = [r for r in runs if not is_finished(r.run_dir(sweep_dir))]
+    logger.info("%d of %d runs to train (%d already finished)", len(todo), len(runs), len(runs) - len(todo))
+    for index, spec in enumerate(todo):
+        run_dir = spec.run_dir(sweep_dir)
+        logger.info("[%d/%d] %s seed %d -> %s", index + 1, len(todo), spec.architecture.name, spec.seed, run_dir)
+        config = training.TrainConfig(
+            **base_config,
+            model_dir=str(run_dir),
+            num_blocks=spec.architecture.num_blocks,
+            pool_sizes=spec.architecture.pool_sizes,
+            dilations=spec.architecture.dilations,
+            seed=spec.seed,
+        )
+        training.train(config, strategy=strategy, progress=progress)
+        keras.backend.clear_session()
+        done.append(run_dir)
+    return done
+
+
+def write_sweep_file(sweep_dir: str | Path, runs: Sequence[RunSpec], settings: dict[str, Any]) -> None:
+    """Records the grid and flags of a sweep (``sweep.json``)."""
+    from tem_rf.core.files import atomic_write_text
+
+    content = {
+        "settings": settings,
+        "runs": [
+            {
+                "architecture": r.architecture.name,
+                "family": r.architecture.family,
+                "num_blocks": r.architecture.num_blocks,
+                "pool_sizes": list(r.architecture.pool_sizes),
+                "dilations": list(r.architecture.dilations),
+                "seed": r.seed,
+            }
+            for r in runs
+        ],
+    }
+    atomic_write_text(Path(sweep_dir) / SWEEP_FILE, json.dumps(content, indent=2) + "\n")
+
+
+def _family_of(sweep_dir: Path) -> dict[str, str]:
+    path = sweep_dir / SWEEP_FILE
+    if not path.exists():
+        return {}
+    return {r["architecture"]: r["family"] for r in json.loads(path.read_text())["runs"]}
+
+
+def aggregate(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per architecture from every finished run: dice mean and std over seeds.
+
+    The std is the sample standard deviation (ddof=1) over seeds; 0 for a single seed.
+    """
+    from tem_rf.train.rundir import METRICS_FILE, load_run_config
+
+    sweep_dir = Path(sweep_dir)
+    families = _family_of(sweep_dir)
+    by_architecture: dict[str, list[tuple[dict, dict]]] = {}
+    for metrics_path in sorted((sweep_dir / "runs").glob(f"*/seed*/{METRICS_FILE}")):
+        run_dir = metrics_path.parent
+        by_architecture.setdefault(run_dir.parent.name, []).append(
+            (load_run_config(run_dir), json.loads(metrics_path.read_text()))
+        )
+    rows = []
+    for name, runs in sorted(by_architecture.items()):
+        config = runs[0][0]
+        hard = np.array([m["test_hard_dice"] for _, m in runs])
+        soft = np.array([m["test_soft_dice"] for _, m in runs])
+        default_family = "pool" if all(d == 1 for d in config["dilations"]) else "dilation"
+        rows.append(
+            {
+                "architecture": name,
+                "family": families.get(name, default_family),
+                "num_blocks": config["num_blocks"],
+                "pool_sizes": "-".join(map(str, config["pool_sizes"])),
+                "dilations": "-".join(map(str, config["dilations"])),
+                "trainable_params": config["trainable_params"],
+                "receptive_field_px": config["receptive_field_px"],
+                "receptive_field_nm": config["receptive_field_nm"],
+                "seeds": len(runs),
+                "hard_dice_mean": float(hard.mean()),
+                "hard_dice_std": float(hard.std(ddof=1)) if len(runs) > 1 else 0.0,
+                "soft_dice_mean": float(soft.mean()),
+                "soft_dice_std": float(soft.std(ddof=1)) if len(runs) > 1 else 0.0,
+            }
+        )
+    return rows
+
+
+def lightest_within_one_std(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The architecture with the fewest parameters (then smallest RF) whose mean hard dice is
+    within one std of the best architecture's mean."""
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: r["hard_dice_mean"])
+    threshold = best["hard_dice_mean"] - best["hard_dice_std"]
+    candidates = [r for r in rows if r["hard_dice_mean"] >= threshold]
+    return min(candidates, key=lambda r: (r["trainable_params"], r["receptive_field_px"], r["architecture"]))
+
+
+def write_results(sweep_dir: str | Path, rows: Sequence[dict[str, Any]]) -> dict[str, Path]:
+    """Writes results.csv, results.json (with the best and lightest-good architectures) and the plot."""
+    from tem_rf.core.files import atomic_write_text
+
+    sweep_dir = Path(sweep_dir)
+    if not rows:
+        raise ValueError(f"{sweep_dir} has no finished runs to aggregate")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(sweep_dir / RESULTS_CSV, buffer.getvalue())
+    summary = {
+        "best": max(rows, key=lambda r: r["hard_dice_mean"])["architecture"],
+        "lightest_within_one_std_of_best": lightest_within_one_std(rows)["architecture"],
+        "architectures": list(rows),
+    }
+    atomic_write_text(sweep_dir / RESULTS_JSON, json.dumps(summary, indent=2) + "\n")
+    plot_dice_vs_receptive_field(rows, sweep_dir / FIGURE)
+    return {"csv": sweep_dir / RESULTS_CSV, "json": sweep_dir / RESULTS_JSON, "figure": sweep_dir / FIGURE}
+
+
+def plot_dice_vs_receptive_field(
+    rows: Sequence[dict[str, Any]], path: str | Path, metric: str = "hard_dice", title: str | None = None
+) -> None:
+    """Dice vs receptive field with std error bars, one line per N (paper Fig. 2-4).
+
+    The x axis is in nm when every run knows its pixel size, else in pixels. Dilation
+    architectures are drawn as their own dashed line per N.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tem_rf.core.files import atomic_path
+
+    in_nm = all(r["receptive_field_nm"] is not None for r in rows)
+    x_key = "receptive_field_nm" if in_nm else "receptive_field_px"
+    fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=150)
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["family"], r["num_blocks"]), []).append(r)
+    colours = {2: "tab:blue", 3: "tab:orange", 4: "tab:green"}
+    for (family, n), group in sorted(groups.items(), key=lambda item: (item[0][0] != "pool", item[0][1])):
+        group = sorted(group, key=lambda r: r[x_key])
+        params = group[0]["trainable_params"]
+        label = f"N = {n} ({params:,} params)" + (", dilation" if family == "dilation" else "")
+        ax.errorbar(
+            [r[x_key] for r in group],
+            [r[f"{metric}_mean"] for r in group],
+            yerr=[r[f"{metric}_std"] for r in group],
+            marker="o" if family == "pool" else "s",
+            linestyle="-" if family == "pool" else "--",
+            color=colours.get(n),
+            capsize=3,
+            markersize=4,
+            label=label,
+        )
+    ax.set_xlabel("receptive field (nm)" if in_nm else "receptive field (px)")
+    ax.set_ylabel(f"test {metric.replace('_', ' ')} (mean ± std over seeds)")
+    ax.set_title(title or "Segmentation quality vs receptive field")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def parse_architecture_list(text: str) -> list[tuple[int, ...]]:
+    """``"1-1-2,2-2-4"`` -> ``[(1, 1, 2), (2, 2, 4)]`` (the format of --dilation_grid/--pools)."""
+    items = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            items.append(tuple(int(v) for v in part.split("-")))
+        except ValueError:
+            raise ValueError(f"cannot read {part!r}: expected integers joined by '-', e.g. 1-1-2") from None
+    return items
+
+
+__all__ = [
+    "Architecture",
+    "DEFAULT_DILATION_GRID",
+    "PAPER_SEEDS",
+    "RunSpec",
+    "aggregate",
+    "dilation_grid",
+    "is_finished",
+    "lightest_within_one_std",
+    "parse_architecture_list",
+    "plan",
+    "plot_dice_vs_receptive_field",
+    "pool_grid",
+    "run_sweep",
+    "share",
+    "write_results",
+    "write_sweep_file",
+]

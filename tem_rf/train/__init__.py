@@ -1,0 +1,39 @@
+"""Training: the typed run config, devices and strategies, the one training loop, run directories.
+
+Names are imported on first use, so `from tem_rf.train import TrainConfig` needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "PRECISIONS": "tem_rf.train.config",
+    "STRATEGIES": "tem_rf.train.config",
+    "TrainConfig": "tem_rf.train.config",
+    "TrainingError": "tem_rf.train.config",
+    "is_chief": "tem_rf.train.distribute",
+    "make_strategy": "tem_rf.train.distribute",
+    "resolve_precision": "tem_rf.train.distribute",
+    "strategy_name": "tem_rf.train.distribute",
+    "Trainer": "tem_rf.train.loop",
+    "build_train_step": "tem_rf.train.loop",
+    "train": "tem_rf.train.loop",
+    "ModelLoadError": "tem_rf.train.rundir",
+    "load_keras_model": "tem_rf.train.rundir",
+    "load_run": "tem_rf.train.rundir",
+    "load_run_config": "tem_rf.train.rundir",
+}
+
+__all__ = [*_LAZY]
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

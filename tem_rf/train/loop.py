@@ -1,0 +1,506 @@
+"""One custom training loop for every `tf.distribute` strategy.
+
+With Keras 3 on TF 2.21, `model.fit` fails under `MultiWorkerMirroredStrategy`; a `tf.function`
+step run through `strategy.run`, with the model and optimizer built in `strategy.scope()`, works
+for the default strategy (CPU / one GPU), `MirroredStrategy` (several GPUs) and
+`MultiWorkerMirroredStrategy` (several machines, `TF_CONFIG`). So there is only this loop.
+
+Reproducibility: the model's kernels are seeded per layer (`residual_unet(seed=...)`), the data
+order of epoch ``e`` is fixed by ``(seed, e)`` (`tem_rf.data.load_split`), and ops run
+deterministically by default; so networks of one depth differ only by architecture, the same
+flags give the same weights, and a resumed run ends where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tem_rf.train.config import TrainConfig, TrainingError
+from tem_rf.train.distribute import is_chief, make_strategy, resolve_precision, strategy_name
+from tem_rf.train.rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, _read_history, _write_history
+
+logger = logging.getLogger(__name__)
+
+# Keys that must agree between a run directory's saved config and a resumed run's flags.
+_ARCHITECTURE_KEYS = ("num_blocks", "pool_sizes", "dilations", "seed", "batch_size", "data_dir")
+
+
+# --------------------------------------------------------------------------- devices and policy
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def build_train_step(strategy, model, optimizer, jit_compile: bool = False):
+    """A `tf.function` taking a (distributed) ``(images, labels)`` batch, returning the loss.
+
+    The loss is the mean pixel-wise cross-entropy over the global batch. Under mixed_float16 the
+    optimizer is a `LossScaleOptimizer`, and the loss is scaled before differentiation.
+    """
+    import keras
+    import tensorflow as tf
+
+    scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def loss_and_gradients(images, labels, global_pixels):
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            per_pixel = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            loss = tf.reduce_sum(per_pixel) / global_pixels
+            scaled = optimizer.scale_loss(loss) if scales_loss else loss
+        return loss, tape.gradient(scaled, model.trainable_variables)
+
+    # XLA compiles the forward and backward pass only: cross-replica all-reduces and the
+    # optimizer's distributed update stay outside the compiled function.
+    if jit_compile:
+        loss_and_gradients = tf.function(loss_and_gradients, jit_compile=True)
+
+    def replica_step(images, labels):
+        # Each replica divides its loss sum by the all-reduced pixel count, and the optimizer
+        # sums replica gradients: the mean over the global batch, whatever the replica count.
+        local_pixels = tf.cast(tf.size(labels), tf.float32)
+        ctx = tf.distribute.get_replica_context()
+        global_pixels = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_pixels)
+        loss, gradients = loss_and_gradients(images, labels, global_pixels)
+        optimizer.apply(gradients, model.trainable_variables)
+        return loss
+
+    @tf.function
+    def train_step(batch):
+        per_replica = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return train_step
+
+
+@dataclasses.dataclass
+class _State:
+    """Training state that must survive a restart (lives in the checkpoint)."""
+
+    epoch: Any  # tf.Variable int64: epochs completed
+    best_val_dice: Any  # tf.Variable float64
+    best_epoch: Any  # tf.Variable int64
+
+
+class Trainer:
+    """Builds model, optimizer, steps and checkpoint for one run; `fit` trains and evaluates."""
+
+    def __init__(self, config: TrainConfig, strategy=None) -> None:
+        import keras
+        import tensorflow as tf
+
+        from tem_rf import data as data_lib
+        from tem_rf import metrics as metrics_lib
+        from tem_rf.models import architecture_name, describe_model, residual_unet, size_divisor
+
+        self.config = config = config.validated()
+        self.data_info = _read_dataset_info(config.data_dir)
+        self.patch_size = int(self.data_info["patch_size"])
+        divisor = size_divisor(config.pool_sizes)
+        if self.patch_size % divisor:
+            raise TrainingError(
+                f"patch size {self.patch_size} of {config.data_dir} is not divisible by "
+                f"{divisor}, the product of pool sizes {config.pool_sizes}"
+            )
+        counts = self.data_info["counts"]
+        empty = [split for split in ("train", "val", "test") if int(counts.get(split, 0)) == 0]
+        if empty:
+            raise TrainingError(
+                f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} of {config.data_dir} "
+                "hold no patches: training needs validation (to pick the best epoch) and test "
+                "patches; rebuild the dataset with a --split that gives every split an image"
+            )
+        train_count = int(counts["train"]) * (8 if config.augment else 1)
+        if train_count < config.batch_size:
+            raise TrainingError(
+                f"the training split of {config.data_dir} has {train_count} patches"
+                f"{' (with augmentation)' if config.augment else ''}, fewer than one batch of "
+                f"{config.batch_size}"
+            )
+        self.steps_per_epoch = train_count // config.batch_size
+        self.model_dir = Path(config.model_dir)
+        self.precision = resolve_precision(config.precision)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.strategy = strategy if strategy is not None else make_strategy(config.strategy)
+        self.chief = is_chief(self.strategy)
+        self._data = data_lib
+        self.pixel_size_nm = self.data_info.get("pixel_size_nm")
+
+        previous_policy = keras.mixed_precision.global_policy().name
+        keras.mixed_precision.set_global_policy(self.precision)
+        try:
+            with self.strategy.scope():
+                self.model = residual_unet(
+                    config.num_blocks,
+                    config.pool_sizes,
+                    config.dilations,
+                    seed=config.seed,
+                    # Global-batch statistics: the result does not depend on the replica count.
+                    synchronized_bn=self.strategy.num_replicas_in_sync > 1,
+                )
+                optimizer = keras.optimizers.Adam(config.learning_rate)
+                if self.precision == "mixed_float16":
+                    # float16 gradients underflow without loss scaling; bfloat16 does not need it.
+                    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+                self.optimizer = optimizer
+                self.optimizer.build(self.model.trainable_variables)
+                self.hard_dice = metrics_lib.HardDice()
+                self.soft_dice = metrics_lib.SoftDice()
+                # A copy of the weights with the best validation dice, kept in the checkpoint:
+                # every worker holds the same copy, so all of them test the same weights.
+                self.best_weights = [
+                    tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"best_{i}")
+                    for i, v in enumerate(self.model.weights)
+                ]
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+        # Plain (per-worker) counters: every worker assigns them the same values.
+        self.state = _State(
+            epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
+            best_val_dice=tf.Variable(-1.0, dtype=tf.float64, trainable=False),
+            best_epoch=tf.Variable(0, dtype=tf.int64, trainable=False),
+        )
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            epoch=self.state.epoch,
+            best_val_dice=self.state.best_val_dice,
+            best_epoch=self.state.best_epoch,
+            best_weights=self.best_weights,
+        )
+        self.description = describe_model(self.model, self.pixel_size_nm)
+        self.architecture = architecture_name(config.num_blocks, config.pool_sizes, config.dilations)
+        jit_compile = config.jit_compile
+        if jit_compile and self.strategy.num_replicas_in_sync > 1:
+            # Synchronised batch norm all-reduces inside the forward pass, which XLA's
+            # single-device compilation cannot hold.
+            logger.warning("--xla is ignored with %d replicas", self.strategy.num_replicas_in_sync)
+            jit_compile = False
+        self._train_step = build_train_step(self.strategy, self.model, self.optimizer, jit_compile)
+        self._eval_step = self._make_eval_step()
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _make_eval_step(self):
+        import keras
+        import tensorflow as tf
+
+        strategy, model = self.strategy, self.model
+        hard, soft = self.hard_dice, self.soft_dice
+
+        def replica_step(images, labels):
+            probabilities = model(images, training=False)
+            per_pixel = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            hard.update_state(labels, probabilities)
+            soft.update_state(labels, probabilities)
+            return tf.reduce_sum(tf.cast(per_pixel, tf.float64)), tf.cast(tf.size(labels), tf.float64)
+
+        @tf.function
+        def step(images, labels):
+            loss_sum, count = strategy.run(replica_step, args=(images, labels))
+            return (
+                strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None),
+            )
+
+        return step
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def _distributed(self, dataset):
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        # Every worker reads the same files in the same order and keeps its share of each
+        # global batch: the data order does not depend on the number of workers.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def _train_data(self, epoch: int):
+        return self._data.load_split(
+            self.config.data_dir,
+            "train",
+            self.config.batch_size,
+            augment=self.config.augment,
+            shuffle_seed=self.config.seed,
+            epoch=epoch,
+            drop_remainder=True,
+        )
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Pixel-pooled loss, hard and soft dice on a split (8 dihedral variants by default)."""
+        dataset = self._data.load_split(
+            self.config.data_dir, split, self.config.batch_size, augment=self.config.eval_augment
+        )
+        self.hard_dice.reset_state()
+        self.soft_dice.reset_state()
+        loss_sum, count = 0.0, 0.0
+        for batch in self._distributed(dataset):
+            batch_loss, batch_count = self._eval_step(*batch)
+            loss_sum += float(batch_loss)
+            count += float(batch_count)
+        return {
+            "loss": loss_sum / max(count, 1.0),
+            "hard_dice": float(self.hard_dice.result()),
+            "soft_dice": float(self.soft_dice.result()),
+        }
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The config as run: flags plus what was derived (architecture, RF, precision...)."""
+        import tem_rf
+
+        resolved = dataclasses.asdict(self.config)
+        resolved.update(
+            pool_sizes=list(self.config.pool_sizes),
+            dilations=list(self.config.dilations),
+            architecture=self.architecture,
+            precision=self.precision,
+            precision_requested=self.config.precision,
+            strategy=strategy_name(self.strategy),
+            num_replicas=self.strategy.num_replicas_in_sync,
+            patch_size=self.patch_size,
+            pixel_size_nm=self.pixel_size_nm,
+            receptive_field_px=self.description["receptive_field_px"],
+            receptive_field_nm=self.description["receptive_field_nm"],
+            trainable_params=self.description["trainable_params"],
+            size_divisor=self.description["size_divisor"],
+            steps_per_epoch=self.steps_per_epoch,
+            tem_rf_version=tem_rf.__version__,
+        )
+        return resolved
+
+    def _work_dir(self) -> Path:
+        """Where this worker writes: the run dir on the chief, a scratch dir elsewhere.
+
+        Every worker must take part in saving under multi-worker training; only the chief's
+        files are kept.
+        """
+        if self.chief:
+            return self.model_dir
+        resolver = self.strategy.cluster_resolver
+        return self.model_dir / f".worker-{resolver.task_type}-{resolver.task_id}"
+
+    def _check_resumable(self) -> None:
+        path = self.model_dir / CONFIG_FILE
+        if not path.exists():
+            return
+        saved = json.loads(path.read_text())
+        mine = self.resolved_config()
+        different = [k for k in _ARCHITECTURE_KEYS if saved.get(k) != mine.get(k)]
+        if different:
+            detail = ", ".join(f"{k}: {saved.get(k)!r} there, {mine.get(k)!r} now" for k in different)
+            raise TrainingError(
+                f"{self.model_dir} holds a different run ({detail}); use another --model_dir"
+            )
+
+    def fit(self, progress: bool = True) -> dict[str, Any]:
+        """Trains up to ``config.epochs`` (resuming from the last checkpoint), then tests.
+
+        Returns the content of ``metrics.json``.
+        """
+        import keras
+        import tensorflow as tf
+
+        from tem_rf.core.files import atomic_write_text
+
+        config = self.config
+        work_dir = self._work_dir()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self._check_resumable()
+        manager = tf.train.CheckpointManager(self.checkpoint, work_dir / "checkpoints", max_to_keep=2)
+        # Every worker resumes from the chief's checkpoint, so all start from the same epoch.
+        latest = tf.train.latest_checkpoint(str(self.model_dir / "checkpoints"))
+        if latest:
+            self.checkpoint.restore(latest).expect_partial()
+            logger.info("resumed %s at epoch %d", self.model_dir, int(self.state.epoch))
+        start_epoch = int(self.state.epoch)
+        if start_epoch >= config.epochs:
+            logger.warning(
+                "%s has already trained %d epochs (--epochs=%d): nothing to train; raise --epochs "
+                "to continue the run. Re-scoring the best weights.",
+                self.model_dir, start_epoch, config.epochs,
+            )
+        if self.chief:
+            atomic_write_text(work_dir / CONFIG_FILE, json.dumps(self.resolved_config(), indent=2) + "\n")
+        history = _read_history(work_dir / HISTORY_FILE, start_epoch)
+        train_writer = tf.summary.create_file_writer(str(work_dir / "logs" / "train"))
+        val_writer = tf.summary.create_file_writer(str(work_dir / "logs" / "val"))
+        preview = self._preview_batch() if config.num_images else None
+
+        for epoch in range(start_epoch, config.epochs):
+            started = time.perf_counter()
+            loss_sum = 0.0
+            steps = _progress(
+                self._distributed(self._train_data(epoch)),
+                progress and self.chief,
+                f"epoch {epoch + 1}/{config.epochs}",
+                self.steps_per_epoch,
+            )
+            for step_index, batch in enumerate(steps):
+                loss = float(self._train_step(batch))
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss} at epoch {epoch + 1}, step {step_index + 1} of "
+                        f"{self.model_dir}; the last good checkpoint (epoch {int(self.state.epoch)}) "
+                        "is kept. Try a lower --learning_rate or --precision=float32"
+                    )
+                loss_sum += loss
+                if hasattr(steps, "set_postfix"):
+                    steps.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            seconds = time.perf_counter() - started
+            train_loss = loss_sum / self.steps_per_epoch
+            val = self.evaluate("val")
+            lr = float(np.asarray(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val["loss"],
+                "val_hard_dice": val["hard_dice"],
+                "val_soft_dice": val["soft_dice"],
+                "learning_rate": lr,
+                "steps_per_second": self.steps_per_epoch / seconds,
+                "seconds": seconds,
+            }
+            history.append(row)
+            with train_writer.as_default(step=epoch + 1):
+                tf.summary.scalar("loss", train_loss)
+                tf.summary.scalar("learning_rate", lr)
+                tf.summary.scalar("steps_per_second", row["steps_per_second"])
+            with val_writer.as_default(step=epoch + 1):
+                tf.summary.scalar("loss", val["loss"])
+                tf.summary.scalar("hard_dice", val["hard_dice"])
+                tf.summary.scalar("soft_dice", val["soft_dice"])
+                if preview is not None and ((epoch + 1) % config.image_every == 0 or epoch == 0):
+                    self._log_images(preview)
+            logger.info(
+                "%s epoch %d: train loss %.4f, val loss %.4f, val hard dice %.4f, soft dice %.4f",
+                self.architecture, epoch + 1, train_loss, val["loss"], val["hard_dice"], val["soft_dice"],
+            )
+            self.state.epoch.assign(epoch + 1)
+            improved = val["hard_dice"] > float(self.state.best_val_dice)
+            if improved:
+                self.state.best_val_dice.assign(val["hard_dice"])
+                self.state.best_epoch.assign(epoch + 1)
+                for shadow, variable in zip(self.best_weights, self.model.weights):
+                    shadow.assign(variable.value)
+                self._save_model(work_dir / "best.keras")
+            # History first, then the checkpoint: a restart re-runs at most this epoch.
+            if self.chief:
+                _write_history(work_dir / HISTORY_FILE, history)
+            manager.save(checkpoint_number=epoch + 1)
+        train_writer.flush()
+        val_writer.flush()
+
+        self._save_model(work_dir / "model.keras")
+        results = self._final_metrics()
+        if self.chief:
+            atomic_write_text(work_dir / METRICS_FILE, json.dumps(results, indent=2) + "\n")
+        else:
+            # Non-chief workers keep their final weights only when asked (lockstep checks).
+            if config.keep_worker_dirs:
+                self.model.save(work_dir / "model.keras")
+            else:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        return results
+
+    def _final_metrics(self) -> dict[str, Any]:
+        """Test (and validation) dice of the best-on-validation weights."""
+        last_weights = self.model.get_weights()
+        if int(self.state.best_epoch) > 0:
+            for shadow, variable in zip(self.best_weights, self.model.weights):
+                variable.assign(shadow)
+        val = self.evaluate("val")
+        test = self.evaluate("test")
+        self.model.set_weights(last_weights)
+        return {
+            "architecture": self.architecture,
+            "seed": self.config.seed,
+            "trainable_params": self.description["trainable_params"],
+            "receptive_field_px": self.description["receptive_field_px"],
+            "receptive_field_nm": self.description["receptive_field_nm"],
+            "best_epoch": int(self.state.best_epoch),
+            "epochs_trained": int(self.state.epoch),
+            "val_hard_dice": val["hard_dice"],
+            "val_soft_dice": val["soft_dice"],
+            "test_loss": test["loss"],
+            "test_hard_dice": test["hard_dice"],
+            "test_soft_dice": test["soft_dice"],
+        }
+
+    def _save_model(self, path: Path) -> None:
+        from tem_rf.core.files import atomic_path
+
+        if not self.chief:
+            return
+        # Keras insists on the .keras suffix, so the temporary name keeps it.
+        with atomic_path(path) as tmp:
+            keras_tmp = tmp.with_suffix(".tmp.keras")
+            self.model.save(keras_tmp)
+            os.replace(keras_tmp, tmp)
+
+    def _preview_batch(self):
+        """A few fixed validation patches for the TensorBoard image panel."""
+        dataset = self._data.load_split(self.config.data_dir, "val", self.config.num_images)
+        for images, labels in dataset.take(1):
+            return images, labels
+        return None
+
+    def _log_images(self, preview) -> None:
+        import tensorflow as tf
+
+        images, labels = preview
+        probabilities = self.model(images, training=False)
+        low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+        high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+        tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
+        tf.summary.image("label", tf.cast(labels[..., None], tf.float32), max_outputs=8)
+        tf.summary.image("particle_probability", probabilities[..., 1:2], max_outputs=8)
+
+
+def _read_dataset_info(data_dir: str) -> dict[str, Any]:
+    from tem_rf import data as data_lib
+
+    if not Path(data_dir).is_dir():
+        raise TrainingError(f"--data_dir {data_dir} does not exist or is not a directory")
+    try:
+        return data_lib.read_dataset_info(data_dir)
+    except (OSError, ValueError) as err:
+        raise TrainingError(str(err)) from None
+
+
+def _progress(iterable, enabled: bool, description: str, total: int):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description, total=total, leave=False, unit="step")
+
+
+def train(config: TrainConfig, strategy=None, progress: bool = True) -> dict[str, Any]:
+    """Trains (or resumes) one run and returns its test metrics (also in ``metrics.json``)."""
+    return Trainer(config, strategy).fit(progress=progress)
+
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainingError",
+    "is_chief",
+    "load_run_config",
+    "make_strategy",
+    "resolve_precision",
+    "train",
+]

@@ -1,0 +1,73 @@
+"""tem_rf.data.synthetic: TEM-like demo micrographs whose masks match the particles drawn."""
+
+import time
+
+import numpy as np
+import pytest
+import tifffile
+
+from tem_rf.data.reading import read_mask, read_micrograph
+from tem_rf.data.synthetic import make_micrograph, write_demo_dataset
+
+
+@pytest.mark.parametrize("kind", ["high_res", "low_res"])
+def test_mask_is_exactly_the_drawn_particles(kind):
+    image, mask, particles = make_micrograph(kind, 256, rng=3, return_particles=True)
+    assert image.shape == mask.shape == (256, 256) and mask.dtype == np.uint8
+    assert particles
+    rows, cols = np.mgrid[:256, :256].astype(np.float64)
+    drawn = np.zeros((256, 256), bool)
+    for particle in particles:
+        drawn |= particle.inside(rows, cols) <= 1.0
+    np.testing.assert_array_equal(mask, drawn)
+    assert 0.05 < mask.mean() < 0.6
+
+
+def test_low_res_particles_are_darker():
+    image, mask = make_micrograph("low_res", 256, rng=0)
+    inside, outside = image[mask == 1].mean(), image[mask == 0].mean()
+    assert inside < 0.9 * outside
+
+
+def _band_power(image, weights, period_px):
+    """Spectral power of the weighted image in an annulus around 1/period_px."""
+    spectrum = np.abs(np.fft.fft2((image - image[weights > 0].mean()) * weights)) ** 2
+    freq = np.hypot(*np.meshgrid(np.fft.fftfreq(image.shape[0]), np.fft.fftfreq(image.shape[1]), indexing="ij"))
+    band = np.abs(freq - 1 / period_px) < 0.15 / period_px
+    return spectrum[band].sum() / weights.sum()
+
+
+def test_high_res_particles_carry_lattice_fringes_and_weak_contrast():
+    pixel_size = 0.05  # fringe period 0.20-0.24 nm = 4-4.8 px
+    image, mask = make_micrograph("high_res", 256, pixel_size, rng=1, dose_e_per_a2=0)
+    inside = _band_power(image, mask.astype(float), 0.22 / pixel_size)
+    outside = _band_power(image, 1.0 - mask, 0.22 / pixel_size)
+    assert inside > 20 * outside
+    # Amplitude contrast is weak: texture, not brightness, marks a particle.
+    assert abs(image[mask == 1].mean() / image[mask == 0].mean() - 1) < 0.1
+
+
+def test_seeded_fast_and_noisy():
+    start = time.perf_counter()
+    first = make_micrograph("high_res", 512, rng=5)
+    assert time.perf_counter() - start < 2.0  # well under a second on a laptop; slack for shared CI
+    second = make_micrograph("high_res", 512, rng=5)
+    np.testing.assert_array_equal(first[0], second[0])
+    assert not np.array_equal(first[0], make_micrograph("high_res", 512, rng=6)[0])
+    image, mask = first
+    background = image[mask == 0]
+    assert background.std() > 0.05 * background.mean()  # shot noise at the paper's dose
+
+
+def test_write_demo_dataset_like_a_microscope_export(tmp_path):
+    info = write_demo_dataset(tmp_path / "demo", num_images=2, size=96, kind="low_res", seed=1)
+    tif = tmp_path / "demo" / info["images"][0]
+    assert tifffile.imread(tif).dtype == np.uint16
+    micrograph = read_micrograph(tif)
+    assert micrograph.pixel_size_nm == pytest.approx(0.1243)
+    rng = np.random.default_rng(1)
+    image, mask = make_micrograph("low_res", 96, 0.1243, rng)
+    np.testing.assert_array_equal(micrograph.data, np.rint(image))
+    np.testing.assert_array_equal(read_mask(tmp_path / "demo" / info["labels"][0]), mask)
+    with pytest.raises(ValueError, match="already holds a demo dataset"):
+        write_demo_dataset(tmp_path / "demo", num_images=1, size=96)

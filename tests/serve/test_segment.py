@@ -1,0 +1,223 @@
+"""Tiled inference equals the single pass; halo from the model's layers; segmentation outputs;
+bad micrographs get one clear error naming the file."""
+
+import json
+import logging
+
+import keras
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from skimage.segmentation import find_boundaries
+
+from tem_rf.serve.predictor import keras_predictor
+from tem_rf.serve.segment import (
+    MASK_VALUE,
+    OVERLAY_COLOUR,
+    check_pixel_size,
+    expand_inputs,
+    segment_file,
+    segment_files,
+    segment_image,
+)
+from tem_rf.models.geometry import dependency_extent, minimum_halo
+from tem_rf.serve.tiling import pad_to_divisor, plan_axis, predict_probability
+from tem_rf.data.reading import InputError, read_micrograph
+from tem_rf.models import residual_unet
+from tem_rf.models.geometry import max_stride, receptive_field
+from tem_rf.data.synthetic import make_micrograph
+
+PIXEL_SIZE_NM = 0.02152
+
+
+def _predictor(num_blocks=2, pools=2, pixel_size_nm=PIXEL_SIZE_NM):
+    model = residual_unet(num_blocks, pools, seed=0)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # non-trivial BN statistics
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, layer.moving_variance.shape))
+    return keras_predictor(model, {"pixel_size_nm": pixel_size_nm})
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return _predictor()
+
+
+def _write_tiff(path, image, pixel_size_nm=PIXEL_SIZE_NM):
+    kwargs = {}
+    if pixel_size_nm is not None:
+        kwargs = {"resolution": (1 / pixel_size_nm, 1 / pixel_size_nm), "metadata": {"unit": "nm"}}
+    tifffile.imwrite(path, image, imagej=True, **kwargs)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Halo
+
+
+@pytest.mark.parametrize(
+    "num_blocks,pools,extent,halo,half_rf_rounded",
+    [
+        (2, 2, 23, 24, 24),  # RF 44, divisor 4
+        (3, 2, 51, 48, 48),  # RF 96: a pixel 51 px from its input, but never at a tile's edge
+        (2, (8, 2), 83, 96, 80),  # RF 152: ceil(RF/2) = 76 -> 80 is too small (test below)
+    ],
+)
+def test_minimum_halo_from_the_layers(num_blocks, pools, extent, halo, half_rf_rounded):
+    model = residual_unet(num_blocks, pools)
+    divisor = max_stride(model)
+    assert -(-(-(-receptive_field(model).pixels // 2)) // divisor) * divisor == half_rf_rounded
+    assert dependency_extent(model) == extent
+    assert minimum_halo(model) == halo and halo % divisor == 0
+
+
+def test_plan_axis_windows_are_aligned_equal_and_cover_their_cores():
+    size, tile, halo, divisor = 200, 64, 24, 4
+    tiles = plan_axis(size, tile, halo)
+    window = tile + 2 * halo
+    covered = np.zeros(size, int)
+    for t in tiles:
+        assert t.window_start % divisor == 0 and 0 <= t.window_start <= size - window
+        assert t.core_start - t.window_start >= (halo if t.window_start > 0 else 0)
+        assert t.window_start + window - t.core_stop >= (halo if t.window_start + window < size else 0)
+        covered[t.core_start : t.core_stop] += 1
+    assert (covered == 1).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Exactness
+
+
+def test_tiled_equals_single_pass_and_a_short_halo_does_not(predictor):
+    image = np.random.default_rng(3).normal(size=(200, 136)).astype("float32")
+    single = predict_probability(image, predictor, tile_size=None)
+    assert single.shape == (200, 136) and single.dtype == np.float32
+    tiled = predict_probability(image, predictor, tile_size=64, batch_size=3)  # 4 x 3 tiles
+    np.testing.assert_allclose(tiled, single, atol=1e-5)
+    short = predict_probability(image, predictor, tile_size=64, halo=predictor.halo_px - 4)
+    assert np.abs(short - single).max() > 1e-5  # the tolerance above would catch it
+
+
+def test_tiled_equals_single_pass_for_sizes_not_multiple_of_divisor(predictor):
+    image = np.random.default_rng(4).normal(size=(203, 141)).astype("float32")
+    single = predict_probability(image, predictor, tile_size=None)
+    np.testing.assert_allclose(
+        predict_probability(image, predictor, tile_size=60, batch_size=2), single, atol=1e-5
+    )
+    # Reflection padding at the bottom/right, same in both paths.
+    padded = pad_to_divisor(image, 4)
+    assert padded.shape == (204, 144)
+    np.testing.assert_array_equal(padded[203, :141], image[201])
+    np.testing.assert_array_equal(padded[:203, 141:], image[:, 139:136:-1])
+
+
+def test_halo_of_half_the_receptive_field_is_not_enough_for_pools_8_2():
+    predictor = _predictor(2, (8, 2))
+    assert predictor.halo_px == 96
+    image = np.random.default_rng(5).normal(size=(208, 176)).astype("float32")
+    single = predict_probability(image, predictor, tile_size=None)
+    np.testing.assert_allclose(
+        predict_probability(image, predictor, tile_size=32, batch_size=4), single, atol=1e-5
+    )
+    half_rf = predict_probability(image, predictor, tile_size=32, halo=80, batch_size=4)
+    assert np.abs(half_rf - single).max() > 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole micrographs and bad input
+
+
+def test_segment_image_rejects_small_nan_and_constant_images(predictor):
+    with pytest.raises(InputError, match=r"tiny.tif: image is 3x40 px, smaller than .* divisor 4"):
+        segment_image(np.ones((3, 40)), predictor, path="tiny.tif")
+    nan_image = np.random.default_rng(0).normal(size=(32, 32))
+    nan_image[5, 5] = np.nan
+    with pytest.raises(InputError, match="nan.tif: .*NaN"):
+        segment_image(nan_image, predictor, path="nan.tif")
+    with pytest.raises(InputError, match="flat.tif: .*constant"):
+        segment_image(np.full((32, 32), 7.0), predictor, path="flat.tif")
+
+
+def test_pixel_size_warning_names_the_file(caplog):
+    with caplog.at_level(logging.WARNING, logger="tem_rf.serve.segment"):
+        assert check_pixel_size("close.tif", 0.0230, 0.02152)  # +7 %
+        assert not caplog.records
+        assert not check_pixel_size("far.tif", 0.0250, 0.02152)  # +16 %
+    assert len(caplog.records) == 1 and "far.tif" in caplog.text and "+16%" in caplog.text
+    assert check_pixel_size("unknown.tif", None, 0.02152)
+
+
+def test_segment_demo_micrograph_writes_mask_probability_and_overlay(predictor, tmp_path):
+    image, _ = make_micrograph("high_res", size=96, rng=0)
+    image = image[:90]  # non-square, not a multiple of the divisor
+    path = _write_tiff(tmp_path / "demo.tif", np.rint(image).astype(np.uint16))
+    result = segment_file(path, predictor, tmp_path / "out", tile_size=32, save_probability=True)
+
+    mask = tifffile.imread(tmp_path / "out" / "demo_mask.tif")
+    assert mask.shape == (90, 96) and mask.dtype == np.uint8
+    assert set(np.unique(mask)) <= {0, MASK_VALUE}
+    probability = tifffile.imread(tmp_path / "out" / "demo_prob.tif")
+    assert probability.dtype == np.float32 and probability.shape == (90, 96)
+    np.testing.assert_array_equal(mask == MASK_VALUE, probability > 0.5)
+    assert result.particle_fraction == pytest.approx((mask > 0).mean())
+    # Same as the single pass of the training preprocessing.
+    _, expected = segment_image(read_micrograph(path).data, predictor, tile_size=None)
+    np.testing.assert_array_equal(mask > 0, expected > 0)
+    assert read_micrograph(tmp_path / "out" / "demo_mask.tif").pixel_size_nm == pytest.approx(
+        PIXEL_SIZE_NM
+    )
+    overlay = np.asarray(Image.open(tmp_path / "out" / "demo_overlay.png"))
+    assert overlay.shape == (90, 96, 3)
+    outline = (overlay == OVERLAY_COLOUR).all(axis=-1)  # grey pixels never match the colour
+    assert outline.any()
+    np.testing.assert_array_equal(outline, find_boundaries(mask > 0, mode="inner"))
+
+
+def test_overlay_of_a_large_image_is_downsampled(predictor, tmp_path):
+    image = np.random.default_rng(0).normal(1000, 30, size=(260, 200)).astype("float32")
+    path = _write_tiff(tmp_path / "big.tif", image)
+    segment_file(path, predictor, tmp_path, tile_size=128, overlay_max_size=100)
+    assert np.asarray(Image.open(tmp_path / "big_overlay.png")).shape[:2] == (87, 67)
+
+
+def test_rgb_saved_grey_micrograph_is_segmented_as_grey(predictor, tmp_path):
+    grey = np.random.default_rng(1).integers(0, 255, size=(40, 52)).astype(np.uint8)
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    _write_tiff(tmp_path / "grey.tif", grey, pixel_size_nm=None)
+    rgb = segment_file(tmp_path / "rgb.png", predictor, tmp_path / "out", save_probability=True)
+    segment_file(tmp_path / "grey.tif", predictor, tmp_path / "out", save_probability=True)
+    assert rgb.shape == (40, 52)
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "out" / "rgb_prob.tif"),
+        tifffile.imread(tmp_path / "out" / "grey_prob.tif"),
+    )
+
+
+def test_segment_files_skips_bad_files_and_writes_a_summary(predictor, tmp_path):
+    good = np.random.default_rng(2).normal(1000, 30, size=(32, 36)).astype("float32")
+    bad = good.copy()
+    bad[0, 0] = np.nan
+    paths = [_write_tiff(tmp_path / "good.tif", good), _write_tiff(tmp_path / "bad.tif", bad)]
+    results, failures = segment_files(paths, predictor, tmp_path / "out", progress=False)
+    assert [r.input for r in results] == [str(paths[0])]
+    assert len(failures) == 1 and "bad.tif" in failures[0][1] and "NaN" in failures[0][1]
+    assert not (tmp_path / "out" / "bad_mask.tif").exists()
+    summary = json.loads((tmp_path / "out" / "segmentation.json").read_text())
+    assert summary["halo_px"] == 24 and len(summary["results"]) == 1
+    assert summary["failures"][0]["input"] == str(paths[1])
+
+
+def test_expand_inputs_globs_folders_and_clashing_names(tmp_path):
+    for name in ("a.tif", "b.tiff", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.dm4").write_bytes(b"x")
+    assert expand_inputs([str(tmp_path / "*.tif*")]) == [tmp_path / "a.tif", tmp_path / "b.tiff"]
+    assert expand_inputs([str(tmp_path)]) == [tmp_path / "a.tif", tmp_path / "b.tiff"]
+    with pytest.raises(InputError, match="matches no micrograph files"):
+        expand_inputs([str(tmp_path / "*.mrc")])
+    with pytest.raises(InputError, match="same name stem as"):
+        expand_inputs([str(tmp_path / "a.tif"), str(tmp_path / "sub" / "a.dm4")])

@@ -1,0 +1,170 @@
+"""The custom training loop: learning, determinism, strategies, resume, events, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tem_rf import train as training
+
+from training_helpers import make_tiny_dataset, max_weight_difference, read_json, run_weights
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("training"))
+
+
+def _config(data_dir, model_dir, **overrides):
+    values = dict(data_dir=str(data_dir), model_dir=str(model_dir), num_blocks=2, pool_sizes=(2,),
+                  batch_size=8, epochs=2, learning_rate=1e-2, seed=752, precision="float32",
+                  strategy="default", image_every=1)
+    values.update(overrides)
+    return training.TrainConfig(**values)
+
+
+def _history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_loss_falls_and_outputs_are_written(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    results = training.train(_config(tiny_data, run, epochs=4), progress=False)
+    losses = [float(r["train_loss"]) for r in _history(run)]
+    assert len(losses) == 4
+    assert losses[-1] < 0.7 * losses[0], losses
+    for name in ("config.json", "best.keras", "model.keras", "metrics.json", "history.csv"):
+        assert (run / name).exists(), name
+    config = read_json(run / "config.json")
+    assert config["trainable_params"] == 8074 and config["receptive_field_px"] == 44
+    assert config["receptive_field_nm"] == pytest.approx(22.0)
+    assert config["precision"] == "float32" and config["pool_sizes"] == [2, 2]
+    assert read_json(run / "metrics.json") == results
+    assert 0.0 <= results["test_hard_dice"] <= 1.0
+    assert results["best_epoch"] >= 1 and results["epochs_trained"] == 4
+
+
+def test_event_files_hold_dice_scalars(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    training.train(_config(tiny_data, run, epochs=1), progress=False)
+    tags = {}
+    for split in ("train", "val"):
+        for path in (run / "logs" / split).glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for value in event.summary.value:
+                    tags.setdefault(split, set()).add(value.tag)
+    assert {"hard_dice", "soft_dice", "loss", "particle_probability", "label"} <= tags["val"]
+    assert {"loss", "learning_rate", "steps_per_second"} <= tags["train"]
+
+
+def test_same_seed_gives_identical_weights(tiny_data, tmp_path):
+    training.train(_config(tiny_data, tmp_path / "a", epochs=1), progress=False)
+    training.train(_config(tiny_data, tmp_path / "b", epochs=1), progress=False)
+    training.train(_config(tiny_data, tmp_path / "c", epochs=1, seed=2245), progress=False)
+    a, b, c = (run_weights(tmp_path / name) for name in "abc")
+    assert max_weight_difference(a, b) == 0.0
+    assert max_weight_difference(a, c) > 1e-3
+
+
+def test_resume_after_epoch_one_equals_uninterrupted_run(tiny_data, tmp_path):
+    training.train(_config(tiny_data, tmp_path / "full", epochs=3), progress=False)
+    training.train(_config(tiny_data, tmp_path / "resumed", epochs=1), progress=False)
+    first = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert first["epochs_trained"] == 1
+    training.train(_config(tiny_data, tmp_path / "resumed", epochs=3), progress=False)
+    assert max_weight_difference(run_weights(tmp_path / "full"), run_weights(tmp_path / "resumed")) == 0.0
+    assert [r["epoch"] for r in _history(tmp_path / "resumed")] == ["1", "2", "3"]
+    drop_timing = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "steps_per_second")} for r in rows]
+    assert drop_timing(_history(tmp_path / "full")) == drop_timing(_history(tmp_path / "resumed"))
+
+
+def test_mirrored_over_two_cpus_matches_default_strategy(tiny_data, tmp_path):
+    assert len(tf.config.list_logical_devices("CPU")) >= 2
+    mirrored = training.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    config = dict(epochs=1, learning_rate=1e-4)
+    training.train(_config(tiny_data, tmp_path / "default", **config), progress=False)
+    training.train(_config(tiny_data, tmp_path / "mirrored", **config), strategy=mirrored, progress=False)
+    # Synchronised batch norm and a global-batch mean loss: the same maths, summed in another
+    # order, so the weights agree to float32 round-off amplified by Adam's normalisation.
+    assert max_weight_difference(run_weights(tmp_path / "default"), run_weights(tmp_path / "mirrored")) < 2e-4
+    loss_default = float(_history(tmp_path / "default")[0]["train_loss"])
+    loss_mirrored = float(_history(tmp_path / "mirrored")[0]["train_loss"])
+    assert loss_mirrored == pytest.approx(loss_default, rel=1e-5)
+    mirrored_config = read_json(tmp_path / "mirrored" / "config.json")
+    assert mirrored_config["num_replicas"] == 2 and mirrored_config["strategy"] == "mirrored"
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    training.train(_config(tiny_data, run, epochs=1), progress=False)
+    trainer = training.Trainer(_config(tiny_data, run, epochs=2))
+    trainer._train_step = lambda batch: tf.constant(float("nan"))
+    with pytest.raises(training.TrainingError, match=r"loss became nan at epoch 2, step 1.*epoch 1\) is kept"):
+        trainer.fit(progress=False)
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-1")
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(precision="float64"), "unknown precision 'float64'"),
+        (dict(strategy="tpu"), "unknown strategy 'tpu'"),
+        (dict(pool_sizes=(8, 8)), r"patch size 32 .* is not divisible by 64, the product of pool sizes \(8, 8\)"),
+        (dict(batch_size=10_000), "fewer than one batch of 10000"),
+        (dict(pool_sizes=(2, 2, 2)), "pool_sizes must have 2 values"),
+        (dict(learning_rate=-1.0), "learning_rate must be a positive number"),
+    ],
+)
+def test_bad_config_fails_before_training(tiny_data, tmp_path, overrides, message):
+    with pytest.raises(training.TrainingError, match=message):
+        training.Trainer(_config(tiny_data, tmp_path / "run", **overrides))
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_validation_split_is_refused_before_anything_is_written(tmp_path):
+    data_dir = make_tiny_dataset(tmp_path, split_fractions=(1.0, 0.0, 0.0))
+    with pytest.raises(training.TrainingError, match="the val and test splits of .* hold no patches"):
+        training.Trainer(_config(data_dir, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_dir(tmp_path):
+    with pytest.raises(training.TrainingError, match="does not exist"):
+        training.Trainer(_config(tmp_path / "nowhere", tmp_path / "run"))
+
+
+def test_resuming_into_a_different_run_is_refused(tiny_data, tmp_path):
+    training.train(_config(tiny_data, tmp_path / "run", epochs=1), progress=False)
+    with pytest.raises(training.TrainingError, match="holds a different run"):
+        training.train(_config(tiny_data, tmp_path / "run", epochs=1, pool_sizes=(2, 4)), progress=False)
+
+
+def test_auto_precision_is_float32_on_cpu():
+    assert training.resolve_precision("auto") == "float32"
+    assert training.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_mixed_bfloat16_trains_with_float32_outputs(tiny_data, tmp_path):
+    results = training.train(_config(tiny_data, tmp_path / "run", epochs=1, precision="mixed_bfloat16"),
+                             progress=False)
+    assert np.isfinite(results["test_loss"])
+    assert read_json(tmp_path / "run" / "config.json")["precision"] == "mixed_bfloat16"
+
+
+def test_mixed_float16_uses_loss_scaling_and_learns(tiny_data, tmp_path):
+    # The GPU default; float16 kernels also run on the CPU, so the loss-scaling path is tested here.
+    import keras
+
+    trainer = training.Trainer(_config(tiny_data, tmp_path / "run", epochs=2, precision="mixed_float16"))
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert trainer.model.get_layer("enc1_conv1").compute_dtype == "float16"
+    assert trainer.model.get_layer("probabilities").compute_dtype == "float32"
+    results = trainer.fit(progress=False)
+    losses = [float(r["train_loss"]) for r in _history(tmp_path / "run")]
+    assert np.isfinite(results["test_loss"]) and losses[-1] < losses[0]
