@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 from tem_rf.core import cli as tem_flags
 

@@ -46,9 +46,9 @@ _EDGE = flags.DEFINE_enum(
     "the leftover strip.",
 )
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace a dataset already in --out_dir.")
-_QUIET = flags.DEFINE_boolean("quiet", False, "No progress bars.")
-for _name in ("images", "labels", "out_dir"):
-    flags.mark_flag_as_required(_name)
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Progress bars.")
+tem_flags.define_deprecated_alias("quiet", "progress", convert=lambda quiet: not quiet)
+flags.mark_flags_as_required(["images", "labels", "out_dir"])
 
 
 def main(argv: list[str]) -> None:
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
             xray_threshold=_XRAY_THRESHOLD.value or None,
             edge=_EDGE.value,
             overwrite=_OVERWRITE.value,
-            progress=not _QUIET.value,
+            progress=_PROGRESS.value,
         )
     except (InputError, ValueError, OSError) as error:
         sys.exit(f"error: {error}")

@@ -15,6 +15,7 @@ import logging
 from absl import flags
 
 from tem_rf.core import cli as tem_flags
+from tem_rf.core.parsing import parse_sequences
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "demo_out", "Folder for every demo output.")
 _KIND = flags.DEFINE_enum("kind", "high_res", ["high_res", "low_res"], "Which demo micrographs.")
@@ -35,7 +36,6 @@ _PROGRESS = flags.DEFINE_boolean("progress", True, "Progress bars.")
 def main(argv: list[str]) -> None:
     del argv
     from tem_rf.study import demo
-    from tem_rf.study import sweep
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
     try:
@@ -43,8 +43,8 @@ def main(argv: list[str]) -> None:
             out_dir=_OUT_DIR.value, kind=_KIND.value, num_images=_NUM_IMAGES.value,
             image_size=_IMAGE_SIZE.value, pixel_size_nm=_PIXEL_SIZE_NM.value,
             patch_size=_PATCH_SIZE.value,
-            pools=tuple(sweep.parse_architecture_list(_POOLS.value)),
-            dilations=tuple(sweep.parse_architecture_list(_DILATIONS.value)),
+            pools=tuple(parse_sequences(_POOLS.value, "pools")),
+            dilations=tuple(parse_sequences(_DILATIONS.value, "dilation_grid")),
             seeds=tem_flags.parse_int_list(_SEEDS.value, "seeds"),
             epochs=_EPOCHS.value, learning_rate=_LEARNING_RATE.value, segment_size=_SEGMENT_SIZE.value,
             overwrite=_OVERWRITE.value,

@@ -11,9 +11,6 @@ never replace the run's own.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from absl import flags
 
 from tem_rf.core import cli as tem_flags
@@ -30,44 +27,20 @@ flags.mark_flag_as_required("run_dir")
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf.study import scoring as evaluation
-    from tem_rf.core.files import atomic_write_text
-    from tem_rf.train.rundir import load_run_config
+    from tem_rf.study.scoring import evaluate_run
 
     try:
-        run_path = Path(_RUN_DIR.value)
-        if not run_path.exists():
-            raise ValueError(f"{run_path}: no such run directory or .keras file")
-        config_dir = run_path if run_path.is_dir() else run_path.parent
-        own_data = (
-            load_run_config(config_dir).get("data_dir") if (config_dir / "config.json").exists() else None
-        )
-        data_dir = _DATA_DIR.value or own_data
-        if data_dir is None:
-            raise ValueError(f"{run_path}: no config.json with the run's dataset beside it; pass --data_dir")
-        model = evaluation.load_run_model(run_path, _WEIGHTS.value)
-        summary, rows = evaluation.evaluate_model(
-            model, data_dir, _SPLIT.value, augment=_AUGMENT.value, batch_size=_BATCH_SIZE.value
+        summary, paths = evaluate_run(
+            _RUN_DIR.value, _DATA_DIR.value, _SPLIT.value, weights=_WEIGHTS.value,
+            augment=_AUGMENT.value, batch_size=_BATCH_SIZE.value, out_dir=_OUT_DIR.value,
         )
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
-    out_dir = Path(_OUT_DIR.value) if _OUT_DIR.value else config_dir
-    summary.update(run=str(run_path), weights=_WEIGHTS.value, data_dir=str(data_dir))
-    stem = f"eval_{_SPLIT.value}"
-    if own_data is None or Path(data_dir).resolve() != Path(own_data).resolve():
-        stem += f"_{Path(data_dir).resolve().name}"  # another dataset: keep the run's own scores
-    csv_path = out_dir / f"{stem}.csv"
-    json_path = out_dir / f"{stem}.json"
-    try:
-        atomic_write_text(csv_path, evaluation.per_patch_csv(rows))
-        atomic_write_text(json_path, json.dumps(summary, indent=2) + "\n")
-    except OSError as err:
-        raise SystemExit(f"error: {out_dir}: cannot write the results: {err.strerror or err}") from None
     n = summary["patches"]
     variants = f" ({n // 8} patches x 8 dihedral variants)" if _AUGMENT.value else ""
     print(f"{_SPLIT.value}: hard dice {summary['hard_dice']:.4f}, soft dice {summary['soft_dice']:.4f} "
           f"over {summary['patches']} patch images{variants}")
-    print(f"per-patch CSV: {csv_path}\nsummary: {json_path}")
+    print(f"per-patch CSV: {paths['csv']}\nsummary: {paths['json']}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 r"""Exports a trained network as a TensorFlow SavedModel with its tem_rf metadata asset.
 
-  python -m experiments.export --model=runs/N2_k2-2_d1-1-1/seed0 --export_dir=exported/N2
-  python -m experiments.export --model=path/to/best.keras --export_dir=exported/N2
+  python -m experiments.export --model=runs/N2_k2-2_d1-1-1/seed0 --out_dir=exported/N2
+  python -m experiments.export --model=path/to/best.keras --out_dir=exported/N2
 
 The SavedModel's ``serving_default`` takes float32 ``[batch, height, width, 1]`` preprocessed
 images and returns the particle probability, float32 ``[batch, height, width]``;
@@ -20,17 +20,15 @@ from tem_rf.core import cli as tem_flags
 _MODEL = flags.DEFINE_string(
     "model", None, "Run directory (best.keras, else model.keras, + config.json) or a .keras file."
 )
-_EXPORT_DIR = flags.DEFINE_string(
-    "export_dir", None, "SavedModel directory to write (replaced only once complete)."
-)
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "SavedModel directory to write (replaced only once complete).")
 _KEEP_MIXED = flags.DEFINE_boolean(
     "keep_mixed_precision",
     False,
     "Keep float16 compute of a mixed_float16 network (GPU serving); default exports float32. "
     "The output is float32 either way.",
 )
-flags.mark_flag_as_required("model")
-flags.mark_flag_as_required("export_dir")
+tem_flags.define_deprecated_alias("export_dir", "out_dir")
+flags.mark_flags_as_required(["model", "out_dir"])
 
 
 def main(argv: list[str]) -> None:
@@ -40,12 +38,12 @@ def main(argv: list[str]) -> None:
     from tem_rf.serve.export import export_run
 
     try:
-        metadata = export_run(_MODEL.value, _EXPORT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value)
+        metadata = export_run(_MODEL.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value)
     except (ModelLoadError, OSError) as error:
         sys.exit(f"error: {error}")
     nm = metadata["receptive_field_nm"]
     pixel = metadata["pixel_size_nm"]
-    print(f"exported {metadata['architecture']} to {_EXPORT_DIR.value}")
+    print(f"exported {metadata['architecture']} to {_OUT_DIR.value}")
     print(
         "  serving_default: float32 image [batch, height, width, 1] -> "
         "particle_probability [batch, height, width] float32"

@@ -15,9 +15,7 @@ the split's radial power spectrum (labels are not used).
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
+import logging
 
 from absl import app, flags
 
@@ -27,20 +25,14 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (made by da
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split to score.")
 _BAND_PX = flags.DEFINE_string("band_px", None, "Band 'low,high' as radii in FFT pixels of a patch.")
 _BAND_NM_INV = flags.DEFINE_string("band_nm_inv", None, "Band 'low,high' in nm^-1 (needs the pixel size).")
-_SPACINGS = flags.DEFINE_string(
-    "lattice_spacings_nm", None, "Lattice spacings in nm, e.g. 0.235,0.204 (Au {111}, {200}); "
-    "the band spans 1/d of all of them, widened by --relative_width."
-)
+_SPACINGS = flags.DEFINE_string("lattice_spacings_nm", None, "Lattice spacings in nm, e.g. 0.235,0.204 "
+                                "(Au {111}, {200}); the band spans 1/d of all, widened by --relative_width.")
 _RELATIVE_WIDTH = flags.DEFINE_float("relative_width", 0.1, "Widening of a --lattice_spacings_nm band, each side.")
 _PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size in nm; default: the dataset's.")
 _SIGMA = flags.DEFINE_float("sigma_px", 9.0, "Gaussian blur of the filtered magnitude, in pixels.")
-_MIN_CONTRAST = flags.DEFINE_float(
-    "min_contrast", 1.25, "Keep Otsu's threshold only if its bright class averages this many times "
-    "the amorphous-background envelope; 0 = plain Otsu (the paper)."
-)
-_NOISE_FLOOR = flags.DEFINE_float(
-    "noise_floor", 1.5, "Otherwise threshold at this many times the amorphous-background envelope."
-)
+_MIN_CONTRAST = flags.DEFINE_float("min_contrast", 1.25, "Keep Otsu's threshold only if its bright class "
+                                   "averages this many times the amorphous-background envelope; 0 = plain Otsu (the paper).")
+_NOISE_FLOOR = flags.DEFINE_float("noise_floor", 1.5, "Otherwise threshold at this many times that envelope.")
 _MAX_PATCHES = flags.DEFINE_integer("max_patches", None, "Score only the first N patches.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Patches read at a time.")
 _OUT_CSV = flags.DEFINE_string("out_csv", None, "Per-patch CSV to write.")
@@ -48,103 +40,29 @@ _OUT_JSON = flags.DEFINE_string("out_json", None, "Summary JSON; default: --out_
 flags.mark_flags_as_required(["data_dir", "out_csv"])
 
 
-def _floats(text: str | None, name: str, count: int | None = None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        values = [float(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise ValueError(f"--{name} must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise ValueError(f"--{name} is empty")
-    if count is not None and len(values) != count:
-        raise ValueError(f"--{name} must be two values 'low,high', got {text!r}")
-    if count == 2 and not 0 < values[0] < values[1]:
-        raise ValueError(f"--{name} must be 'low,high' with 0 < low < high, got {text!r}")
-    return values
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.data import read_dataset_info  # light: no TensorFlow yet
+    from tem_rf.study.baseline import run_fourier_baseline
 
+    logging.getLogger("tem_rf").setLevel(logging.INFO)
     try:
-        # Flags and the dataset's existence are checked before TensorFlow is imported.
-        band_px = _floats(_BAND_PX.value, "band_px", 2)
-        band_nm_inv = _floats(_BAND_NM_INV.value, "band_nm_inv", 2)
-        spacings = _floats(_SPACINGS.value, "lattice_spacings_nm")
-        info = read_dataset_info(_DATA_DIR.value)
-        pixel_size = _PIXEL_SIZE.value
-        if pixel_size is None and info.get("pixel_size_nm") is not None:
-            pixel_size = float(info["pixel_size_nm"])
-            if not math.isfinite(pixel_size):
-                pixel_size = None
-        if (band_nm_inv or spacings) and pixel_size is None:
-            raise ValueError(
-                f"{_DATA_DIR.value}: the dataset has no pixel size, which a band in nm^-1 or lattice "
-                "spacings need; give --pixel_size_nm or --band_px"
-            )
-        from tem_rf.core.files import write_csv
-        from tem_rf.study import baseline, fourier
-        from tem_rf.core.files import atomic_write_text
-
-        automatic = not (band_px or band_nm_inv or spacings)
-        spectrum = None
-        if automatic:
-            print("choosing the band from the split's radial power spectrum ...")
-            spectrum = baseline.split_radial_spectrum(
-                _DATA_DIR.value, _SPLIT.value, batch_size=_BATCH_SIZE.value, max_patches=_MAX_PATCHES.value
-            )
-        band = fourier.resolve_band(
-            band_px=band_px,
-            band_nm_inv=band_nm_inv,
-            lattice_spacings_nm=spacings,
-            relative_width=_RELATIVE_WIDTH.value,
-            pixel_size_nm=pixel_size,
-            fft_size=int(info["patch_size"]),
-            images=spectrum,
-        )
-        summary, rows = baseline.score_fourier_filter(
-            _DATA_DIR.value,
-            _SPLIT.value,
-            band,
-            sigma_px=_SIGMA.value,
-            min_contrast=_MIN_CONTRAST.value,
-            noise_floor=_NOISE_FLOOR.value,
-            batch_size=_BATCH_SIZE.value,
-            max_patches=_MAX_PATCHES.value,
-            progress=True,
+        s = run_fourier_baseline(
+            _DATA_DIR.value, _SPLIT.value, _OUT_CSV.value, _OUT_JSON.value, band_px=_BAND_PX.value,
+            band_nm_inv=_BAND_NM_INV.value, lattice_spacings_nm=_SPACINGS.value,
+            relative_width=_RELATIVE_WIDTH.value, pixel_size_nm=_PIXEL_SIZE.value, sigma_px=_SIGMA.value,
+            min_contrast=_MIN_CONTRAST.value, noise_floor=_NOISE_FLOOR.value, batch_size=_BATCH_SIZE.value,
+            max_patches=_MAX_PATCHES.value, progress=True,
         )
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
-
-    patch_size = int(info["patch_size"])
-    summary.update(
-        data_dir=str(_DATA_DIR.value),
-        band_source="automatic" if automatic else "given",
-        band_fft_px=list(band.fft_pixels(patch_size)),
-        band_nm_inv=list(band.nm_inv(pixel_size)) if pixel_size else None,
-        pixel_size_nm=pixel_size,
-    )
-    out_csv = Path(_OUT_CSV.value)
-    out_json = Path(_OUT_JSON.value) if _OUT_JSON.value else out_csv.with_suffix(".json")
-    for path in (out_csv, out_json):
-        if path.is_dir():
-            raise SystemExit(f"error: {path}: is a folder; --out_csv/--out_json name files")
-    try:
-        write_csv(out_csv, rows)
-        atomic_write_text(out_json, json.dumps(summary, indent=2) + "\n")
-    except OSError as err:  # name the file asked for, not the temporary one
-        raise SystemExit(f"error: {out_csv.parent}: cannot write the results: {err.strerror or err}") from None
-    nm = f" = {band.nm_inv(pixel_size)[0]:.2f}-{band.nm_inv(pixel_size)[1]:.2f} nm^-1" if pixel_size else ""
-    low_px, high_px = band.fft_pixels(patch_size)
-    print(f"band ({summary['band_source']}): {band.low:.4f}-{band.high:.4f} cycles/px "
-          f"({low_px:.1f}-{high_px:.1f} FFT px of {patch_size}){nm}")
-    print(f"{_SPLIT.value}: Fourier-filter hard dice {summary['hard_dice']:.4f} (pooled), "
-          f"{summary['mean_patch_hard_dice']:.4f} ± {summary['std_patch_hard_dice']:.4f} per patch, "
-          f"over {summary['patches']} patches")
-    print(f"per-patch CSV: {out_csv}\nsummary: {out_json}")
+    (low, high), (low_px, high_px) = s["band_cycles_per_px"], s["band_fft_px"]
+    nm = f" = {s['band_nm_inv'][0]:.2f}-{s['band_nm_inv'][1]:.2f} nm^-1" if s["band_nm_inv"] else ""
+    print(f"band ({s['band_source']}): {low:.4f}-{high:.4f} cycles/px "
+          f"({low_px:.1f}-{high_px:.1f} FFT px of {s['patch_size']}){nm}")
+    print(f"{s['split']}: Fourier-filter hard dice {s['hard_dice']:.4f} (pooled), "
+          f"{s['mean_patch_hard_dice']:.4f} ± {s['std_patch_hard_dice']:.4f} per patch, over {s['patches']} patches")
+    print(f"per-patch CSV: {s['csv']}\nsummary: {s['json']}")
 
 
 if __name__ == "__main__":

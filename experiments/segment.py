@@ -1,8 +1,8 @@
 r"""Segments full-size micrographs with an exported (or trained) network.
 
-  python -m experiments.segment --model=exported/N2 --input='session3/*.tif' --output_dir=masks
+  python -m experiments.segment --model=exported/N2 --input='session3/*.tif' --out_dir=masks
   python -m experiments.segment --model=runs/N2_k2-2_d1-1-1/seed0 --input=a.dm4,b.tif \
-      --output_dir=masks --save_probability --tile_size=512
+      --out_dir=masks --save_probability --tile_size=512
 
 Each micrograph gets the training preprocessing (x-ray outlier removal, standardisation), is
 padded (reflection) to the network's size divisor and segmented in tiles of ``--tile_size`` plus
@@ -27,7 +27,7 @@ _MODEL = flags.DEFINE_string(
 _INPUT = flags.DEFINE_list(
     "input", None, "Micrographs: comma-separated files, glob patterns (quoted) or folders."
 )
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for masks, overlays, probabilities.")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for masks, overlays, probabilities.")
 _TILE_SIZE = flags.DEFINE_integer(
     "tile_size",
     1024,
@@ -47,9 +47,8 @@ _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over fil
 _KEEP_MIXED = flags.DEFINE_boolean(
     "keep_mixed_precision", False, "Run a mixed_float16 .keras/run-dir network in float16 (GPU)."
 )
-flags.mark_flag_as_required("model")
-flags.mark_flag_as_required("input")
-flags.mark_flag_as_required("output_dir")
+tem_flags.define_deprecated_alias("output_dir", "out_dir")
+flags.mark_flags_as_required(["model", "input", "out_dir"])
 
 
 def main(argv: list[str]) -> None:
@@ -60,7 +59,7 @@ def main(argv: list[str]) -> None:
     from tem_rf.data.reading import InputError
 
     try:
-        _check_output_dir(Path(_OUTPUT_DIR.value))
+        _check_output_dir(Path(_OUT_DIR.value))
         paths = expand_inputs(_INPUT.value)
         predictor = load_predictor(_MODEL.value, keep_mixed_precision=_KEEP_MIXED.value)
     except (InputError, ModelLoadError) as error:
@@ -75,7 +74,7 @@ def main(argv: list[str]) -> None:
         results, failures = segment_files(
             paths,
             predictor,
-            _OUTPUT_DIR.value,
+            _OUT_DIR.value,
             tile_size=_TILE_SIZE.value or None,
             batch_size=_BATCH_SIZE.value,
             threshold=_THRESHOLD.value,
@@ -85,31 +84,31 @@ def main(argv: list[str]) -> None:
             progress=_PROGRESS.value,
         )
     except OSError as error:  # output folder not writable, disk full
-        sys.exit(f"error: {_OUTPUT_DIR.value}: cannot write the results: {error.strerror or error}")
+        sys.exit(f"error: {_OUT_DIR.value}: cannot write the results: {error.strerror or error}")
     for result in results:
         print(
             f"{result.input}: {result.shape[0]}x{result.shape[1]} px, "
             f"{100 * result.particle_fraction:.1f}% particle, {result.seconds:.1f} s -> {result.mask}"
         )
-    print(f"wrote {len(results)} of {len(paths)} segmentations to {_OUTPUT_DIR.value}")
+    print(f"wrote {len(results)} of {len(paths)} segmentations to {_OUT_DIR.value}")
     if len(failures) == 1:
         sys.exit(f"error: 1 of {len(paths)} micrographs failed: {failures[0][1]}")
     if failures:  # each reason was logged above and is in segmentation.json; keep this line short
         sys.exit(
             f"error: {len(failures)} of {len(paths)} micrographs failed: "
             + ", ".join(str(path) for path, _ in failures)
-            + f" (reasons above and in {Path(_OUTPUT_DIR.value) / 'segmentation.json'})"
+            + f" (reasons above and in {Path(_OUT_DIR.value) / 'segmentation.json'})"
         )
 
 
 def _check_output_dir(output_dir: Path) -> None:
-    """Refuses an --output_dir that is, or lies under, a file, before the model is loaded."""
+    """Refuses an --out_dir that is, or lies under, a file, before the model is loaded."""
     from tem_rf.data.reading import InputError
 
     for path in (output_dir, *output_dir.absolute().parents):
         if path.exists():
             if not path.is_dir():
-                raise InputError(path, "is a file, not a folder (--output_dir)")
+                raise InputError(path, "is a file, not a folder (--out_dir)")
             return
 
 

@@ -1,26 +1,126 @@
-"""Running the absl binaries: quiet TensorFlow start-up, one error line for bad input."""
+"""Running the absl binaries: flags from a dataclass, deprecated flag names, quiet TensorFlow start-up."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from absl import app, flags
+from absl import logging as absl_logging
+
 from tem_rf.core.parsing import int_or_list, parse_int_list  # noqa: F401  (binaries use them via cli)
 
+# Flags defined by the helpers below belong to the binary that calls them, not to this module:
+# help output lists them under the binary, and a test can drop one binary's flags by module.
+flags.disclaim_key_flags()
 
-def run(main) -> None:
+
+class _IntTupleParser(flags.ArgumentParser):
+    """Parses ``"2,8"`` into ``(2, 8)`` (a flag for a ``tuple[int, ...]`` field)."""
+
+    def __init__(self, flag_name: str) -> None:
+        self.flag_name = flag_name
+
+    def parse(self, argument: str | Iterable[int]) -> tuple[int, ...]:
+        if isinstance(argument, str):
+            return parse_int_list(argument, self.flag_name)
+        return tuple(int(value) for value in argument)  # the dataclass default
+
+    def flag_type(self) -> str:
+        return "int list"
+
+
+def define_flags_from_dataclass(
+    config_class: type, field_names: Iterable[str] | None = None
+) -> dict[str, flags.FlagHolder]:
+    """Defines one flag per field of ``config_class`` (all, or ``field_names``); returns holders by field.
+
+    Each flag takes the field's default (None for a field without one: the binary marks it
+    required), its type (int, float, bool, str, ``tuple[int, ...]`` as ``"2,8"``) and
+    ``metadata["help"]``; ``metadata["flag"]`` renames the flag and ``metadata["choices"]``
+    makes it an enum. So defaults and help texts live once, in the dataclass.
+    """
+    types = typing.get_type_hints(config_class)
+    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    holders = {}
+    for name in field_names or fields:
+        field = fields[name]
+        flag_name = field.metadata.get("flag", name)
+        help_text = field.metadata["help"]
+        default = None if field.default is dataclasses.MISSING else field.default
+        kind = types[name]
+        if "choices" in field.metadata:
+            holders[name] = flags.DEFINE_enum(flag_name, default, list(field.metadata["choices"]), help_text)
+        elif kind is bool:
+            holders[name] = flags.DEFINE_boolean(flag_name, default, help_text)
+        elif kind is int:
+            holders[name] = flags.DEFINE_integer(flag_name, default, help_text)
+        elif kind is float:
+            holders[name] = flags.DEFINE_float(flag_name, default, help_text)
+        elif kind is str:
+            holders[name] = flags.DEFINE_string(flag_name, default, help_text)
+        elif kind == tuple[int, ...]:
+            holders[name] = define_int_list(flag_name, default, help_text)
+        else:
+            raise TypeError(f"{config_class.__name__}.{name}: no flag type for {kind}")
+    return holders
+
+
+def define_int_list(name: str, default: Iterable[int] | None, help_text: str, multi: bool = False) -> flags.FlagHolder:
+    """A flag that takes ``"2,8"`` and holds ``(2, 8)``; ``multi``: repeatable, a list of those."""
+    serializer = flags.ListSerializer(",")
+    if multi:
+        return flags.DEFINE_multi(_IntTupleParser(name), serializer, name, default, help_text)
+    return flags.DEFINE(_IntTupleParser(name), name, default, help_text, serializer=serializer)
+
+
+def define_deprecated_alias(
+    old: str, new: str, convert: Callable[[Any], Any] | None = None, flag_values: flags.FlagValues = flags.FLAGS
+) -> None:
+    """Defines ``--old`` as a deprecated name of the already defined ``--new``, kept for one release.
+
+    ``--old`` parses like ``--new`` (a plain string where ``--new`` takes several values); after
+    parsing, its value, through ``convert`` if given, becomes ``--new``'s and a warning says
+    ``--old is deprecated; use --new``. Giving both is a flag error. Call this before marking
+    ``--new`` required: validators run in the order they were registered.
+    """
+    target = flag_values[new]
+    parser = flags.ArgumentParser() if isinstance(target, flags.MultiFlag) else target.parser
+    flags.DEFINE_flag(
+        flags.Flag(parser, flags.ArgumentSerializer(), old, None, f"Deprecated: use --{new}.",
+                   boolean=target.boolean),
+        flag_values,
+    )
+
+    # A validator, because absl runs validators after parsing and before main, whichever way the
+    # flags were parsed (app.run or a test calling FLAGS(argv)).
+    def copy_to_new(values: dict[str, Any]) -> bool:
+        if values[old] is None:
+            return True
+        if flag_values[new].present:
+            raise flags.ValidationError(f"--{old} is deprecated and replaced by --{new}: give only --{new}")
+        absl_logging.warning("--%s is deprecated; use --%s", old, new)
+        flag_values[new].value = convert(values[old]) if convert else values[old]
+        return True
+
+    flags.register_multi_flags_validator([old, new], copy_to_new, flag_values=flag_values)
+
+
+def run(main: Callable[[list[str]], Any]) -> None:
     """`absl.app.run(main)` with TensorFlow's own INFO chatter silenced (warnings still show).
 
     TensorFlow reads TF_CPP_MIN_LOG_LEVEL when it is imported, which binaries do inside main.
     """
-    import logging
-    import os
-
-    from absl import app
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
     app.run(_quiet_library_info(main))
 
 
-def _quiet_library_info(main):
+def _quiet_library_info(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
     """Wraps `main` so TensorFlow's INFO lines sent through absl.logging are dropped.
 
     TensorFlow's checkpoint and SavedModel code logs through `absl.logging` ("Sharding callback
@@ -31,11 +131,8 @@ def _quiet_library_info(main):
     """
     import functools
 
-    from absl import flags
-    from absl import logging as absl_logging
-
     @functools.wraps(main)
-    def wrapped(argv):
+    def wrapped(argv: list[str]) -> Any:
         if not (flags.FLAGS["verbosity"].present or flags.FLAGS["logger_levels"].present):
             absl_logging.get_absl_handler().addFilter(drop_absl_info)
         return main(argv)
@@ -43,8 +140,6 @@ def _quiet_library_info(main):
     return wrapped
 
 
-def drop_absl_info(record) -> bool:
+def drop_absl_info(record: logging.LogRecord) -> bool:
     """Logging filter: False for records of the `absl` logger below WARNING."""
-    import logging
-
     return not (record.name == "absl" and record.levelno < logging.WARNING)

@@ -69,12 +69,6 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
     """Writes dict rows as CSV atomically; columns in first-seen order, missing cells empty."""
     rows = list(rows)

@@ -37,7 +37,10 @@ def parse_band(text: str | None, what: str) -> tuple[float, float] | None:
     """Parses ``"low,high"`` with ``0 < low < high`` (a frequency band); None stays None."""
     if text is None:
         return None
-    low, high = parse_list(text, what, float, count=2)
+    values = parse_list(text, what, float)
+    if len(values) != 2:
+        raise ValueError(f"--{what} must be two values 'low,high', got {text!r}")
+    low, high = values
     if not 0 < low < high:
         raise ValueError(f"--{what} must be 'low,high' with 0 < low < high, got {text!r}")
     return low, high

@@ -6,7 +6,7 @@ use so that `from tem_rf.data import preprocess_micrograph` stays light.
 
 from __future__ import annotations
 
-import importlib
+from tem_rf.core.lazy import lazy_attributes
 
 from tem_rf.data.preprocess import (
     DEFAULT_MIN_PARTICLE_PIXELS,
@@ -66,14 +66,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

@@ -45,6 +45,8 @@ from tem_rf.data.reading import (
     read_micrograph,
 )
 from tem_rf.core.files import atomic_path, atomic_write_text
+from tem_rf.core.parsing import parse_list
+from tem_rf.core.units import require_pixel_size
 
 logger = logging.getLogger(__name__)
 
@@ -181,10 +183,8 @@ def match_masks(
 
 def parse_split_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
     """``"0.7,0.1,0.2"`` (or ``"70,10,20"``) -> (0.7, 0.1, 0.2) for (train, val, test)."""
-    try:
-        values = [float(v) for v in text.split(",")] if isinstance(text, str) else [float(v) for v in text]
-    except ValueError:
-        raise ValueError(f"--split must be three comma-separated numbers, got {text!r}") from None
+    values = parse_list(text, "split", float) if isinstance(text, str) else [float(v) for v in text]
+    # Counted here rather than by parse_list: the message names the three splits, for both inputs.
     if len(values) != 3:
         raise ValueError(f"--split needs three fractions (train,val,test), got {text!r}")
     if any(v < 0 or not math.isfinite(v) for v in values):
@@ -378,8 +378,8 @@ def build_dataset(
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     if edge not in EDGE_MODES:
         raise ValueError(f"edge must be one of {EDGE_MODES}, got {edge!r}")
-    if pixel_size_nm is not None and not (pixel_size_nm > 0 and math.isfinite(pixel_size_nm)):
-        raise ValueError(f"pixel_size_nm must be a positive number, got {pixel_size_nm}")
+    if pixel_size_nm is not None:
+        pixel_size_nm = require_pixel_size(pixel_size_nm, "pixel_size_nm")
     if min_particle_pixels > patch_size * patch_size:
         raise ValueError(
             f"min_particle_pixels {min_particle_pixels} is more than a {patch_size}x{patch_size} "

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tem_rf.core.units import pixel_size_or_none
+
 logger = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -124,7 +126,8 @@ def read_micrograph(path: str | os.PathLike) -> Micrograph:
         )
     if min(data.shape) < 2:
         raise InputError(path, f"image is {data.shape[0]}x{data.shape[1]} pixels, too small")
-    return Micrograph(data=data, pixel_size_nm=pixel_size_nm, path=path)
+    # One rule for every format: a zero, negative or NaN size in the metadata means unknown.
+    return Micrograph(data=data, pixel_size_nm=pixel_size_or_none(pixel_size_nm), path=path)
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

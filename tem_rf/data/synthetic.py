@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from tem_rf.core.files import atomic_path
+from tem_rf.core.units import require_pixel_size
 
 KINDS = ("high_res", "low_res")
 # The paper's datasets: 5 nm Au at 0.02152 nm/px (TEAM 0.5, 423 e/A^2) and 20 nm Au at
@@ -35,9 +36,15 @@ KINDS = ("high_res", "low_res")
 DEFAULT_PIXEL_SIZE_NM = {"high_res": 0.02152, "low_res": 0.1243}
 DEFAULT_DIAMETER_NM = {"high_res": (3.0, 8.0), "low_res": (15.0, 25.0)}
 DEFAULT_DOSE_E_PER_A2 = {"high_res": 423.0, "low_res": 16.0}
-LATTICE_SPACINGS_NM = (0.204, 0.235)  # Au {200} and {111}; period range 0.20-0.24 nm
 CAMERA_GAIN = 8.0  # counts per electron
 CAMERA_OFFSET = 100.0  # counts (dark level)
+
+
+def _pixel_size_or_default(kind: str, pixel_size_nm: float | None) -> float:
+    """``pixel_size_nm`` (checked), or the paper's pixel size for ``kind`` when None."""
+    if pixel_size_nm is None:
+        return DEFAULT_PIXEL_SIZE_NM[kind]
+    return require_pixel_size(pixel_size_nm, "pixel_size_nm")
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ def make_micrograph(
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
     rng = _as_rng(rng)
-    pixel_size_nm = DEFAULT_PIXEL_SIZE_NM[kind] if pixel_size_nm is None else float(pixel_size_nm)
+    pixel_size_nm = _pixel_size_or_default(kind, pixel_size_nm)
     diameter_nm = DEFAULT_DIAMETER_NM[kind] if diameter_nm is None else diameter_nm
     dose = DEFAULT_DOSE_E_PER_A2[kind] if dose_e_per_a2 is None else float(dose_e_per_a2)
     diameter_px = (diameter_nm[0] / pixel_size_nm, diameter_nm[1] / pixel_size_nm)
@@ -210,7 +217,7 @@ def write_demo_dataset(
             raise InputError(out_dir, "exists, is not empty and holds no demo dataset; choose a new folder")
         if not overwrite:
             raise InputError(out_dir, "already holds a demo dataset; pass --overwrite to replace it")
-    pixel_size_nm = DEFAULT_PIXEL_SIZE_NM[kind] if pixel_size_nm is None else float(pixel_size_nm)
+    pixel_size_nm = _pixel_size_or_default(kind, pixel_size_nm)
     rng = np.random.default_rng(seed)
     names = []
     with atomic_path(out_dir, directory=True) as tmp:

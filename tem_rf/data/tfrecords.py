@@ -10,7 +10,6 @@ in the source image); ``pixel_size_nm`` float (NaN when unknown).
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 from dataclasses import dataclass
@@ -188,7 +187,3 @@ def scan_tfrecord(path: str | os.PathLike) -> list[RecordLocation]:
             offset = end
             handle.seek(offset)
     return records
-
-
-def pixel_size_or_none(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)

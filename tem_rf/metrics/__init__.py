@@ -5,24 +5,15 @@ The NumPy functions need no TensorFlow; the Keras metrics are imported on first 
 
 from __future__ import annotations
 
-import importlib
+from tem_rf.core.lazy import lazy_attributes
 
-from tem_rf.metrics.dice import dice, hard_dice, soft_dice
+from tem_rf.metrics.dice import dice, dice_from_counts, hard_dice, soft_dice
 
 _LAZY = {
     "HardDice": "tem_rf.metrics.keras_metrics",
     "SoftDice": "tem_rf.metrics.keras_metrics",
 }
 
-__all__ = ["dice", "hard_dice", "soft_dice", *_LAZY]
+__all__ = ["dice", "dice_from_counts", "hard_dice", "soft_dice", *_LAZY]
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

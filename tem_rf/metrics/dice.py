@@ -19,6 +19,11 @@ def _particle_probability(labels: np.ndarray, probabilities: np.ndarray) -> np.n
     )
 
 
+def dice_from_counts(intersection: float, predicted: float, actual: float) -> float:
+    """Eq. 2 from pooled counts: ``2 |X n Y| / (|X| + |Y|)``, and 1.0 when both are empty."""
+    total = predicted + actual
+    return 1.0 if total == 0 else float(2.0 * intersection / total)
+
 
 def dice(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
     """Dice overlap of two binary masks (1.0 when both are empty)."""
@@ -26,9 +31,7 @@ def dice(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
     b = np.asarray(mask_b).astype(bool)
     if a.shape != b.shape:
         raise ValueError(f"masks of shapes {a.shape} and {b.shape} cannot be compared")
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2.0 * np.logical_and(a, b).sum() / total)
-
+    return dice_from_counts(np.logical_and(a, b).sum(), a.sum(), b.sum())
 
 
 def hard_dice(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -46,11 +49,9 @@ def hard_dice(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return dice(predicted, labels == PARTICLE_CLASS)
 
 
-
 def soft_dice(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """Dice of the particle probability against the particle label, pooled over all pixels."""
     labels = np.asarray(labels)
     prob = _particle_probability(labels, probabilities)
     truth = (labels == PARTICLE_CLASS).astype(np.float64)
-    total = prob.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2.0 * (prob * truth).sum() / total)
+    return dice_from_counts((prob * truth).sum(), prob.sum(), truth.sum())

@@ -7,7 +7,13 @@ from tem_rf.models.architectures import (
     format_table,
 )
 from tem_rf.models.fused_batch_norm import FusedBatchNormalization
-from tem_rf.models.geometry import ReceptiveField, max_stride, receptive_field
+from tem_rf.models.geometry import (
+    ModelGeometry,
+    ReceptiveField,
+    max_stride,
+    model_geometry,
+    receptive_field,
+)
 from tem_rf.models.residual_unet import (
     InputSizeCheck,
     architecture_name,
@@ -20,6 +26,7 @@ from tem_rf.models.residual_unet import (
 __all__ = [
     "FusedBatchNormalization",
     "InputSizeCheck",
+    "ModelGeometry",
     "ReceptiveField",
     "architecture_grid",
     "architecture_name",
@@ -28,6 +35,7 @@ __all__ = [
     "describe_model",
     "format_table",
     "max_stride",
+    "model_geometry",
     "normalize_architecture",
     "receptive_field",
     "residual_unet",

@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-from tem_rf.models.geometry import max_stride, receptive_field
+from tem_rf.models.geometry import model_geometry
 
 
 def architecture_grid(
@@ -41,13 +41,14 @@ def describe_model(model: keras.Model, pixel_size_nm: float | None = None) -> di
     """Params, receptive field (px, and nm if the pixel size is known) and size divisor of a model."""
     from tem_rf.models import count_trainable_parameters
 
-    rf = receptive_field(model)
+    geometry = model_geometry(model)
+    rf = geometry.receptive_field
     return {
         "architecture": model.name,
         "trainable_params": count_trainable_parameters(model),
         "receptive_field_px": rf.pixels,
         "receptive_field_nm": None if pixel_size_nm is None else rf.nanometres(pixel_size_nm),
-        "size_divisor": max_stride(model),
+        "size_divisor": geometry.size_divisor,
     }
 
 

@@ -1,26 +1,56 @@
-"""Theoretical receptive field (paper Eq. 1) derived from a built Keras model's layers.
+"""Geometry of a built Keras model, read off its layers: receptive field, size divisor, halo,
+and the exact input window of one output pixel.
 
-``RF = 1 + sum_l (k_l - 1) * prod_{j<l} s_j`` along the longest path through the network. The
-walk follows the model's graph from its output back to its input and, for every tensor, keeps
-``(rf, jump)``: the receptive field of one of its pixels in input pixels, and the distance in
-input pixels between neighbouring pixels (the running stride). A conv or pool with kernel ``k``
-(dilation ``a`` makes it ``a*(k-1)+1``) and stride ``s`` maps ``(rf, jump)`` to
-``(rf + (k-1)*jump, jump*s)``; upsampling by ``u`` divides the jump by ``u``; merges (add,
-concatenate) take the largest receptive field of their inputs, which is the longest path.
-Nothing is looked up in a table, so any builder variant is covered.
+One table of layer rules and one graph walker serve every question. ``layer_rule`` classifies a
+layer into a small description:
+
+* ``SlidingWindow(kernel, stride, dilation, padding)``: ``Conv2D``, ``DepthwiseConv2D``,
+  ``MaxPooling2D``, ``AveragePooling2D`` (dilation 1); a window spans ``dilation*(kernel-1)+1``
+  input pixels.
+* ``Upsampling(factor, interpolation)``: ``UpSampling2D``.
+* ``Pointwise``: layers acting on each pixel on its own (``_POINTWISE``, and custom layers that
+  declare ``pointwise = True``, e.g. ``InputSizeCheck``).
+* ``Merge``: ``_MERGE`` (add, concatenate, ...): pixel ``i`` combines pixel ``i`` of every input.
+
+Any other layer (e.g. ``Conv2DTranspose``) raises ``NotImplementedError`` naming it; nested
+models are refused. ``_walk`` follows the functional graph from the single output back to the
+inputs, memoised per tensor, and folds an abstract value through the rules. Three
+interpretations of that value:
+
+1. Paper Eq. 1, ``(rf, jump)`` per axis (``receptive_field``, ``max_stride``):
+   ``RF = 1 + sum_l (k_l - 1) * prod_{j<l} s_j`` along the longest path. ``rf`` is the receptive
+   field of one pixel of a tensor in input pixels, ``jump`` the distance in input pixels between
+   neighbouring pixels (the running stride, a Fraction). A sliding window maps ``(rf, jump)`` to
+   ``(rf + (span-1)*jump, jump*stride)``; upsampling by ``u`` divides the jump by ``u``; a merge
+   takes the largest ``rf`` (the longest path) and refuses inputs of different strides. The
+   coarsest jump met is the size divisor. Eq. 1 is the mean over pooling phases.
+2. Dependency intervals, per axis (``dependency_extent``, ``minimum_halo``): on a 1-D grid of
+   input positions, each tensor position keeps the lowest and highest input position it
+   depends on. A sliding window takes the min/max over the positions it reads, ignoring zero
+   padding (TensorFlow pads half of it, rounded down, before and the rest after); nearest
+   upsampling by ``u`` repeats each position ``u`` times; a merge takes the min/max over its
+   inputs. Exact, including the image border and each pixel's phase on the pooling grid.
+3. The receptive window of one output pixel (``receptive_window``): interpretation 2 on a grid
+   of the image's own length per axis, read off at the pixel (exact, and clipped to the image
+   by construction); ``clipped`` says whether a grid extended on both sides by more than any
+   pixel's reach (a multiple of the size divisor, so pooling phases stay) gives a larger window.
+
+``model_geometry`` computes everything a deployment needs with one Eq. 1 walk and one interval
+walk per axis.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import keras
 import numpy as np
 
-# Layers that act on each pixel independently: they pass (rf, jump) through unchanged.
+# Layers that act on each pixel independently.
 _POINTWISE = (
     keras.layers.InputLayer,
     keras.layers.BatchNormalization,
@@ -50,13 +80,147 @@ _MERGE = (
     keras.layers.Subtract,
 )
 _POOL = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+_CONV = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 
-_Pair = tuple[Fraction, Fraction]
-Interval = tuple[int, int]
+AXES = (0, 1)  # height, width
+
+State = TypeVar("State")
+Bounds = tuple[np.ndarray, np.ndarray]
 
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-int(value) // multiple) * multiple
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    return int(value[0]), int(value[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule table
+
+
+@dataclasses.dataclass(frozen=True)
+class SlidingWindow:
+    """A conv or pool: per axis, windows of ``kernel`` taps ``dilation`` apart, ``stride`` apart."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: str  # "same" or "valid"
+
+    def span(self, axis: int) -> int:
+        """Input pixels one window covers along ``axis``."""
+        return self.dilation[axis] * (self.kernel[axis] - 1) + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Upsampling:
+    """Upsampling by ``factor`` per axis."""
+
+    factor: tuple[int, int]
+    interpolation: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Pointwise:
+    """Each output pixel depends on the same pixel of the single input."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Merge:
+    """Each output pixel depends on the same pixel of every input."""
+
+
+LayerRule = SlidingWindow | Upsampling | Pointwise | Merge
+
+
+def layer_rule(layer: keras.layers.Layer) -> LayerRule:
+    """How ``layer`` maps input pixels to output pixels; NotImplementedError if unknown."""
+    if isinstance(layer, keras.Model):
+        raise NotImplementedError(f"geometry: nested model {layer.name!r} is not supported")
+    if isinstance(layer, _CONV + _POOL):
+        conv = isinstance(layer, _CONV)
+        kernel = _pair(layer.kernel_size if conv else layer.pool_size)
+        dilation = _pair(layer.dilation_rate) if conv else (1, 1)
+        if layer.padding not in ("same", "valid"):
+            raise NotImplementedError(f"geometry: {layer.padding!r} padding of {layer.name!r}")
+        return SlidingWindow(kernel, _pair(layer.strides), dilation, layer.padding)
+    if isinstance(layer, keras.layers.UpSampling2D):
+        return Upsampling(_pair(layer.size), layer.interpolation)
+    if isinstance(layer, _MERGE):
+        return Merge()
+    if isinstance(layer, _POINTWISE) or getattr(layer, "pointwise", False):
+        return Pointwise()
+    raise NotImplementedError(
+        f"geometry: no rule for layer {layer.name!r} of type {type(layer).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The graph walker
+
+
+def _walk(
+    model: keras.Model,
+    at_input: State,
+    through: Callable[[keras.layers.Layer, LayerRule, list[State]], State],
+) -> State:
+    """The value of the model's single output: ``at_input`` at every input, folded through each
+    layer by ``through(layer, rule, values of its inputs)``, each tensor visited once."""
+    if len(model.outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; expected one")
+    memo: dict[int, State] = {id(tensor): at_input for tensor in model.inputs}
+
+    def visit(tensor: Any) -> State:
+        key = id(tensor)
+        if key not in memo:
+            layer, node_index, _ = tensor._keras_history
+            rule = layer_rule(layer)
+            inputs = [visit(t) for t in layer._inbound_nodes[node_index].input_tensors]
+            if len(inputs) != 1 and not isinstance(rule, Merge):
+                kind = type(layer).__name__
+                raise ValueError(f"layer {layer.name!r} ({kind}) has {len(inputs)} inputs")
+            memo[key] = through(layer, rule, inputs)
+        return memo[key]
+
+    return visit(model.outputs[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpretation 1: paper Eq. 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Eq1:
+    rf: tuple[Fraction, Fraction]
+    jump: tuple[Fraction, Fraction]
+    coarsest: Fraction  # the largest jump on the way from the inputs
+
+
+def _eq1_through(layer: keras.layers.Layer, rule: LayerRule, inputs: list[_Eq1]) -> _Eq1:
+    if isinstance(rule, Merge):
+        jumps = {state.jump for state in inputs}
+        if len(jumps) != 1:
+            raise ValueError(f"layer {layer.name!r} merges tensors of different strides {jumps}")
+        rf = tuple(max(state.rf[axis] for state in inputs) for axis in AXES)
+        return _Eq1(rf, inputs[0].jump, max(state.coarsest for state in inputs))
+    (state,) = inputs
+    if isinstance(rule, SlidingWindow):
+        rf = tuple(state.rf[axis] + (rule.span(axis) - 1) * state.jump[axis] for axis in AXES)
+        jump = tuple(state.jump[axis] * rule.stride[axis] for axis in AXES)
+        return _Eq1(rf, jump, max(state.coarsest, *jump))
+    if isinstance(rule, Upsampling):
+        jump = tuple(state.jump[axis] / rule.factor[axis] for axis in AXES)
+        return _Eq1(state.rf, jump, state.coarsest)
+    return state
+
+
+def _eq1(model: keras.Model) -> _Eq1:
+    one = (Fraction(1), Fraction(1))
+    return _walk(model, _Eq1(one, one, Fraction(1)), _eq1_through)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,86 +240,16 @@ class ReceptiveField:
         return self.pixels * pixel_size_nm
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    return int(value[0]), int(value[1])
-
-
-def _conv_update(state: tuple[_Pair, _Pair], kernel, strides, dilation) -> tuple[_Pair, _Pair]:
-    (rf_h, rf_w), (jump_h, jump_w) = state
-    (k_h, k_w), (s_h, s_w), (a_h, a_w) = _pair(kernel), _pair(strides), _pair(dilation)
-    eff_h, eff_w = a_h * (k_h - 1) + 1, a_w * (k_w - 1) + 1
-    return (rf_h + (eff_h - 1) * jump_h, rf_w + (eff_w - 1) * jump_w), (jump_h * s_h, jump_w * s_w)
-
-
-def _layer_update(layer: keras.layers.Layer, inputs: list[tuple[_Pair, _Pair]]) -> tuple[_Pair, _Pair]:
-    """Maps the (rf, jump) of a layer's inputs to that of its output."""
-    if isinstance(layer, _MERGE):
-        jumps = {state[1] for state in inputs}
-        if len(jumps) != 1:
-            raise ValueError(f"layer {layer.name!r} merges tensors of different strides {jumps}")
-        rf_h = max(state[0][0] for state in inputs)
-        rf_w = max(state[0][1] for state in inputs)
-        return (rf_h, rf_w), inputs[0][1]
-    if len(inputs) != 1:
-        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has {len(inputs)} inputs")
-    (state,) = inputs
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and not isinstance(
-        layer, keras.layers.Conv2DTranspose
-    ):
-        return _conv_update(state, layer.kernel_size, layer.strides, layer.dilation_rate)
-    if isinstance(layer, _POOL):
-        return _conv_update(state, layer.pool_size, layer.strides, 1)
-    if isinstance(layer, keras.layers.UpSampling2D):
-        up_h, up_w = _pair(layer.size)
-        return state[0], (state[1][0] / up_h, state[1][1] / up_w)
-    # Custom per-pixel layers (e.g. InputSizeCheck) declare themselves with `pointwise = True`.
-    if isinstance(layer, _POINTWISE) or getattr(layer, "pointwise", False):
-        return state
-    raise NotImplementedError(
-        f"receptive field: no rule for layer {layer.name!r} of type {type(layer).__name__}"
-    )
-
-
-def _walk(model: keras.Model) -> tuple[tuple[_Pair, _Pair], Fraction]:
-    """(rf, jump) of the model's single output, and the coarsest jump met on the way.
-
-    Memoised recursion from the output back to the inputs over the functional graph.
-    """
-    memo: dict[int, tuple[_Pair, _Pair]] = {}
-    input_ids = {id(t) for t in model.inputs}
-    one = (Fraction(1), Fraction(1))
-    coarsest = Fraction(1)
-
-    def visit(tensor) -> tuple[_Pair, _Pair]:
-        nonlocal coarsest
-        key = id(tensor)
-        if key not in memo:
-            if key in input_ids:
-                memo[key] = (one, one)
-            else:
-                layer, node_index, _ = tensor._keras_history
-                if isinstance(layer, keras.Model):
-                    raise NotImplementedError(
-                        f"receptive field: nested model {layer.name!r} is not supported"
-                    )
-                node = layer._inbound_nodes[node_index]
-                memo[key] = _layer_update(layer, [visit(t) for t in node.input_tensors])
-                coarsest = max(coarsest, *memo[key][1])
-        return memo[key]
-
-    if len(model.outputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; expected one")
-    return visit(model.outputs[0]), coarsest
+def _receptive_field_of(model: keras.Model, state: _Eq1) -> ReceptiveField:
+    if state.jump != (1, 1):
+        jump_h, jump_w = state.jump
+        raise ValueError(f"model {model.name!r} output stride is {jump_h}x{jump_w}, not 1")
+    return ReceptiveField(int(state.rf[0]), int(state.rf[1]))
 
 
 def receptive_field(model: keras.Model) -> ReceptiveField:
-    """The theoretical receptive field of one output pixel of ``model``, in input pixels."""
-    ((rf_h, rf_w), (jump_h, jump_w)), _ = _walk(model)
-    if jump_h != 1 or jump_w != 1:
-        raise ValueError(f"model {model.name!r} output stride is {jump_h}x{jump_w}, not 1")
-    return ReceptiveField(int(rf_h), int(rf_w))
+    """The theoretical receptive field (Eq. 1) of one output pixel of ``model``, in input pixels."""
+    return _receptive_field_of(model, _eq1(model))
 
 
 def max_stride(model: keras.Model) -> int:
@@ -163,138 +257,130 @@ def max_stride(model: keras.Model) -> int:
 
     For the residual UNet this is the product of the pool sizes.
     """
-    return int(_walk(model)[1])
+    return int(_eq1(model).coarsest)
 
 
-def _window_bounds(
-    lo: np.ndarray, hi: np.ndarray, size_out: int, kernel: int, stride: int, dilation: int, pad_before: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Input-coordinate bounds of each output position of a sliding window over ``(lo, hi)``.
-
-    Positions that fall into the zero padding carry no data and are ignored.
-    """
-    index = np.arange(size_out)[:, None] * stride - pad_before + dilation * np.arange(kernel)[None, :]
-    inside = (index >= 0) & (index < lo.size)
-    index = np.clip(index, 0, lo.size - 1)
-    return (
-        np.where(inside, lo[index], np.inf).min(axis=1),
-        np.where(inside, hi[index], -np.inf).max(axis=1),
-    )
+# ---------------------------------------------------------------------------------------------
+# Interpretation 2: dependency intervals on a 1-D grid
 
 
-
-def _sliding_layer(layer: Any, lo: np.ndarray, hi: np.ndarray, axis: int, kernel, strides, dilation):
-    k, s, a = _pair(kernel)[axis], _pair(strides)[axis], _pair(dilation)[axis]
-    effective = a * (k - 1) + 1
-    size = lo.size
-    if layer.padding == "same":
-        size_out = -(-size // s)
-        pad_before = max((size_out - 1) * s + effective - size, 0) // 2
+def _slide(rule: SlidingWindow, axis: int, lo: np.ndarray, hi: np.ndarray) -> Bounds:
+    """Bounds of each output position of a sliding window; zero-padding taps carry no data."""
+    kernel, stride, dilation = rule.kernel[axis], rule.stride[axis], rule.dilation[axis]
+    span, size = rule.span(axis), lo.size
+    if rule.padding == "same":
+        size_out = -(-size // stride)
+        pad_before = max((size_out - 1) * stride + span - size, 0) // 2
     else:
-        size_out, pad_before = (size - effective) // s + 1, 0
-    return _window_bounds(lo, hi, size_out, k, s, a, pad_before)
-
-
-
-def _dependency_bounds(model: Any) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
-    """Per axis: ``(position, lo, hi, divisor)`` of output pixels away from the border.
-
-    ``lo[i]`` and ``hi[i]`` are the lowest and highest input position output ``position[i]``
-    depends on, from a walk of the functional graph on a 1-D grid whose length is a multiple of
-    the divisor (so position ``i`` has pooling phase ``i % divisor``, as in a padded image).
-    """
-    import keras
-
-    # The receptive-field walk's layer classification, so the two never disagree.
-    from tem_rf.models.geometry import _MERGE, _POINTWISE, max_stride, receptive_field
-
-    rf = receptive_field(model).pixels
-    divisor = max_stride(model)
-    length = _round_up(3 * rf + 4 * divisor, divisor)
-    input_ids = {id(t) for t in model.inputs}
-    for axis in (0, 1):
-        memo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-        def visit(tensor, axis=axis, memo=memo):
-            key = id(tensor)
-            if key in memo:
-                return memo[key]
-            if key in input_ids:
-                positions = np.arange(length, dtype=np.float64)
-                memo[key] = (positions, positions)
-                return memo[key]
-            layer, node_index, _ = tensor._keras_history
-            inputs = [visit(t) for t in layer._inbound_nodes[node_index].input_tensors]
-            if isinstance(layer, _MERGE):
-                result = (
-                    np.min([lo for lo, _ in inputs], axis=0),
-                    np.max([hi for _, hi in inputs], axis=0),
-                )
-            elif len(inputs) != 1:
-                raise NotImplementedError(
-                    f"dependency extent: layer {layer.name!r} has {len(inputs)} inputs"
-                )
-            else:
-                ((lo, hi),) = inputs
-                if isinstance(layer, keras.layers.Conv2D) and not isinstance(
-                    layer, keras.layers.Conv2DTranspose
-                ):
-                    result = _sliding_layer(
-                        layer, lo, hi, axis, layer.kernel_size, layer.strides, layer.dilation_rate
-                    )
-                elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
-                    result = _sliding_layer(layer, lo, hi, axis, layer.pool_size, layer.strides, 1)
-                elif isinstance(layer, keras.layers.UpSampling2D):
-                    factor = _pair(layer.size)[axis]
-                    source = np.arange(lo.size * factor) // factor
-                    result = (lo[source], hi[source])
-                elif isinstance(layer, _POINTWISE) or getattr(layer, "pointwise", False):
-                    result = (lo, hi)
-                else:
-                    raise NotImplementedError(
-                        f"dependency extent: no rule for layer {layer.name!r} "
-                        f"({type(layer).__name__})"
-                    )
-            memo[key] = result
-            return result
-
-        lo, hi = visit(model.outputs[0])
-        if lo.size != length:
-            raise ValueError(f"model {model.name!r} output size differs from its input size")
-        position = np.arange(length)
-        # Farther than the RF from both borders, over several full periods of pooling phases.
-        central = (position >= rf + divisor) & (position < length - rf - divisor)
-        yield position[central], lo[central], hi[central], divisor
-
-
-
-def dependency_extent(model: Any) -> int:
-    """How far (px, one side) an output pixel's value can depend on the input, exactly.
-
-    The largest distance between an output pixel and the input it depends on, over both axes,
-    both sides and all pooling phases (away from the image border).
-    """
-    return max(
-        int(max((position - lo).max(), (hi - position).max()))
-        for position, lo, hi, _ in _dependency_bounds(model)
+        size_out, pad_before = (size - span) // stride + 1, 0
+    starts = np.arange(size_out) * stride - pad_before
+    taps = starts[:, None] + dilation * np.arange(kernel)[None, :]
+    inside = (taps >= 0) & (taps < size)
+    taps = np.clip(taps, 0, size - 1)
+    return (
+        np.where(inside, lo[taps], np.inf).min(axis=1),
+        np.where(inside, hi[taps], -np.inf).max(axis=1),
     )
 
 
+def _interval_through(
+    axis: int, layer: keras.layers.Layer, rule: LayerRule, inputs: list[Bounds]
+) -> Bounds:
+    if isinstance(rule, Merge):
+        # Equal sizes: the Eq. 1 walk, always run first, refuses merges of different strides.
+        return np.min([lo for lo, _ in inputs], axis=0), np.max([hi for _, hi in inputs], axis=0)
+    ((lo, hi),) = inputs
+    if isinstance(rule, SlidingWindow):
+        return _slide(rule, axis, lo, hi)
+    if isinstance(rule, Upsampling):
+        if rule.interpolation != "nearest":
+            raise NotImplementedError(
+                f"geometry: {rule.interpolation} upsampling {layer.name!r} (only nearest is exact)"
+            )
+        source = np.arange(lo.size * rule.factor[axis]) // rule.factor[axis]
+        return lo[source], hi[source]
+    return lo, hi
 
-def minimum_halo(model: Any) -> int:
-    """The tiling halo that makes tiles exact, rounded up to the size divisor.
+
+def _intervals(model: keras.Model, axis: int, length: int) -> Bounds:
+    """``(lo, hi)``: for each output position, the lowest and highest input position it depends
+    on, along ``axis`` of an input ``length`` px long."""
+    positions = np.arange(length, dtype=np.float64)
+    lo, hi = _walk(model, (positions, positions), functools.partial(_interval_through, axis))
+    if lo.size != length:
+        raise ValueError(f"model {model.name!r} output size differs from its input size")
+    return lo, hi
+
+
+def _central_intervals(
+    model: keras.Model, rf_px: int, divisor: int
+) -> list[tuple[np.ndarray, Bounds]]:
+    """Per axis, ``(position, (lo, hi))`` of output pixels away from the border.
+
+    The grid's length is a multiple of the divisor (position ``i`` has pooling phase
+    ``i % divisor``, as in a padded image); the positions kept are farther than the RF plus a
+    pooling block from both borders, over several full periods of pooling phases.
+    """
+    length = _round_up(3 * rf_px + 4 * divisor, divisor)
+    position = np.arange(length)
+    central = (position >= rf_px + divisor) & (position < length - rf_px - divisor)
+    result = []
+    for axis in AXES:
+        lo, hi = _intervals(model, axis, length)
+        result.append((position[central], (lo[central], hi[central])))
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelGeometry:
+    """What tiling and interpreting a model need.
+
+    ``receptive_field``: Eq. 1. ``size_divisor``: the coarsest stride; input sizes must be
+    multiples. ``dependency_extent_px``: how far (px, one side) an output pixel's value can
+    depend on the input, exactly, over both axes, both sides and all pooling phases.
+    ``halo_px``: the tiling halo that makes tiles exact, a multiple of the divisor.
+    """
+
+    receptive_field: ReceptiveField
+    size_divisor: int
+    dependency_extent_px: int
+    halo_px: int
+
+
+def model_geometry(model: keras.Model) -> ModelGeometry:
+    """All of ``ModelGeometry``, from one Eq. 1 walk and one interval walk per axis.
 
     Tile cores start at multiples of the divisor, so a core pixel of pooling phase ``p`` is at
     least ``p`` px from its core's start (and ``divisor - 1 - p`` from its end); the halo must
-    cover each pixel's dependency extent minus that. The result is also at least ``ceil(RF / 2)``.
+    cover each pixel's dependency extent minus that, and is at least ``ceil(RF / 2)``.
     """
-    from tem_rf.models.geometry import max_stride, receptive_field
-
-    needed = -(-receptive_field(model).pixels // 2)
-    for position, lo, hi, divisor in _dependency_bounds(model):
+    state = _eq1(model)
+    rf = _receptive_field_of(model, state)
+    divisor = int(state.coarsest)
+    extent = 0
+    needed = -(-rf.pixels // 2)
+    for position, (lo, hi) in _central_intervals(model, rf.pixels, divisor):
+        before, after = position - lo, hi - position
+        extent = max(extent, int(before.max()), int(after.max()))
         phase = position % divisor
-        needed = max(needed, int((position - lo - phase).max()), int((hi - position - (divisor - 1 - phase)).max()))
-    return _round_up(needed, max_stride(model))
+        needed = max(
+            needed, int((before - phase).max()), int((after - (divisor - 1 - phase)).max())
+        )
+    return ModelGeometry(rf, divisor, extent, _round_up(needed, divisor))
+
+
+def dependency_extent(model: keras.Model) -> int:
+    """``model_geometry(model).dependency_extent_px``."""
+    return model_geometry(model).dependency_extent_px
+
+
+def minimum_halo(model: keras.Model) -> int:
+    """``model_geometry(model).halo_px``."""
+    return model_geometry(model).halo_px
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpretation 3: the window of one output pixel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,89 +409,27 @@ class Window:
         return inside
 
 
-
-def _backward(layer: keras.layers.Layer, interval: Interval, axis: int) -> Interval:
-    """Input pixel interval (one axis) that the output pixels ``interval`` of ``layer`` read."""
-    lo, hi = interval
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and not isinstance(
-        layer, keras.layers.Conv2DTranspose
-    ):
-        kernel = _pair(layer.kernel_size)[axis]
-        stride = _pair(layer.strides)[axis]
-        dilation = _pair(layer.dilation_rate)[axis]
-        effective = dilation * (kernel - 1) + 1
-        if layer.padding == "same":
-            if stride != 1:
-                raise NotImplementedError(
-                    f"receptive window: strided 'same' conv {layer.name!r} (its padding depends on the size)"
-                )
-            # TensorFlow pads (k_eff - 1) // 2 before and the rest after.
-            before = (effective - 1) // 2
-            return lo - before, hi + effective - 1 - before
-        return lo * stride, hi * stride + effective - 1
-    if isinstance(layer, _POOL):
-        if layer.padding != "valid":
-            raise NotImplementedError(f"receptive window: 'same'-padded pool {layer.name!r}")
-        kernel = _pair(layer.pool_size)[axis]
-        stride = _pair(layer.strides)[axis]
-        return lo * stride, hi * stride + kernel - 1
-    if isinstance(layer, keras.layers.UpSampling2D):
-        if layer.interpolation != "nearest":
-            raise NotImplementedError(f"receptive window: {layer.interpolation} upsampling {layer.name!r}")
-        factor = _pair(layer.size)[axis]
-        return lo // factor, hi // factor
-    if isinstance(layer, _POINTWISE + _MERGE) or getattr(layer, "pointwise", False):
-        return lo, hi
-    raise NotImplementedError(
-        f"receptive window: no rule for layer {layer.name!r} of type {type(layer).__name__}"
-    )
-
-
-
 def receptive_window(
     model: keras.Model, image_shape: tuple[int, int], position: tuple[int, int]
 ) -> Window:
-    """The input pixels that can influence output pixel ``position`` of an image of ``image_shape``.
-
-    Exact for the layer types the receptive-field walk knows (stride-1 'same' convs, 'valid'
-    pools, nearest upsampling, pointwise layers, merges); the window is clipped to the image.
-    """
-    rows, cols = image_shape
-    if not (0 <= position[0] < rows and 0 <= position[1] < cols):
+    """The input pixels that can influence output pixel ``position`` of an image of ``image_shape``
+    (both sides multiples of the size divisor); exact, and clipped to the image."""
+    if not all(0 <= q < length for q, length in zip(position, image_shape)):
         raise ValueError(f"position {position} is outside the image {image_shape}")
-    if len(model.outputs) != 1 or len(model.inputs) != 1:
-        raise ValueError("receptive window: the model must have one input and one output")
-
-    # Every tensor's interval is the hull of what its consumers need; visit tensors in reverse
-    # topological order (consumers first), which is Keras' node order reversed by depth.
-    needed: dict[int, list[Interval]] = {id(model.outputs[0]): [(position[0], position[0]),
-                                                                (position[1], position[1])]}
-    nodes_by_depth = model._nodes_by_depth
-    for depth in sorted(nodes_by_depth):  # depth 0 is the output end
-        for node in nodes_by_depth[depth]:
-            layer = node.operation
-            if isinstance(layer, keras.layers.InputLayer):
-                continue
-            outputs = node.output_tensors
-            wanted = [needed.get(id(t)) for t in outputs]
-            wanted = [w for w in wanted if w is not None]
-            if not wanted:
-                continue
-            if isinstance(layer, keras.Model):
-                raise NotImplementedError(f"receptive window: nested model {layer.name!r}")
-            out_rows = (min(w[0][0] for w in wanted), max(w[0][1] for w in wanted))
-            out_cols = (min(w[1][0] for w in wanted), max(w[1][1] for w in wanted))
-            in_rows = _backward(layer, out_rows, 0)
-            in_cols = _backward(layer, out_cols, 1)
-            for tensor in node.input_tensors:
-                previous = needed.get(id(tensor))
-                if previous is None:
-                    needed[id(tensor)] = [in_rows, in_cols]
-                else:
-                    needed[id(tensor)] = [
-                        (min(previous[0][0], in_rows[0]), max(previous[0][1], in_rows[1])),
-                        (min(previous[1][0], in_cols[0]), max(previous[1][1], in_cols[1])),
-                    ]
-    (r0, r1), (c0, c1) = needed[id(model.inputs[0])]
-    clipped = r0 < 0 or c0 < 0 or r1 > rows - 1 or c1 > cols - 1
-    return Window(max(r0, 0), min(r1, rows - 1), max(c0, 0), min(c1, cols - 1), clipped)
+    if len(model.inputs) != 1:
+        raise ValueError("receptive window: the model must have one input")
+    state = _eq1(model)
+    divisor = int(state.coarsest)
+    if any(length % divisor for length in image_shape):
+        raise ValueError(f"image {image_shape} is not a multiple of the size divisor {divisor}")
+    # No pixel depends on input farther than its RF plus a pooling block (the halo relies on
+    # the same bound), so on this extended grid no window reaches the border.
+    margin = _round_up(_receptive_field_of(model, state).pixels, divisor) + divisor
+    ranges: list[int] = []
+    clipped = False
+    for axis, (length, q) in enumerate(zip(image_shape, position)):
+        lo, hi = _intervals(model, axis, length)
+        wide_lo, wide_hi = _intervals(model, axis, length + 2 * margin)
+        ranges += [int(lo[q]), int(hi[q])]
+        clipped |= (wide_lo[q + margin] - margin, wide_hi[q + margin] - margin) != (lo[q], hi[q])
+    return Window(*ranges, clipped=clipped)

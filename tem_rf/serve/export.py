@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tem_rf.core.classes import CLASS_NAMES, PARTICLE_CLASS
 from tem_rf.core.files import json_safe
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.train.rundir import ModelLoadError, load_run
@@ -43,8 +44,6 @@ METADATA_SCHEMA_VERSION = 1
 SIGNATURE_KEY = "serving_default"
 SIGNATURE_INPUT = "image"
 SIGNATURE_OUTPUT = "particle_probability"
-DEFAULT_CLASS_NAMES = ("background", "particle")
-PARTICLE_CLASS = 1  # channel of the particle class in the network's softmax output
 PADDING_MODE = "reflect"  # how images are padded to the size divisor (numpy / tf.pad "REFLECT")
 
 
@@ -116,23 +115,21 @@ def particle_probability_fn(model: Any, size_divisor: int) -> Callable:
 def _normalisation(config: dict[str, Any]) -> dict[str, Any]:
     """How images must be preprocessed before the network: the training preprocessing.
 
-    The x-ray threshold is taken from the run's config, or from the training dataset's
-    ``dataset.json`` when it is still reachable, else ``preprocess_micrograph``'s default.
+    Read from the run's config only (``preprocessing``, recorded from the dataset at training
+    time), so an export never needs the dataset; runs from before it was recorded get
+    ``preprocess_micrograph``'s default x-ray threshold, with a warning.
     """
-    settings: dict[str, Any] = {}
-    data_dir = config.get("data_dir")
-    if data_dir:
-        info_file = Path(data_dir) / "dataset.json"
-        try:
-            preprocessing = json.loads(info_file.read_text()).get("preprocessing")
-        except (OSError, ValueError, AttributeError):
-            preprocessing = None
-        if isinstance(preprocessing, dict):
-            settings.update(preprocessing)
-    if config.get("xray_threshold") is not None:
-        settings["xray_threshold"] = config["xray_threshold"]
     from tem_rf.data.preprocess import DEFAULT_XRAY_THRESHOLD
 
+    settings = dict(config.get("preprocessing") or {})
+    if config.get("xray_threshold") is not None:
+        settings["xray_threshold"] = config["xray_threshold"]
+    if "xray_threshold" not in settings:
+        logger.warning(
+            "the run config records no dataset preprocessing (trained before tem_rf recorded it, "
+            "or no config.json): assuming the default x-ray threshold %s",
+            DEFAULT_XRAY_THRESHOLD,
+        )
     return {
         "function": "tem_rf.data.preprocess_micrograph",
         "description": (
@@ -153,14 +150,14 @@ def build_metadata(
 ) -> dict[str, Any]:
     """The ``tem_rf.json`` asset: everything needed to preprocess, tile and interpret the model."""
     import tem_rf
-    from tem_rf.models.geometry import dependency_extent, minimum_halo
     from tem_rf.models import count_trainable_parameters
-    from tem_rf.models.geometry import max_stride, receptive_field
+    from tem_rf.models.geometry import model_geometry
 
     config = dict(config or {})
     pixel_size_nm = pixel_size_or_none(config.get("pixel_size_nm"))
-    rf_px = receptive_field(model).pixels
-    class_names = list(config.get("class_names") or DEFAULT_CLASS_NAMES)
+    geometry = model_geometry(model)
+    rf_px = geometry.receptive_field.pixels
+    class_names = list(config.get("class_names") or CLASS_NAMES)
     return {
         "schema_version": METADATA_SCHEMA_VERSION,
         "tem_rf_version": tem_rf.__version__,
@@ -168,9 +165,9 @@ def build_metadata(
         "trainable_params": count_trainable_parameters(model),
         "receptive_field_px": rf_px,
         "receptive_field_nm": None if pixel_size_nm is None else rf_px * pixel_size_nm,
-        "dependency_extent_px": dependency_extent(model),
-        "halo_px": minimum_halo(model),
-        "size_divisor": max_stride(model),
+        "dependency_extent_px": geometry.dependency_extent_px,
+        "halo_px": geometry.halo_px,
+        "size_divisor": geometry.size_divisor,
         "pixel_size_nm": pixel_size_nm,
         "normalisation": _normalisation(config),
         "padding": f"{PADDING_MODE} at the bottom and right to multiples of size_divisor",

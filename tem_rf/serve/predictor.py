@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tem_rf.core.units import pixel_size_or_none
-from tem_rf.train.rundir import ModelLoadError, load_run
+from tem_rf.train.rundir import ModelLoadError, RunDir, load_run
 from tem_rf.serve.export import (
     METADATA_FILENAME,
     SIGNATURE_INPUT,
@@ -106,6 +106,11 @@ def load_predictor(path: str | os.PathLike, *, keep_mixed_precision: bool = Fals
             return _signature(**{SIGNATURE_INPUT: images})
 
         return Predictor(function, metadata, str(path))
+    if path.is_dir():
+        try:
+            RunDir(path).model_file()
+        except ModelLoadError as error:  # neither kind of model directory: say both
+            raise ModelLoadError(f"{error} and not a SavedModel (no saved_model.pb)") from None
     model, config, model_file = load_run(path)
     return keras_predictor(
         model, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ def check_pixel_size(
     The network learnt particle sizes and lattice fringes in pixels; at another magnification it
     sees different features. Returns False when it warned, True otherwise (also when unknown).
     """
+    pixel_size_nm = pixel_size_or_none(pixel_size_nm)
+    training_pixel_size_nm = pixel_size_or_none(training_pixel_size_nm)
     if pixel_size_nm is None or training_pixel_size_nm is None:
         if training_pixel_size_nm is not None:
             logger.info(

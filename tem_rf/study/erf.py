@@ -5,12 +5,12 @@ square of input pixels that can influence one output pixel. Where that square si
 pool sizes above 2 even its exact side, depends on the output pixel's position on the pooling
 grid: a k x k max pool reads the block ``[k*p, k*p + k - 1]`` and nearest upsampling hands pooled
 pixel ``p`` to outputs ``k*p ... k*p + k - 1``, so the deep path's window is anchored to blocks,
-not to the pixel. ``receptive_window`` computes the exact window of one output pixel by walking
-the model's graph backwards with intervals, per axis: a stride-1 "same" conv maps ``[lo, hi]``
-to ``[lo - (k_eff-1)//2, hi + k_eff//2]`` (TensorFlow pads the odd pixel after), a pool with
-stride ``s`` to ``[s*lo, s*hi + k - 1]``, upsampling by ``u`` to ``[lo//u, hi//u]``, and a tensor
-read by several layers needs the hull of what they need. The gradient test checks the window is
-exact: zero gradient outside, non-zero up to its edges.
+not to the pixel. ``receptive_window`` gives the exact window of one output pixel: per axis, it
+follows every position of the image through the layers as the interval of input positions it
+depends on (a "same" conv with effective kernel ``k_eff`` widens ``[lo, hi]`` by
+``(k_eff-1)//2`` before and ``k_eff//2`` after, TensorFlow padding the odd pixel after; a pool
+takes the hull of its block; upsampling repeats each interval) and reads off the output pixel's.
+The gradient test checks the window is exact: zero gradient outside, non-zero up to its edges.
 
 What the walk shows for the residual UNet (window side, and pixels before / after the output
 pixel ``q``, along one axis):
@@ -41,15 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tem_rf.models.geometry import Window, receptive_window
-
-Interval = tuple[int, int]
-
-
-def _pair(value) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    return int(value[0]), int(value[1])
+from tem_rf.models.geometry import Window, model_geometry, receptive_field, receptive_window
 
 
 def _score_model(model: keras.Model, score: str) -> tuple[keras.Model, str]:
@@ -135,8 +127,6 @@ def effective_receptive_field(
     if position is None:
         position = (height // 2, width // 2)
     window = receptive_window(model, (height, width), position)
-    from tem_rf.models.geometry import receptive_field
-
     rf_px = receptive_field(model).pixels
     scorer, kind = _score_model(model, score)
     row, col = position
@@ -184,10 +174,9 @@ def effective_receptive_field(
 def erf_input_size(model: keras.Model, margin: int = 8, minimum: int = 64) -> int:
     """The smallest square input (a multiple of the size divisor) whose centre pixel's window
     lies wholly inside it with ``margin`` pixels to spare (a window can exceed Eq. 1's RF)."""
-    from tem_rf.models.geometry import max_stride, receptive_field
-
-    divisor = max_stride(model)
-    size = int(math.ceil(max(receptive_field(model).pixels + 2 * margin, minimum) / divisor) * divisor)
+    geometry = model_geometry(model)
+    divisor = geometry.size_divisor
+    size = int(math.ceil(max(geometry.receptive_field.pixels + 2 * margin, minimum) / divisor) * divisor)
     while True:
         window = receptive_window(model, (size, size), (size // 2, size // 2))
         if window.row_start >= margin and window.row_stop <= size - 1 - margin and (

@@ -17,15 +17,8 @@ from typing import Any
 
 import numpy as np
 
-
 from tem_rf.core.classes import PARTICLE_CLASS
-
-
-def dice(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
-    """``tem_rf.metrics.dice`` (imported on first use)."""
-    from tem_rf.metrics import dice as metrics_dice
-
-    return metrics_dice(mask_a, mask_b)
+from tem_rf.metrics import dice
 
 
 def _as_masks(array: np.ndarray, what: str) -> np.ndarray:

@@ -42,8 +42,8 @@ import numpy as np
 import scipy.ndimage
 import skimage.filters
 
-# Au lattice spacings in nm, the first-order reflections the paper's HRTEM images show.
-AU_LATTICE_SPACINGS_NM = {"111": 0.235, "200": 0.204}
+from tem_rf.core.units import require_pixel_size
+
 DEFAULT_SIGMA_PX = 9.0
 DEFAULT_NOISE_FLOOR = 1.5
 DEFAULT_MIN_CONTRAST = 1.25
@@ -54,6 +54,8 @@ DEFAULT_MAX_FREQUENCY = 0.45
 # Reflections within this factor of the strongest one count as "first order" (fcc {200} sits at
 # 1.155x {111}; the next, {220}, at 1.63x, is left out).
 FIRST_ORDER_RATIO = 1.35
+# What a pixel size is needed for, in the message when it is missing.
+_PIXEL_SIZE_NEEDED = "the pixel size (needed to convert nm^-1 or lattice spacings)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +86,7 @@ class FourierBand:
     @classmethod
     def from_nm_inv(cls, low_nm_inv: float, high_nm_inv: float, pixel_size_nm: float) -> "FourierBand":
         """Spatial frequencies in nm^-1 (cycles/nm), converted with the pixel size in nm."""
-        _check_pixel_size(pixel_size_nm)
+        pixel_size_nm = require_pixel_size(pixel_size_nm, _PIXEL_SIZE_NEEDED)
         return cls(low_nm_inv * pixel_size_nm, high_nm_inv * pixel_size_nm)
 
     @classmethod
@@ -99,7 +101,7 @@ class FourierBand:
         E.g. Au {111} 0.235 nm and {200} 0.204 nm at 0.02152 nm/px: 4.26 and 4.90 nm^-1, i.e.
         0.0916 and 0.1055 cycles/px (fringe periods 10.9 and 9.5 px); with 10 %: 0.082-0.116.
         """
-        _check_pixel_size(pixel_size_nm)
+        pixel_size_nm = require_pixel_size(pixel_size_nm, _PIXEL_SIZE_NEEDED)
         if not spacings_nm or any(not d > 0 for d in spacings_nm):
             raise ValueError(f"lattice spacings must be positive nm values, got {list(spacings_nm)}")
         if not 0 <= relative_width < 1:
@@ -113,15 +115,8 @@ class FourierBand:
 
     def nm_inv(self, pixel_size_nm: float) -> tuple[float, float]:
         """The band in nm^-1."""
-        _check_pixel_size(pixel_size_nm)
+        pixel_size_nm = require_pixel_size(pixel_size_nm, _PIXEL_SIZE_NEEDED)
         return self.low / pixel_size_nm, self.high / pixel_size_nm
-
-
-def _check_pixel_size(pixel_size_nm: float | None) -> None:
-    if pixel_size_nm is None or not math.isfinite(pixel_size_nm) or pixel_size_nm <= 0:
-        raise ValueError(
-            f"a positive pixel size in nm is needed to convert nm^-1 or lattice spacings, got {pixel_size_nm}"
-        )
 
 
 def _as_image(image: np.ndarray) -> np.ndarray:

@@ -22,7 +22,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from tem_rf.core.classes import PARTICLE_CLASS
 from tem_rf.core.files import atomic_path
+from tem_rf.metrics import dice
 
 # Overlay colours (colour-blind safe, after Okabe & Ito): correct particle, missed, spurious.
 TRUE_POSITIVE = "#0072B2"
@@ -125,12 +127,6 @@ def _contour(ax, mask: np.ndarray, colour: str = LABEL_CONTOUR, linewidth: float
         ax.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=linewidth)
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    from tem_rf.metrics import dice
-
-    return dice(a, b)
-
-
 def _overlay_legend() -> list[Patch]:
     return [
         Patch(color=TRUE_POSITIVE, label="particle, found"),
@@ -186,9 +182,10 @@ def plot_segmentation_overlays(
     axes = figure.subplots(rows, cols, squeeze=False)
     rf_handles: list = []
     for row in range(rows):
+        truth = labels[row] == PARTICLE_CLASS
         ax = axes[row, 0]
         _show_image(ax, images[row])
-        _contour(ax, labels[row] == 1)
+        _contour(ax, truth)
         handles = _draw_rf_squares(ax, methods, size, pixel_size_nm)
         rf_handles = rf_handles or handles
         add_scale_bar(ax, size, pixel_size_nm)
@@ -197,9 +194,9 @@ def plot_segmentation_overlays(
         for col, method in enumerate(methods, start=1):
             ax = axes[row, col]
             _show_image(ax, images[row])
-            _overlay(ax, labels[row] == 1, method.masks[row])
-            _contour(ax, labels[row] == 1, colour="black", linewidth=0.5)
-            ax.text(0.03, 0.97, f"dice {_dice(method.masks[row], labels[row] == 1):.3f}",
+            _overlay(ax, truth, method.masks[row])
+            _contour(ax, truth, colour="black", linewidth=0.5)
+            ax.text(0.03, 0.97, f"dice {dice(method.masks[row], truth):.3f}",
                     transform=ax.transAxes, ha="left", va="top", fontsize=7,
                     bbox={"facecolor": "white", "alpha": 0.8, "pad": 1.5, "linewidth": 0})
             if row == 0:
@@ -262,7 +259,7 @@ def plot_pool_vs_dilation(
     axes = figure.subplots(rows, 5, squeeze=False)
     handles: list = []
     for row in range(rows):
-        truth = labels[row] == 1
+        truth = labels[row] == PARTICLE_CLASS
         centre = disagreement_centre(truth, pool.masks[row], dilation.masks[row], zoom_px)
         r0 = int(np.clip(centre[0] - zoom_px // 2, 0, size - zoom_px))
         c0 = int(np.clip(centre[1] - zoom_px // 2, 0, size - zoom_px))
@@ -278,7 +275,7 @@ def plot_pool_vs_dilation(
             _contour(ax, truth, colour="black", linewidth=0.5)
             ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), zoom_px, zoom_px, fill=False,
                                    edgecolor="white", linewidth=1.0, linestyle="--"))
-            ax.text(0.03, 0.97, f"dice {_dice(method.masks[row], truth):.3f}", transform=ax.transAxes,
+            ax.text(0.03, 0.97, f"dice {dice(method.masks[row], truth):.3f}", transform=ax.transAxes,
                     ha="left", va="top", fontsize=7,
                     bbox={"facecolor": "white", "alpha": 0.8, "pad": 1.5, "linewidth": 0})
             zoom_ax = axes[row, col + 2]
@@ -328,7 +325,7 @@ def plot_false_negative_maps(
     axes = figure.subplots(rows, cols, squeeze=False)
     fn_cmap = ListedColormap([(0, 0, 0, 0), FALSE_NEGATIVE])
     for row in range(rows):
-        truth = labels[row] == 1
+        truth = labels[row] == PARTICLE_CLASS
         reference_fn = truth & ~reference_masks[row].astype(bool)
         ax = axes[row, 0]
         _show_image(ax, images[row])
@@ -346,7 +343,7 @@ def plot_false_negative_maps(
             ax.set_yticks([])
             text = f"FN {fn.sum() / max(truth.sum(), 1):.0%} of particle"
             if method.name != reference:
-                text += f"\nFN overlap with {display_name(reference)}: {_dice(fn, reference_fn):.2f}"
+                text += f"\nFN overlap with {display_name(reference)}: {dice(fn, reference_fn):.2f}"
             ax.text(0.03, 0.97, text, transform=ax.transAxes, ha="left", va="top", fontsize=6.5,
                     bbox={"facecolor": "white", "alpha": 0.85, "pad": 1.5, "linewidth": 0})
             if row == 0:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,26 +13,6 @@ from tem_rf import metrics
 from tem_rf.core.classes import PARTICLE_CLASS
 
 PER_PATCH_FIELDS = ("source", "patch_row", "patch_col", "transform", "particle_pixels", "hard_dice", "soft_dice")
-
-
-def load_run_model(run_dir_or_file: str | os.PathLike, weights: str = "best"):
-    """Loads ``best.keras`` (or ``model.keras``) of a run directory, or a ``.keras`` file."""
-    import keras
-
-    path = Path(run_dir_or_file)
-    if path.is_dir():
-        candidates = [path / f"{weights}.keras", path / "model.keras"]
-        found = next((c for c in candidates if c.exists()), None)
-        if found is None:
-            raise FileNotFoundError(f"{path} holds no best.keras or model.keras: not a finished run")
-        path = found
-    elif not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    elif path.suffix != ".keras":
-        raise ValueError(f"{path} is not a .keras model file or a run directory")
-    import tem_rf.models  # noqa: F401  (registers the custom layers for deserialisation)
-
-    return keras.models.load_model(path, compile=False)
 
 
 def evaluate_model(
@@ -85,10 +64,44 @@ def evaluate_model(
     return summary, rows
 
 
-def per_patch_csv(rows: list[dict[str, Any]]) -> str:
-    """CSV text of `evaluate_model` rows."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PER_PATCH_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+def evaluate_run(
+    run_path: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    split: str = "test",
+    *,
+    weights: str = "best",
+    augment: bool = True,
+    batch_size: int = 8,
+    out_dir: str | os.PathLike | None = None,
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Scores a run directory (or a ``.keras`` file) and writes ``eval_<split>.csv``/``.json``.
+
+    The dataset is the run's own (its config's ``data_dir``) unless ``data_dir`` is given; scores
+    on another dataset go to ``eval_<split>_<dataset folder name>.*``, so they never replace the
+    run's own. Files go to ``out_dir``, by default the run directory. Returns the summary and the
+    paths written (``csv``, ``json``); raises OSError or ValueError naming the problem.
+    """
+    from tem_rf.core.files import atomic_write_text, write_csv
+    from tem_rf.train.rundir import RunDir
+
+    run_path = Path(run_path)
+    if not run_path.exists():
+        raise ValueError(f"{run_path}: no such run directory or .keras file")
+    run = RunDir.open(run_path)
+    own_data = run.config().get("data_dir") if run.config_file.exists() else None
+    data_dir = data_dir or own_data
+    if data_dir is None:
+        raise ValueError(f"{run_path}: no config.json with the run's dataset beside it; pass --data_dir")
+    summary, rows = evaluate_model(run.load_model(weights), data_dir, split, augment=augment, batch_size=batch_size)
+    summary.update(run=str(run_path), weights=weights, data_dir=str(data_dir))
+    stem = f"eval_{split}"
+    if own_data is None or Path(data_dir).resolve() != Path(own_data).resolve():
+        stem += f"_{Path(data_dir).resolve().name}"  # another dataset: keep the run's own scores
+    out_dir = Path(out_dir) if out_dir else run.path
+    paths = {"csv": out_dir / f"{stem}.csv", "json": out_dir / f"{stem}.json"}
+    try:
+        write_csv(paths["csv"], rows)
+        atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")
+    except OSError as err:
+        raise OSError(f"{out_dir}: cannot write the results: {err.strerror or err}") from err
+    return summary, paths

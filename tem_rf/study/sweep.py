@@ -9,9 +9,7 @@ runs into ``results.csv``/``results.json`` and the dice-versus-receptive-field f
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -21,12 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.parsing import parse_sequences
+
 logger = logging.getLogger(__name__)
 
 PAPER_SEEDS = (752, 2245, 140, 9213, 956)
-# Dilation sets (per level, then bottleneck) for N=2 at pool 2: receptive fields from 44 to
-# 420 px, i.e. 0.95 to 9.0 nm at 0.02152 nm/px, the range of the max-pooling sweep.
-DEFAULT_DILATION_GRID = ((1, 1, 1), (1, 1, 2), (2, 2, 2), (2, 2, 4), (2, 4, 8), (4, 8, 8), (4, 8, 16))
 SWEEP_FILE = "sweep.json"
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
@@ -110,6 +107,64 @@ def check_fits_patch(architectures: Iterable[Architecture], patch_size: int) -> 
         )
 
 
+def build_architectures(
+    patch_size: int,
+    *,
+    pool_sizes: Sequence[Sequence[int]] = (),
+    num_blocks: Sequence[int] = (2, 3, 4),
+    pool_choices: Sequence[int] = (2, 4, 8),
+    grid: str = "per_level",
+    dilation_sets: Iterable[Sequence[int]] = (),
+    dilation_pool: int = 2,
+) -> list[Architecture]:
+    """The architectures of a sweep on ``patch_size`` px patches; raises ValueError if one cannot
+    train on them (before sweep.json or any run is written).
+
+    Explicit ``pool_sizes`` sequences (N from their length) replace the max-pooling grid of
+    ``num_blocks`` x ``pool_choices`` (``grid``: ``per_level``, ``uniform`` or ``none``); the
+    N=2 ``dilation_sets`` at ``dilation_pool`` are added either way.
+    """
+    if pool_sizes:
+        architectures = [Architecture(len(pools), tuple(pools), (1,) * (len(pools) + 1)) for pools in pool_sizes]
+    elif grid != "none":
+        architectures = pool_grid(num_blocks, pool_choices, patch_size, per_level=grid == "per_level")
+    else:
+        architectures = []
+    architectures += [
+        a for a in dilation_grid(dilation_sets, 2, dilation_pool)
+        if any(d != 1 for d in a.dilations)  # all ones is the pool grid's N=2 network
+    ]
+    check_fits_patch(architectures, patch_size)
+    return architectures
+
+
+def train_task(
+    sweep_dir: str | Path,
+    architectures: Sequence[Architecture],
+    seeds: Sequence[int],
+    base_config: dict[str, Any],
+    *,
+    task_index: int = 0,
+    num_tasks: int = 1,
+    progress: bool = True,
+) -> list[Path]:
+    """Trains task ``task_index``'s share of the sweep; returns the run dirs it finished now.
+
+    ``base_config`` holds the `TrainConfig` fields every run shares (as `run_sweep` takes them);
+    task 0 records it, the seeds and every run in sweep.json.
+    """
+    from tem_rf import train as training
+
+    runs = plan(architectures, seeds)
+    mine = share(runs, task_index, num_tasks)
+    if task_index == 0:
+        write_sweep_file(sweep_dir, runs, {**base_config, "seeds": list(seeds)})
+    logger.info("%d runs in the sweep (%d architectures x %d seeds); this task trains %d",
+                len(runs), len(runs) // len(seeds), len(seeds), len(mine))
+    strategy = training.make_strategy(base_config.get("strategy", "auto"))
+    return run_sweep(sweep_dir, mine, base_config, strategy=strategy, progress=progress)
+
+
 def plan(architectures: Iterable[Architecture], seeds: Sequence[int]) -> list[RunSpec]:
     """All runs, in a fixed order (architectures by name, then seeds as given); no duplicates."""
     unique = {a.name: a for a in architectures}
@@ -124,9 +179,9 @@ def share(runs: Sequence[RunSpec], task_index: int, num_tasks: int) -> list[RunS
 
 
 def is_finished(run_dir: Path) -> bool:
-    from tem_rf.train.rundir import METRICS_FILE
+    from tem_rf.train.rundir import RunDir
 
-    return (run_dir / METRICS_FILE).exists()
+    return RunDir(run_dir).is_finished
 
 
 def run_sweep(
@@ -198,16 +253,13 @@ def aggregate(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
     The std is the sample standard deviation (ddof=1) over seeds; 0 for a single seed.
     """
-    from tem_rf.train.rundir import METRICS_FILE, load_run_config
+    from tem_rf.train.rundir import find_runs
 
     sweep_dir = Path(sweep_dir)
     families = _family_of(sweep_dir)
     by_architecture: dict[str, list[tuple[dict, dict]]] = {}
-    for metrics_path in sorted((sweep_dir / "runs").glob(f"*/seed*/{METRICS_FILE}")):
-        run_dir = metrics_path.parent
-        by_architecture.setdefault(run_dir.parent.name, []).append(
-            (load_run_config(run_dir), json.loads(metrics_path.read_text()))
-        )
+    for run in find_runs(sweep_dir):
+        by_architecture.setdefault(run.path.parent.name, []).append((run.config(), run.metrics()))
     rows = []
     for name, runs in sorted(by_architecture.items()):
         config = runs[0][0]
@@ -247,16 +299,12 @@ def lightest_within_one_std(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | 
 
 def write_results(sweep_dir: str | Path, rows: Sequence[dict[str, Any]]) -> dict[str, Path]:
     """Writes results.csv, results.json (with the best and lightest-good architectures) and the plot."""
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import atomic_write_text, write_csv
 
     sweep_dir = Path(sweep_dir)
     if not rows:
         raise ValueError(f"{sweep_dir} has no finished runs to aggregate")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(sweep_dir / RESULTS_CSV, buffer.getvalue())
+    write_csv(sweep_dir / RESULTS_CSV, rows)
     summary = {
         "best": max(rows, key=lambda r: r["hard_dice_mean"])["architecture"],
         "lightest_within_one_std_of_best": lightest_within_one_std(rows)["architecture"],
@@ -315,25 +363,18 @@ def plot_dice_vs_receptive_field(
     plt.close(fig)
 
 
-def parse_architecture_list(text: str) -> list[tuple[int, ...]]:
-    """``"1-1-2,2-2-4"`` -> ``[(1, 1, 2), (2, 2, 4)]`` (the format of --dilation_grid/--pools)."""
-    items = []
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        try:
-            items.append(tuple(int(v) for v in part.split("-")))
-        except ValueError:
-            raise ValueError(f"cannot read {part!r}: expected integers joined by '-', e.g. 1-1-2") from None
-    return items
+def parse_architecture_list(text: str, what: str = "pools or --dilation_grid") -> list[tuple[int, ...]]:
+    """`tem_rf.core.parsing.parse_sequences` under its old name, which experiments/sweep.py and
+    experiments/demo.py still call; new code calls parse_sequences with the flag's name."""
+    return parse_sequences(text, what)
 
 
 __all__ = [
     "Architecture",
-    "DEFAULT_DILATION_GRID",
     "PAPER_SEEDS",
     "RunSpec",
     "aggregate",
+    "build_architectures",
     "dilation_grid",
     "is_finished",
     "lightest_within_one_std",
@@ -343,6 +384,7 @@ __all__ = [
     "pool_grid",
     "run_sweep",
     "share",
+    "train_task",
     "write_results",
     "write_sweep_file",
 ]

@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 
 from tem_rf.core.files import atomic_write_text, write_csv
+from tem_rf.core.units import pixel_size_or_none
 from tem_rf.study import false_negatives, fourier, plots
 from tem_rf.study.patches import load_patches
+from tem_rf.train.rundir import RunDir, find_runs as find_run_dirs
 
 logger = logging.getLogger(__name__)
 REFERENCE = "fourier"
@@ -46,12 +48,31 @@ class RunInfo:
 
     architecture: str
     seed: int
-    run_dir: Path
+    run: RunDir
     num_blocks: int
     pool_sizes: tuple[int, ...]
     dilations: tuple[int, ...]
     receptive_field_px: int
     data_dir: str | None
+
+    @classmethod
+    def from_run(cls, run: RunDir) -> RunInfo:
+        """Architecture and seed from the sweep layout (``<architecture>/seed<seed>``), the rest
+        from the run's config."""
+        config = run.config()
+        try:
+            return cls(
+                architecture=run.path.parent.name,
+                seed=int(run.path.name.removeprefix("seed")),
+                run=run,
+                num_blocks=int(config["num_blocks"]),
+                pool_sizes=tuple(int(p) for p in config["pool_sizes"]),
+                dilations=tuple(int(d) for d in config["dilations"]),
+                receptive_field_px=int(config["receptive_field_px"]),
+                data_dir=config.get("data_dir"),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{run.config_file}: cannot read the run's config ({error})") from None
 
     @property
     def family(self) -> str:
@@ -64,27 +85,7 @@ def find_runs(sweep_dir: str | os.PathLike) -> list[RunInfo]:
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "runs").is_dir():
         raise ValueError(f"{sweep_dir}: not a sweep directory (no runs/ folder)")
-    runs = []
-    for metrics_path in sorted((sweep_dir / "runs").glob("*/seed*/metrics.json")):
-        run_dir = metrics_path.parent
-        config_path = run_dir / "config.json"
-        try:
-            config = json.loads(config_path.read_text())
-            seed = int(run_dir.name.removeprefix("seed"))
-            runs.append(
-                RunInfo(
-                    architecture=run_dir.parent.name,
-                    seed=seed,
-                    run_dir=run_dir,
-                    num_blocks=int(config["num_blocks"]),
-                    pool_sizes=tuple(int(p) for p in config["pool_sizes"]),
-                    dilations=tuple(int(d) for d in config["dilations"]),
-                    receptive_field_px=int(config["receptive_field_px"]),
-                    data_dir=config.get("data_dir"),
-                )
-            )
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{config_path}: cannot read the run's config ({error})") from None
+    runs = [RunInfo.from_run(run) for run in find_run_dirs(sweep_dir)]
     if not runs:
         raise ValueError(f"{sweep_dir}: no finished runs (no runs/*/seed*/metrics.json)")
     return runs
@@ -163,14 +164,6 @@ def choose_examples(labels: np.ndarray, masks: Sequence[np.ndarray], count: int)
     return [index for _, _, index in sorted(spread)[:count]]
 
 
-def _pixel_size(info: dict[str, Any], override: float | None) -> float | None:
-    value = override if override is not None else info.get("pixel_size_nm")
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and value > 0 else None
-
-
 def analyze_sweep(
     sweep_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -214,13 +207,12 @@ def analyze_sweep(
             raise ValueError(f"{sweep_dir}: runs were trained on several datasets ({', '.join(known)}); give --data_dir")
         data_dir = known[0]
     info = read_dataset_info(data_dir)
-    pixel_size = _pixel_size(info, pixel_size_nm)
+    pixel_size = pixel_size_or_none(pixel_size_nm if pixel_size_nm is not None else info.get("pixel_size_nm"))
     blocking = next((p for p in (out_dir, *out_dir.absolute().parents) if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
         raise ValueError(f"{blocking}: is a file, not a folder (--out_dir {out_dir})")
     # TensorFlow only now, once the input is known to be usable.
     from tem_rf.study import erf as erf_lib
-    from tem_rf.study.scoring import load_run_model
 
     # Data: the unaugmented patches of the split; example indices checked before any output.
     patches = load_patches(data_dir, split, max_patches=max_patches)
@@ -249,12 +241,12 @@ def analyze_sweep(
     # Networks.
     report["architectures"] = series
     report["pool_vs_dilation"] = list(pair) if pair else None
-    report["runs"] = {a: str(r.run_dir) for a, r in chosen_runs.items()}
+    report["runs"] = {a: str(info.run.path) for a, info in chosen_runs.items()}
     masks: dict[str, np.ndarray] = {}
     models = {}
-    for name, run in chosen_runs.items():
-        logger.info("predicting with %s", run.run_dir)
-        models[name] = load_run_model(run.run_dir, weights)
+    for name, info in chosen_runs.items():
+        logger.info("predicting with %s", info.run.path)
+        models[name] = info.run.load_model(weights)
         masks[name] = false_negatives.predict_masks(models[name], patches.images, batch_size=batch_size)
     rf_px = {name: run.receptive_field_px for name, run in chosen_runs.items()}
 

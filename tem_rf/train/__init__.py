@@ -20,9 +20,10 @@ _LAZY = {
     "build_train_step": "tem_rf.train.loop",
     "train": "tem_rf.train.loop",
     "ModelLoadError": "tem_rf.train.rundir",
+    "RunDir": "tem_rf.train.rundir",
+    "find_runs": "tem_rf.train.rundir",
     "load_keras_model": "tem_rf.train.rundir",
     "load_run": "tem_rf.train.rundir",
-    "load_run_config": "tem_rf.train.rundir",
 }
 
 __all__ = [*_LAZY]

@@ -22,24 +22,47 @@ class TrainingError(RuntimeError):
 class TrainConfig:
     """Everything that decides a training run; written resolved to ``RUN_DIR/config.json``."""
 
-    data_dir: str
-    model_dir: str
-    num_blocks: int = 2
-    pool_sizes: tuple[int, ...] = (2,)
-    dilations: tuple[int, ...] = (1,)
-    batch_size: int = 8
-    epochs: int = 100
-    learning_rate: float = 1e-4
-    seed: int = 752
-    precision: str = "auto"
-    strategy: str = "auto"
-    jit_compile: bool = False
-    deterministic: bool = True
-    augment: bool = True
-    eval_augment: bool = True
-    image_every: int = 5
-    num_images: int = 3
-    keep_worker_dirs: bool = False  # keep non-chief workers' scratch outputs (lockstep checks)
+    # metadata: the help text of the binaries' flag (and "flag" when the flag has another name).
+    data_dir: str = dataclasses.field(metadata={"help": "Dataset directory (make_tfrecords output)."})
+    model_dir: str = dataclasses.field(metadata={"help": "Run directory: outputs and checkpoints."})
+    num_blocks: int = dataclasses.field(default=2, metadata={"help": "Residual blocks per arm (N)."})
+    pool_sizes: tuple[int, ...] = dataclasses.field(
+        default=(2,), metadata={"help": "Pool size, one value or one per level, e.g. 2,8."}
+    )
+    dilations: tuple[int, ...] = dataclasses.field(
+        default=(1,), metadata={"help": "Dilation, one value or one per level plus the bottleneck, e.g. 1,1,2."}
+    )
+    batch_size: int = dataclasses.field(default=8, metadata={"help": "Global batch size (split over replicas)."})
+    epochs: int = dataclasses.field(default=100, metadata={"help": "Total epochs (the paper used 100 or 150)."})
+    learning_rate: float = dataclasses.field(default=1e-4, metadata={"help": "Adam learning rate."})
+    seed: int = dataclasses.field(default=752, metadata={"help": "Seeds initial weights and the data order."})
+    precision: str = dataclasses.field(
+        default="auto",
+        metadata={"help": "auto: mixed_float16 on a GPU, float32 on the CPU.", "choices": PRECISIONS},
+    )
+    strategy: str = dataclasses.field(
+        default="auto",
+        metadata={
+            "help": "tf.distribute strategy; auto picks multi_worker with TF_CONFIG, mirrored with several GPUs.",
+            "choices": STRATEGIES,
+        },
+    )
+    jit_compile: bool = dataclasses.field(
+        default=False, metadata={"help": "Compile the train step with XLA (jit_compile).", "flag": "xla"}
+    )
+    deterministic: bool = dataclasses.field(
+        default=True, metadata={"help": "Deterministic ops (reproducible runs)."}
+    )
+    augment: bool = dataclasses.field(
+        default=True, metadata={"help": "Train on the 8 dihedral variants of each patch."}
+    )
+    eval_augment: bool = dataclasses.field(default=True, metadata={"help": "Score val/test on all 8 variants."})
+    image_every: int = dataclasses.field(default=5, metadata={"help": "Log validation images every N epochs."})
+    num_images: int = dataclasses.field(default=3, metadata={"help": "Validation images logged each time."})
+    keep_worker_dirs: bool = dataclasses.field(  # lockstep checks compare the workers' weights
+        default=False,
+        metadata={"help": "Multi-worker: keep non-chief workers' final weights (lockstep checks)."},
+    )
 
     def validated(self) -> "TrainConfig":
         """Checks values and expands pools/dilations to one per level; raises TrainingError."""

@@ -14,7 +14,6 @@ flags give the same weights, and a resumed run ends where an uninterrupted one w
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -27,7 +26,7 @@ import numpy as np
 
 from tem_rf.train.config import TrainConfig, TrainingError
 from tem_rf.train.distribute import is_chief, make_strategy, resolve_precision, strategy_name
-from tem_rf.train.rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, _read_history, _write_history
+from tem_rf.train.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +128,7 @@ class Trainer:
             )
         self.steps_per_epoch = train_count // config.batch_size
         self.model_dir = Path(config.model_dir)
+        self.run = RunDir(self.model_dir)
         self.precision = resolve_precision(config.precision)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
@@ -278,26 +278,27 @@ class Trainer:
             trainable_params=self.description["trainable_params"],
             size_divisor=self.description["size_divisor"],
             steps_per_epoch=self.steps_per_epoch,
+            # The dataset's preprocessing travels with the run: export needs no dataset.
+            preprocessing=self.data_info["preprocessing"],
             tem_rf_version=tem_rf.__version__,
         )
         return resolved
 
-    def _work_dir(self) -> Path:
+    def _work_dir(self) -> RunDir:
         """Where this worker writes: the run dir on the chief, a scratch dir elsewhere.
 
         Every worker must take part in saving under multi-worker training; only the chief's
         files are kept.
         """
         if self.chief:
-            return self.model_dir
+            return self.run
         resolver = self.strategy.cluster_resolver
-        return self.model_dir / f".worker-{resolver.task_type}-{resolver.task_id}"
+        return RunDir(self.model_dir / f".worker-{resolver.task_type}-{resolver.task_id}")
 
     def _check_resumable(self) -> None:
-        path = self.model_dir / CONFIG_FILE
-        if not path.exists():
+        if not self.run.config_file.exists():
             return
-        saved = json.loads(path.read_text())
+        saved = self.run.config()
         mine = self.resolved_config()
         different = [k for k in _ARCHITECTURE_KEYS if saved.get(k) != mine.get(k)]
         if different:
@@ -314,15 +315,13 @@ class Trainer:
         import keras
         import tensorflow as tf
 
-        from tem_rf.core.files import atomic_write_text
-
         config = self.config
-        work_dir = self._work_dir()
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work = self._work_dir()
+        work.path.mkdir(parents=True, exist_ok=True)
         self._check_resumable()
-        manager = tf.train.CheckpointManager(self.checkpoint, work_dir / "checkpoints", max_to_keep=2)
+        manager = tf.train.CheckpointManager(self.checkpoint, work.checkpoints_dir, max_to_keep=2)
         # Every worker resumes from the chief's checkpoint, so all start from the same epoch.
-        latest = tf.train.latest_checkpoint(str(self.model_dir / "checkpoints"))
+        latest = tf.train.latest_checkpoint(str(self.run.checkpoints_dir))
         if latest:
             self.checkpoint.restore(latest).expect_partial()
             logger.info("resumed %s at epoch %d", self.model_dir, int(self.state.epoch))
@@ -334,10 +333,11 @@ class Trainer:
                 self.model_dir, start_epoch, config.epochs,
             )
         if self.chief:
-            atomic_write_text(work_dir / CONFIG_FILE, json.dumps(self.resolved_config(), indent=2) + "\n")
-        history = _read_history(work_dir / HISTORY_FILE, start_epoch)
-        train_writer = tf.summary.create_file_writer(str(work_dir / "logs" / "train"))
-        val_writer = tf.summary.create_file_writer(str(work_dir / "logs" / "val"))
+            work.write_config(self.resolved_config())
+        # Rows of an epoch that was not checkpointed are dropped: it is trained again.
+        history = [row for row in work.history() if row["epoch"] <= start_epoch]
+        train_writer = tf.summary.create_file_writer(str(work.logs_dir / "train"))
+        val_writer = tf.summary.create_file_writer(str(work.logs_dir / "val"))
         preview = self._preview_batch() if config.num_images else None
 
         for epoch in range(start_epoch, config.epochs):
@@ -396,24 +396,24 @@ class Trainer:
                 self.state.best_epoch.assign(epoch + 1)
                 for shadow, variable in zip(self.best_weights, self.model.weights):
                     shadow.assign(variable.value)
-                self._save_model(work_dir / "best.keras")
+                self._save_model(work.best_model_file)
             # History first, then the checkpoint: a restart re-runs at most this epoch.
             if self.chief:
-                _write_history(work_dir / HISTORY_FILE, history)
+                work.write_history(history)
             manager.save(checkpoint_number=epoch + 1)
         train_writer.flush()
         val_writer.flush()
 
-        self._save_model(work_dir / "model.keras")
+        self._save_model(work.last_model_file)
         results = self._final_metrics()
         if self.chief:
-            atomic_write_text(work_dir / METRICS_FILE, json.dumps(results, indent=2) + "\n")
+            work.write_metrics(results)
         else:
             # Non-chief workers keep their final weights only when asked (lockstep checks).
             if config.keep_worker_dirs:
-                self.model.save(work_dir / "model.keras")
+                self.model.save(work.last_model_file)
             else:
-                shutil.rmtree(work_dir, ignore_errors=True)
+                shutil.rmtree(work.path, ignore_errors=True)
         return results
 
     def _final_metrics(self) -> dict[str, Any]:
@@ -499,7 +499,6 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "is_chief",
-    "load_run_config",
     "make_strategy",
     "resolve_precision",
     "train",

@@ -1,9 +1,12 @@
-"""Run directories: the files one training run (one architecture, one seed) reads and writes."""
+"""Run directories: the files one training run (one architecture, one seed) reads and writes.
+
+`RunDir` is the one reader and writer of the layout in docs/design.md ("Run directory"), and
+`find_runs` the one place that knows where a sweep keeps its runs.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import json
 import logging
 import os
@@ -12,48 +15,124 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
-
-
-
-def _read_history(path: Path, epochs_done: int) -> list[dict[str, Any]]:
-    """History rows of completed epochs; rows of an epoch that was not checkpointed are dropped."""
-    if not path.exists():
-        return []
-    with path.open() as f:
-        rows = [
-            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
-    return [row for row in rows if row["epoch"] <= epochs_done]
-
-
-
-def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    from tem_rf.core.files import atomic_write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
-
-def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The resolved config a run directory was trained with."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
-    return json.loads(path.read_text())
+CHECKPOINTS_DIR = "checkpoints"
+LOGS_DIR = "logs"
+BEST_MODEL_FILE = "best.keras"
+LAST_MODEL_FILE = "model.keras"
+RUN_MODEL_FILES = (BEST_MODEL_FILE, LAST_MODEL_FILE)  # preferred first: best validation dice
+WEIGHTS = {"best": RUN_MODEL_FILES, "model": (LAST_MODEL_FILE,)}  # --weights -> files to try
 
 
 class ModelLoadError(ValueError):
-    """A model path that is not a SavedModel, a run directory or a loadable ``.keras`` file."""
+    """A run directory, ``.keras`` file or SavedModel whose files are missing or unreadable."""
 
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """A run directory; ``keras_file``, when set, is the model to load instead of best/last."""
+
+    path: Path
+    keras_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> RunDir:
+        """The run directory ``path``, or the one holding the ``.keras`` file ``path``."""
+        path = Path(path)
+        if path.suffix == ".keras" and not path.is_dir():
+            return cls(path.parent, keras_file=path)
+        return cls(path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / LOGS_DIR
+
+    @property
+    def best_model_file(self) -> Path:
+        return self.path / BEST_MODEL_FILE
+
+    @property
+    def last_model_file(self) -> Path:
+        return self.path / LAST_MODEL_FILE
+
+    @property
+    def is_finished(self) -> bool:
+        """A run is finished once its test metrics are written."""
+        return self.metrics_file.is_file()
+
+    def config(self) -> dict[str, Any]:
+        """The resolved config the run was trained with (``config.json``)."""
+        return _read_json_object(self.config_file)
+
+    def metrics(self) -> dict[str, Any]:
+        """The final test and validation metrics (``metrics.json``)."""
+        return _read_json_object(self.metrics_file)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        _write_json(self.config_file, config)
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        _write_json(self.metrics_file, metrics)
+
+    def history(self) -> list[dict[str, Any]]:
+        """One row per epoch trained (``history.csv``); ``[]`` before the first epoch ends."""
+        from tem_rf.core.files import read_csv
+
+        if not self.history_file.exists():
+            return []
+        return [
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+            for row in read_csv(self.history_file)
+        ]
+
+    def write_history(self, rows: list[dict[str, Any]]) -> None:
+        from tem_rf.core.files import write_csv
+
+        write_csv(self.history_file, rows)
+
+    def model_file(self, weights: str = "best") -> Path:
+        """The ``.keras`` file to load: ``keras_file`` when set, else best.keras falling back to
+        model.keras (``weights="best"``) or model.keras only (``weights="model"``)."""
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {sorted(WEIGHTS)}, got {weights!r}")
+        if self.keras_file is not None:
+            return self.keras_file
+        names = WEIGHTS[weights]
+        for name in names:
+            if (self.path / name).is_file():
+                return self.path / name
+        raise ModelLoadError(f"{self.path}: not a run directory (no {' or '.join(names)})")
+
+    def load_model(self, weights: str = "best") -> Any:
+        """The network of `model_file`, without its compile state."""
+        return load_keras_model(self.model_file(weights))
+
+
+def find_runs(sweep_dir: str | os.PathLike, finished_only: bool = True) -> list[RunDir]:
+    """The runs of a sweep (``runs/<architecture>/seed<seed>/``), sorted by path."""
+    runs = [RunDir(path) for path in sorted(Path(sweep_dir).glob("runs/*/seed*")) if path.is_dir()]
+    return [run for run in runs if run.is_finished or not finished_only]
 
 
 def load_keras_model(path: str | os.PathLike) -> Any:
@@ -71,7 +150,6 @@ def load_keras_model(path: str | os.PathLike) -> Any:
         raise ModelLoadError(f"{path}: cannot load Keras model: {error}") from error
 
 
-
 def load_run(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
     """Loads the network of a run directory (``best.keras``, else ``model.keras``) or a ``.keras``.
 
@@ -79,31 +157,33 @@ def load_run(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
     ``.keras`` file, or in the run directory), or ``{}`` when there is none.
     """
     path = Path(path)
-    if path.is_dir():
-        candidates = [path / name for name in RUN_MODEL_FILES if (path / name).is_file()]
-        if not candidates:
-            raise ModelLoadError(
-                f"{path}: not a run directory (no {' or '.join(RUN_MODEL_FILES)}) "
-                "and not a SavedModel (no saved_model.pb)"
-            )
-        model_file, config_file = candidates[0], path / "config.json"
-    elif path.suffix == ".keras":
-        model_file, config_file = path, path.parent / "config.json"
-    elif path.exists():
-        raise ModelLoadError(f"{path}: expected a run directory, a SavedModel or a .keras file")
-    else:
+    if not path.exists():
         raise ModelLoadError(f"{path}: no such file or directory")
-    config: dict[str, Any] = {}
-    if config_file.is_file():
-        try:
-            config = json.loads(config_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ModelLoadError(f"{config_file}: not valid JSON: {error}") from error
-        if not isinstance(config, dict):
-            raise ModelLoadError(f"{config_file}: expected a JSON object")
+    if not path.is_dir() and path.suffix != ".keras":
+        raise ModelLoadError(f"{path}: expected a run directory, a SavedModel or a .keras file")
+    run = RunDir.open(path)
+    model_file = run.model_file()
+    if run.config_file.is_file():
+        config = run.config()
     else:
+        config = {}
         logger.warning("%s: no config.json beside the model; pixel size and config unknown", model_file)
     return load_keras_model(model_file), config, model_file
 
 
-RUN_MODEL_FILES = ("best.keras", "model.keras")  # preferred first: best validation dice
+def _read_json_object(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such file")
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{path}: not valid JSON: {error}") from error
+    if not isinstance(content, dict):
+        raise ModelLoadError(f"{path}: expected a JSON object")
+    return content
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    from tem_rf.core.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(content, indent=2) + "\n")

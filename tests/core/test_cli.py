@@ -1,8 +1,10 @@
 """tem_rf.core.cli: list parsing and the absl INFO filter used by every binary."""
 
+import dataclasses
 import logging
 
 import pytest
+from absl import flags
 
 from tem_rf.core import cli as tem_flags
 
@@ -20,3 +22,46 @@ def test_drop_absl_info_keeps_warnings_and_our_own_info():
     assert not tem_flags.drop_absl_info(record("absl", logging.INFO))
     assert tem_flags.drop_absl_info(record("absl", logging.WARNING))
     assert tem_flags.drop_absl_info(record("tem_rf.train.loop", logging.INFO))
+
+
+@dataclasses.dataclass
+class _Settings:
+    data_dir: str = dataclasses.field(metadata={"help": "Data."})
+    pools: tuple[int, ...] = dataclasses.field(default=(2,), metadata={"help": "Pools."})
+    rate: float = dataclasses.field(default=0.5, metadata={"help": "Rate."})
+    fast: bool = dataclasses.field(default=False, metadata={"help": "Fast.", "flag": "xla"})
+    mode: str = dataclasses.field(default="a", metadata={"help": "Mode.", "choices": ("a", "b")})
+
+
+@pytest.fixture
+def fresh_flags():
+    """Flags these tests define, removed again from absl's global FLAGS afterwards."""
+    before = set(flags.FLAGS)
+    yield flags.FLAGS
+    flags.FLAGS.unparse_flags()
+    for name in set(flags.FLAGS) - before:
+        delattr(flags.FLAGS, name)
+
+
+def test_flags_from_dataclass(fresh_flags):
+    holders = tem_flags.define_flags_from_dataclass(_Settings)
+    assert fresh_flags["pools"].help == "Pools." and fresh_flags["data_dir"].default is None
+    fresh_flags(["prog", "--data_dir=D", "--pools=2,8", "--xla", "--mode=b"])
+    assert _Settings(**{name: h.value for name, h in holders.items()}) == _Settings("D", (2, 8), 0.5, True, "b")
+    fresh_flags.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError, match="--pools must be comma-separated integers"):
+        fresh_flags(["prog", "--pools=2,x"])
+
+
+def test_deprecated_alias_copies_warns_and_refuses_both(fresh_flags, caplog):
+    flags.DEFINE_boolean("progress", True, "Progress bars.")
+    tem_flags.define_deprecated_alias("quiet", "progress", convert=lambda quiet: not quiet)
+    with caplog.at_level(logging.WARNING):
+        fresh_flags(["prog", "--quiet"])
+    assert fresh_flags.progress is False and "--quiet is deprecated; use --progress" in caplog.text
+    fresh_flags.unparse_flags()
+    fresh_flags(["prog", "--noprogress"])
+    assert fresh_flags.progress is False
+    fresh_flags.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError, match="give only --progress"):
+        fresh_flags(["prog", "--quiet", "--progress"])

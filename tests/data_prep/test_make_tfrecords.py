@@ -1,21 +1,10 @@
-"""data_prep.make_demo_data + data_prep.make_tfrecords end to end, as a user runs them."""
+"""data_prep.make_demo_data + data_prep.make_tfrecords end to end, in process as `python -m` runs them."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _run(module, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+from binaries import call_main as _run
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +46,20 @@ def test_demo_to_dataset(demo, tmp_path):
     assert again.stderr.strip().splitlines()[-1] == f"error: {out}: already holds a dataset (dataset.json); pass --overwrite to replace it"
     assert "Traceback" not in again.stderr
     assert (out / "dataset.json").read_text() == before
+
+
+def test_quiet_is_a_deprecated_noprogress(demo, tmp_path):
+    args = [f"--images={demo / 'images'}", f"--labels={demo / 'labels'}", "--patch_size=64",
+            "--min_particle_pixels=50", "--num_shards=1"]
+    result = _run("data_prep.make_tfrecords", *args, f"--out_dir={tmp_path / 'a'}", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "--quiet is deprecated; use --progress" in result.stderr and "writing:" not in result.stderr
+    result = _run("data_prep.make_tfrecords", *args, f"--out_dir={tmp_path / 'b'}", "--noprogress")
+    assert result.returncode == 0, result.stderr
+    assert "writing:" not in result.stderr and "deprecated" not in result.stderr
+    result = _run("data_prep.make_tfrecords", *args, f"--out_dir={tmp_path / 'c'}", "--quiet", "--progress")
+    assert result.returncode == 1 and "give only --progress" in result.stderr
+    assert not (tmp_path / "c").exists()
 
 
 def test_bad_input_is_one_clear_line(demo, tmp_path):

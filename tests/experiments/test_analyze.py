@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from binaries import run_binary
+from binaries import call_main
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # (N, pools, dilations): three pool networks of growing RF and one dilated one.
 ARCHITECTURES = [(2, (2, 2), (1, 1, 1)), (2, (2, 4), (1, 1, 1)), (2, (4, 4), (1, 1, 1)), (2, (2, 2), (1, 1, 2))]
 
 
 def _run(*args):
-    return run_binary("experiments.analyze", *args)
+    return call_main("experiments.analyze", *args)
 
 
 @pytest.fixture(scope="module")

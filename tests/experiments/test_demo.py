@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tifffile
 
 from binaries import ROOT, binary_env
 
 
+@pytest.mark.large  # a real `python -m` run of README's first command, twice
 def test_demo_runs_every_stage(tmp_path):
     out = tmp_path / "demo"
     env = binary_env()

@@ -2,11 +2,13 @@
 
 import json
 
-from binaries import run_binary
+import pytest
+
+from binaries import call_main, run_binary
 
 
 def _run(*args):
-    return run_binary("experiments.describe", *args)
+    return call_main("experiments.describe", *args)
 
 
 def test_describe_one_architecture_and_grid(tmp_path):
@@ -33,3 +35,14 @@ def test_describe_bad_flag_is_one_clear_line():
         assert out.returncode != 0
         assert "Traceback" not in out.stderr
         assert out.stderr.strip().splitlines()[-1].startswith(message)
+
+
+@pytest.mark.large
+def test_in_a_real_process():
+    # `python -m` as a user types it: absl's app.run, tem_flags.run and the module's __main__.
+    out = run_binary("experiments.describe", "--num_blocks=2", "--pool_sizes=2,8")
+    assert out.returncode == 0, out.stderr
+    assert "trainable parameters:  8074" in out.stdout
+    out = run_binary("experiments.describe", "--help")
+    assert out.returncode == 1  # absl's --help exits with status 1
+    assert "--pool_sizes" in out.stdout and "Traceback" not in out.stderr

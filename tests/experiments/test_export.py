@@ -7,11 +7,11 @@ import tensorflow as tf
 
 from tem_rf.models import residual_unet
 
-from binaries import run_binary
+from binaries import call_main
 
 
 def _run(*args):
-    return run_binary("experiments.export", *args)
+    return call_main("experiments.export", *args)
 
 
 def test_export_run_directory(tmp_path):
@@ -21,7 +21,7 @@ def test_export_run_directory(tmp_path):
     config = {"architecture": model.name, "num_blocks": 2, "pool_sizes": [2, 2], "pixel_size_nm": 0.02152}
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
 
-    out = _run(f"--model={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exported'}")
+    out = _run(f"--model={tmp_path / 'run'}", f"--out_dir={tmp_path / 'exported'}")
     assert out.returncode == 0, out.stderr
     assert "receptive field 44 px = 0.95 nm, size divisor 4, tiling halo 24 px" in out.stdout
     # TensorFlow's SavedModel INFO lines (logged through absl) stay out of the user's terminal
@@ -40,9 +40,13 @@ def test_export_bad_model_is_one_clear_line(tmp_path):
     (tmp_path / "not_a_run").mkdir()
     out = _run(f"--model={tmp_path / 'not_a_run'}", f"--export_dir={tmp_path / 'exported'}")
     assert out.returncode == 1
+    assert "--export_dir is deprecated; use --out_dir" in out.stderr  # the old name still works
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'not_a_run'}: not a run directory")
     assert not (tmp_path / "exported").exists()
 
     out = _run(f"--model={tmp_path / 'not_a_run'}")
-    assert out.returncode != 0 and "--export_dir" in out.stderr
+    assert out.returncode != 0 and "--out_dir" in out.stderr
+
+    out = _run(f"--model={tmp_path / 'not_a_run'}", f"--out_dir={tmp_path / 'a'}", f"--export_dir={tmp_path / 'b'}")
+    assert out.returncode == 1 and "give only --out_dir" in out.stderr

@@ -10,11 +10,11 @@ from tem_rf.serve.export import export_saved_model
 from tem_rf.models import residual_unet
 from tem_rf.data.synthetic import make_micrograph
 
-from binaries import run_binary
+from binaries import call_main
 
 
 def _run(*args):
-    return run_binary("experiments.segment", *args)
+    return call_main("experiments.segment", *args)
 
 
 def test_segment_saved_model_over_a_glob(tmp_path):
@@ -34,7 +34,7 @@ def test_segment_saved_model_over_a_glob(tmp_path):
 
     out = _run(
         f"--model={tmp_path / 'model'}", f"--input={images / '*.tif'},{images / '*.png'}",
-        f"--output_dir={tmp_path / 'masks'}", "--tile_size=32", "--save_probability",
+        f"--out_dir={tmp_path / 'masks'}", "--tile_size=32", "--save_probability",
     )
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
@@ -59,8 +59,9 @@ def test_segment_bad_model_and_inputs_are_one_clear_line(tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", np.ones((8, 8), np.uint16))
     out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / 'a.tif'}", f"--output_dir={tmp_path / 'o'}")
     assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "--output_dir is deprecated; use --out_dir" in out.stderr  # the old name still works
     assert "not a run directory (no best.keras or model.keras) and not a SavedModel" in out.stderr.splitlines()[-1]
-    out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / '*.mrc'}", f"--output_dir={tmp_path / 'o'}")
+    out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / '*.mrc'}", f"--out_dir={tmp_path / 'o'}")
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].endswith("matches no micrograph files")
 
 
@@ -70,10 +71,10 @@ def test_segment_output_dir_that_is_a_file_and_several_failures(tmp_path):
     tifffile.imwrite(tmp_path / "tiny.tif", np.arange(9, dtype=np.uint16).reshape(3, 3))
     tifffile.imwrite(tmp_path / "flat.tif", np.ones((8, 8), np.uint16))
     out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / 'tiny.tif'}",
-               f"--output_dir={tmp_path / 'notes.txt'}")
+               f"--out_dir={tmp_path / 'notes.txt'}")
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'notes.txt'}: is a file, not a folder (--output_dir)"
-    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / '*.tif'}", f"--output_dir={tmp_path / 'o'}")
+    assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'notes.txt'}: is a file, not a folder (--out_dir)"
+    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / '*.tif'}", f"--out_dir={tmp_path / 'o'}")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: 2 of 2 micrographs failed: {tmp_path / 'flat.tif'}, {tmp_path / 'tiny.tif'} "

@@ -1,4 +1,4 @@
-"""experiments/train.py end to end: two MultiWorkerMirrored workers, and bad flags."""
+"""experiments/train.py: two MultiWorkerMirrored worker processes, and bad flags (in process)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from training_helpers import make_tiny_dataset, max_weight_difference, run_weights
 
-from binaries import ROOT, binary_cmd, binary_env
+from binaries import ROOT, binary_cmd, binary_env, call_main
 
 
 def _train_cmd(*args):
@@ -68,11 +68,12 @@ def test_two_multi_worker_processes_train_in_lockstep(tiny_data, tmp_path):
         (["--model_dir=X"], "Flag --data_dir must have a value other than None"),
         (["--data_dir=/nonexistent", "--model_dir=X"], "error: --data_dir /nonexistent does not exist"),
         (["--data_dir=D", "--model_dir=X", "--precision=float64"], "--precision"),
+        (["--data_dir=D", "--model_dir=X", "--pool_sizes=2,x"], "--pool_sizes must be comma-separated integers"),
     ],
 )
 def test_bad_flags_give_one_clear_error(tmp_path, args, message):
     args = [a.replace("=X", f"={tmp_path / 'run'}").replace("=D", f"={tmp_path}") for a in args]
-    out = subprocess.run(_train_cmd(*args), cwd=ROOT, capture_output=True, text=True, env=binary_env())
+    out = call_main("experiments.train", "--progress=false", *args)
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr
@@ -80,10 +81,8 @@ def test_bad_flags_give_one_clear_error(tmp_path, args, message):
 
 
 def test_patch_size_not_divisible_by_pools(tiny_data, tmp_path):
-    out = subprocess.run(
-        _train_cmd(f"--data_dir={tiny_data}", f"--model_dir={tmp_path / 'run'}", "--pool_sizes=8,8"),
-        cwd=ROOT, capture_output=True, text=True, env=binary_env(),
-    )
+    out = call_main("experiments.train", "--progress=false", f"--data_dir={tiny_data}",
+                    f"--model_dir={tmp_path / 'run'}", "--pool_sizes=8,8")
     assert out.returncode != 0
     assert "patch size 32" in out.stderr and "not divisible by 64" in out.stderr
     assert "Traceback" not in out.stderr

@@ -28,6 +28,13 @@ def test_exact_fraction():
     assert metrics.hard_dice(label, _probs(pred)) == pytest.approx(0.4)
 
 
+def test_dice_from_counts_is_eq_2():
+    # |X n Y| = 1, |X| = 2, |Y| = 3  ->  2 / 5; nothing predicted and nothing there -> 1.
+    assert metrics.dice_from_counts(1, 2, 3) == pytest.approx(0.4)
+    assert metrics.dice_from_counts(0, 0, 0) == 1.0
+    assert metrics.dice_from_counts(0, 0, 4) == 0.0
+
+
 def test_empty_masks():
     empty = np.zeros((4, 4), int)
     assert metrics.hard_dice(empty, _probs(empty)) == 1.0

@@ -1,5 +1,5 @@
-"""Tiled inference equals the single pass; halo from the model's layers; segmentation outputs;
-bad micrographs get one clear error naming the file."""
+"""Tiled inference equals the single pass (the halo itself is tested in tests/models/
+test_geometry.py); segmentation outputs; bad micrographs get one clear error naming the file."""
 
 import json
 import logging
@@ -21,11 +21,9 @@ from tem_rf.serve.segment import (
     segment_files,
     segment_image,
 )
-from tem_rf.models.geometry import dependency_extent, minimum_halo
 from tem_rf.serve.tiling import pad_to_divisor, plan_axis, predict_probability
 from tem_rf.data.reading import InputError, read_micrograph
 from tem_rf.models import residual_unet
-from tem_rf.models.geometry import max_stride, receptive_field
 from tem_rf.data.synthetic import make_micrograph
 
 PIXEL_SIZE_NM = 0.02152
@@ -55,23 +53,7 @@ def _write_tiff(path, image, pixel_size_nm=PIXEL_SIZE_NM):
 
 
 # ---------------------------------------------------------------------------------------------
-# Halo
-
-
-@pytest.mark.parametrize(
-    "num_blocks,pools,extent,halo,half_rf_rounded",
-    [
-        (2, 2, 23, 24, 24),  # RF 44, divisor 4
-        (3, 2, 51, 48, 48),  # RF 96: a pixel 51 px from its input, but never at a tile's edge
-        (2, (8, 2), 83, 96, 80),  # RF 152: ceil(RF/2) = 76 -> 80 is too small (test below)
-    ],
-)
-def test_minimum_halo_from_the_layers(num_blocks, pools, extent, halo, half_rf_rounded):
-    model = residual_unet(num_blocks, pools)
-    divisor = max_stride(model)
-    assert -(-(-(-receptive_field(model).pixels // 2)) // divisor) * divisor == half_rf_rounded
-    assert dependency_extent(model) == extent
-    assert minimum_halo(model) == halo and halo % divisor == 0
+# Tile plan
 
 
 def test_plan_axis_windows_are_aligned_equal_and_cover_their_cores():

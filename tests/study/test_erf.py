@@ -1,4 +1,6 @@
-"""Effective receptive field: exact zero outside the theoretical window, non-zero inside."""
+"""Effective receptive field: exact zero outside the theoretical window, non-zero inside.
+
+The window itself (per position, against gradients) is tested in tests/models/test_geometry.py."""
 
 import numpy as np
 import pytest
@@ -39,35 +41,6 @@ def test_gradient_is_zero_exactly_outside_the_receptive_field(pools, dilations, 
     assert 0 < result.radius_95 < rf_px / 2 * np.sqrt(2)
 
 
-def test_window_follows_the_pooling_grid_where_eq1_is_only_the_average():
-    # Pools (2, 4): Eq. 1 gives 64 px; an output pixel's exact window is 60 or 68 px depending
-    # on where it sits in its 8-px block. The gradient support agrees with the walk at both.
-    model = residual_unet(2, (2, 4), seed=1)
-    assert receptive_field(model).pixels == 64
-    images = _images(1, 96)
-    sides = set()
-    for position in [(48, 48), (50, 51)]:
-        result = erf.effective_receptive_field(model, images, position=position)
-        window = result.window
-        sides.update({window.height, window.width})
-        assert np.all(result.gradient[~window.mask((96, 96))] == 0.0)
-        assert _support(result.gradient) == (window.row_start, window.row_stop, window.col_start, window.col_stop)
-    assert sides == {60, 68}
-
-
-def test_even_receptive_field_leans_by_position_on_the_pool_grid():
-    model = residual_unet(2, (2, 2))
-    offsets = []
-    for q in range(64, 68):
-        window = receptive_window(model, (128, 128), (q, q))
-        offsets.append((q - window.row_start, window.row_stop - q))
-    assert offsets == [(22, 21), (23, 20), (20, 23), (21, 22)]  # as documented in tem_rf.study.erf
-    # Near the border the window is clipped to the image.
-    corner = receptive_window(model, (128, 128), (0, 0))
-    assert corner.row_start == 0 and corner.clipped
-    assert not receptive_window(model, (128, 128), (64, 64)).clipped
-
-
 def test_probability_gradient_is_logit_gradient_times_p_one_minus_p(tmp_path):
     model = residual_unet(2, (2, 2), seed=5)
     # The logit margin is read before the softmax head, also of a saved and reloaded model.
@@ -103,9 +76,7 @@ def test_erf_input_size_holds_the_whole_window():
     assert window.height in (76, 84)  # unclipped: Eq. 1 says 80, one 8-px block either way
 
 
-def test_bad_inputs():
+def test_unknown_score_is_refused():
     model = residual_unet(2, (2, 2))
-    with pytest.raises(ValueError, match="outside the image"):
-        receptive_window(model, (64, 64), (64, 0))
     with pytest.raises(ValueError, match="score"):
         erf.effective_receptive_field(model, _images(1, 64), score="softmax")

@@ -10,8 +10,10 @@ import pytest
 from tem_rf import data, metrics
 from tem_rf.study import scoring as evaluation
 from tem_rf import train as training
+from tem_rf.core.files import read_csv
+from tem_rf.train.rundir import RunDir
 
-from binaries import run_binary
+from binaries import call_main
 from training_helpers import make_tiny_dataset, read_json
 
 
@@ -31,7 +33,7 @@ def trained_run(tmp_path_factory):
 
 def test_evaluate_model_matches_training_metrics(trained_run):
     data_dir, run = trained_run
-    model = evaluation.load_run_model(run)
+    model = RunDir(run).load_model()
     summary, rows = evaluation.evaluate_model(model, data_dir, "test", augment=True, batch_size=3)
     count = read_json(data_dir / "dataset.json")["counts"]["test"]
     assert summary["patches"] == len(rows) == 8 * count
@@ -45,21 +47,27 @@ def test_evaluate_model_matches_training_metrics(trained_run):
         labels.append(y.numpy())
     probs = model.predict(np.concatenate(images), verbose=0)
     assert summary["soft_dice"] == pytest.approx(metrics.soft_dice(np.concatenate(labels), probs), rel=1e-5)
-    csv_text = evaluation.per_patch_csv(rows)
-    assert csv_text.splitlines()[0] == ",".join(evaluation.PER_PATCH_FIELDS)
 
 
-def test_load_run_model_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a finished run"):
-        evaluation.load_run_model(tmp_path)
-    (tmp_path / "weights.h5").write_text("x")
-    with pytest.raises(ValueError, match="not a .keras model file"):
-        evaluation.load_run_model(tmp_path / "weights.h5")
+def test_evaluate_run_writes_the_runs_own_scores_and_keeps_them_apart(trained_run, tmp_path):
+    data_dir, run = trained_run
+    summary, paths = evaluation.evaluate_run(run, split="val", augment=False, out_dir=tmp_path)
+    assert paths == {"csv": tmp_path / "eval_val.csv", "json": tmp_path / "eval_val.json"}
+    assert read_json(paths["json"]) == summary and summary["data_dir"] == str(data_dir)
+    rows = read_csv(paths["csv"])
+    assert tuple(rows[0]) == evaluation.PER_PATCH_FIELDS and len(rows) == summary["patches"]
+    other = tmp_path / "other_data"
+    shutil.copytree(data_dir, other)
+    _, paths = evaluation.evaluate_run(run / "model.keras", other, "val", augment=False, out_dir=tmp_path)
+    assert paths["json"].name == "eval_val_other_data.json" and paths["json"].exists()
+    shutil.copy(run / "best.keras", tmp_path / "alone.keras")  # no config.json beside it
+    with pytest.raises(ValueError, match="alone.keras: no config.json .* pass --data_dir"):
+        evaluation.evaluate_run(tmp_path / "alone.keras")
 
 
 def test_evaluate_binary_writes_csv_and_json(trained_run, tmp_path):
     data_dir, run = trained_run
-    out = run_binary("experiments.evaluate", f"--run_dir={run}", "--split=val", "--augment=false",
+    out = call_main("experiments.evaluate", f"--run_dir={run}", "--split=val", "--augment=false",
                      f"--out_dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-2000:]
     summary = read_json(tmp_path / "eval_val.json")
@@ -69,7 +77,7 @@ def test_evaluate_binary_writes_csv_and_json(trained_run, tmp_path):
 
 
 def _evaluate(*args):
-    return run_binary("experiments.evaluate", *args)
+    return call_main("experiments.evaluate", *args)
 
 
 def test_evaluate_binary_on_another_dataset_keeps_the_runs_own_scores(trained_run, tmp_path):

@@ -8,10 +8,11 @@ import pytest
 
 from tem_rf.study import sweep_figures as sweep_analysis
 from tem_rf.study.sweep_figures import RunInfo
+from tem_rf.train.rundir import RunDir
 
 
 def _run(name, pools, dilations, rf, seed=1, n=2):
-    return RunInfo(name, seed, Path(f"runs/{name}/seed{seed}"), n, tuple(pools), tuple(dilations), rf, "data")
+    return RunInfo(name, seed, RunDir(Path(f"runs/{name}/seed{seed}")), n, tuple(pools), tuple(dilations), rf, "data")
 
 
 RUNS = [
@@ -62,6 +63,7 @@ def test_find_runs_reads_finished_runs_only(tmp_path):
     (tmp_path / "runs" / "N2_k2-2_d1-1-1" / "seed4").mkdir()  # unfinished: no metrics.json
     (run,) = sweep_analysis.find_runs(tmp_path)
     assert (run.seed, run.family, run.receptive_field_px) == (3, "pool", 44)
+    assert run.run.path == finished
     (finished / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json"):
         sweep_analysis.find_runs(tmp_path)

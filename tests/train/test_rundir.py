@@ -1,0 +1,150 @@
+"""Run directories: file paths, config/metrics/history, model resolution, sweep discovery, and the
+preprocessing a run records so that its export needs no dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tem_rf import train as training
+from tem_rf.models import residual_unet
+from tem_rf.train.rundir import ModelLoadError, RunDir, find_runs
+
+from training_helpers import read_json
+
+CONFIG = {"num_blocks": 2, "pool_sizes": [2, 2], "dilations": [1, 1, 1], "data_dir": "gone"}
+METRICS = {"test_hard_dice": 0.5, "best_epoch": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return residual_unet(2, seed=0)
+
+
+@pytest.fixture
+def run_dir(tmp_path, tiny_model):
+    """A finished run as docs/design.md lays it out: config, metrics and best.keras."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(CONFIG))
+    (run / "metrics.json").write_text(json.dumps(METRICS))
+    tiny_model.save(run / "best.keras")
+    return run
+
+
+def _same_weights(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
+
+
+def test_run_dir_paths_config_metrics_and_best_model(run_dir, tiny_model):
+    run = RunDir(run_dir)
+    assert (run.config_file, run.metrics_file, run.history_file) == (
+        run_dir / "config.json", run_dir / "metrics.json", run_dir / "history.csv")
+    assert (run.checkpoints_dir, run.logs_dir) == (run_dir / "checkpoints", run_dir / "logs")
+    assert (run.best_model_file, run.last_model_file) == (run_dir / "best.keras", run_dir / "model.keras")
+    assert run.config() == CONFIG and run.metrics() == METRICS and run.is_finished
+    assert run.model_file() == run_dir / "best.keras"
+    assert _same_weights(run.load_model(), tiny_model)
+
+
+def test_model_file_falls_back_to_the_last_model_and_names_the_run_when_neither(run_dir):
+    run = RunDir(run_dir)
+    with pytest.raises(ModelLoadError, match=f"{run_dir}: not a run directory \\(no model.keras\\)"):
+        run.model_file("model")
+    shutil.move(run_dir / "best.keras", run_dir / "model.keras")
+    assert run.model_file("best") == run.model_file("model") == run_dir / "model.keras"
+    (run_dir / "model.keras").unlink()
+    with pytest.raises(ModelLoadError, match=f"{run_dir}: not a run directory \\(no best.keras or model.keras\\)"):
+        run.model_file()
+    with pytest.raises(ValueError, match="weights must be one of"):
+        run.model_file("last")
+
+
+def test_a_keras_file_opens_its_run_and_is_the_model_loaded(run_dir, tiny_model):
+    tiny_model.save(run_dir / "epoch3.keras")
+    run = RunDir.open(run_dir / "epoch3.keras")
+    assert run.path == run_dir and run.config() == CONFIG
+    assert run.model_file("model") == run_dir / "epoch3.keras"  # the file asked for, not best/last
+    assert RunDir.open(run_dir) == RunDir(run_dir)
+    with pytest.raises(ModelLoadError, match="missing.keras: no such Keras model file"):
+        RunDir.open(run_dir / "missing.keras").load_model()
+
+
+def test_missing_and_bad_files_give_errors_naming_the_path(tmp_path):
+    run = RunDir(tmp_path)
+    assert not run.is_finished and run.history() == []
+    for read, name in ((run.config, "config.json"), (run.metrics, "metrics.json")):
+        with pytest.raises(ModelLoadError, match=f"{tmp_path / name}: no such file"):
+            read()
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match=f"{tmp_path / 'config.json'}: not valid JSON"):
+        run.config()
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ModelLoadError, match=f"{tmp_path / 'config.json'}: expected a JSON object"):
+        run.config()
+
+
+def test_history_round_trips_with_typed_values(tmp_path):
+    run = RunDir(tmp_path)
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "seconds": 2.5} for e in (1, 2)]
+    run.write_history(rows)
+    assert run.history() == rows
+    assert (tmp_path / "history.csv").read_text().splitlines()[0] == "epoch,train_loss,seconds"
+    run.write_config(CONFIG)
+    run.write_metrics(METRICS)
+    assert read_json(tmp_path / "config.json") == CONFIG and run.metrics() == METRICS
+
+
+def test_find_runs_sorts_and_keeps_finished_runs(tmp_path):
+    for name in ("N2_k2-4/seed752", "N2_k2-2/seed956", "N2_k2-2/seed140", "N2_k2-4/seed140"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+    for name in ("N2_k2-2/seed956", "N2_k2-4/seed140"):
+        (tmp_path / "runs" / name / "metrics.json").write_text("{}")
+    (tmp_path / "runs" / "N2_k2-2" / "notes.txt").write_text("not a run")
+    assert find_runs(tmp_path) == [RunDir(tmp_path / "runs" / n) for n in ("N2_k2-2/seed956", "N2_k2-4/seed140")]
+    assert [r.path.relative_to(tmp_path / "runs").as_posix() for r in find_runs(tmp_path, finished_only=False)] == [
+        "N2_k2-2/seed140", "N2_k2-2/seed956", "N2_k2-4/seed140", "N2_k2-4/seed752"]
+    assert find_runs(tmp_path / "nothing") == []
+
+
+def _dataset_with_xray_threshold(root, xray_threshold):
+    """A tiny dataset preprocessed with a non-default x-ray threshold."""
+    from tem_rf import data
+    from tem_rf.data import dataset, synthetic
+
+    synthetic.write_demo_dataset(root / "demo", num_images=5, size=64, kind="low_res", seed=0, pixel_size_nm=0.5)
+    pairs = dataset.match_masks(dataset.find_image_files(root / "demo" / "images"), root / "demo" / "labels")
+    data.build_dataset(pairs, root / "data", patch_size=32, min_particle_pixels=20, num_shards=2,
+                       xray_threshold=xray_threshold, progress=False)
+    return root / "data"
+
+
+def test_a_run_records_the_preprocessing_and_exports_without_its_dataset(tmp_path):
+    from tem_rf.serve.export import export_run
+
+    data_dir = _dataset_with_xray_threshold(tmp_path, 4.5)
+    run = tmp_path / "run"
+    training.train(
+        training.TrainConfig(data_dir=str(data_dir), model_dir=str(run), epochs=1, precision="float32",
+                             strategy="default", num_images=0),
+        progress=False,
+    )
+    config = RunDir(run).config()
+    assert config["preprocessing"] == read_json(data_dir / "dataset.json")["preprocessing"]
+    assert config["preprocessing"]["xray_threshold"] == 4.5
+    shutil.rmtree(data_dir)
+    metadata = export_run(run, tmp_path / "exported")
+    assert metadata["normalisation"]["xray_threshold"] == 4.5
+    assert metadata["normalisation"]["dataset_preprocessing"] == config["preprocessing"]
+
+
+def test_a_run_without_recorded_preprocessing_exports_the_default_with_a_warning(run_dir, tmp_path, caplog):
+    from tem_rf.data.preprocess import DEFAULT_XRAY_THRESHOLD
+    from tem_rf.serve.export import export_run
+
+    metadata = export_run(run_dir, tmp_path / "exported")
+    assert metadata["normalisation"]["xray_threshold"] == DEFAULT_XRAY_THRESHOLD
+    assert "records no dataset preprocessing" in caplog.text
