@@ -32,6 +32,7 @@ from typing import Callable
 from absl import app, flags
 
 from tem_rf.core import cli as tem_flags
+from tem_rf.core.parsing import parse_int_list
 
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch height and width.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Patches per step.")
@@ -106,7 +107,7 @@ def main(argv: list[str]) -> None:
 
     from tem_rf.models import count_trainable_parameters
 
-    blocks = tem_flags.parse_int_list(_NUM_BLOCKS.value, "num_blocks")
+    blocks = parse_int_list(_NUM_BLOCKS.value, "num_blocks")
     precisions = [p for p in _PRECISIONS.value.split(",") if p]
     xlas = [x.strip().lower() in ("1", "true", "yes") for x in _XLA.value.split(",") if x]
     bns = [b.strip() for b in _BN.value.split(",") if b.strip()]

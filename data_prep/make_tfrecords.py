@@ -14,7 +14,6 @@ or <stem> plus a suffix such as _mask, _label, _labels, _seg, _gt (case-insensit
 
 from __future__ import annotations
 
-import json
 import sys
 
 from absl import app, flags
@@ -25,8 +24,7 @@ _IMAGES = flags.DEFINE_string("images", None, "Folder of micrographs, or a glob 
 _LABELS = flags.DEFINE_string("labels", None, "Folder of label masks (matched to images by file stem).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Dataset folder to create.")
 _PIXEL_SIZE_NM = flags.DEFINE_float(
-    "pixel_size_nm", None,
-    "Pixel size in nm, used for images whose files carry none in their metadata.",
+    "pixel_size_nm", None, "Pixel size in nm, used for images whose files carry none in their metadata."
 )
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch height and width in pixels.", lower_bound=1)
 _MIN_PARTICLE_PIXELS = flags.DEFINE_integer(
@@ -55,35 +53,19 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tem_rf.data import dataset as dataset_lib
-    from tem_rf.data.reading import InputError
 
     try:
-        fractions = dataset_lib.parse_split_fractions(_SPLIT.value)
-        pairs = dataset_lib.match_masks(dataset_lib.find_image_files(_IMAGES.value), _LABELS.value)
-        info = dataset_lib.build_dataset(
-            pairs,
-            _OUT_DIR.value,
-            pixel_size_nm=_PIXEL_SIZE_NM.value,
-            patch_size=_PATCH_SIZE.value,
-            min_particle_pixels=_MIN_PARTICLE_PIXELS.value,
-            split_fractions=fractions,
-            seed=_SEED.value,
+        info = dataset_lib.build_dataset_from_folders(
+            _IMAGES.value, _LABELS.value, _OUT_DIR.value, split_fractions=_SPLIT.value,
+            pixel_size_nm=_PIXEL_SIZE_NM.value, patch_size=_PATCH_SIZE.value,
+            min_particle_pixels=_MIN_PARTICLE_PIXELS.value, seed=_SEED.value,
             num_shards=_NUM_SHARDS.value,
-            xray_threshold=_XRAY_THRESHOLD.value or None,
-            edge=_EDGE.value,
-            overwrite=_OVERWRITE.value,
-            progress=_PROGRESS.value,
+            xray_threshold=_XRAY_THRESHOLD.value or None,  # the flag's 0 disables
+            edge=_EDGE.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
         )
-    except (InputError, ValueError, OSError) as error:
+    except (ValueError, OSError) as error:  # InputError is a ValueError
         sys.exit(f"error: {error}")
-    counts = info["counts"]
-    size = info["pixel_size_nm"]
-    print(
-        f"wrote {_OUT_DIR.value}: {counts['train']} train, {counts['val']} val, {counts['test']} test "
-        f"patches of {info['patch_size']}x{info['patch_size']} px from {len(pairs)} images; "
-        + (f"pixel size {size:g} nm" if size is not None else "pixel size unknown")
-    )
-    print(json.dumps({split: info["splits"][split]["sources"] for split in counts}))
+    print(dataset_lib.format_dataset_summary(info, _OUT_DIR.value))
 
 
 if __name__ == "__main__":

@@ -45,60 +45,35 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Patches per forward/gradien
 flags.mark_flags_as_required(["sweep_dir", "out_dir"])
 
 
-def _numbers(values: list[str] | None, name: str, kind=float) -> list | None:
-    if values is None:
-        return None
+def _numbers(flag: flags.FlagHolder, kind: type = float) -> list | None:
+    """A list flag's comma-separated values as numbers; None when the flag is not given."""
     try:
-        return [kind(v) for v in values if v.strip()]
+        return None if flag.value is None else [kind(v) for v in flag.value if v.strip()]
     except ValueError:
-        raise ValueError(f"--{name} must be comma-separated numbers, got {','.join(values)!r}") from None
+        raise ValueError(
+            f"--{flag.name} must be comma-separated numbers, got {','.join(flag.value)!r}"
+        ) from None
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    from tem_rf.study import sweep_figures as sweep_analysis
+    from tem_rf.study import sweep_figures
 
     try:
-        report = sweep_analysis.analyze_sweep(
-            _SWEEP_DIR.value,
-            _OUT_DIR.value,
-            data_dir=_DATA_DIR.value,
-            split=_SPLIT.value,
-            architectures=_ARCHITECTURES.value,
-            seed=_SEED.value,
-            weights=_WEIGHTS.value,
-            num_examples=_NUM_EXAMPLES.value,
-            example_indices=_numbers(_EXAMPLES.value, "example_indices", int),
-            max_patches=_MAX_PATCHES.value,
-            erf_images=_ERF_IMAGES.value,
-            band_options={
-                "band_px": _numbers(_BAND_PX.value, "band_px"),
-                "band_nm_inv": _numbers(_BAND_NM_INV.value, "band_nm_inv"),
-                "lattice_spacings_nm": _numbers(_SPACINGS.value, "lattice_spacings_nm"),
-                "relative_width": _RELATIVE_WIDTH.value,
-            },
-            pixel_size_nm=_PIXEL_SIZE.value,
-            redraw_dice_vs_rf=_REDRAW.value,
-            batch_size=_BATCH_SIZE.value,
+        report = sweep_figures.analyze_sweep(
+            _SWEEP_DIR.value, _OUT_DIR.value, data_dir=_DATA_DIR.value, split=_SPLIT.value,
+            architectures=_ARCHITECTURES.value, seed=_SEED.value, weights=_WEIGHTS.value,
+            num_examples=_NUM_EXAMPLES.value, example_indices=_numbers(_EXAMPLES, int),
+            max_patches=_MAX_PATCHES.value, erf_images=_ERF_IMAGES.value, pixel_size_nm=_PIXEL_SIZE.value,
+            band_options={flag.name: _numbers(flag) for flag in (_BAND_PX, _BAND_NM_INV, _SPACINGS)}
+            | {"relative_width": _RELATIVE_WIDTH.value},
+            redraw_dice_vs_rf=_REDRAW.value, batch_size=_BATCH_SIZE.value,
         )
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
-    print(f"analysed {report['patches']} {report['split']} patches of {report['data_dir']} "
-          f"with {', '.join(report['architectures'])}")
-    for summary in report["fn_overlap_summary"]:
-        if summary["method"] != sweep_analysis.REFERENCE:
-            print(f"  {summary['method']}: hard dice {summary['hard_dice_mean']:.3f}, FN overlap with "
-                  f"Fourier filtering {summary['fn_overlap_fourier_mean']:.3f} "
-                  f"(the most similar to Fourier's false negatives on {summary['closest_count']} of "
-                  f"{summary['images_compared']} patches)")
-    for row in report["erf"]:
-        clipped = ", window clipped by the patch" if row["window_clipped"] else ""
-        print(f"  {row['architecture']}: 95 % of the input gradient within {row['radius_95_px']:.0f} px "
-              f"(RF {row['receptive_field_px']} px{clipped})")
-    for name, path in report["outputs"].items():
-        print(f"{name}: {path}")
+    print("\n".join(sweep_figures.report_lines(report)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import logging
 from absl import flags
 
 from tem_rf.core import cli as tem_flags
+from tem_rf.core.parsing import parse_int_list
 from tem_rf.core.parsing import parse_sequences
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "demo_out", "Folder for every demo output.")
@@ -23,7 +24,10 @@ _NUM_IMAGES = flags.DEFINE_integer("num_images", 10, "Demo micrographs to genera
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 256, "Demo micrograph size (px).")
 _PIXEL_SIZE_NM = flags.DEFINE_float("pixel_size_nm", 0.05, "Demo pixel size (nm).")
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 128, "Patch size (px).")
-_POOLS = flags.DEFINE_string("pools", "2-2,4-4", "Pool sequences of the sweep.")
+_POOL_SIZES = tem_flags.define_int_list(
+    "pool_sizes", [(2, 2), (4, 4)], "Pools of one sweep architecture, repeatable: --pool_sizes=2,2 "
+    "--pool_sizes=4,4 (N from length).", multi=True)
+tem_flags.define_deprecated_alias("pools", "pool_sizes", lambda text: parse_sequences(text, "pools"))
 _DILATIONS = flags.DEFINE_string("dilation_grid", "", "Dilation sets (N=2, pool 2), e.g. 2-2-4.")
 _SEEDS = flags.DEFINE_string("seeds", "752,2245", "Seeds per architecture.")
 _EPOCHS = flags.DEFINE_integer("epochs", 8, "Epochs per run.")
@@ -43,9 +47,9 @@ def main(argv: list[str]) -> None:
             out_dir=_OUT_DIR.value, kind=_KIND.value, num_images=_NUM_IMAGES.value,
             image_size=_IMAGE_SIZE.value, pixel_size_nm=_PIXEL_SIZE_NM.value,
             patch_size=_PATCH_SIZE.value,
-            pools=tuple(parse_sequences(_POOLS.value, "pools")),
+            pools=tuple(_POOL_SIZES.value),
             dilations=tuple(parse_sequences(_DILATIONS.value, "dilation_grid")),
-            seeds=tem_flags.parse_int_list(_SEEDS.value, "seeds"),
+            seeds=parse_int_list(_SEEDS.value, "seeds"),
             epochs=_EPOCHS.value, learning_rate=_LEARNING_RATE.value, segment_size=_SEGMENT_SIZE.value,
             overwrite=_OVERWRITE.value,
         )

@@ -6,12 +6,12 @@ r"""Describes a residual UNet: layers, trainable parameters, receptive field and
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import flags
 
 from tem_rf.core import cli as tem_flags
+from tem_rf.core.parsing import int_or_list, parse_int_list
 
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Residual blocks per arm (N).")
 _POOL_SIZES = flags.DEFINE_string("pool_sizes", "2", "Pool size, one value or one per level, e.g. 2,8.")
@@ -43,46 +43,29 @@ def main(argv: list[str]) -> None:
 
 
 def _describe() -> None:
-    from tem_rf import models as rf_lib
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.models import architectures
 
     if _GRID.value:
-        grid = rf_lib.architecture_grid(
-            tem_flags.parse_int_list(_GRID_NUM_BLOCKS.value, "grid_num_blocks"),
-            tem_flags.parse_int_list(_GRID_KERNELS.value, "grid_pool_choices"),
+        grid = architectures.architecture_grid(
+            parse_int_list(_GRID_NUM_BLOCKS.value, "grid_num_blocks"),
+            parse_int_list(_GRID_KERNELS.value, "grid_pool_choices"),
             max_divisor=_MAX_DIVISOR.value,
             per_level=not _UNIFORM.value,
         )
-        rows = rf_lib.architecture_table(grid, _PIXEL_SIZE_NM.value, progress=True)
-        print(rf_lib.format_table(rows))
+        rows = architectures.architecture_table(grid, _PIXEL_SIZE_NM.value, progress=True)
+        print(architectures.format_table(rows))
     else:
-        from tem_rf.models import normalize_architecture, residual_unet
-
-        n, pools, dils = normalize_architecture(
+        model, row = architectures.describe_architecture(
             _NUM_BLOCKS.value,
-            tem_flags.int_or_list(tem_flags.parse_int_list(_POOL_SIZES.value, "pool_sizes")),
-            tem_flags.int_or_list(tem_flags.parse_int_list(_DILATIONS.value, "dilations")),
+            int_or_list(parse_int_list(_POOL_SIZES.value, "pool_sizes")),
+            int_or_list(parse_int_list(_DILATIONS.value, "dilations")),
+            _PIXEL_SIZE_NM.value,
         )
-        model = residual_unet(n, pools, dils)
         model.summary(line_length=100)
-        row = {"num_blocks": n, "pool_sizes": list(pools), "dilations": list(dils)}
-        row |= rf_lib.describe_model(model, _PIXEL_SIZE_NM.value)
+        print(architectures.format_description(row, _PIXEL_SIZE_NM.value))
         rows = [row]
-        nm = row["receptive_field_nm"]
-        nm_text = (
-            f" = {nm:.2f} nm at {_PIXEL_SIZE_NM.value} nm/px"
-            if nm is not None
-            else " (give --pixel_size_nm for nm)"
-        )
-        print(f"architecture:          {row['architecture']}")
-        print(f"trainable parameters:  {row['trainable_params']}")
-        print(f"receptive field:       {row['receptive_field_px']} px{nm_text}")
-        print(f"input size divisor:    {row['size_divisor']} (height and width must be multiples)")
     if _JSON.value:
-        try:
-            atomic_write_text(_JSON.value, json.dumps(rows, indent=2) + "\n")
-        except OSError as err:  # name the file asked for, not the temporary one
-            raise OSError(f"{_JSON.value}: cannot write: {err.strerror or err}") from None
+        architectures.write_table_json(_JSON.value, rows)
         print(f"wrote {_JSON.value}")
 
 

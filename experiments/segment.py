@@ -15,7 +15,6 @@ skipped; the exit status is 1 when any file failed.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from absl import app, flags
 
@@ -36,7 +35,8 @@ _TILE_SIZE = flags.DEFINE_integer(
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
 _THRESHOLD = flags.DEFINE_float(
-    "threshold", 0.5, "Particle where the probability exceeds this.", lower_bound=0.0, upper_bound=1.0
+    "threshold", 0.5, "Particle where the probability exceeds this.", lower_bound=0.0,
+    upper_bound=1.0,
 )
 _SAVE_PROB = flags.DEFINE_boolean("save_probability", False, "Also write <stem>_prob.tif.")
 _OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask outlines in red).")
@@ -54,62 +54,22 @@ flags.mark_flags_as_required(["model", "input", "out_dir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.serve.predictor import ModelLoadError, load_predictor
-    from tem_rf.serve.segment import expand_inputs, segment_files
     from tem_rf.data.reading import InputError
+    from tem_rf.serve.segment import segment_micrographs
+    from tem_rf.train.rundir import ModelLoadError
 
     try:
-        _check_output_dir(Path(_OUT_DIR.value))
-        paths = expand_inputs(_INPUT.value)
-        predictor = load_predictor(_MODEL.value, keep_mixed_precision=_KEEP_MIXED.value)
+        run = segment_micrographs(
+            _MODEL.value, _INPUT.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value,
+            on_model_loaded=print, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
+            threshold=_THRESHOLD.value, save_probability=_SAVE_PROB.value, overlay=_OVERLAY.value,
+            overlay_max_size=_OVERLAY_MAX.value, progress=_PROGRESS.value,
+        )
     except (InputError, ModelLoadError) as error:
         sys.exit(f"error: {error}")
-    meta = predictor.metadata
-    print(
-        f"model {meta.get('architecture')} ({predictor.source}): size divisor "
-        f"{predictor.size_divisor}, halo {predictor.halo_px} px, training pixel size "
-        + (f"{predictor.pixel_size_nm:.4g} nm" if predictor.pixel_size_nm else "unknown")
-    )
-    try:
-        results, failures = segment_files(
-            paths,
-            predictor,
-            _OUT_DIR.value,
-            tile_size=_TILE_SIZE.value or None,
-            batch_size=_BATCH_SIZE.value,
-            threshold=_THRESHOLD.value,
-            save_probability=_SAVE_PROB.value,
-            overlay=_OVERLAY.value,
-            overlay_max_size=_OVERLAY_MAX.value,
-            progress=_PROGRESS.value,
-        )
-    except OSError as error:  # output folder not writable, disk full
-        sys.exit(f"error: {_OUT_DIR.value}: cannot write the results: {error.strerror or error}")
-    for result in results:
-        print(
-            f"{result.input}: {result.shape[0]}x{result.shape[1]} px, "
-            f"{100 * result.particle_fraction:.1f}% particle, {result.seconds:.1f} s -> {result.mask}"
-        )
-    print(f"wrote {len(results)} of {len(paths)} segmentations to {_OUT_DIR.value}")
-    if len(failures) == 1:
-        sys.exit(f"error: 1 of {len(paths)} micrographs failed: {failures[0][1]}")
-    if failures:  # each reason was logged above and is in segmentation.json; keep this line short
-        sys.exit(
-            f"error: {len(failures)} of {len(paths)} micrographs failed: "
-            + ", ".join(str(path) for path, _ in failures)
-            + f" (reasons above and in {Path(_OUT_DIR.value) / 'segmentation.json'})"
-        )
-
-
-def _check_output_dir(output_dir: Path) -> None:
-    """Refuses an --out_dir that is, or lies under, a file, before the model is loaded."""
-    from tem_rf.data.reading import InputError
-
-    for path in (output_dir, *output_dir.absolute().parents):
-        if path.exists():
-            if not path.is_dir():
-                raise InputError(path, "is a file, not a folder (--out_dir)")
-            return
+    print("\n".join(run.summary_lines()))
+    if run.failures:
+        sys.exit(f"error: {run.failure_line()}")
 
 
 if __name__ == "__main__":

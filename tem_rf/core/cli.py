@@ -12,7 +12,8 @@ from typing import Any
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tem_rf.core.parsing import int_or_list, parse_int_list  # noqa: F401  (binaries use them via cli)
+from tem_rf.core.parsing import parse_int_list
+
 
 # Flags defined by the helpers below belong to the binary that calls them, not to this module:
 # help output lists them under the binary, and a test can drop one binary's flags by module.
@@ -32,6 +33,15 @@ class _IntTupleParser(flags.ArgumentParser):
 
     def flag_type(self) -> str:
         return "int list"
+
+
+class _IntTupleSerializer(flags.ArgumentSerializer):
+    """``(2, 8)`` -> ``2,8``, as typed; a repeated flag's ``[(2, 2), (4, 4)]`` -> ``2,2; 4,4``."""
+
+    def serialize(self, value: Any) -> str:
+        if value and isinstance(value[0], (tuple, list)):
+            return "; ".join(",".join(map(str, item)) for item in value)
+        return ",".join(map(str, value))
 
 
 def define_flags_from_dataclass(
@@ -72,7 +82,7 @@ def define_flags_from_dataclass(
 
 def define_int_list(name: str, default: Iterable[int] | None, help_text: str, multi: bool = False) -> flags.FlagHolder:
     """A flag that takes ``"2,8"`` and holds ``(2, 8)``; ``multi``: repeatable, a list of those."""
-    serializer = flags.ListSerializer(",")
+    serializer = _IntTupleSerializer()
     if multi:
         return flags.DEFINE_multi(_IntTupleParser(name), serializer, name, default, help_text)
     return flags.DEFINE(_IntTupleParser(name), name, default, help_text, serializer=serializer)

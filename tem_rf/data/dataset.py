@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -429,6 +430,39 @@ def build_dataset(
         out_dir, "/".join(str(info["counts"][s]) for s in SPLITS), len(usable),
     )
     return info
+
+
+def build_dataset_from_folders(
+    images: str | os.PathLike,
+    labels: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    split_fractions: str | Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+    **options: Any,
+) -> dict:
+    """`build_dataset` on the micrographs ``images`` (a folder or glob) and their masks in ``labels``.
+
+    ``split_fractions`` may be text such as ``"0.7,0.1,0.2"``; it is checked before any file is
+    looked for. ``options`` are `build_dataset`'s keyword arguments. Returns the dataset.json content.
+    """
+    fractions = parse_split_fractions(split_fractions)
+    pairs = match_masks(find_image_files(images), labels)
+    return build_dataset(pairs, out_dir, split_fractions=fractions, **options)
+
+
+def format_dataset_summary(info: dict, out_dir: str | os.PathLike) -> str:
+    """Two lines on a new dataset: patches per split, image count and pixel size; then the source
+    images of each split as JSON."""
+    counts = info["counts"]
+    size = info["pixel_size_nm"]
+    patch = info["patch_size"]
+    return (
+        f"wrote {out_dir}: {counts['train']} train, {counts['val']} val, {counts['test']} test "
+        f"patches of {patch}x{patch} px from {len(info['sources'])} images; "
+        + (f"pixel size {size:g} nm" if size is not None else "pixel size unknown")
+        + "\n"
+        + json.dumps({split: info["splits"][split]["sources"] for split in counts})
+    )
 
 
 def _write_dataset(

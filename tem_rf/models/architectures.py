@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import keras
 
+from tem_rf.core.files import atomic_write_text
 from tem_rf.models.geometry import model_geometry
 
 
@@ -53,6 +56,46 @@ def describe_model(model: keras.Model, pixel_size_nm: float | None = None) -> di
 
 
 
+def describe_architecture(
+    num_blocks: int,
+    pool_sizes: int | Sequence[int],
+    dilations: int | Sequence[int] = 1,
+    pixel_size_nm: float | None = None,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Builds one residual UNet; returns it and its `architecture_table` row.
+
+    A single int for ``pool_sizes`` or ``dilations`` applies at every level.
+    """
+    from tem_rf.models import normalize_architecture, residual_unet
+
+    n, pools, dils = normalize_architecture(num_blocks, pool_sizes, dilations)
+    model = residual_unet(n, pools, dils)
+    row = {"num_blocks": n, "pool_sizes": list(pools), "dilations": list(dils)}
+    return model, row | describe_model(model, pixel_size_nm)
+
+
+def format_description(row: dict[str, Any], pixel_size_nm: float | None = None) -> str:
+    """One `describe_architecture` row as four aligned lines: name, params, RF, size divisor."""
+    nm = row["receptive_field_nm"]
+    nm_text = (
+        f" = {nm:.2f} nm at {pixel_size_nm} nm/px" if nm is not None else " (give --pixel_size_nm for nm)"
+    )
+    return "\n".join([
+        f"architecture:          {row['architecture']}",
+        f"trainable parameters:  {row['trainable_params']}",
+        f"receptive field:       {row['receptive_field_px']} px{nm_text}",
+        f"input size divisor:    {row['size_divisor']} (height and width must be multiples)",
+    ])
+
+
+def write_table_json(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> None:
+    """Writes ``rows`` as indented JSON, atomically; an OSError names ``path`` in one line."""
+    try:
+        atomic_write_text(path, json.dumps(list(rows), indent=2) + "\n")
+    except OSError as err:  # name the file asked for, not the temporary one
+        raise OSError(f"{path}: cannot write: {err.strerror or err}") from None
+
+
 def architecture_table(
     architectures: Iterable[tuple[int, Sequence[int]] | tuple[int, Sequence[int], Sequence[int]]],
     pixel_size_nm: float | None = None,
@@ -64,8 +107,6 @@ def architecture_table(
     every row comes from building the model and walking its layers (paper Table S1), about half a
     second each on a laptop CPU; ``progress`` shows a bar.
     """
-    from tem_rf.models import normalize_architecture, residual_unet
-
     architectures = list(architectures)
     if progress:
         from tqdm.auto import tqdm
@@ -73,12 +114,8 @@ def architecture_table(
         architectures = tqdm(architectures, desc="building models", unit="model", leave=False)
     rows = []
     for arch in architectures:
-        n, pools, dils = normalize_architecture(arch[0], arch[1], arch[2] if len(arch) > 2 else 1)
-        model = residual_unet(n, pools, dils)
-        rows.append(
-            {"num_blocks": n, "pool_sizes": list(pools), "dilations": list(dils)}
-            | describe_model(model, pixel_size_nm)
-        )
+        model, row = describe_architecture(arch[0], arch[1], arch[2] if len(arch) > 2 else 1, pixel_size_nm)
+        rows.append(row)
         del model
         keras.backend.clear_session()
     return rows

@@ -3,7 +3,8 @@
 Outputs of `segment_file`: ``<stem>_mask.tif`` (uint8, 0 background, 255 particle),
 ``<stem>_prob.tif`` (float32 particle probability, optional) and ``<stem>_overlay.png``; TIFFs
 carry the micrograph's pixel size (ImageJ resolution, nm). The tiling itself (exact, with a
-halo) is `tem_rf.serve.tiling`.
+halo) is `tem_rf.serve.tiling`. `segment_micrographs` is ``experiments/segment.py``: checks,
+model loading and every file in one call.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -307,3 +308,92 @@ def segment_files(
     }
     atomic_write_text(output_dir / "segmentation.json", json.dumps(summary, indent=2) + "\n")
     return results, failures
+
+
+def check_output_dir(out_dir: str | os.PathLike) -> None:
+    """Raises `tem_rf.data.reading.InputError` when ``out_dir`` is, or lies under, a file.
+
+    Checked before the model is loaded, so a mistyped folder fails in a second, not after it.
+    """
+    from tem_rf.data.reading import InputError
+
+    for path in (Path(out_dir), *Path(out_dir).absolute().parents):
+        if path.exists():
+            if not path.is_dir():
+                raise InputError(path, "is a file, not a folder (--out_dir)")
+            return
+
+
+def describe_predictor(predictor: Predictor) -> str:
+    """One line: architecture, where it came from, size divisor, halo, training pixel size."""
+    pixel_size = f"{predictor.pixel_size_nm:.4g} nm" if predictor.pixel_size_nm else "unknown"
+    return (
+        f"model {predictor.metadata.get('architecture')} ({predictor.source}): size divisor "
+        f"{predictor.size_divisor}, halo {predictor.halo_px} px, training pixel size {pixel_size}"
+    )
+
+
+@dataclasses.dataclass
+class SegmentationRun:
+    """What `segment_micrographs` did: the model, the inputs, what was written, what failed."""
+
+    model: str  # describe_predictor's line
+    inputs: list[Path]
+    out_dir: Path
+    results: list[SegmentationResult]
+    failures: list[tuple[str, str]]  # (input, message), as `segment_files` returns them
+
+    def summary_lines(self) -> list[str]:
+        """One line per segmented micrograph, then how many of the inputs were written where."""
+        lines = [
+            f"{r.input}: {r.shape[0]}x{r.shape[1]} px, {100 * r.particle_fraction:.1f}% particle, "
+            f"{r.seconds:.1f} s -> {r.mask}"
+            for r in self.results
+        ]
+        written = f"wrote {len(self.results)} of {len(self.inputs)} segmentations to {self.out_dir}"
+        return [*lines, written]
+
+    def failure_line(self) -> str | None:
+        """The failures in one line (None when there are none): one failure with its reason;
+        several by file only, since each reason was logged and is in segmentation.json."""
+        if not self.failures:
+            return None
+        count = f"{len(self.failures)} of {len(self.inputs)} micrographs failed"
+        if len(self.failures) == 1:
+            return f"{count}: {self.failures[0][1]}"
+        files = ", ".join(path for path, _ in self.failures)
+        return f"{count}: {files} (reasons above and in {self.out_dir / 'segmentation.json'})"
+
+
+def segment_micrographs(
+    model: str | os.PathLike,
+    inputs: Iterable[str],
+    out_dir: str | os.PathLike,
+    *,
+    keep_mixed_precision: bool = False,
+    on_model_loaded: Callable[[str], Any] | None = None,
+    **options: Any,
+) -> SegmentationRun:
+    """Checks ``out_dir``, expands ``inputs``, loads ``model``, then runs `segment_files`.
+
+    ``options`` go to `segment_files` (progress and `segment_file`'s options). ``on_model_loaded``
+    gets `describe_predictor`'s line before the first file, so a caller can show it during a long
+    run. Bad input raises `tem_rf.data.reading.InputError` or `tem_rf.train.rundir.ModelLoadError`
+    before anything is written; results that cannot be written (folder not writable, disk full)
+    raise InputError naming ``out_dir``. Files that cannot be segmented are the run's failures.
+    """
+    from tem_rf.data.reading import InputError
+    from tem_rf.serve.predictor import load_predictor
+
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir)
+    paths = expand_inputs(inputs)
+    predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
+    description = describe_predictor(predictor)
+    if on_model_loaded is not None:
+        on_model_loaded(description)
+    try:
+        results, failures = segment_files(paths, predictor, out_dir, **options)
+    except OSError as error:
+        raise InputError(out_dir, f"cannot write the results: {error.strerror or error}") from error
+    return SegmentationRun(description, paths, out_dir, results, failures)

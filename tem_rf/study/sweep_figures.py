@@ -361,3 +361,24 @@ def analyze_sweep(
     outputs["analysis_json"] = str(out_dir / "analysis.json")
     atomic_write_text(out_dir / "analysis.json", json.dumps(report, indent=2, default=str) + "\n")
     return report
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """What `analyze_sweep`'s report says, for a terminal: the patches and networks, each
+    network's false-negative overlap with Fourier filtering and its effective receptive field,
+    then every file written."""
+    lines = [f"analysed {report['patches']} {report['split']} patches of {report['data_dir']} "
+             f"with {', '.join(report['architectures'])}"]
+    for summary in report["fn_overlap_summary"]:
+        if summary["method"] != REFERENCE:
+            lines.append(
+                f"  {summary['method']}: hard dice {summary['hard_dice_mean']:.3f}, FN overlap with "
+                f"Fourier filtering {summary['fn_overlap_fourier_mean']:.3f} (the most similar to "
+                f"Fourier's false negatives on {summary['closest_count']} of "
+                f"{summary['images_compared']} patches)"
+            )
+    for row in report["erf"]:
+        clipped = ", window clipped by the patch" if row["window_clipped"] else ""
+        lines.append(f"  {row['architecture']}: 95 % of the input gradient within "
+                     f"{row['radius_95_px']:.0f} px (RF {row['receptive_field_px']} px{clipped})")
+    return lines + [f"{name}: {path}" for name, path in report["outputs"].items()]

@@ -5,7 +5,7 @@ Names are imported on first use, so `from tem_rf.train import TrainConfig` needs
 
 from __future__ import annotations
 
-import importlib
+from tem_rf.core.lazy import lazy_attributes
 
 _LAZY = {
     "PRECISIONS": "tem_rf.train.config",
@@ -28,13 +28,4 @@ _LAZY = {
 
 __all__ = [*_LAZY]
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

@@ -1,4 +1,4 @@
-"""tem_rf.core.cli: list parsing and the absl INFO filter used by every binary."""
+"""tem_rf.core.cli: flags from dataclasses, deprecated aliases and the absl INFO filter used by every binary."""
 
 import dataclasses
 import logging
@@ -7,12 +7,6 @@ import pytest
 from absl import flags
 
 from tem_rf.core import cli as tem_flags
-
-
-def test_parse_int_list():
-    assert tem_flags.parse_int_list("2, 8", "pool_sizes") == (2, 8)
-    with pytest.raises(ValueError, match="--pool_sizes must be comma-separated integers"):
-        tem_flags.parse_int_list("2,x", "pool_sizes")
 
 
 def test_drop_absl_info_keeps_warnings_and_our_own_info():

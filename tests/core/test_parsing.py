@@ -2,7 +2,7 @@
 
 import pytest
 
-from tem_rf.core.parsing import parse_band, parse_list, parse_sequences
+from tem_rf.core.parsing import parse_band, parse_int_list, parse_list, parse_sequences
 
 
 def test_parse_list_counts_and_converts():
@@ -27,3 +27,9 @@ def test_parse_band():
         parse_band("6,4", "band_px")
     with pytest.raises(ValueError, match="--band_px must be two values 'low,high', got '10'"):
         parse_band("10", "band_px")
+
+
+def test_parse_int_list_names_the_flag():
+    assert parse_int_list("2, 8", "pool_sizes") == (2, 8)
+    with pytest.raises(ValueError, match="--pool_sizes must be comma-separated integers"):
+        parse_int_list("2,x", "pool_sizes")

@@ -10,7 +10,41 @@ from pathlib import Path
 import pytest
 import tifffile
 
-from binaries import ROOT, binary_env
+from binaries import ROOT, binary_env, call_main
+
+
+@pytest.mark.parametrize(
+    "flags, pools, deprecated",
+    [
+        ([], ((2, 2), (4, 4)), False),
+        (["--pool_sizes=2,2", "--pool_sizes=2,8"], ((2, 2), (2, 8)), False),
+        (["--pool_sizes=4,4,2"], ((4, 4, 2),), False),
+        (["--pools=2-2,4-4"], ((2, 2), (4, 4)), True),
+    ],
+)
+def test_pool_flags_reach_the_demo_config(monkeypatch, tmp_path, flags, pools, deprecated):
+    # Only the flag handling: run_demo itself (minutes of training) is replaced by a recorder.
+    from tem_rf.study import demo
+
+    configs = []
+
+    def record(config, progress=True):
+        configs.append(config)
+        return {"architectures": [], "best_architecture": "-", "dataset": "-", "sweep": "-",
+                "results_csv": "-", "figure": "-", "saved_model": "-", "segmentation": "-",
+                "seconds": {}}
+
+    monkeypatch.setattr(demo, "run_demo", record)
+    out = call_main("experiments.demo", f"--out_dir={tmp_path}", *flags)
+    assert out.returncode == 0, out.stderr
+    assert [c.pools for c in configs] == [pools]
+    assert ("--pools is deprecated; use --pool_sizes" in out.stderr) == deprecated
+
+
+def test_pools_and_pool_sizes_together_is_a_flag_error(tmp_path):
+    out = call_main("experiments.demo", f"--out_dir={tmp_path}", "--pools=2-2", "--pool_sizes=4,4")
+    assert out.returncode == 1 and "give only --pool_sizes" in out.stderr
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.large  # a real `python -m` run of README's first command, twice

@@ -15,11 +15,14 @@ from tem_rf.serve.predictor import keras_predictor
 from tem_rf.serve.segment import (
     MASK_VALUE,
     OVERLAY_COLOUR,
+    SegmentationRun,
+    check_output_dir,
     check_pixel_size,
     expand_inputs,
     segment_file,
     segment_files,
     segment_image,
+    segment_micrographs,
 )
 from tem_rf.serve.tiling import pad_to_divisor, plan_axis, predict_probability
 from tem_rf.data.reading import InputError, read_micrograph
@@ -203,3 +206,25 @@ def test_expand_inputs_globs_folders_and_clashing_names(tmp_path):
         expand_inputs([str(tmp_path / "*.mrc")])
     with pytest.raises(InputError, match="same name stem as"):
         expand_inputs([str(tmp_path / "a.tif"), str(tmp_path / "sub" / "a.dm4")])
+
+
+def test_output_dir_under_a_file_is_refused_before_the_model_is_loaded(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    check_output_dir(tmp_path / "new" / "masks")  # missing folders are created later
+    for out_dir in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "masks"):
+        with pytest.raises(InputError, match=r"notes.txt: is a file, not a folder \(--out_dir\)"):
+            check_output_dir(out_dir)
+        with pytest.raises(InputError, match="is a file, not a folder"):  # not: no such model
+            segment_micrographs(tmp_path / "no_model", [str(tmp_path / "*.tif")], out_dir)
+
+
+def test_failure_line_gives_one_reason_or_names_the_files(tmp_path):
+    def run(failures):
+        return SegmentationRun("model", [tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "o", [], failures)
+
+    assert run([]).failure_line() is None
+    assert run([("a.tif", "a.tif: contains NaN")]).failure_line() == "1 of 2 micrographs failed: a.tif: contains NaN"
+    assert run([("a.tif", "x"), ("b.tif", "y")]).failure_line() == (
+        f"2 of 2 micrographs failed: a.tif, b.tif (reasons above and in {tmp_path / 'o' / 'segmentation.json'})"
+    )
+    assert run([]).summary_lines() == [f"wrote 0 of 2 segmentations to {tmp_path / 'o'}"]

@@ -67,3 +67,25 @@ def test_find_runs_reads_finished_runs_only(tmp_path):
     (finished / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json"):
         sweep_analysis.find_runs(tmp_path)
+
+
+def test_report_lines_skip_the_fourier_reference_and_flag_clipped_windows():
+    report = {
+        "patches": 4, "split": "test", "data_dir": "data", "architectures": ["N2_k2-2", "N2_k4-4"],
+        "fn_overlap_summary": [
+            {"method": "fourier", "hard_dice_mean": 0.5, "fn_overlap_fourier_mean": 1.0,
+             "closest_count": 0, "images_compared": 4},
+            {"method": "N2_k2-2", "hard_dice_mean": 0.71, "fn_overlap_fourier_mean": 0.4,
+             "closest_count": 3, "images_compared": 4},
+        ],
+        "erf": [{"architecture": "N2_k4-4", "radius_95_px": 30.4, "receptive_field_px": 120,
+                 "window_clipped": True}],
+        "outputs": {"erf_csv": "out/erf.csv"},
+    }
+    assert sweep_analysis.report_lines(report) == [
+        "analysed 4 test patches of data with N2_k2-2, N2_k4-4",
+        "  N2_k2-2: hard dice 0.710, FN overlap with Fourier filtering 0.400 (the most similar to "
+        "Fourier's false negatives on 3 of 4 patches)",
+        "  N2_k4-4: 95 % of the input gradient within 30 px (RF 120 px, window clipped by the patch)",
+        "erf_csv: out/erf.csv",
+    ]
