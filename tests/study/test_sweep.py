@@ -11,6 +11,7 @@ from tem_rf.study import sweep
 from training_helpers import make_tiny_dataset
 
 
+@pytest.mark.large  # several whole training runs: CI's full suite runs it
 def test_pool_grid_keeps_receptive_fields_below_the_patch():
     grid = sweep.pool_grid((2,), (2, 4, 8), patch_size=512)
     assert len(grid) == 9  # RF 44 ... 392 px, all < 512
@@ -68,6 +69,7 @@ def test_write_results_makes_csv_json_and_png(tmp_path):
     assert paths["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.large  # several whole training runs: CI's full suite runs it
 def test_sweep_trains_skips_finished_runs_and_aggregates(tmp_path):
     data_dir = make_tiny_dataset(tmp_path)
     archs = [sweep.Architecture(2, (2, 2), (1, 1, 1)), sweep.Architecture(2, (2, 2), (1, 1, 2), "dilation")]

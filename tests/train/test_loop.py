@@ -62,6 +62,7 @@ def test_event_files_hold_dice_scalars(tiny_data, tmp_path):
     assert {"loss", "learning_rate", "steps_per_second"} <= tags["train"]
 
 
+@pytest.mark.large  # several whole training runs: CI's full suite runs it
 def test_same_seed_gives_identical_weights(tiny_data, tmp_path):
     training.train(_config(tiny_data, tmp_path / "a", epochs=1), progress=False)
     training.train(_config(tiny_data, tmp_path / "b", epochs=1), progress=False)
@@ -71,6 +72,7 @@ def test_same_seed_gives_identical_weights(tiny_data, tmp_path):
     assert max_weight_difference(a, c) > 1e-3
 
 
+@pytest.mark.large  # several whole training runs: CI's full suite runs it
 def test_resume_after_epoch_one_equals_uninterrupted_run(tiny_data, tmp_path):
     training.train(_config(tiny_data, tmp_path / "full", epochs=3), progress=False)
     training.train(_config(tiny_data, tmp_path / "resumed", epochs=1), progress=False)
@@ -83,6 +85,7 @@ def test_resume_after_epoch_one_equals_uninterrupted_run(tiny_data, tmp_path):
     assert drop_timing(_history(tmp_path / "full")) == drop_timing(_history(tmp_path / "resumed"))
 
 
+@pytest.mark.large  # several whole training runs: CI's full suite runs it
 def test_mirrored_over_two_cpus_matches_default_strategy(tiny_data, tmp_path):
     assert len(tf.config.list_logical_devices("CPU")) >= 2
     mirrored = training.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
