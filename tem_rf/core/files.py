@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import shutil
@@ -82,6 +83,21 @@ def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Non
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     atomic_write_text(path, buffer.getvalue())
 
+
+
+def read_json_object(path: str | os.PathLike, error: type[Exception] = ValueError) -> dict[str, Any]:
+    """The JSON object in ``path``; ``error`` (naming the file) when it is missing, not JSON or not
+    an object."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as decode_error:
+        raise error(f"{path}: not valid JSON: {decode_error}") from decode_error
+    if not isinstance(content, dict):
+        raise error(f"{path}: expected a JSON object")
+    return content
 
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:

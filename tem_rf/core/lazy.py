@@ -9,15 +9,17 @@ from typing import Any
 
 
 def lazy_attributes(
-    package: str, lazy: Mapping[str, str], public: Iterable[str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """The ``__getattr__`` and ``__dir__`` of ``package``.
+    package: str, modules: Mapping[str, Iterable[str]], eager: Iterable[str] = ()
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """The ``__all__``, ``__getattr__`` and ``__dir__`` of ``package``.
 
-    ``lazy`` maps each name to the module that defines it, imported when the name is first asked
-    for; ``public`` is what ``dir(package)`` lists (its ``__all__``). Usage, in ``__init__.py``::
+    ``modules`` maps each module to the names it defines, imported when one of them is first
+    asked for; ``eager`` names are imported by the package itself. Usage, in ``__init__.py``::
 
-        __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
+        __all__, __getattr__, __dir__ = lazy_attributes(__name__, {"pkg.mod": ("f", "g")})
     """
+    lazy = {name: module for module, names in modules.items() for name in names}
+    public = [*eager, *lazy]
     listed = sorted(public)
 
     def __getattr__(name: str) -> Any:
@@ -31,4 +33,4 @@ def lazy_attributes(
     def __dir__() -> list[str]:
         return listed
 
-    return __getattr__, __dir__
+    return public, __getattr__, __dir__

@@ -102,21 +102,7 @@ def read_micrograph(path: str | os.PathLike) -> Micrograph:
     unreadable, truncated or non-2-D files and for NaN/inf pixels.
     """
     path = Path(path)
-    _check_is_file(path)
-    suffix = path.suffix.lower()
-    if suffix in TIFF_SUFFIXES:
-        raw, axes, pixel_size_nm = _read_tiff(path)
-    elif suffix in PILLOW_SUFFIXES:
-        raw, axes, pixel_size_nm = _read_pillow(path), None, None
-    elif suffix in ROSETTASCIIO_SUFFIXES:
-        raw, pixel_size_nm = _read_with_formats_extra(path)
-        axes = None
-    else:
-        raise InputError(
-            path,
-            f"unsupported micrograph file type {path.suffix!r} "
-            f"(supported: {', '.join(MICROGRAPH_SUFFIXES)})",
-        )
+    raw, axes, pixel_size_nm = _read_raw(path, "micrograph", MICROGRAPH_SUFFIXES)
     grey = _to_grey(raw, axes, path)
     data = _to_float(grey, path)
     bad = ~np.isfinite(data)
@@ -145,17 +131,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 def read_mask_and_rule(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     """Like `read_mask`, and also returns the binarisation rule that was applied, in words."""
     path = Path(path)
-    _check_is_file(path)
-    suffix = path.suffix.lower()
-    if suffix in TIFF_SUFFIXES:
-        raw, axes, _ = _read_tiff(path)
-    elif suffix in PILLOW_SUFFIXES:
-        raw, axes = _read_pillow(path), None
-    else:
-        raise InputError(
-            path,
-            f"unsupported mask file type {path.suffix!r} (supported: {', '.join(MASK_SUFFIXES)})",
-        )
+    raw, axes, _ = _read_raw(path, "mask", MASK_SUFFIXES)
     values = _mask_to_single_channel(raw, axes, path)
     return binarise_mask(values, path)
 
@@ -220,6 +196,25 @@ def binarise_mask(values: np.ndarray, path: str | os.PathLike | None = None) -> 
 
 # --------------------------------------------------------------------------------------------
 # Readers
+
+
+def _read_raw(
+    path: Path, what: str, supported: tuple[str, ...]
+) -> tuple[np.ndarray, str | None, float | None]:
+    """``(pixels as stored, TIFF axes or None, pixel size nm or None)`` of a file of a supported
+    type; `InputError` naming ``what`` (micrograph, mask) for any other type."""
+    _check_is_file(path)
+    suffix = path.suffix.lower()
+    if suffix in supported and suffix in TIFF_SUFFIXES:
+        return _read_tiff(path)
+    if suffix in supported and suffix in PILLOW_SUFFIXES:
+        return _read_pillow(path), None, None
+    if suffix in supported and suffix in ROSETTASCIIO_SUFFIXES:
+        raw, pixel_size_nm = _read_with_formats_extra(path)
+        return raw, None, pixel_size_nm
+    raise InputError(
+        path, f"unsupported {what} file type {path.suffix!r} (supported: {', '.join(supported)})"
+    )
 
 
 def _check_is_file(path: Path) -> None:

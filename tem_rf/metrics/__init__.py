@@ -10,10 +10,8 @@ from tem_rf.core.lazy import lazy_attributes
 from tem_rf.metrics.dice import dice, dice_from_counts, hard_dice, soft_dice
 
 _LAZY = {
-    "HardDice": "tem_rf.metrics.keras_metrics",
-    "SoftDice": "tem_rf.metrics.keras_metrics",
+    "tem_rf.metrics.keras_metrics": ("HardDice", "SoftDice"),
 }
 
-__all__ = ["dice", "dice_from_counts", "hard_dice", "soft_dice", *_LAZY]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
+__all__ = ["dice", "dice_from_counts", "hard_dice", "soft_dice"]  # imported above; the rest lazily
+__all__, __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, eager=__all__)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.files import read_json_object
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.train.rundir import ModelLoadError, RunDir, load_run
 from tem_rf.serve.export import (
@@ -39,10 +39,7 @@ def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(export_dir) / "assets" / METADATA_FILENAME
     if not path.is_file():
         raise ModelLoadError(f"{export_dir}: no assets/{METADATA_FILENAME}; not exported by tem_rf")
-    try:
-        metadata = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelLoadError(f"{path}: not valid JSON: {error}") from error
+    metadata = read_json_object(path, ModelLoadError)
     missing = {"size_divisor", "halo_px", "receptive_field_px"} - set(metadata)
     if missing:
         raise ModelLoadError(f"{path}: metadata lacks {sorted(missing)}")

@@ -116,12 +116,10 @@ def run_fourier_baseline(
     lattice_spacings_nm: str | None = None,
     relative_width: float = 0.1,
     pixel_size_nm: float | None = None,
-    sigma_px: float | None = None,
-    min_contrast: float | None = None,
-    noise_floor: float | None = None,
     batch_size: int = 8,
     max_patches: int | None = None,
     progress: bool = False,
+    **filter_options: float | None,
 ) -> dict[str, Any]:
     """Scores the Fourier filter on a split, writes the per-patch CSV and the summary JSON; returns
     the summary with the written paths (``csv``, ``json``).
@@ -129,6 +127,7 @@ def run_fourier_baseline(
     The band comes from ``band_px`` / ``band_nm_inv`` (``"low,high"``) or ``lattice_spacings_nm``
     (``"0.235,0.204"``), else from the split's radial power spectrum (labels unused). The pixel
     size is ``pixel_size_nm`` or the dataset's. ``out_json`` defaults to ``out_csv`` with .json.
+    ``filter_options`` (``sigma_px``, ``min_contrast``, ``noise_floor``) go to `score_fourier_filter`.
     Raises ValueError or OSError with a message naming the bad value or path.
     """
     from tem_rf.core.files import atomic_write_text, write_csv
@@ -164,8 +163,8 @@ def run_fourier_baseline(
     band = fourier.resolve_band(**given, relative_width=relative_width, pixel_size_nm=pixel_size,
                                 fft_size=patch_size, images=spectrum)
     summary, rows = score_fourier_filter(
-        data_dir, split, band, sigma_px=sigma_px, min_contrast=min_contrast, noise_floor=noise_floor,
-        batch_size=batch_size, max_patches=max_patches, progress=progress,
+        data_dir, split, band, batch_size=batch_size, max_patches=max_patches, progress=progress,
+        **filter_options,
     )
     summary.update(
         data_dir=str(data_dir),

@@ -269,24 +269,11 @@ def fourier_filter(
     )
 
 
-def segment(
-    images: np.ndarray,
-    band: FourierBand,
-    *,
-    sigma_px: float = DEFAULT_SIGMA_PX,
-    min_contrast: float = DEFAULT_MIN_CONTRAST,
-    noise_floor: float = DEFAULT_NOISE_FLOOR,
-) -> np.ndarray:
-    """Particle masks (bool): ``[H, W]`` for one image ``[H, W]``, ``[N, H, W]`` for a batch."""
+def segment(images: np.ndarray, band: FourierBand, **options: float) -> np.ndarray:
+    """Particle masks (bool): ``[H, W]`` for one image ``[H, W]``, ``[N, H, W]`` for a batch;
+    ``options`` (sigma_px, min_contrast, noise_floor) are `fourier_filter`'s."""
     single = np.ndim(images) == 2
-    masks = np.stack(
-        [
-            fourier_filter(
-                img, band, sigma_px=sigma_px, min_contrast=min_contrast, noise_floor=noise_floor
-            ).mask
-            for img in _as_stack(images)
-        ]
-    )
+    masks = np.stack([fourier_filter(img, band, **options).mask for img in _as_stack(images)])
     return masks[0] if single else masks
 
 

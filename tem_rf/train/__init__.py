@@ -8,24 +8,16 @@ from __future__ import annotations
 from tem_rf.core.lazy import lazy_attributes
 
 _LAZY = {
-    "PRECISIONS": "tem_rf.train.config",
-    "STRATEGIES": "tem_rf.train.config",
-    "TrainConfig": "tem_rf.train.config",
-    "TrainingError": "tem_rf.train.config",
-    "is_chief": "tem_rf.train.distribute",
-    "make_strategy": "tem_rf.train.distribute",
-    "resolve_precision": "tem_rf.train.distribute",
-    "strategy_name": "tem_rf.train.distribute",
-    "Trainer": "tem_rf.train.loop",
-    "build_train_step": "tem_rf.train.loop",
-    "train": "tem_rf.train.loop",
-    "ModelLoadError": "tem_rf.train.rundir",
-    "RunDir": "tem_rf.train.rundir",
-    "find_runs": "tem_rf.train.rundir",
-    "load_keras_model": "tem_rf.train.rundir",
-    "load_run": "tem_rf.train.rundir",
+    "tem_rf.train.config": ("PRECISIONS", "STRATEGIES", "TrainConfig", "TrainingError"),
+    "tem_rf.train.distribute": ("is_chief", "make_strategy", "resolve_precision", "strategy_name"),
+    "tem_rf.train.loop": ("Trainer", "build_train_step", "train"),
+    "tem_rf.train.rundir": (
+        "ModelLoadError",
+        "RunDir",
+        "find_runs",
+        "load_keras_model",
+        "load_run",
+    ),
 }
 
-__all__ = [*_LAZY]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
+__all__, __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

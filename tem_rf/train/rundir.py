@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tem_rf.core.files import read_json_object
+
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
@@ -83,11 +85,11 @@ class RunDir:
 
     def config(self) -> dict[str, Any]:
         """The resolved config the run was trained with (``config.json``)."""
-        return _read_json_object(self.config_file)
+        return read_json_object(self.config_file, ModelLoadError)
 
     def metrics(self) -> dict[str, Any]:
         """The final test and validation metrics (``metrics.json``)."""
-        return _read_json_object(self.metrics_file)
+        return read_json_object(self.metrics_file, ModelLoadError)
 
     def write_config(self, config: dict[str, Any]) -> None:
         _write_json(self.config_file, config)
@@ -169,18 +171,6 @@ def load_run(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
         config = {}
         logger.warning("%s: no config.json beside the model; pixel size and config unknown", model_file)
     return load_keras_model(model_file), config, model_file
-
-
-def _read_json_object(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such file")
-    try:
-        content = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelLoadError(f"{path}: not valid JSON: {error}") from error
-    if not isinstance(content, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
-    return content
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:

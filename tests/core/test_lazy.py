@@ -11,7 +11,10 @@ from tem_rf.core.lazy import lazy_attributes
 def test_lazy_attribute_is_imported_once_and_kept(monkeypatch):
     package = types.ModuleType("fake_package")
     monkeypatch.setitem(sys.modules, "fake_package", package)
-    package.__getattr__, package.__dir__ = lazy_attributes("fake_package", {"sqrt": "math"}, ["sqrt", "eager"])
+    public, package.__getattr__, package.__dir__ = lazy_attributes(
+        "fake_package", {"math": ("sqrt",)}, eager=("eager",)
+    )
+    assert public == ["eager", "sqrt"]
     import math
 
     assert package.sqrt is math.sqrt
