@@ -5,4 +5,4 @@ quality (Sytwu, Groschner, Scott). Submodules are imported lazily by their users
 `import tem_rf` stays cheap (no TensorFlow import).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
