@@ -45,7 +45,9 @@ class _IntTupleSerializer(flags.ArgumentSerializer):
 
 
 def define_flags_from_dataclass(
-    config_class: type, field_names: Iterable[str] | None = None
+    config_class: type,
+    field_names: Iterable[str] | None = None,
+    flag_values: flags.FlagValues = flags.FLAGS,
 ) -> dict[str, flags.FlagHolder]:
     """Defines one flag per field of ``config_class`` (all, or ``field_names``); returns holders by field.
 
@@ -64,28 +66,40 @@ def define_flags_from_dataclass(
         default = None if field.default is dataclasses.MISSING else field.default
         kind = types[name]
         if "choices" in field.metadata:
-            holders[name] = flags.DEFINE_enum(flag_name, default, list(field.metadata["choices"]), help_text)
+            holders[name] = flags.DEFINE_enum(
+                flag_name, default, list(field.metadata["choices"]), help_text, flag_values=flag_values
+            )
         elif kind is bool:
-            holders[name] = flags.DEFINE_boolean(flag_name, default, help_text)
+            holders[name] = flags.DEFINE_boolean(flag_name, default, help_text, flag_values=flag_values)
         elif kind is int:
-            holders[name] = flags.DEFINE_integer(flag_name, default, help_text)
+            holders[name] = flags.DEFINE_integer(flag_name, default, help_text, flag_values=flag_values)
         elif kind is float:
-            holders[name] = flags.DEFINE_float(flag_name, default, help_text)
+            holders[name] = flags.DEFINE_float(flag_name, default, help_text, flag_values=flag_values)
         elif kind is str:
-            holders[name] = flags.DEFINE_string(flag_name, default, help_text)
+            holders[name] = flags.DEFINE_string(flag_name, default, help_text, flag_values=flag_values)
         elif kind == tuple[int, ...]:
-            holders[name] = define_int_list(flag_name, default, help_text)
+            holders[name] = define_int_list(flag_name, default, help_text, flag_values=flag_values)
         else:
             raise TypeError(f"{config_class.__name__}.{name}: no flag type for {kind}")
     return holders
 
 
-def define_int_list(name: str, default: Iterable[int] | None, help_text: str, multi: bool = False) -> flags.FlagHolder:
+def define_int_list(
+    name: str,
+    default: Iterable[int] | None,
+    help_text: str,
+    multi: bool = False,
+    flag_values: flags.FlagValues = flags.FLAGS,
+) -> flags.FlagHolder:
     """A flag that takes ``"2,8"`` and holds ``(2, 8)``; ``multi``: repeatable, a list of those."""
     serializer = _IntTupleSerializer()
     if multi:
-        return flags.DEFINE_multi(_IntTupleParser(name), serializer, name, default, help_text)
-    return flags.DEFINE(_IntTupleParser(name), name, default, help_text, serializer=serializer)
+        return flags.DEFINE_multi(
+            _IntTupleParser(name), serializer, name, default, help_text, flag_values=flag_values
+        )
+    return flags.DEFINE(
+        _IntTupleParser(name), name, default, help_text, flag_values=flag_values, serializer=serializer
+    )
 
 
 def define_deprecated_alias(

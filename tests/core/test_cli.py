@@ -29,16 +29,12 @@ class _Settings:
 
 @pytest.fixture
 def fresh_flags():
-    """Flags these tests define, removed again from absl's global FLAGS afterwards."""
-    before = set(flags.FLAGS)
-    yield flags.FLAGS
-    flags.FLAGS.unparse_flags()
-    for name in set(flags.FLAGS) - before:
-        delattr(flags.FLAGS, name)
+    """A flag registry of the test's own, so the binaries' global flags never clash with it."""
+    return flags.FlagValues()
 
 
 def test_flags_from_dataclass(fresh_flags):
-    holders = tem_flags.define_flags_from_dataclass(_Settings)
+    holders = tem_flags.define_flags_from_dataclass(_Settings, flag_values=fresh_flags)
     assert fresh_flags["pools"].help == "Pools." and fresh_flags["data_dir"].default is None
     fresh_flags(["prog", "--data_dir=D", "--pools=2,8", "--xla", "--mode=b"])
     assert _Settings(**{name: h.value for name, h in holders.items()}) == _Settings("D", (2, 8), 0.5, True, "b")
@@ -48,8 +44,10 @@ def test_flags_from_dataclass(fresh_flags):
 
 
 def test_deprecated_alias_copies_warns_and_refuses_both(fresh_flags, caplog):
-    flags.DEFINE_boolean("progress", True, "Progress bars.")
-    tem_flags.define_deprecated_alias("quiet", "progress", convert=lambda quiet: not quiet)
+    flags.DEFINE_boolean("progress", True, "Progress bars.", flag_values=fresh_flags)
+    tem_flags.define_deprecated_alias(
+        "quiet", "progress", convert=lambda quiet: not quiet, flag_values=fresh_flags
+    )
     with caplog.at_level(logging.WARNING):
         fresh_flags(["prog", "--quiet"])
     assert fresh_flags.progress is False and "--quiet is deprecated; use --progress" in caplog.text
