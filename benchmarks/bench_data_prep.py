@@ -12,7 +12,6 @@ micrograph: reading and preprocessing alone. Writes JSON.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile
@@ -34,7 +33,7 @@ def main(argv: list[str]) -> None:
     del argv
     from tem_rf.data import build_dataset, find_image_files, match_masks, preprocess_micrograph
     from tem_rf.data.reading import read_micrograph
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
     from tem_rf.data.synthetic import write_demo_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +65,7 @@ def main(argv: list[str]) -> None:
     print(f"build_dataset: {_NUM_IMAGES.value} micrographs of {_SIZE.value}x{_SIZE.value} in {best:.2f} s "
           f"= {result['micrographs_per_second']:.2f} micrographs/s (read {result['read_s']:.2f} s, "
           f"preprocess {result['preprocess_s']:.2f} s per micrograph); patches {result['patches_written']}")
-    atomic_write_text(_OUT.value, json.dumps(result, indent=2) + "\n")
+    write_json(_OUT.value, result)
     print(f"wrote {_OUT.value}")
 
 

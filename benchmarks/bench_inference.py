@@ -192,9 +192,9 @@ def main(argv: list[str]) -> None:
             f"{r['peak_rss_mb']:>9.0f}"
         )
     if _JSON_OUT.value:
-        from tem_rf.core.files import atomic_write_text
+        from tem_rf.core.files import write_json
 
-        atomic_write_text(_JSON_OUT.value, json.dumps(report, indent=2) + "\n")
+        write_json(_JSON_OUT.value, report)
         print(f"wrote {_JSON_OUT.value}")
 
 

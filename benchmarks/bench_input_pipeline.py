@@ -20,7 +20,6 @@ what the reader takes from a training step that saturates the CPU.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -71,7 +70,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from tem_rf.data import load_split, read_dataset_info
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
     from tem_rf.models import residual_unet
 
     batch_size, steps = _BATCH_SIZE.value, _STEPS.value
@@ -163,7 +162,7 @@ def main(argv: list[str]) -> None:
           f"medians; CPU time {cpu_overhead:+.1f} %; patch {patch_size}, batch {batch_size}, "
           f"{result['device']}, {os.cpu_count()} cores")
     if _OUT.value:
-        atomic_write_text(_OUT.value, json.dumps(result, indent=2) + "\n")
+        write_json(_OUT.value, result)
         print(f"wrote {_OUT.value}")
 
 

@@ -21,7 +21,6 @@ Prints a table and writes JSON.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -180,11 +179,11 @@ def main(argv: list[str]) -> None:
         "forward_conv_gflop_per_step": {str(n): round(f / 1e9, 3) for n, f in flops.items()},
         "load_average_at_end": list(os.getloadavg()), "rows": rows,
     }
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
 
     out = Path(_OUT.value)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(payload, indent=2) + "\n")
+    write_json(out, payload)
     print(f"wrote {out}")
 
 

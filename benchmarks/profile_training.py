@@ -12,7 +12,6 @@ own BatchNormalization, so the table shows what fusing removed. Prints a table, 
 from __future__ import annotations
 
 import collections
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +94,7 @@ def profile(bn: str, num_blocks: int, size: int, batch: int, steps: int) -> dict
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
 
     rows = [profile(bn, _NUM_BLOCKS.value, _PATCH_SIZE.value, _BATCH_SIZE.value, _STEPS.value) for bn in _BN.value]
     print(f"train step N={_NUM_BLOCKS.value}, {_PATCH_SIZE.value}^2, batch {_BATCH_SIZE.value}, float32, CPU")
@@ -109,7 +108,7 @@ def main(argv: list[str]) -> None:
         "benchmark": "profile_training", "num_blocks": _NUM_BLOCKS.value, "patch_size": _PATCH_SIZE.value,
         "batch_size": _BATCH_SIZE.value, "steps": _STEPS.value, "rows": rows,
     }
-    atomic_write_text(Path(_OUT.value), json.dumps(payload, indent=2) + "\n")
+    write_json(Path(_OUT.value), payload)
     print(f"\nwrote {_OUT.value}")
 
 

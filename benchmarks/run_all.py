@@ -239,10 +239,10 @@ def main(argv: list[str]) -> None:
             "result": json.loads((ROOT / out).read_text()),
         }
     machine["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
 
     payload = {"quick": quick, "machine": machine, "note": _NOTE.value, "benchmarks": results}
-    atomic_write_text(results_dir / "all.json", json.dumps(payload, indent=2) + "\n")
+    write_json(results_dir / "all.json", payload)
     report = Path(_REPORT.value) if _REPORT.value else (results_dir / "BENCHMARKS.md" if quick else ROOT / "BENCHMARKS.md")
     write_report(report, machine, results, quick, _NOTE.value, str(results_dir.relative_to(ROOT)))
     print(f"wrote {results_dir / 'all.json'} and {report}")

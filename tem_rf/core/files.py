@@ -85,6 +85,12 @@ def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Non
 
 
 
+def write_json(target: str | os.PathLike, content: Any, **dumps_options: Any) -> None:
+    """Writes ``content`` as indented JSON to ``target`` atomically (``dumps_options``: e.g.
+    ``default=str``)."""
+    atomic_write_text(target, json.dumps(content, indent=2, **dumps_options) + "\n")
+
+
 def read_json_object(path: str | os.PathLike, error: type[Exception] = ValueError) -> dict[str, Any]:
     """The JSON object in ``path``; ``error`` (naming the file) when it is missing, not JSON or not
     an object."""

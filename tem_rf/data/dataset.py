@@ -45,7 +45,7 @@ from tem_rf.data.reading import (
     read_mask_and_rule,
     read_micrograph,
 )
-from tem_rf.core.files import atomic_path, atomic_write_text
+from tem_rf.core.files import atomic_path, write_json
 from tem_rf.core.parsing import parse_list
 from tem_rf.core.units import require_pixel_size
 
@@ -547,7 +547,7 @@ def _write_dataset(
                 for s in sources
             ],
         }
-        atomic_write_text(tmp / DATASET_JSON, json.dumps(info, indent=2) + "\n")
+        write_json(tmp / DATASET_JSON, info)
     return info
 
 

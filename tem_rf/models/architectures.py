@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -11,7 +10,7 @@ from typing import Any
 
 import keras
 
-from tem_rf.core.files import atomic_write_text
+from tem_rf.core.files import write_json
 from tem_rf.models.geometry import model_geometry
 
 
@@ -91,7 +90,7 @@ def format_description(row: dict[str, Any], pixel_size_nm: float | None = None) 
 def write_table_json(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> None:
     """Writes ``rows`` as indented JSON, atomically; an OSError names ``path`` in one line."""
     try:
-        atomic_write_text(path, json.dumps(list(rows), indent=2) + "\n")
+        write_json(path, list(rows))
     except OSError as err:  # name the file asked for, not the temporary one
         raise OSError(f"{path}: cannot write: {err.strerror or err}") from None
 

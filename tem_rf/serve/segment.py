@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import logging
 import math
 import os
@@ -284,7 +283,7 @@ def segment_files(
     from tqdm import tqdm
 
     from tem_rf.data.reading import InputError
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +305,7 @@ def segment_files(
         "results": [dataclasses.asdict(r) for r in results],
         "failures": [{"input": p, "error": m} for p, m in failures],
     }
-    atomic_write_text(output_dir / "segmentation.json", json.dumps(summary, indent=2) + "\n")
+    write_json(output_dir / "segmentation.json", summary)
     return results, failures
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -130,7 +129,7 @@ def run_fourier_baseline(
     ``filter_options`` (``sigma_px``, ``min_contrast``, ``noise_floor``) go to `score_fourier_filter`.
     Raises ValueError or OSError with a message naming the bad value or path.
     """
-    from tem_rf.core.files import atomic_write_text, write_csv
+    from tem_rf.core.files import write_csv, write_json
     from tem_rf.data import read_dataset_info
 
     # Band values and the dataset are checked before the split is read.
@@ -176,7 +175,7 @@ def run_fourier_baseline(
     )
     try:
         write_csv(out_csv, rows)
-        atomic_write_text(out_json, json.dumps(summary, indent=2) + "\n")
+        write_json(out_json, summary)
     except OSError as err:  # name the folder asked for, not the temporary file
         raise OSError(f"{out_csv.parent}: cannot write the results: {err.strerror or err}") from None
     return summary | {"csv": str(out_csv), "json": str(out_json)}

@@ -7,7 +7,6 @@ SavedModel export of the best network -> segmentation of a new, larger micrograp
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     from tem_rf.study import sweep
     from tem_rf.data import synthetic
     from tem_rf.data import dataset as dataset_lib
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
 
     out = Path(config.out_dir)
     if out.exists() and any(out.iterdir()) and not config.overwrite:
@@ -121,5 +120,5 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
         "segmentation": str(segmentation_dir),
         "seconds": seconds,
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     return summary

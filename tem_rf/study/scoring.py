@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,7 @@ def evaluate_run(
     run's own. Files go to ``out_dir``, by default the run directory. Returns the summary and the
     paths written (``csv``, ``json``); raises OSError or ValueError naming the problem.
     """
-    from tem_rf.core.files import atomic_write_text, write_csv
+    from tem_rf.core.files import write_csv, write_json
     from tem_rf.train.rundir import RunDir
 
     run_path = Path(run_path)
@@ -101,7 +100,7 @@ def evaluate_run(
     paths = {"csv": out_dir / f"{stem}.csv", "json": out_dir / f"{stem}.json"}
     try:
         write_csv(paths["csv"], rows)
-        atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")
+        write_json(paths["json"], summary)
     except OSError as err:
         raise OSError(f"{out_dir}: cannot write the results: {err.strerror or err}") from err
     return summary, paths

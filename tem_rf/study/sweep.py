@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from tem_rf.core.parsing import parse_sequences
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,9 @@ class RunSpec:
     seed: int
 
     def run_dir(self, sweep_dir: str | Path) -> Path:
-        return Path(sweep_dir) / "runs" / self.architecture.name / f"seed{self.seed}"
+        from tem_rf.train.rundir import sweep_run_path
+
+        return sweep_run_path(sweep_dir, self.architecture.name, self.seed)
 
 
 def pool_grid(
@@ -222,7 +223,7 @@ def run_sweep(
 
 def write_sweep_file(sweep_dir: str | Path, runs: Sequence[RunSpec], settings: dict[str, Any]) -> None:
     """Records the grid and flags of a sweep (``sweep.json``)."""
-    from tem_rf.core.files import atomic_write_text
+    from tem_rf.core.files import write_json
 
     content = {
         "settings": settings,
@@ -238,7 +239,7 @@ def write_sweep_file(sweep_dir: str | Path, runs: Sequence[RunSpec], settings: d
             for r in runs
         ],
     }
-    atomic_write_text(Path(sweep_dir) / SWEEP_FILE, json.dumps(content, indent=2) + "\n")
+    write_json(Path(sweep_dir) / SWEEP_FILE, content)
 
 
 def _family_of(sweep_dir: Path) -> dict[str, str]:
@@ -299,7 +300,7 @@ def lightest_within_one_std(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | 
 
 def write_results(sweep_dir: str | Path, rows: Sequence[dict[str, Any]]) -> dict[str, Path]:
     """Writes results.csv, results.json (with the best and lightest-good architectures) and the plot."""
-    from tem_rf.core.files import atomic_write_text, write_csv
+    from tem_rf.core.files import write_csv, write_json
 
     sweep_dir = Path(sweep_dir)
     if not rows:
@@ -310,7 +311,7 @@ def write_results(sweep_dir: str | Path, rows: Sequence[dict[str, Any]]) -> dict
         "lightest_within_one_std_of_best": lightest_within_one_std(rows)["architecture"],
         "architectures": list(rows),
     }
-    atomic_write_text(sweep_dir / RESULTS_JSON, json.dumps(summary, indent=2) + "\n")
+    write_json(sweep_dir / RESULTS_JSON, summary)
     plot_dice_vs_receptive_field(rows, sweep_dir / FIGURE)
     return {"csv": sweep_dir / RESULTS_CSV, "json": sweep_dir / RESULTS_JSON, "figure": sweep_dir / FIGURE}
 
@@ -363,12 +364,6 @@ def plot_dice_vs_receptive_field(
     plt.close(fig)
 
 
-def parse_architecture_list(text: str, what: str = "pools or --dilation_grid") -> list[tuple[int, ...]]:
-    """`tem_rf.core.parsing.parse_sequences` under its old name, which experiments/sweep.py and
-    experiments/demo.py still call; new code calls parse_sequences with the flag's name."""
-    return parse_sequences(text, what)
-
-
 __all__ = [
     "Architecture",
     "PAPER_SEEDS",
@@ -378,7 +373,6 @@ __all__ = [
     "dilation_grid",
     "is_finished",
     "lightest_within_one_std",
-    "parse_architecture_list",
     "plan",
     "plot_dice_vs_receptive_field",
     "pool_grid",

@@ -22,7 +22,6 @@ them has). Example patches: those on which these networks' dice differ most (mos
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tem_rf.core.files import atomic_write_text, write_csv
+from tem_rf.core.files import write_csv, write_json
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.study import false_negatives, fourier, plots
 from tem_rf.study.patches import load_patches
@@ -359,7 +358,7 @@ def analyze_sweep(
     }
     report["erf"] = erf_rows
     outputs["analysis_json"] = str(out_dir / "analysis.json")
-    atomic_write_text(out_dir / "analysis.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_json(out_dir / "analysis.json", report, default=str)
     return report
 
 

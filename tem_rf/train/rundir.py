@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from tem_rf.core.files import read_json_object
+from tem_rf.core.files import read_json_object, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +91,10 @@ class RunDir:
         return read_json_object(self.metrics_file, ModelLoadError)
 
     def write_config(self, config: dict[str, Any]) -> None:
-        _write_json(self.config_file, config)
+        write_json(self.config_file, config)
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        _write_json(self.metrics_file, metrics)
+        write_json(self.metrics_file, metrics)
 
     def history(self) -> list[dict[str, Any]]:
         """One row per epoch trained (``history.csv``); ``[]`` before the first epoch ends."""
@@ -131,8 +130,13 @@ class RunDir:
         return load_keras_model(self.model_file(weights))
 
 
+def sweep_run_path(sweep_dir: str | os.PathLike, architecture: str, seed: int) -> Path:
+    """Where a sweep keeps the run of one architecture and seed: ``runs/<architecture>/seed<seed>``."""
+    return Path(sweep_dir) / "runs" / architecture / f"seed{seed}"
+
+
 def find_runs(sweep_dir: str | os.PathLike, finished_only: bool = True) -> list[RunDir]:
-    """The runs of a sweep (``runs/<architecture>/seed<seed>/``), sorted by path."""
+    """The runs of a sweep (`sweep_run_path` for every architecture and seed), sorted by path."""
     runs = [RunDir(path) for path in sorted(Path(sweep_dir).glob("runs/*/seed*")) if path.is_dir()]
     return [run for run in runs if run.is_finished or not finished_only]
 
@@ -171,9 +175,3 @@ def load_run(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
         config = {}
         logger.warning("%s: no config.json beside the model; pixel size and config unknown", model_file)
     return load_keras_model(model_file), config, model_file
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> None:
-    from tem_rf.core.files import atomic_write_text
-
-    atomic_write_text(path, json.dumps(content, indent=2) + "\n")

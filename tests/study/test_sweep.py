@@ -33,12 +33,6 @@ def test_plan_and_share_cover_every_run_once():
         sweep.share(runs, 4, 4)
 
 
-def test_parse_architecture_list():
-    assert sweep.parse_architecture_list("1-1-2, 2-2-4") == [(1, 1, 2), (2, 2, 4)]
-    with pytest.raises(ValueError, match="'1-x'"):
-        sweep.parse_architecture_list("1-x")
-
-
 def _fake_rows():
     base = dict(family="pool", dilations="1-1-1", seeds=5, soft_dice_mean=0.7, soft_dice_std=0.01)
     return [

@@ -11,7 +11,7 @@ import pytest
 
 from tem_rf import train as training
 from tem_rf.models import residual_unet
-from tem_rf.train.rundir import ModelLoadError, RunDir, find_runs
+from tem_rf.train.rundir import ModelLoadError, RunDir, find_runs, sweep_run_path
 
 from training_helpers import read_json
 
@@ -108,6 +108,7 @@ def test_find_runs_sorts_and_keeps_finished_runs(tmp_path):
     assert [r.path.relative_to(tmp_path / "runs").as_posix() for r in find_runs(tmp_path, finished_only=False)] == [
         "N2_k2-2/seed140", "N2_k2-2/seed956", "N2_k2-4/seed140", "N2_k2-4/seed752"]
     assert find_runs(tmp_path / "nothing") == []
+    assert find_runs(tmp_path)[0].path == sweep_run_path(tmp_path, "N2_k2-2", 956)  # the one layout
 
 
 def _dataset_with_xray_threshold(root, xray_threshold):
