@@ -5,7 +5,8 @@ r"""Turns folders of micrographs and label masks into a sharded TFRecord dataset
 
 Each micrograph is cleaned of x-ray outliers, standardised (mean 0, std 1) and cut into
 --patch_size patches; patches with fewer than --min_particle_pixels particle pixels are dropped;
-whole source images go to train/val/test (--split, --seed). Writes OUT_DIR/dataset.json and
+whole source images go to train/val/test (--split, --seed), or to the splits that list files
+name (--split_files, e.g. a public dataset's train.csv/test.csv). Writes OUT_DIR/dataset.json and
 OUT_DIR/{train,val,test}/*.tfrecord (schema: README, "TFRecord schema").
 
 Mask matching: the mask of images/<stem>.<ext> is the file in --labels named <stem>.png/.tif/.tiff
@@ -31,7 +32,19 @@ _MIN_PARTICLE_PIXELS = flags.DEFINE_integer(
     "min_particle_pixels", 400, "Drop patches with fewer particle pixels than this.", lower_bound=0
 )
 _SPLIT = flags.DEFINE_string("split", "0.7,0.1,0.2", "Train,val,test fractions of source images.")
+_SPLIT_FILES = flags.DEFINE_string(
+    "split_files", None,
+    "Keep a published split instead of --split: train=PATH[,val=PATH][,test=PATH], each file "
+    "listing image stems or file names (one per line, or a CSV with a filename column). Images "
+    "in no list are left out.",
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the image-to-split assignment.")
+_FRAME = flags.DEFINE_integer(
+    "frame", None, "Take this frame (from 0) of every stack / time series in --images.", lower_bound=0
+)
+_SIGNAL = flags.DEFINE_string(
+    "signal", None, "Take the signal with this title from files holding several (e.g. 'HAADF')."
+)
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 4, "Most TFRecord shards per split.", lower_bound=1)
 _XRAY_THRESHOLD = flags.DEFINE_float(
     "xray_threshold", 6.0,
@@ -52,11 +65,14 @@ flags.mark_flags_as_required(["images", "labels", "out_dir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if _SPLIT_FILES.value and flags.FLAGS["split"].present:
+        raise app.UsageError("give --split (fractions) or --split_files (lists), not both")
     from tem_rf.data import dataset as dataset_lib
 
     try:
         info = dataset_lib.build_dataset_from_folders(
             _IMAGES.value, _LABELS.value, _OUT_DIR.value, split_fractions=_SPLIT.value,
+            split_files=_SPLIT_FILES.value, frame=_FRAME.value, signal=_SIGNAL.value,
             pixel_size_nm=_PIXEL_SIZE_NM.value, patch_size=_PATCH_SIZE.value,
             min_particle_pixels=_MIN_PARTICLE_PIXELS.value, seed=_SEED.value,
             num_shards=_NUM_SHARDS.value,

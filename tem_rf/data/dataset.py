@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import csv
 import datetime
 import glob
+import hashlib
 import json
 import logging
 import math
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,19 +76,56 @@ def _is_glob(text: str) -> bool:
     return any(char in text for char in "*?[")
 
 
+def _unreadable_entry(path: Path) -> str | None:
+    """Why a directory entry named like a micrograph cannot be read as one, or None if it can."""
+    try:
+        mode = path.stat().st_mode  # follows symlinks: a loop or a dangling link raises here
+    except OSError as error:
+        if path.is_symlink():
+            return f"is a broken symbolic link ({error.strerror or error})"
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a micrograph file"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a micrograph file"
+    return "is not a regular file (device or socket)"
+
+
+def list_input_files(
+    entries: Sequence[Path], suffixes: Sequence[str], what: str = "micrograph"
+) -> list[Path]:
+    """The entries whose extension is one of ``suffixes`` (hidden files skipped), sorted.
+
+    An entry named like an input that is not a readable regular file (a folder called x.tif, a
+    FIFO, a broken or looping symlink) is an error naming it, never skipped without a word: the
+    user meant it as input.
+    """
+    picked = []
+    for path in sorted(entries):
+        if path.name.startswith(".") or path.suffix.lower() not in suffixes:
+            continue
+        problem = _unreadable_entry(path)
+        if problem is not None:
+            raise InputError(path, f"{problem}; move it out of the {what} folder or rename it")
+        picked.append(path)
+    return picked
+
+
 def find_image_files(images: str | os.PathLike) -> list[Path]:
     """Micrograph files from a folder (not recursive), a glob pattern, or a single file, sorted."""
     text = str(images)
     if _is_glob(text):
-        paths = [Path(p) for p in sorted(glob.glob(text)) if Path(p).is_file()]
+        entries = [Path(p) for p in glob.glob(text)]
         where = text
     else:
         folder = Path(text)
         if not folder.exists():
             raise InputError(folder, "folder does not exist")
-        paths = [folder] if folder.is_file() else sorted(p for p in folder.iterdir() if p.is_file())
+        entries = [folder] if not folder.is_dir() else list(folder.iterdir())
         where = folder
-    paths = [p for p in paths if p.suffix.lower() in MICROGRAPH_SUFFIXES and not p.name.startswith(".")]
+    paths = list_input_files(entries, MICROGRAPH_SUFFIXES)
     if not paths:
         raise InputError(where, f"no micrographs found (looked for {', '.join(MICROGRAPH_SUFFIXES)})")
     return paths
@@ -134,10 +174,7 @@ def match_masks(
         raise InputError(labels_dir, "labels folder does not exist")
     if not labels_dir.is_dir():
         raise InputError(labels_dir, "is not a folder (--labels must be the folder of masks)")
-    masks = sorted(
-        p for p in labels_dir.iterdir()
-        if p.is_file() and p.suffix.lower() in MASK_SUFFIXES and not p.name.startswith(".")
-    )
+    masks = list_input_files(list(labels_dir.iterdir()), MASK_SUFFIXES, "labels")
     if not masks:
         raise InputError(labels_dir, f"no masks found (looked for {', '.join(MASK_SUFFIXES)})")
     images = [Path(p) for p in image_paths]
@@ -154,12 +191,24 @@ def match_masks(
         if not any(base != p.stem.lower() and base in stems for base in _mask_stem_base(p.stem, suffixes))
     ]
     seen_names: dict[str, Path] = {}
+    seen_stems: dict[str, Path] = {}
     pairs = []
-    used: set[Path] = set()
+    used: dict[Path, Path] = {}
     for image in images:
         if image.name in seen_names:
             raise InputError(image, f"has the same file name as {seen_names[image.name]}; rename one")
         seen_names[image.name] = image
+        # One stem is one micrograph: a.tif and a.png would share a mask and could land in two
+        # splits, so the test set would hold an image the network was trained on.
+        earlier = seen_stems.get(image.stem.lower())
+        if earlier is not None:
+            raise InputError(
+                image,
+                f"has the same stem as {earlier} (one micrograph, one sample: both would take the "
+                "same mask and could land in different splits); keep one, or rename one and give it "
+                "its own mask",
+            )
+        seen_stems[image.stem.lower()] = image
         candidates = [m for m in by_base.get(image.stem.lower(), []) if m.resolve() != image.resolve()]
         candidates = [m for m in candidates if m.resolve() not in image_set or m.stem.lower() != image.stem.lower()]
         if not candidates:
@@ -167,8 +216,14 @@ def match_masks(
         if len(candidates) > 1:
             names = ", ".join(m.name for m in candidates)
             raise InputError(image, f"several masks match in {labels_dir}: {names}; keep one")
+        if candidates[0] in used:
+            raise InputError(
+                candidates[0],
+                f"is the mask of both {used[candidates[0]].name} and {image.name}; one mask belongs "
+                "to one micrograph",
+            )
         pairs.append((image, candidates[0]))
-        used.add(candidates[0])
+        used[candidates[0]] = image
     unused = [m for m in masks if m not in used and m.resolve() not in image_set]
     if unused:
         logger.warning(
@@ -239,6 +294,109 @@ def split_sources(
     return result
 
 
+SPLIT_FILE_COLUMNS = ("filename", "file", "image", "name", "stem", "id")
+
+
+def parse_split_files(text: str | dict[str, str | os.PathLike]) -> dict[str, Path]:
+    """``"train=a.csv,val=b.txt,test=c.csv"`` -> {split: path}; train is required, val/test optional."""
+    if isinstance(text, dict):
+        items = list(text.items())
+    else:
+        items = []
+        for part in parse_list(text, "split_files", str):
+            split, sep, path = part.partition("=")
+            if not sep or not path.strip():
+                raise ValueError(f"--split_files entries are SPLIT=PATH, got {part!r}")
+            items.append((split.strip(), path.strip()))
+    files: dict[str, Path] = {}
+    for split, path in items:
+        if split not in SPLITS:
+            raise ValueError(f"--split_files: unknown split {split!r} (use {', '.join(SPLITS)})")
+        if split in files:
+            raise ValueError(f"--split_files names split {split!r} twice")
+        files[split] = Path(path)
+    if "train" not in files:
+        raise ValueError("--split_files needs a train list (train=PATH)")
+    return files
+
+
+def read_split_file(path: str | os.PathLike) -> list[str]:
+    """The image stems a split file lists, in file order, without repeats.
+
+    One entry per line (text), or a CSV whose header has a ``filename``/``file``/``image``/
+    ``name``/``stem``/``id`` column (else the first column), as public datasets ship them (EMPS's
+    train.csv). Entries may carry a folder and an extension: ``images/f78844f8ce.png`` is stem
+    ``f78844f8ce``. Blank lines and lines starting with ``#`` are skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "split file does not exist" if not path.exists() else "is not a file")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, f"cannot be read as text: {error}") from None
+    rows = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    column = None
+    if rows and ("," in rows[0] or "\t" in rows[0]):
+        rows = list(csv.reader(rows, dialect="excel-tab" if "\t" in rows[0] else "excel"))
+        header = [cell.strip().lower() for cell in rows[0]]
+        column = next((header.index(name) for name in SPLIT_FILE_COLUMNS if name in header), None)
+        if column is not None:
+            rows = rows[1:]
+        entries = [row[column or 0].strip() for row in rows if row and row[column or 0].strip()]
+    else:
+        entries = [row.strip() for row in rows]
+        if entries and entries[0].lower() in SPLIT_FILE_COLUMNS:
+            entries = entries[1:]  # a one-column CSV's header
+    stems = []
+    for entry in entries:
+        stem = Path(entry.replace("\\", "/")).name
+        suffix = Path(stem).suffix.lower()
+        if suffix in MICROGRAPH_SUFFIXES or suffix in MASK_SUFFIXES:
+            stem = Path(stem).stem
+        if stem not in stems:
+            stems.append(stem)
+    if not stems:
+        raise InputError(path, "split file lists no images")
+    return stems
+
+
+def assign_from_split_files(names: Sequence[str], files: dict[str, Path]) -> tuple[dict[str, list[str]], list[str]]:
+    """Assigns image file names to the splits their stems are listed in.
+
+    Returns the assignment and the names listed in no file (left out). A stem listed in two
+    files, or listed but not among ``names``, is refused naming it and the file(s).
+    """
+    by_stem = {Path(name).stem: name for name in names}
+    by_stem_lower = {stem.lower(): name for stem, name in by_stem.items()}
+    listed_in: dict[str, Path] = {}
+    assignment: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for split in SPLITS:
+        if split not in files:
+            continue
+        missing = []
+        for stem in read_split_file(files[split]):
+            name = by_stem.get(stem) or by_stem_lower.get(stem.lower())
+            if name is None:
+                missing.append(stem)
+                continue
+            if name in listed_in:
+                raise InputError(
+                    files[split],
+                    f"lists {stem!r}, which {listed_in[name]} lists too: an image belongs to one split",
+                )
+            listed_in[name] = files[split]
+            assignment[split].append(name)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise InputError(
+                files[split],
+                f"lists {len(missing)} image(s) not found among the micrographs: {shown}",
+            )
+    left_out = sorted(name for name in names if name not in listed_in)
+    return {split: sorted(names_) for split, names_ in assignment.items()}, left_out
+
+
 # --------------------------------------------------------------------------------------------
 # Building
 
@@ -253,6 +411,7 @@ class _Source:
     pixel_size_from: str | None
     patches: int
     patches_total: int
+    digest: str = ""
     split: str | None = None
     xray_pixels_replaced: int = 0
     notes: list[str] = field(default_factory=list)
@@ -327,8 +486,15 @@ def _resolve_pixel_size(sources: list[_Source], flag_pixel_size_nm: float | None
     return reference.pixel_size_nm
 
 
-def _check_pair(image: Path, mask: Path, patch_size: int, min_particle_pixels: int, edge: str) -> _Source:
-    micrograph = read_micrograph(image)
+def _read_options(frame: int | None, signal: str | None) -> dict[str, Any]:
+    """`read_micrograph`'s frame/signal keywords, only those given (plain files need neither)."""
+    return {k: v for k, v in (("frame", frame), ("signal", signal)) if v is not None}
+
+
+def _check_pair(
+    image: Path, mask: Path, patch_size: int, min_particle_pixels: int, edge: str, read_options: dict
+) -> _Source:
+    micrograph = read_micrograph(image, **read_options)
     label, rule = read_mask_and_rule(mask)
     if micrograph.shape != label.shape:
         raise InputError(
@@ -345,7 +511,21 @@ def _check_pair(image: Path, mask: Path, patch_size: int, min_particle_pixels: i
     if float(np.ptp(micrograph.data)) == 0.0:
         raise InputError(image, "image is constant (every pixel the same value), nothing to learn from")
     kept, total = count_kept_patches(label, patch_size, min_particle_pixels, edge)
-    return _Source(image, mask, rule, micrograph.shape, micrograph.pixel_size_nm, None, kept, total)
+    digest = hashlib.sha256(np.ascontiguousarray(micrograph.data).tobytes()).hexdigest()
+    return _Source(image, mask, rule, micrograph.shape, micrograph.pixel_size_nm, None, kept, total, digest)
+
+
+def _check_distinct_images(sources: Sequence[_Source]) -> None:
+    """One micrograph is one sample: the same pixels under two names would leak across splits."""
+    seen: dict[str, Path] = {}
+    for source in sources:
+        if source.digest in seen:
+            raise InputError(
+                source.image,
+                f"holds the same pixels as {seen[source.digest]} (a copy under another name); the "
+                "two could land in different splits, so keep one",
+            )
+        seen[source.digest] = source.image
 
 
 def build_dataset(
@@ -360,6 +540,9 @@ def build_dataset(
     num_shards: int = 4,
     xray_threshold: float | None = DEFAULT_XRAY_THRESHOLD,
     edge: str = "shift",
+    split_files: str | dict[str, str | os.PathLike] | None = None,
+    frame: int | None = None,
+    signal: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
@@ -368,7 +551,10 @@ def build_dataset(
     Pass 1 reads every image and mask and checks them (shapes, mask values, pixel sizes) before
     anything is written; pass 2 preprocesses each image, cuts patches and writes the shards into
     a temporary directory that is renamed onto ``out_dir`` at the end. ``num_shards`` is the most
-    shards per split. Returns the dataset.json content.
+    shards per split. ``split_files`` ({split: list file}, or "train=PATH,val=PATH,test=PATH")
+    keeps a published split instead of ``split_fractions`` (see `read_split_file`); images in no
+    list are left out. ``frame``/``signal`` pick one frame of a stack / one signal of a
+    multi-signal file in every micrograph (`read_micrograph`). Returns the dataset.json content.
     """
     out_dir = Path(out_dir)
     if patch_size < 1:
@@ -389,19 +575,38 @@ def build_dataset(
     if xray_threshold is not None and not math.isfinite(xray_threshold):
         raise ValueError(f"xray_threshold must be a number (<= 0 or None disables), got {xray_threshold}")
     fractions = parse_split_fractions(split_fractions)
+    if split_files is not None:
+        split_files = parse_split_files(split_files)
+        for path in split_files.values():
+            read_split_file(path)  # a missing or empty list fails before any image is read
+    if frame is not None and frame < 0:
+        raise ValueError(f"frame must be >= 0 (frames count from 0), got {frame}")
     _check_out_dir(out_dir, overwrite)
     if not pairs:
         raise ValueError("no (image, mask) pairs given")
 
+    read_options = _read_options(frame, signal)
     sources = [
-        _check_pair(Path(image), Path(mask), patch_size, min_particle_pixels, edge)
+        _check_pair(Path(image), Path(mask), patch_size, min_particle_pixels, edge, read_options)
         for image, mask in tqdm(pairs, desc="checking", unit="image", disable=not progress)
     ]
+    _check_distinct_images(sources)
     dataset_pixel_size = _resolve_pixel_size(sources, pixel_size_nm)
     rules = collections.Counter(s.mask_rule.split(" (")[0] for s in sources)
     logger.info("masks: %s; non-zero = particle", ", ".join(f"{rule}: {n}" for rule, n in rules.items()))
 
-    usable = [s for s in sources if s.patches > 0]
+    not_listed: list[str] = []
+    if split_files is not None:
+        listed, not_listed = assign_from_split_files([s.image.name for s in sources], split_files)
+        for source in sources:
+            if source.image.name in not_listed:
+                source.notes.append("listed in no --split_files list")
+        if not_listed:
+            logger.warning(
+                "%d image(s) listed in no --split_files list are left out: %s", len(not_listed),
+                ", ".join(not_listed[:5]) + (" ..." if len(not_listed) > 5 else ""),
+            )
+    usable = [s for s in sources if s.patches > 0 and s.image.name not in not_listed]
     for source in sources:
         if source.patches == 0:
             source.notes.append(f"no patch with >= {min_particle_pixels} particle pixels")
@@ -409,10 +614,16 @@ def build_dataset(
                 "%s: no %dx%d patch has >= %d particle pixels; image left out",
                 source.image, patch_size, patch_size, min_particle_pixels,
             )
-    try:
-        assignment = split_sources([s.image.name for s in usable], fractions, seed)
-    except ValueError as error:
-        raise InputError(Path(pairs[0][0]).parent, str(error)) from None
+    if split_files is not None:
+        usable_names = {s.image.name for s in usable}
+        assignment = {split: [n for n in listed[split] if n in usable_names] for split in SPLITS}
+        if not assignment["train"]:
+            raise InputError(split_files["train"], "no listed image is usable for training")
+    else:
+        try:
+            assignment = split_sources([s.image.name for s in usable], fractions, seed)
+        except ValueError as error:
+            raise InputError(Path(pairs[0][0]).parent, str(error)) from None
     by_name = {s.image.name: s for s in usable}
     for split, names in assignment.items():
         for name in names:
@@ -422,6 +633,7 @@ def build_dataset(
         info = _write_dataset(
             out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge,
             xray_threshold, num_shards, dataset_pixel_size, fractions, seed, progress,
+            read_options, split_files,
         )
     except OSError as error:  # not writable, disk full: name the folder, not a temporary file
         raise InputError(out_dir, f"cannot write the dataset: {error.strerror or error}") from None
@@ -451,23 +663,34 @@ def build_dataset_from_folders(
 
 
 def format_dataset_summary(info: dict, out_dir: str | os.PathLike) -> str:
-    """Two lines on a new dataset: patches per split, image count and pixel size; then the source
-    images of each split as JSON."""
+    """A short report of a new dataset: patches and images per split, images left out and why,
+    pixel size, and where it was written. The list of source images stays in dataset.json."""
     counts = info["counts"]
     size = info["pixel_size_nm"]
     patch = info["patch_size"]
-    return (
-        f"wrote {out_dir}: {counts['train']} train, {counts['val']} val, {counts['test']} test "
-        f"patches of {patch}x{patch} px from {len(info['sources'])} images; "
-        + (f"pixel size {size:g} nm" if size is not None else "pixel size unknown")
-        + "\n"
-        + json.dumps({split: info["splits"][split]["sources"] for split in counts})
+    used = sum(len(info["splits"][split]["sources"]) for split in SPLITS)
+    lines = [
+        f"wrote {out_dir} ({patch}x{patch} px patches from {used} of {len(info['sources'])} images; "
+        + (f"pixel size {size:g} nm)" if size is not None else "pixel size unknown)")
+    ]
+    for split in SPLITS:
+        images = len(info["splits"][split]["sources"])
+        lines.append(f"  {split:<5} {counts[split]:>6} patches from {images} image{'s' * (images != 1)}")
+    reasons = collections.Counter(
+        source["notes"][-1] if source.get("notes") else "left out"
+        for source in info["sources"] if not source.get("split")
     )
+    for reason, count in sorted(reasons.items()):
+        lines.append(f"  left out: {count} image{'s' * (count != 1)} ({reason})")
+    if info.get("split_files"):
+        lines.append("  split from " + ", ".join(f"{k}={v}" for k, v in info["split_files"].items()))
+    lines.append(f"  source images per split: {Path(out_dir) / DATASET_JSON}")
+    return "\n".join(lines)
 
 
 def _write_dataset(
     out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge, xray_threshold,
-    num_shards, dataset_pixel_size, fractions, seed, progress,
+    num_shards, dataset_pixel_size, fractions, seed, progress, read_options, split_files,
 ) -> dict:
     """Pass 2 of `build_dataset`: preprocess, tile and write into a temporary folder, then rename."""
     # TensorFlow is imported only now, so bad input is reported without its start-up time.
@@ -479,7 +702,7 @@ def _write_dataset(
         writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
         for split, source in tqdm(ordered, desc="writing", unit="image", disable=not progress):
             with _quiet_logger("tem_rf.data.reading"):  # its notes were logged in the checking pass
-                micrograph = read_micrograph(source.image)
+                micrograph = read_micrograph(source.image, **read_options)
                 label, _ = read_mask_and_rule(source.mask)
             try:
                 result = preprocess_with_stats(micrograph.data, xray_threshold)
@@ -524,7 +747,9 @@ def _write_dataset(
                 "edge": edge,
                 "mask_rule": "non-zero = particle (0/1, 0/N and instance-id masks)",
             },
-            "split_fractions": list(fractions),
+            "split_fractions": None if split_files else list(fractions),
+            "split_files": {k: str(Path(v).resolve()) for k, v in split_files.items()} if split_files else None,
+            "read_options": read_options,
             "seed": seed,
             "num_shards": num_shards,
             "splits": splits_info,

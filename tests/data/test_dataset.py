@@ -2,9 +2,11 @@
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
+import skimage.io
 import tifffile
 from PIL import Image
 
@@ -15,6 +17,12 @@ from tem_rf.data import (
     parse_split_fractions,
     read_dataset_info,
     split_sources,
+)
+from tem_rf.data.dataset import (
+    build_dataset_from_folders,
+    format_dataset_summary,
+    parse_split_files,
+    read_split_file,
 )
 from tem_rf.data.reading import InputError
 
@@ -323,3 +331,153 @@ def test_read_dataset_info_errors(tmp_path, built):
     (out / "dataset.json").write_text("{ not json")
     with pytest.raises(InputError, match="dataset.json: is not valid JSON"):
         read_dataset_info(out)
+
+
+# ---------------------------------------------------------------------------- one micrograph, one sample
+
+
+def test_two_files_with_one_stem_are_refused(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir(), labels.mkdir()
+    for name in ("a.tif", "a.png", "b.tif"):
+        (images / name).write_bytes(b"x")
+    for name in ("a_mask.png", "b_mask.png"):
+        (labels / name).write_bytes(b"x")
+    with pytest.raises(InputError, match=r"a\.tif: has the same stem as .*a\.png \(one micrograph, one sample"):
+        match_masks(find_image_files(images), labels)
+    (images / "a.png").unlink()
+    (images / "A.tiff").write_bytes(b"x")  # stems match masks case-insensitively, so they clash too
+    with pytest.raises(InputError, match=r"a\.tif: has the same stem as .*A\.tiff"):
+        match_masks(find_image_files(images), labels)
+
+
+def test_the_same_pixels_under_two_names_are_refused(tmp_path, pair_writer):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for index in range(4):
+        pair_writer(images, labels, f"img{index}", seed=index)
+    (images / "copy.tif").write_bytes((images / "img1.tif").read_bytes())
+    (labels / "copy_mask.tif").write_bytes((labels / "img1_mask.tif").read_bytes())
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"img1\.tif: holds the same pixels as .*copy\.tif"):
+        build_dataset(match_masks(find_image_files(images), labels), out, patch_size=64,
+                      min_particle_pixels=50, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "loop", "dangling"])
+def test_unreadable_entries_are_named_not_skipped(tmp_path, kind):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.tif").write_bytes(b"x")
+    bad = images / "b.tif"
+    if kind == "folder":
+        bad.mkdir()
+        problem = "is a folder, not a micrograph file"
+    elif kind == "fifo":
+        os.mkfifo(bad)
+        problem = r"is a named pipe \(FIFO\)"
+    elif kind == "loop":
+        bad.symlink_to(images / "c.tif")
+        (images / "c.tif").symlink_to(bad)
+        problem = "is a broken symbolic link"
+    else:
+        bad.symlink_to(tmp_path / "gone.tif")
+        problem = "is a broken symbolic link"
+    with pytest.raises(InputError, match=rf"b\.tif: {problem}"):
+        find_image_files(images)
+    with pytest.raises(InputError, match=rf"b\.tif: {problem}"):
+        find_image_files(str(images / "*.tif"))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "a_mask.png").write_bytes(b"x")
+    (labels / "b_mask.png").symlink_to(bad) if kind != "folder" else (labels / "b_mask.png").mkdir()
+    with pytest.raises(InputError, match=r"b_mask\.png: (is a|is not|cannot)"):
+        match_masks([images / "a.tif"], labels)
+
+
+# ---------------------------------------------------------------------------- published splits
+
+
+def _emps_like(root, names, pair_writer):
+    """An EMPS-like folder: RGB PNG micrographs, uint16 instance-id PNG masks, train/test csv."""
+    images, labels = root / "images", root / "segmaps"
+    images.mkdir(parents=True), labels.mkdir(parents=True)
+    for index, name in enumerate(names):
+        rng = np.random.default_rng(index)
+        rows, cols = np.mgrid[:96, :96]
+        instances = np.zeros((96, 96), np.uint16)
+        for particle in range(1, 4):
+            r, c = rng.uniform(16, 80, size=2)
+            instances[(rows - r) ** 2 + (cols - c) ** 2 <= 12**2] = particle
+        grey = (rng.poisson(150, size=(96, 96)) - 60 * (instances > 0)).clip(0, 255).astype(np.uint8)
+        skimage.io.imsave(images / f"{name}.png", np.stack([grey] * 3, axis=-1), check_contrast=False)
+        skimage.io.imsave(labels / f"{name}.png", instances, check_contrast=False)
+    return images, labels
+
+
+def test_split_files_keep_a_published_split(tmp_path, pair_writer, caplog):
+    names = [f"{i:02d}ab{i}cd" for i in range(7)]
+    images, labels = _emps_like(tmp_path / "emps", names, pair_writer)
+    (tmp_path / "train.csv").write_text("filename,doi\n" + "".join(f"{n}.png,10.1/x\n" for n in names[:4]))
+    (tmp_path / "val.txt").write_text(f"# validation\n{names[4]}\n\n")
+    (tmp_path / "test.csv").write_text(f"filename\nimages/{names[5]}.png\n")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        info = build_dataset_from_folders(
+            images, labels, out, patch_size=64, min_particle_pixels=20, num_shards=1, progress=False,
+            split_files=f"train={tmp_path / 'train.csv'},val={tmp_path / 'val.txt'},test={tmp_path / 'test.csv'}",
+        )
+    assert info["splits"]["train"]["sources"] == sorted(f"{n}.png" for n in names[:4])
+    assert info["splits"]["val"]["sources"] == [f"{names[4]}.png"]
+    assert info["splits"]["test"]["sources"] == [f"{names[5]}.png"]
+    assert info["split_fractions"] is None and set(info["split_files"]) == {"train", "val", "test"}
+    assert "1 image(s) listed in no --split_files list are left out" in caplog.text
+    summary = format_dataset_summary(info, out)
+    assert "from 6 of 7 images" in summary
+    assert "left out: 1 image (listed in no --split_files list)" in summary
+    assert names[0] not in summary  # the list of sources stays in dataset.json
+    from tem_rf.data import load_split
+
+    assert sum(1 for _ in load_split(out, "val", batch_size=1)) == info["counts"]["val"] > 0
+
+
+@pytest.mark.parametrize(
+    "lists, problem",
+    [
+        ({"train": "a\nb\n", "test": "b\n"}, r"test\.txt: lists 'b', which .*train\.txt lists too"),
+        ({"train": "a\nzz\n"}, r"train\.txt: lists 1 image\(s\) not found among the micrographs: zz"),
+        ({"train": "# only a comment\n"}, r"train\.txt: split file lists no images"),
+    ],
+)
+def test_bad_split_files_are_refused_by_name(tmp_path, pair_writer, lists, problem):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for name in ("a", "b", "c"):
+        pair_writer(images, labels, name, seed=ord(name))
+    for split, text in lists.items():
+        (tmp_path / f"{split}.txt").write_text(text)
+    spec = ",".join(f"{split}={tmp_path / f'{split}.txt'}" for split in lists)
+    with pytest.raises(InputError, match=problem):
+        build_dataset_from_folders(images, labels, tmp_path / "out", patch_size=64,
+                                   min_particle_pixels=20, progress=False, split_files=spec)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "spec, problem",
+    [("val=a.txt", "needs a train list"), ("train=a,train=b", "names split 'train' twice"),
+     ("training=a.txt", "unknown split 'training'"), ("train", "entries are SPLIT=PATH")],
+)
+def test_split_files_flag_syntax(spec, problem):
+    with pytest.raises(ValueError, match=problem):
+        parse_split_files(spec)
+
+
+def test_split_file_formats(tmp_path):
+    (tmp_path / "plain.txt").write_text("x1\nx2.tif\nsub/x3.PNG\nx1\n")
+    assert read_split_file(tmp_path / "plain.txt") == ["x1", "x2", "x3"]
+    (tmp_path / "emps.csv").write_text("id,filename,doi\n7,f788.png,10.1\n8,a.b.png,10.2\n")
+    assert read_split_file(tmp_path / "emps.csv") == ["f788", "a.b"]
+    (tmp_path / "noheader.csv").write_text("q1.png,1\nq2.png,2\n")
+    assert read_split_file(tmp_path / "noheader.csv") == ["q1", "q2"]
+    with pytest.raises(InputError, match="nothing.txt: split file does not exist"):
+        read_split_file(tmp_path / "nothing.txt")

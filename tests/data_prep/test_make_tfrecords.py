@@ -95,3 +95,29 @@ def test_impossible_output_or_options_are_one_clear_line(demo, tmp_path, flag, m
     assert message.format(tmp=tmp_path) in result.stderr
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_split_files_and_the_short_summary(demo, tmp_path):
+    names = sorted(p.stem for p in (demo / "images").iterdir())
+    (tmp_path / "train.txt").write_text("\n".join(names[:2]) + "\n")
+    (tmp_path / "test.csv").write_text(f"filename\n{names[2]}.tif\n")
+    out = tmp_path / "dataset"
+    args = [f"--images={demo / 'images'}", f"--labels={demo / 'labels'}", f"--out_dir={out}",
+            "--patch_size=64", "--min_particle_pixels=50", "--num_shards=1", "--noprogress",
+            f"--split_files=train={tmp_path / 'train.txt'},test={tmp_path / 'test.csv'}"]
+    result = _run("data_prep.make_tfrecords", *args)
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["splits"]["train"]["sources"] == [f"{n}.tif" for n in names[:2]]
+    assert info["splits"]["test"]["sources"] == [f"{names[2]}.tif"] and info["splits"]["val"]["sources"] == []
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"wrote {out} (64x64 px patches from 3 of 4 images; pixel size 0.5 nm)"
+    assert lines[1].split()[:2] == ["train", str(info["counts"]["train"])]
+    assert "left out: 1 image (listed in no --split_files list)" in result.stdout
+    assert names[3] not in result.stdout  # sources are listed in dataset.json, not printed
+    assert "1 image(s) listed in no --split_files list are left out" in result.stderr
+
+    both = _run("data_prep.make_tfrecords", *args[:-1], f"--out_dir={tmp_path / 'b'}",
+                f"--split_files=train={tmp_path / 'train.txt'}", "--split=0.5,0.5,0")
+    assert both.returncode != 0 and "--split (fractions) or --split_files (lists), not both" in both.stderr
+    assert not (tmp_path / "b").exists()
