@@ -70,10 +70,11 @@ class FourierBand:
             raise ValueError(f"band limits must be finite, got {self.low}, {self.high}")
         if not 0.0 < self.low < self.high:
             raise ValueError(f"band must satisfy 0 < low < high, got low={self.low}, high={self.high}")
-        if self.low >= 0.5:
+        if self.high > 0.5:
+            # Above Nyquist there are no frequencies: a band reaching there is a unit mistake.
             raise ValueError(
-                f"band low edge {self.low:.4g} cycles/px is at or beyond Nyquist (0.5 cycles/px): "
-                "the lattice is not resolved at this pixel size"
+                f"band {self.low:.4g}-{self.high:.4g} cycles/px reaches beyond Nyquist "
+                "(0.5 cycles/px, the highest frequency a pixel grid holds)"
             )
 
     @classmethod
@@ -81,12 +82,23 @@ class FourierBand:
         """Radii in pixels of an FFT of side ``fft_size`` (the patch size the band was read from)."""
         if fft_size <= 0:
             raise ValueError(f"fft_size must be positive, got {fft_size}")
+        if high_px > fft_size / 2:
+            raise ValueError(
+                f"band {low_px:g}-{high_px:g} FFT px reaches beyond Nyquist: the FFT of a "
+                f"{fft_size} px patch has radii up to {fft_size / 2:g} px"
+            )
         return cls(low_px / fft_size, high_px / fft_size)
 
     @classmethod
     def from_nm_inv(cls, low_nm_inv: float, high_nm_inv: float, pixel_size_nm: float) -> "FourierBand":
         """Spatial frequencies in nm^-1 (cycles/nm), converted with the pixel size in nm."""
         pixel_size_nm = require_pixel_size(pixel_size_nm, _PIXEL_SIZE_NEEDED)
+        nyquist = 0.5 / pixel_size_nm
+        if high_nm_inv > nyquist:
+            raise ValueError(
+                f"band {low_nm_inv:g}-{high_nm_inv:g} nm^-1 reaches beyond Nyquist: at "
+                f"{pixel_size_nm:g} nm/px the highest frequency is {nyquist:.4g} nm^-1"
+            )
         return cls(low_nm_inv * pixel_size_nm, high_nm_inv * pixel_size_nm)
 
     @classmethod
@@ -106,8 +118,16 @@ class FourierBand:
             raise ValueError(f"lattice spacings must be positive nm values, got {list(spacings_nm)}")
         if not 0 <= relative_width < 1:
             raise ValueError(f"relative_width must be in [0, 1), got {relative_width}")
+        unresolved = [d for d in spacings_nm if pixel_size_nm / d >= 0.5]
+        if unresolved:
+            raise ValueError(
+                f"lattice spacing(s) {', '.join(f'{d:g}' for d in unresolved)} nm are not resolved at "
+                f"{pixel_size_nm:g} nm/px (Nyquist: spacings of at least {2 * pixel_size_nm:g} nm)"
+            )
         frequencies = [pixel_size_nm / d for d in spacings_nm]
-        return cls(min(frequencies) * (1 - relative_width), max(frequencies) * (1 + relative_width))
+        # The widening may pass Nyquist for a spacing close to it; the grid holds nothing beyond.
+        high = min(max(frequencies) * (1 + relative_width), 0.5)
+        return cls(min(frequencies) * (1 - relative_width), high)
 
     def fft_pixels(self, fft_size: int) -> tuple[float, float]:
         """The band as radii in pixels of an FFT of side ``fft_size``."""

@@ -28,7 +28,19 @@ def evaluate_model(
     import tensorflow as tf
 
     from tem_rf import data as data_lib
+    from tem_rf.models.geometry import max_stride
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    patch_size = int(data_lib.read_dataset_info(data_dir)["patch_size"])
+    divisor = max_stride(model)
+    if patch_size % divisor:
+        # Caught here: TensorFlow's own message is a shape mismatch deep inside the decoder.
+        raise ValueError(
+            f"{data_dir}: its {patch_size} px patches are not a multiple of the model's size "
+            f"divisor {divisor} (its pooling strides); score it on a dataset made with a "
+            f"--patch_size that {divisor} divides, or segment whole micrographs instead"
+        )
     dataset = data_lib.load_split(data_dir, split, batch_size, augment=augment, with_info=True)
     predict = tf.function(lambda x: model(x, training=False))
     hard, soft = metrics.HardDice(), metrics.SoftDice()

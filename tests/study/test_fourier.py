@@ -48,11 +48,22 @@ def test_band_conversions():
         ({"band_px": [60, 40], "fft_size": 512}, "0 < low < high"),
         ({"band_px": [40], "fft_size": 512}, "two values"),
         ({"band_nm_inv": [30, 40], "pixel_size_nm": 0.1}, "Nyquist"),
+        # The high edge alone beyond Nyquist, in each unit the user gives it.
+        ({"band_px": [20, 60], "fft_size": 64}, r"band 20-60 FFT px reaches beyond Nyquist: .* 64 px patch has radii up to 32 px"),
+        ({"band_nm_inv": [4, 6], "pixel_size_nm": 0.1}, r"band 4-6 nm\^-1 reaches beyond Nyquist: at 0.1 nm/px the highest frequency is 5 nm\^-1"),
+        ({"lattice_spacings_nm": [0.3, 0.19], "pixel_size_nm": 0.1}, r"spacing\(s\) 0.19 nm are not resolved at 0.1 nm/px"),
     ],
 )
 def test_bad_bands_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fourier.resolve_band(**kwargs)
+
+
+def test_a_widened_spacing_near_nyquist_is_clipped_to_it():
+    band = fourier.FourierBand.from_lattice_spacings([0.21], 0.1, relative_width=0.1)
+    assert band.high == 0.5 and band.low == pytest.approx(0.1 / 0.21 * 0.9)
+    with pytest.raises(ValueError, match="beyond Nyquist"):
+        fourier.FourierBand(0.2, 0.51)
 
 
 def test_finds_lattice_particle_with_given_band():

@@ -103,3 +103,16 @@ def test_evaluate_binary_bad_paths_are_one_clear_line(trained_run, tmp_path):
         out = _evaluate(*args, "--split=val", "--noaugment")
         assert out.returncode != 0 and "Traceback" not in out.stderr
         assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr[-500:]
+
+
+def test_patches_the_divisor_does_not_divide_are_one_clear_line(trained_run, tmp_path):
+    _, run = trained_run
+    odd = make_tiny_dataset(tmp_path, patch_size=30)  # the default network's divisor is 4
+    out = _evaluate(f"--run_dir={run}", f"--data_dir={odd}", "--split=val", "--noaugment", f"--out_dir={tmp_path / 'o'}")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: {odd}: its 30 px patches are not a multiple of the model's size divisor 4 (its "
+        "pooling strides); score it on a dataset made with a --patch_size that 4 divides, or "
+        "segment whole micrographs instead"
+    )
+    assert not (tmp_path / "o").exists()
