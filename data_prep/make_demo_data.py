@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
             _OUT_DIR.value, _NUM_IMAGES.value, _SIZE.value, _KIND.value, _SEED.value,
             pixel_size_nm=_PIXEL_SIZE_NM.value, overwrite=_OVERWRITE.value,
         )
-    except (InputError, ValueError) as error:
+    except (InputError, ValueError, OSError) as error:  # OSError: e.g. a file on the way to --out_dir
         sys.exit(f"error: {error}")
     print(
         f"wrote {info['num_images']} {info['kind']} micrographs of {info['size']}x{info['size']} px "

@@ -212,6 +212,8 @@ def write_demo_dataset(
     out_dir = Path(out_dir)
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "exists and is not a folder; choose a new folder for the demo data")
     if out_dir.exists() and any(out_dir.iterdir()):
         if not (out_dir / "demo.json").exists():
             raise InputError(out_dir, "exists, is not empty and holds no demo dataset; choose a new folder")
