@@ -319,3 +319,52 @@ def test_the_table_covers_every_binary():
                 for p in (root / folder).glob("*.py") if p.stem != "__init__"}
     assert binaries == {case.binary for case in CASES}
     assert len(CASES) >= 40
+
+
+# ---------------------------------------------------------------------------- a full disk, for real
+
+# A file-size limit makes every write past it fail (EFBIG) as a full disk fails them (ENOSPC):
+# the same code paths, with no root rights or special file system needed. SIGXFSZ is ignored so
+# the write returns the error instead of killing the process.
+FILE_SIZE_LIMIT = 60 * 1024
+
+DISK_FULL_CASES = [
+    ("make-demo-data", "data_prep.make_demo_data", ("--out_dir={ws}/raw", "--size=256", "--num_images=2"), "raw"),
+    ("make-tfrecords", TFREC, (*RAW_SRC, "--out_dir={ws}/ds", "--num_shards=1"), "ds"),
+    ("train", "experiments.train", ("--data_dir={src}/dataset", "--model_dir={ws}/run", "--epochs=1", "--batch_size=2",
+                                    "--precision=float32", "--noprogress"), "run"),
+    ("export", "experiments.export", ("--model={src}/run", "--out_dir={ws}/export"), "export"),
+    ("segment", "experiments.segment", ("--model={src}/export", "--input={src}/raw/images", "--out_dir={ws}/seg",
+                                        "--save_probability", "--noprogress"), "seg"),
+]
+
+
+def _limit_file_size() -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("binary, args, output", [c[1:] for c in DISK_FULL_CASES], ids=[c[0] for c in DISK_FULL_CASES])
+def test_a_full_disk_is_one_line_and_leaves_nothing(binary, args, output, shared, tmp_path):
+    import subprocess
+
+    from binaries import ROOT, binary_cmd, binary_env
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    before_src = tree_digest(shared)
+    result = subprocess.run(
+        binary_cmd(binary, *(a.format(ws=ws, src=shared) for a in args)), cwd=ROOT, capture_output=True,
+        text=True, env=binary_env(), timeout=600, preexec_fn=_limit_file_size, check=False,
+    )
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(ws / output) in last, last
+    assert any(s in last for s in ("File too large", "No space left", "disk is full")), last
+    assert tree_digest(ws) == {}, "output or temporary files were left behind"
+    assert tree_digest(shared) == before_src

@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,107 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
         elif tmp.exists():
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(
+    target: str | os.PathLike, check: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
+    """Yields an empty folder ``.NAME.tmp-XXXX`` beside ``target``; moves it onto ``target`` once
+    the block ends without error. Unlike ``atomic_path(directory=True)`` it never deletes what the
+    caller has not agreed to replace.
+
+    ``target`` may be absent or an empty folder. Anything else is refused with
+    ``FileExistsError`` (naming it) unless ``check`` is given: ``check(target)`` raises when
+    ``target`` may not be written and returns when it may be replaced; it runs before the block
+    and again just before the swap. An existing ``target`` is renamed aside first, deleted only
+    once the new folder is in place, and renamed back when that rename fails. On any error,
+    KeyboardInterrupt included, the temporary folder and the parent folders made for it are
+    removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    location = Path(os.path.abspath(target))  # "." and "x/.." have no name to put beside
+
+    def verify() -> None:
+        if check is not None:
+            check(target)
+        if location.is_symlink() or (location.exists() and not location.is_dir()):
+            raise FileExistsError(f"{target}: exists and is not a folder")
+        if check is None and location.is_dir() and any(location.iterdir()):
+            raise FileExistsError(f"{target}: folder exists and is not empty")
+
+    verify()
+    made = _make_parents(location.parent)
+    tmp = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{location.name}.tmp-", dir=location.parent))
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it owner-only
+        verify()
+        _swap_into_place(tmp, location)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Makes ``folder`` and its missing parents; returns those made, outermost first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue
+        made.append(path)
+    return made
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Renames ``tmp`` to ``target``; an existing ``target`` goes aside until that has worked."""
+    if not os.path.lexists(target):
+        os.rename(tmp, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    aside.rmdir()  # only its unique name is wanted
+    moved = False
+    try:
+        os.rename(target, aside)
+        moved = True
+        os.rename(tmp, target)
+    except BaseException:
+        if moved:
+            os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def os_error_text(error: BaseException) -> str:
+    """What went wrong in a failed write or read, in words a user can act on.
+
+    ``strerror`` when the OS gave one ("No space left on device"); a short write without one
+    (NumPy's "65536 requested and 30552 written") is a full disk or a file-size limit.
+    """
+    strerror = getattr(error, "strerror", None)
+    if strerror:
+        return strerror
+    text = str(error)
+    if "requested and" in text and "written" in text:
+        return f"the disk is full or the file too large ({text})"
+    return text or type(error).__name__
 
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
@@ -125,3 +226,48 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+class LockHeldError(RuntimeError):
+    """`exclusive_lock` found the lock taken; ``pid`` is the holder's process id when known."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(f"{path}: locked by another process ({holder})")
+        self.path = path
+        self.pid = pid
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Holds an exclusive non-blocking `fcntl.flock` on the file ``path`` for the block.
+
+    The file is made when missing and left in place (deleting a lock file races with the next
+    taker); it holds the holder's pid. Raises `LockHeldError` at once when another process, or
+    another open file of this one, holds the lock. The lock dies with its process, so a killed
+    holder never leaves it taken. Without ``fcntl`` (not POSIX) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeldError(path, _lock_holder(path)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock_holder(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None

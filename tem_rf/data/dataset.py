@@ -48,7 +48,7 @@ from tem_rf.data.reading import (
     read_mask_and_rule,
     read_micrograph,
 )
-from tem_rf.core.files import atomic_path, write_json
+from tem_rf.core.files import atomic_path, os_error_text, write_json
 from tem_rf.core.parsing import parse_list
 from tem_rf.core.units import require_pixel_size
 
@@ -635,8 +635,14 @@ def build_dataset(
             xray_threshold, num_shards, dataset_pixel_size, fractions, seed, progress,
             read_options, split_files,
         )
-    except OSError as error:  # not writable, disk full: name the folder, not a temporary file
-        raise InputError(out_dir, f"cannot write the dataset: {error.strerror or error}") from None
+    except Exception as error:  # not writable, disk full: name the folder, not a temporary file
+        if isinstance(error, OSError):
+            reason = os_error_text(error)
+        elif type(error).__module__.startswith("tensorflow"):  # TFRecordWriter's own I/O errors
+            reason = getattr(error, "message", str(error)).rsplit("; ", 1)[-1]
+        else:
+            raise
+        raise InputError(out_dir, f"cannot write the dataset: {reason}") from None
     logger.info(
         "wrote %s: %s patches (train/val/test) from %d images",
         out_dir, "/".join(str(info["counts"][s]) for s in SPLITS), len(usable),
@@ -802,11 +808,55 @@ def read_dataset_info(data_dir: str | os.PathLike) -> dict:
     for key in ("patch_size", "pixel_size_nm", "counts", "splits", "preprocessing"):
         if key not in info:
             raise InputError(path, f"lacks the key {key!r}")
+    _check_dataset_numbers(path, info)
+    return info
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_dataset_numbers(path: Path, info: dict) -> None:
+    """patch_size, splits, shards and counts of a dataset.json: well-formed and consistent, so an
+    edited number is refused here (the shards themselves are checked by `load_split`)."""
+    edited = "dataset.json was edited: restore it or rebuild the dataset"
+    patch_size = info["patch_size"]
+    if not _is_count(patch_size) or patch_size == 0:
+        raise InputError(path, f"patch_size must be a positive whole number of pixels, got {patch_size!r}")
+    preprocessing = info["preprocessing"]
+    if isinstance(preprocessing, dict) and preprocessing.get("patch_size", patch_size) != patch_size:
+        raise InputError(
+            path,
+            f"patch_size is {patch_size} but preprocessing.patch_size is {preprocessing['patch_size']!r}; {edited}",
+        )
+    if not isinstance(info["splits"], dict) or not isinstance(info["counts"], dict):
+        raise InputError(path, "'splits' and 'counts' must be JSON objects")
     for split in SPLITS:
         split_info = info["splits"].get(split)
         if not isinstance(split_info, dict) or "count" not in split_info or "shards" not in split_info:
             raise InputError(path, f"lacks a valid entry for split {split!r}")
-    return info
+        shards = split_info["shards"]
+        if not isinstance(shards, list):
+            raise InputError(path, f"splits.{split}.shards must be a list")
+        for shard in shards:
+            if not (
+                isinstance(shard, dict) and isinstance(shard.get("file"), str) and _is_count(shard.get("count"))
+                and _is_count(shard.get("bytes", 0))
+            ):
+                raise InputError(path, f"splits.{split}.shards has an invalid entry {shard!r}")
+            file = Path(shard["file"])
+            if file.is_absolute() or ".." in file.parts:
+                raise InputError(path, f"shard {shard['file']!r} lies outside the dataset folder")
+        count = split_info["count"]
+        listed = sum(shard["count"] for shard in shards)
+        if not _is_count(count) or count != listed:
+            raise InputError(
+                path, f"splits.{split}.count is {count!r} but its shards list {listed} records; {edited}"
+            )
+        if info["counts"].get(split) != count:
+            raise InputError(
+                path, f"counts.{split} is {info['counts'].get(split)!r} but splits.{split}.count is {count}; {edited}"
+            )
 
 
 def split_size(data_dir: str | os.PathLike, split: str, augment: bool = False) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from tem_rf.core.files import atomic_path
+from tem_rf.core.files import atomic_path, os_error_text
 from tem_rf.core.units import require_pixel_size
 
 KINDS = ("high_res", "low_res")
@@ -222,35 +222,38 @@ def write_demo_dataset(
     pixel_size_nm = _pixel_size_or_default(kind, pixel_size_nm)
     rng = np.random.default_rng(seed)
     names = []
-    with atomic_path(out_dir, directory=True) as tmp:
-        (tmp / "images").mkdir()
-        (tmp / "labels").mkdir()
-        for index in range(num_images):
-            image, mask = make_micrograph(kind, size, pixel_size_nm, rng)
-            name = f"{kind}_{index:03d}"
-            counts = np.clip(np.rint(image), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-            tifffile.imwrite(
-                tmp / "images" / f"{name}.tif",
-                counts,
-                imagej=True,
-                resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
-                metadata={"unit": "nm"},
-            )
-            Image.fromarray(mask * np.uint8(255)).save(tmp / "labels" / f"{name}_mask.png")
-            names.append(name)
-        info = {
-            "kind": kind,
-            "num_images": num_images,
-            "size": size,
-            "seed": seed,
-            "pixel_size_nm": pixel_size_nm,
-            "particle_diameter_nm": list(DEFAULT_DIAMETER_NM[kind]),
-            "dose_e_per_a2": DEFAULT_DOSE_E_PER_A2[kind],
-            "images": [f"images/{n}.tif" for n in names],
-            "labels": [f"labels/{n}_mask.png" for n in names],
-            "note": "synthetic data from tem_rf.data.synthetic; for running and testing the pipeline",
-        }
-        (tmp / "demo.json").write_text(json.dumps(info, indent=2) + "\n")
+    try:
+        with atomic_path(out_dir, directory=True) as tmp:
+            (tmp / "images").mkdir()
+            (tmp / "labels").mkdir()
+            for index in range(num_images):
+                image, mask = make_micrograph(kind, size, pixel_size_nm, rng)
+                name = f"{kind}_{index:03d}"
+                counts = np.clip(np.rint(image), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+                tifffile.imwrite(
+                    tmp / "images" / f"{name}.tif",
+                    counts,
+                    imagej=True,
+                    resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
+                    metadata={"unit": "nm"},
+                )
+                Image.fromarray(mask * np.uint8(255)).save(tmp / "labels" / f"{name}_mask.png")
+                names.append(name)
+            info = {
+                "kind": kind,
+                "num_images": num_images,
+                "size": size,
+                "seed": seed,
+                "pixel_size_nm": pixel_size_nm,
+                "particle_diameter_nm": list(DEFAULT_DIAMETER_NM[kind]),
+                "dose_e_per_a2": DEFAULT_DOSE_E_PER_A2[kind],
+                "images": [f"images/{n}.tif" for n in names],
+                "labels": [f"labels/{n}_mask.png" for n in names],
+                "note": "synthetic data from tem_rf.data.synthetic; for running and testing the pipeline",
+            }
+            (tmp / "demo.json").write_text(json.dumps(info, indent=2) + "\n")
+    except OSError as error:  # disk full, not writable: name the folder asked for
+        raise InputError(out_dir, f"cannot write the demo data: {os_error_text(error)}") from None
     return info
 
 

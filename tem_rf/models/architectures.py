@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from tem_rf.core.files import write_json
+from tem_rf.core.files import os_error_text, write_json
 from tem_rf.models.geometry import model_geometry
 
 
@@ -92,7 +92,7 @@ def write_table_json(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) ->
     try:
         write_json(path, list(rows))
     except OSError as err:  # name the file asked for, not the temporary one
-        raise OSError(f"{path}: cannot write: {err.strerror or err}") from None
+        raise OSError(f"{path}: cannot write: {os_error_text(err)}") from None
 
 
 def architecture_table(

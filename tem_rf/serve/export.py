@@ -16,6 +16,11 @@ Next to it, ``assets/tem_rf.json`` (`METADATA_FILENAME`) holds what a user of th
 cannot read off a graph: receptive field (px, nm), the tiling halo, size divisor, training pixel
 size, normalisation, class names, the training config and the package version.
 
+The export folder is written under a temporary name beside it and renamed into place when
+complete. It never deletes what it did not make: an existing file, a folder that is not empty
+and not a previous tem_rf export (or one that is, unless ``overwrite``), and a folder that is or
+contains the model's run directory are refused (`ExportError`, naming the path).
+
 Networks trained under ``mixed_float16`` are exported in float32 by default (the variables are
 float32 anyway; float16 convolutions are slow or unsupported on CPUs, where deployment usually
 happens); ``keep_mixed_precision=True`` keeps float16 compute for GPU serving. Either way the
@@ -28,12 +33,12 @@ import datetime
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from tem_rf.core.classes import CLASS_NAMES, PARTICLE_CLASS
-from tem_rf.core.files import json_safe
+from tem_rf.core.files import json_safe, read_json_object
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.train.rundir import ModelLoadError, load_run
 
@@ -45,6 +50,98 @@ SIGNATURE_KEY = "serving_default"
 SIGNATURE_INPUT = "image"
 SIGNATURE_OUTPUT = "particle_probability"
 PADDING_MODE = "reflect"  # how images are padded to the size divisor (numpy / tf.pad "REFLECT")
+# What a SavedModel written by `export_saved_model` holds at its top level.
+EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "keras_metadata.pb", "variables", "assets"})
+
+
+class ExportError(ValueError):
+    """An export that cannot be written: the message is ``<path>: <problem>``."""
+
+
+def is_tem_rf_export(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder written by `export_saved_model` and holds nothing else.
+
+    That is ``saved_model.pb`` and ``assets/tem_rf.json`` (a JSON object), SavedModel files and
+    ``variables/variables.*`` besides, and no other file or folder: replacing it loses nothing
+    that a new export does not write again.
+    """
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    entries = {entry.name: entry for entry in path.iterdir()}
+    if not {"saved_model.pb", "assets"} <= set(entries) or set(entries) - EXPORT_ENTRIES:
+        return False
+    for name, entry in entries.items():
+        if name in ("variables", "assets"):
+            if entry.is_symlink() or not entry.is_dir():
+                return False
+        elif entry.is_symlink() or not entry.is_file():
+            return False
+    assets = list(entries["assets"].iterdir())
+    if [entry.name for entry in assets] != [METADATA_FILENAME] or not assets[0].is_file():
+        return False
+    try:
+        read_json_object(assets[0])
+    except ValueError:
+        return False
+    if "variables" in entries:
+        for entry in entries["variables"].iterdir():
+            named = entry.name == "variables.index" or entry.name.startswith("variables.data-")
+            if not named or entry.is_symlink() or not entry.is_file():
+                return False
+    return True
+
+
+def model_folders(model_path: str | os.PathLike) -> list[Path]:
+    """The folders an export of ``model_path`` must leave alone: the run directory, or the folder
+    of a ``.keras`` file (its ``config.json``)."""
+    path = Path(model_path)
+    return [path.parent if path.suffix == ".keras" and not path.is_dir() else path]
+
+
+def check_export_target(
+    export_dir: str | os.PathLike, *, overwrite: bool = False, protected: Iterable[str | os.PathLike] = ()
+) -> None:
+    """Raises `ExportError` naming ``export_dir`` unless an export may be written there.
+
+    It may when ``export_dir`` does not exist, is an empty folder, or (with ``overwrite``) is a
+    previous tem_rf export (`is_tem_rf_export`). Refused are: a file or symbolic link, any other
+    folder with something in it, and a folder that is, or contains, one of ``protected`` (the
+    model's run directory: `model_folders`) or the current working directory.
+    """
+    target = Path(export_dir)
+    try:
+        _check_export_target(target, overwrite, protected)
+    except (OSError, RuntimeError) as error:  # unreadable folder, symbolic link loop
+        raise ExportError(f"{target}: cannot inspect it: {error}") from error
+
+
+def _check_export_target(target: Path, overwrite: bool, protected: Iterable[str | os.PathLike]) -> None:
+    resolved = target.resolve()
+    guarded = [(Path(folder).resolve(), "the model's run directory") for folder in protected]
+    guarded.append((Path.cwd().resolve(), "the current working directory"))
+    for folder, what in guarded:
+        if resolved == folder:
+            raise ExportError(f"{target}: is {what}; choose another output folder")
+        if resolved in folder.parents:
+            raise ExportError(f"{target}: contains {what} {folder}; choose another output folder")
+    if target.is_symlink():
+        raise ExportError(f"{target}: is a symbolic link; give the folder itself")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ExportError(f"{target}: exists and is not a folder; refusing to replace it")
+    contents = sorted(entry.name for entry in target.iterdir())
+    if not contents:
+        return
+    if is_tem_rf_export(target):
+        if overwrite:
+            return
+        raise ExportError(f"{target}: holds a previous tem_rf export; pass --overwrite to replace it")
+    shown = ", ".join(contents[:4]) + (f", ... ({len(contents)} entries)" if len(contents) > 4 else "")
+    raise ExportError(
+        f"{target}: folder is not empty and not a tem_rf export (holds {shown}); refusing to replace it"
+    )
 
 
 def float32_model(model: Any) -> Any:
@@ -196,16 +293,28 @@ def export_saved_model(
     *,
     keep_mixed_precision: bool = False,
     source: str | None = None,
+    overwrite: bool = False,
+    protected: Iterable[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """Writes ``model`` as a SavedModel with ``serving_default`` and ``assets/tem_rf.json``.
 
-    The directory is written under a temporary name and renamed when complete, so an existing
-    export is replaced only by a whole one. Returns the metadata written.
+    ``export_dir`` must pass `check_export_target` (``overwrite``: a previous tem_rf export there
+    is replaced; ``protected``: folders it must not be or contain). The folder is written under a
+    temporary name beside it and renamed into place when complete; a replaced export is deleted
+    only after that. On any failure nothing is left behind and nothing existing is changed;
+    failures to write are `ExportError` naming ``export_dir``. Returns the metadata written.
     """
     import keras
+    import tensorflow as tf
 
-    from tem_rf.core.files import atomic_path
+    from tem_rf.core.files import atomic_directory
 
+    protected = list(protected)
+
+    def check(target: Path) -> None:
+        check_export_target(target, overwrite=overwrite, protected=protected)
+
+    check(Path(export_dir))
     check_model(model)
     serving_model = model if keep_mixed_precision else float32_model(model)
     metadata = build_metadata(
@@ -213,26 +322,39 @@ def export_saved_model(
     )
     serve = particle_probability_fn(serving_model, metadata["size_divisor"])
 
-    export_dir = Path(export_dir)
-    with atomic_path(export_dir, directory=True) as tmp:
-        archive = keras.export.ExportArchive()
-        archive.track(serving_model)
-        archive.add_endpoint("serve", serve)  # the first endpoint becomes serving_default
-        archive.write_out(str(tmp), verbose=False)
-        # A plain file in assets/ travels with the SavedModel and is ignored by TF Serving.
-        assets = tmp / "assets"
-        assets.mkdir(exist_ok=True)
-        (assets / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
+    try:
+        with atomic_directory(export_dir, check) as tmp:
+            archive = keras.export.ExportArchive()
+            archive.track(serving_model)
+            archive.add_endpoint("serve", serve)  # the first endpoint becomes serving_default
+            archive.write_out(str(tmp), verbose=False)
+            # A plain file in assets/ travels with the SavedModel and is ignored by TF Serving.
+            assets = tmp / "assets"
+            assets.mkdir(exist_ok=True)
+            (assets / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
+    except OSError as error:
+        raise ExportError(f"{export_dir}: cannot write the export: {error}") from error
+    except tf.errors.OpError as error:
+        raise ExportError(f"{export_dir}: cannot write the export: {error.message}") from error
     return metadata
 
 
 def export_run(
-    model_path: str | os.PathLike, export_dir: str | os.PathLike, *, keep_mixed_precision: bool = False
+    model_path: str | os.PathLike,
+    export_dir: str | os.PathLike,
+    *,
+    keep_mixed_precision: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Exports a run directory's network (or a ``.keras`` file) with its run config."""
+    """Exports a run directory's network (or a ``.keras`` file) with its run config.
+
+    ``export_dir`` is checked (`check_export_target`, the run directory protected) before the
+    model is loaded.
+    """
+    protected = model_folders(model_path)
+    check_export_target(export_dir, overwrite=overwrite, protected=protected)
     model, config, model_file = load_run(model_path)
     return export_saved_model(
-        model, export_dir, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file)
+        model, export_dir, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file),
+        overwrite=overwrite, protected=protected,
     )
-
-

@@ -129,7 +129,7 @@ def run_fourier_baseline(
     ``filter_options`` (``sigma_px``, ``min_contrast``, ``noise_floor``) go to `score_fourier_filter`.
     Raises ValueError or OSError with a message naming the bad value or path.
     """
-    from tem_rf.core.files import write_csv, write_json
+    from tem_rf.core.files import os_error_text, write_csv, write_json
     from tem_rf.data import read_dataset_info
 
     # Band values and the dataset are checked before the split is read.
@@ -177,5 +177,5 @@ def run_fourier_baseline(
         write_csv(out_csv, rows)
         write_json(out_json, summary)
     except OSError as err:  # name the folder asked for, not the temporary file
-        raise OSError(f"{out_csv.parent}: cannot write the results: {err.strerror or err}") from None
+        raise OSError(f"{out_csv.parent}: cannot write the results: {os_error_text(err)}") from None
     return summary | {"csv": str(out_csv), "json": str(out_json)}

@@ -89,7 +89,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     best = max(rows, key=lambda r: r["hard_dice_mean"])
     best_run = next(r.run_dir(sweep_dir) for r in runs if r.architecture.name == best["architecture"])
     export_dir = out / "export" / best["architecture"]
-    export.export_run(best_run, export_dir)
+    export.export_run(best_run, export_dir, overwrite=True)  # the demo replaces its own earlier export
 
     stage("segment")
     new_micrograph = out / "new_micrograph"

@@ -92,7 +92,7 @@ def evaluate_run(
     run's own. Files go to ``out_dir``, by default the run directory. Returns the summary and the
     paths written (``csv``, ``json``); raises OSError or ValueError naming the problem.
     """
-    from tem_rf.core.files import write_csv, write_json
+    from tem_rf.core.files import os_error_text, write_csv, write_json
     from tem_rf.train.rundir import RunDir
 
     run_path = Path(run_path)
@@ -114,5 +114,5 @@ def evaluate_run(
         write_csv(paths["csv"], rows)
         write_json(paths["json"], summary)
     except OSError as err:
-        raise OSError(f"{out_dir}: cannot write the results: {err.strerror or err}") from err
+        raise OSError(f"{out_dir}: cannot write the results: {os_error_text(err)}") from err
     return summary, paths
