@@ -9,7 +9,9 @@ padded (reflection) to the network's size divisor and segmented in tiles of ``--
 a halo that covers the network's dependency extent, so the stitched result equals a single pass.
 Writes ``<stem>_mask.tif`` (uint8 0/255), ``<stem>_overlay.png``, optionally ``<stem>_prob.tif``
 (float32), and ``segmentation.json``. A file that cannot be read or segmented is reported and
-skipped; the exit status is 1 when any file failed.
+skipped; the exit status is 1 when any file failed. Stacks and time series are segmented one
+frame at a time (``--frame``); in files with several signals (DM, Velox EMD) ``--signal`` picks
+one by title. Outputs of an earlier run found among the inputs are left out.
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ _TILE_SIZE = flags.DEFINE_integer(
     lower_bound=0,
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
-_THRESHOLD = flags.DEFINE_float(
-    "threshold", 0.5, "Particle where the probability exceeds this.", lower_bound=0.0,
-    upper_bound=1.0,
+# Checked by the library (one message for NaN and for values outside [0, 1]).
+_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "Particle where the probability exceeds this (0-1).")
+_FRAME = flags.DEFINE_integer(
+    "frame", None, "Segment this frame (0-based) of stacks and time series; refused for single images."
+)
+_SIGNAL = flags.DEFINE_string(
+    "signal", None, "In files with several signals (DM, Velox EMD), segment the one with this title."
 )
 _SAVE_PROB = flags.DEFINE_boolean("save_probability", False, "Also write <stem>_prob.tif.")
 _OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask outlines in red).")
@@ -64,6 +70,7 @@ def main(argv: list[str]) -> None:
             on_model_loaded=print, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
             threshold=_THRESHOLD.value, save_probability=_SAVE_PROB.value, overlay=_OVERLAY.value,
             overlay_max_size=_OVERLAY_MAX.value, progress=_PROGRESS.value,
+            frame=_FRAME.value, signal=_SIGNAL.value,
         )
     except (InputError, ModelLoadError) as error:
         sys.exit(f"error: {error}")

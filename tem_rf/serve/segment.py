@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -33,6 +35,11 @@ PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off 
 MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible in any viewer
 OVERLAY_MAX_SIZE = 1024
 OVERLAY_COLOUR = (255, 45, 45)
+# What `segment_file` writes next to ``<stem>``; such files are never read back as micrographs.
+OUTPUT_SUFFIXES = ("_mask.tif", "_prob.tif", "_overlay.png")
+_OUTPUT_NAME = re.compile(
+    "^(?P<stem>.+)(?:" + "|".join(map(re.escape, OUTPUT_SUFFIXES)) + ")$", re.IGNORECASE
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,6 +84,21 @@ def check_pixel_size(
     return True
 
 
+def check_threshold(threshold: float) -> float:
+    """``threshold`` as a float in [0, 1]; `tem_rf.data.reading.InputError` for NaN or outside."""
+    from tem_rf.data.reading import InputError
+
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # also refuses NaN, for which every comparison is False
+        raise InputError(
+            None, f"--threshold must be a probability from 0 to 1, got {threshold!r}"
+        )
+    return value
+
+
 def segment_image(
     image: np.ndarray,
     predictor: Predictor,
@@ -95,6 +117,7 @@ def segment_image(
     from tem_rf.data import preprocess_micrograph
     from tem_rf.data.reading import InputError
 
+    threshold = check_threshold(threshold)
     image = np.asarray(image)
     if image.ndim != 2:
         raise InputError(path, f"expected a 2-D grey image, got shape {image.shape}")
@@ -175,6 +198,8 @@ class SegmentationResult:
     probability: str | None = None
     overlay: str | None = None
     pixel_size_warning: bool = False
+    signal: str | None = None  # title of the signal read from a multi-signal file
+    frame: int | None = None  # frame read from a stack
 
 
 def output_stem(path: str | os.PathLike) -> str:
@@ -193,17 +218,21 @@ def segment_file(
     save_probability: bool = False,
     overlay: bool = True,
     overlay_max_size: int = OVERLAY_MAX_SIZE,
+    frame: int | None = None,
+    signal: str | None = None,
 ) -> SegmentationResult:
     """Reads, segments and writes one micrograph; every output is written atomically.
 
     Writes ``<stem>_mask.tif`` (uint8, 0 background / `MASK_VALUE` particle), optionally
     ``<stem>_prob.tif`` (float32 particle probability) and ``<stem>_overlay.png``. TIFFs carry
-    the micrograph's pixel size. Raises `tem_rf.data.reading.InputError` for unreadable or unusable files.
+    the micrograph's pixel size. ``frame`` and ``signal`` go to
+    `tem_rf.data.reading.read_micrograph` (one frame of a stack; a signal by title). Raises
+    `tem_rf.data.reading.InputError` for unreadable or unusable files.
     """
     from tem_rf.data.reading import read_micrograph
 
     start = time.perf_counter()
-    micrograph = read_micrograph(path)
+    micrograph = read_micrograph(path, frame=frame, signal=signal)
     ok = check_pixel_size(path, micrograph.pixel_size_nm, predictor.pixel_size_nm)
     probability, mask = segment_image(
         micrograph.data, predictor, tile_size=tile_size, batch_size=batch_size,
@@ -221,6 +250,8 @@ def segment_file(
         seconds=0.0,
         mask=str(mask_path),
         pixel_size_warning=not ok,
+        signal=micrograph.signal,
+        frame=micrograph.frame,
     )
     if save_probability:
         result.probability = str(output_dir / f"{stem}_prob.tif")
@@ -235,25 +266,48 @@ def segment_file(
 def expand_inputs(patterns: Iterable[str]) -> list[Path]:
     """Files named by paths, glob patterns or folders (their micrographs), sorted, unique.
 
-    Raises `tem_rf.data.reading.InputError` for a pattern that matches nothing, and when two inputs would
-    write the same output names (same file stem in different folders).
+    Everything a glob or folder matches by name is kept, also what cannot be read (a folder
+    named ``x.tif``, a named pipe, a broken symbolic link or a loop of links): reading it then
+    fails naming it, instead of it being skipped unnoticed. Outputs of an earlier segmentation
+    (`segmentation_output_of`) are left out with a warning when a glob or folder matched them and
+    refused when named one by one. Raises `tem_rf.data.reading.InputError` for a pattern that
+    matches nothing, and when two inputs would write the same output names (same file stem in
+    different folders).
     """
     from tem_rf.data.reading import MICROGRAPH_SUFFIXES, InputError
 
     found: list[Path] = []
+    listings: dict[Path, dict[str, Path]] = {}  # folder -> its files by lower-case name, read once
     for pattern in patterns:
         if glob.has_magic(pattern):
             matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
-            matches = [p for p in matches if p.is_file()]
+            # A folder the glob passes through is not an input, but one named like a micrograph
+            # (x.tif) is a mistake to report.
+            matches = [
+                p for p in matches
+                if not _is_plain_folder(p) or p.suffix.lower() in MICROGRAPH_SUFFIXES
+            ]
         elif Path(pattern).expanduser().is_dir():
             folder = Path(pattern).expanduser()
-            matches = sorted(
-                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MICROGRAPH_SUFFIXES
-            )
+            matches = sorted(p for p in folder.iterdir() if p.suffix.lower() in MICROGRAPH_SUFFIXES)
         else:
-            matches = [Path(pattern).expanduser()]  # read_micrograph reports a missing file
+            path = Path(pattern).expanduser()  # read_micrograph reports a missing file
+            source = segmentation_output_of(path, listings)
+            if source is not None:
+                raise InputError(
+                    path, f"is an output of an earlier segmentation (of {source}), not a micrograph"
+                )
+            matches = [path]
+        outputs = [p for p in matches if segmentation_output_of(p, listings) is not None]
+        if outputs:
+            matches = [p for p in matches if p not in outputs]
+            logger.warning(
+                "%s: left out %d file(s) written by an earlier segmentation (%s)",
+                pattern, len(outputs), ", ".join(p.name for p in outputs),
+            )
         if not matches:
-            raise InputError(pattern, "matches no micrograph files")
+            only = " (only outputs of an earlier segmentation)" if outputs else ""
+            raise InputError(pattern, f"matches no micrograph files{only}")
         found.extend(matches)
     unique = list(dict.fromkeys(found))
     stems: dict[str, Path] = {}
@@ -264,6 +318,61 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
                 path, f"has the same name stem as {other}; their outputs would overwrite each other"
             )
     return unique
+
+
+def segmentation_output_of(
+    path: str | os.PathLike, listings: dict[Path, dict[str, Path]] | None = None
+) -> Path | None:
+    """The micrograph ``path`` was written for, when it is an output of `segment_file`.
+
+    That is ``<stem>_mask.tif``, ``<stem>_prob.tif`` or ``<stem>_overlay.png`` with the
+    micrograph ``<stem>.<ext>`` beside it, or any file a ``segmentation.json`` in its folder
+    lists as an output; None otherwise (a micrograph that happens to be called ``x_mask.tif``).
+    ``listings`` caches folder listings across calls (one listing per folder for a whole glob).
+    """
+    from tem_rf.data.reading import MICROGRAPH_SUFFIXES
+
+    path = Path(path)
+    match = _OUTPUT_NAME.match(path.name)
+    if match is None:
+        return None
+    folder = path.parent
+    listings = {} if listings is None else listings
+    if folder not in listings:
+        try:
+            listings[folder] = {p.name.lower(): p for p in folder.iterdir()}
+        except OSError:
+            listings[folder] = {}
+    for suffix in MICROGRAPH_SUFFIXES:
+        source = listings[folder].get(f"{match['stem']}{suffix}".lower())
+        if source is not None and source.name != path.name:
+            return source
+    return _listed_in_summary(path)
+
+
+def _listed_in_summary(path: Path) -> Path | None:
+    """The input whose output ``path`` is, per the ``segmentation.json`` beside it."""
+    summary_path = path.parent / "segmentation.json"
+    try:
+        summary = json.loads(summary_path.read_text())
+        target = path.resolve()
+        for result in summary.get("results", []):
+            for key in ("mask", "probability", "overlay"):
+                written = result.get(key)
+                if written and Path(written).name == path.name and (
+                    not Path(written).is_absolute() or Path(written).resolve() == target
+                ):
+                    return Path(result.get("input", "?"))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None  # no summary, or not one of ours
+    return None
+
+
+def _is_plain_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def segment_files(
@@ -386,6 +495,12 @@ def segment_micrographs(
 
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
+    # Option mistakes fail before the model is loaded, in one line each.
+    if "threshold" in options:
+        options["threshold"] = check_threshold(options["threshold"])
+    frame = options.get("frame")
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
+        raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     paths = expand_inputs(inputs)
     predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
     description = describe_predictor(predictor)

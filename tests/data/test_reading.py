@@ -1,6 +1,7 @@
 """tem_rf.data.reading: micrographs and masks as users have them, and clear errors for bad files."""
 
 import logging
+import os
 import sys
 
 import numpy as np
@@ -8,12 +9,14 @@ import pytest
 import tifffile
 from PIL import Image
 
+from tem_rf.data import reading
 from tem_rf.data.reading import (
     InputError,
     binarise_mask,
     read_mask,
     read_mask_and_rule,
     read_micrograph,
+    unit_to_nm,
 )
 
 
@@ -132,13 +135,115 @@ def test_corrupt_and_truncated_files(tmp_path, rng):
         assert info.value.path == tmp_path / name
 
 
-def test_stack_and_unknown_suffix_are_refused(tmp_path):
-    tifffile.imwrite(tmp_path / "stack.tif", np.ones((5, 8, 8), np.uint16))
-    with pytest.raises(InputError, match="stack.tif.*single 2-D"):
+def test_stack_is_refused_naming_its_size_and_frame_takes_one(tmp_path):
+    frames = np.arange(5 * 8 * 9, dtype=np.uint16).reshape(5, 8, 9)
+    tifffile.imwrite(tmp_path / "stack.tif", frames, photometric="minisblack")
+    with pytest.raises(InputError, match=r"stack\.tif: is a stack of 5 frames of 8x9 px, not a single image; "
+                       r"choose one with --frame \(0 to 4\)"):
         read_micrograph(tmp_path / "stack.tif")
+    micrograph = read_micrograph(tmp_path / "stack.tif", frame=3)
+    np.testing.assert_array_equal(micrograph.data, frames[3])
+    assert micrograph.frame == 3 and micrograph.signal is None
+    for frame in (5, -1):
+        with pytest.raises(InputError, match=rf"--frame={frame} is out of range: the stack has 5 frames"):
+            read_micrograph(tmp_path / "stack.tif", frame=frame)
+    tifffile.imwrite(tmp_path / "one.tif", frames[0])
+    with pytest.raises(InputError, match=r"one\.tif: is a single image, --frame does not apply"):
+        read_micrograph(tmp_path / "one.tif", frame=0)
     (tmp_path / "a.jpg2").write_bytes(b"x")
     with pytest.raises(InputError, match="unsupported micrograph file type"):
         read_micrograph(tmp_path / "a.jpg2")
+
+
+def test_imagej_time_series_and_rgb_stack(tmp_path, caplog):
+    frames = np.arange(3 * 8 * 8, dtype=np.uint16).reshape(3, 8, 8)
+    tifffile.imwrite(tmp_path / "t.tif", frames, imagej=True, metadata={"axes": "TYX", "unit": "nm"},
+                     resolution=(1 / 0.5, 1 / 0.5))
+    with pytest.raises(InputError, match="is a time series: a stack of 3 frames of 8x8 px"):
+        read_micrograph(tmp_path / "t.tif")
+    micrograph = read_micrograph(tmp_path / "t.tif", frame=2)
+    np.testing.assert_array_equal(micrograph.data, frames[2])
+    assert micrograph.pixel_size_nm == pytest.approx(0.5)
+    # Two RGB frames: the frame is chosen first, then README's RGB rules apply to it.
+    grey = np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 8, 8)
+    tifffile.imwrite(tmp_path / "rgb.tif", np.stack([grey] * 3, axis=-1), photometric="rgb")
+    with pytest.raises(InputError, match="a stack of 2 frames of 8x8 px"):
+        read_micrograph(tmp_path / "rgb.tif")
+    with caplog.at_level(logging.INFO, logger="tem_rf.data.reading"):
+        np.testing.assert_array_equal(read_micrograph(tmp_path / "rgb.tif", frame=1).data, grey[1])
+    assert "identical channels" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "unit, nm_per_unit",
+    [("\\u00C5", 0.1), ("\\u00c5", 0.1), ("\\u00B5m", 1e3), ("um", 1e3), ("micron", 1e3), ("A", 0.1),
+     ("pm", 1e-3), ("nm", 1.0)],
+)
+def test_imagej_units_including_escaped_angstrom(tmp_path, unit, nm_per_unit):
+    units_per_pixel = 0.25
+    tifffile.imwrite(tmp_path / "u.tif", np.ones((8, 8), np.uint16), imagej=True,
+                     resolution=(1 / units_per_pixel, 1 / units_per_pixel), metadata={"unit": unit})
+    assert read_micrograph(tmp_path / "u.tif").pixel_size_nm == pytest.approx(units_per_pixel * nm_per_unit, rel=1e-6)
+
+
+def test_unit_names():
+    for unit, nm in [("Å", 0.1), ("\u212b", 0.1), ("\\u00C5", 0.1), ("µm", 1e3), ("μm", 1e3), ("UM", 1e3),
+                     (b"nm", 1.0), ("Angstrom", 0.1), ("pm", 1e-3)]:
+        assert unit_to_nm(unit) == pytest.approx(nm), unit
+    for unit in ("1/nm", "pixel", "", None, "eV", "s"):
+        assert unit_to_nm(unit) is None, unit
+
+
+def _dm_tiff(path, units, scale):
+    """A TIFF with DigitalMicrograph's private calibration tags only (no resolution tags)."""
+    tags = [(65003, "s", 0, units, False), (65004, "s", 0, units, False),
+            (65009, "d", 1, scale, False), (65010, "d", 1, scale, False)]
+    tifffile.imwrite(path, np.arange(64, dtype=np.uint16).reshape(8, 8), extratags=tags)
+
+
+def test_tiff_calibration_that_only_rosettasciio_understands(tmp_path, recwarn, caplog):
+    pytest.importorskip("rsciio.tiff")
+    _dm_tiff(tmp_path / "dm.tif", "nm", 0.25)
+    with caplog.at_level(logging.DEBUG):
+        assert read_micrograph(tmp_path / "dm.tif").pixel_size_nm == pytest.approx(0.25)
+    # rosettasciio's own warnings and log lines stay out of the user's log.
+    assert not [r for r in caplog.records if r.name.startswith("rsciio") and r.levelno >= logging.INFO]
+    assert not [w for w in recwarn if "rsciio" in str(w.filename)]
+    _dm_tiff(tmp_path / "fft.tif", "1/nm", 0.25)
+    with pytest.raises(InputError, match=r"fft\.tif: is a diffraction pattern .*reciprocal space .*not a real-space"):
+        read_micrograph(tmp_path / "fft.tif")
+
+
+def test_plain_tiff_does_not_ask_rosettasciio(tmp_path, monkeypatch):
+    def fail(path):
+        raise AssertionError("rosettasciio asked for a TIFF without vendor tags")
+
+    monkeypatch.setattr(reading, "_rosettasciio_tiff_calibration", fail)
+    tifffile.imwrite(tmp_path / "plain.tif", np.ones((8, 8), np.uint16))
+    assert read_micrograph(tmp_path / "plain.tif").pixel_size_nm is None
+
+
+def test_imagej_reciprocal_unit_is_a_diffraction_pattern(tmp_path):
+    tifffile.imwrite(tmp_path / "fft.tif", np.ones((8, 8), np.float32), imagej=True,
+                     resolution=(2.0, 2.0), metadata={"unit": "1/nm"})
+    with pytest.raises(InputError, match="diffraction pattern of 8x8 px in reciprocal space"):
+        read_micrograph(tmp_path / "fft.tif")
+
+
+def test_things_that_are_not_regular_files_are_named(tmp_path):
+    os.mkfifo(tmp_path / "fifo.tif")  # opening it would block: must be refused before
+    (tmp_path / "folder.tif").mkdir()
+    os.symlink(tmp_path / "loop.tif", tmp_path / "loop.tif")
+    os.symlink(tmp_path / "gone.tif", tmp_path / "dangling.tif")
+    for name, problem in [
+        ("fifo.tif", "is a named pipe (FIFO), not a regular file"),
+        ("folder.tif", "is a folder, expected a file"),
+        ("loop.tif", "is a loop of symbolic links (it never reaches a file)"),
+        ("dangling.tif", f"is a broken symbolic link (to {tmp_path / 'gone.tif'}, which does not exist)"),
+    ]:
+        with pytest.raises(InputError) as info:
+            read_micrograph(tmp_path / name)
+        assert str(info.value) == f"{tmp_path / name}: {problem}"
 
 
 def test_dm3_without_the_formats_extra_says_how_to_install(tmp_path, monkeypatch):
@@ -172,6 +277,175 @@ def test_mrc_and_emd_through_the_formats_extra(tmp_path):
     micrograph = read_micrograph(tmp_path / "a.emd")
     np.testing.assert_array_equal(micrograph.data, values)
     assert micrograph.pixel_size_nm == pytest.approx(0.05)
+
+
+def test_berkeley_emd_time_series_written_by_rosettasciio(tmp_path):
+    emd = pytest.importorskip("rsciio.emd")
+    frames = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    # Berkeley EMD keeps no navigation flags: the names and units must tell the time axis.
+    axes = [{"name": "time", "scale": 0.5, "offset": 0, "units": "s", "size": 3, "navigate": True}] + [
+        {"name": n, "scale": 0.05, "offset": 0, "units": "nm", "size": k, "navigate": False}
+        for n, k in (("y", 4), ("x", 5))
+    ]
+    emd.file_writer(str(tmp_path / "t.emd"), {"data": frames, "axes": axes, "original_metadata": {},
+                    "metadata": {"General": {"title": "t"}, "Signal": {"signal_type": ""}}})
+    with pytest.raises(InputError, match="is a time series: a stack of 3 frames of 4x5 px"):
+        read_micrograph(tmp_path / "t.emd")
+    micrograph = read_micrograph(tmp_path / "t.emd", frame=1)
+    np.testing.assert_array_equal(micrograph.data, frames[1])
+    assert micrograph.pixel_size_nm == pytest.approx(0.05)
+
+
+# ---------------------------------------------------------------------------- rosettasciio's answers
+# What rosettasciio's readers return for files we cannot make here (DM is read-only in
+# rosettasciio; Velox EMD has no writer): its signal dicts, fed through a stand-in file_reader.
+
+
+def _axis(name, size, units="nm", scale=0.1, navigate=False):
+    return {"name": name, "size": size, "units": units, "scale": scale, "offset": 0.0, "navigate": navigate}
+
+
+def _signal(data, axes, title, signal_type=""):
+    return {"data": data, "axes": axes, "metadata": {"General": {"title": title}, "Signal": {"signal_type": signal_type}},
+            "original_metadata": {}}
+
+
+def _image(title, rng, shape=(6, 7), units="nm", scale=0.1):
+    return _signal(rng.integers(0, 900, size=shape).astype(np.uint16),
+                   [_axis("y", shape[0], units, scale), _axis("x", shape[1], units, scale)], title)
+
+
+@pytest.fixture
+def fake_dm(tmp_path, monkeypatch):
+    """A .dm4 file whose reader answers with the signal dicts given to the returned function."""
+    dm = pytest.importorskip("rsciio.digitalmicrograph")
+    path = tmp_path / "a.dm4"
+    path.write_bytes(b"\0" * 64)
+
+    def answer(*signals):
+        monkeypatch.setattr(dm, "file_reader", lambda filename, **kwargs: list(signals))
+        return path
+
+    return answer
+
+
+def test_the_only_image_among_several_signals_is_used_and_named(fake_dm, rng, caplog):
+    haadf = _image("HAADF", rng, scale=0.0177516)
+    eds = _signal(np.zeros((6, 7, 50), np.float32),
+                  [_axis("y", 6, navigate=True), _axis("x", 7, navigate=True), _axis("X-ray energy", 50, "keV", 0.01)],
+                  "EDS", "EDS_TEM")
+    plot = _signal(np.zeros(40, np.float32), [_axis("x", 40, "", 1.0)], "Plot")
+    path = fake_dm(haadf, eds, plot)
+    with caplog.at_level(logging.INFO, logger="tem_rf.data.reading"):
+        micrograph = read_micrograph(path)
+    np.testing.assert_array_equal(micrograph.data, haadf["data"])
+    assert micrograph.signal == "HAADF" and micrograph.pixel_size_nm == pytest.approx(0.0177516)
+    assert "using 'HAADF', the only 2-D real-space image" in caplog.text
+    assert "'EDS' (a spectrum image of 50 channels x 6 x 7 px (EDS_TEM))" in caplog.text
+    np.testing.assert_array_equal(read_micrograph(path, signal="HAADF").data, haadf["data"])
+    with pytest.raises(InputError, match="is a spectrum image of 50 channels x 6 x 7 px"):
+        read_micrograph(path, signal="eds")  # case-insensitive
+
+
+def test_several_images_are_refused_listing_their_titles_and_signal_picks_one(fake_dm, rng):
+    detectors = [_image(title, rng) for title in ("HAADF", "DF4-A", "DF4-B", "BF")]
+    path = fake_dm(*detectors)
+    with pytest.raises(InputError) as info:
+        read_micrograph(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: holds 4 signals: 'HAADF' (a 6x7 px image), 'DF4-A' (a 6x7 px image)")
+    assert "4 of them are 2-D real-space images, choose one by title with --signal" in message
+    micrograph = read_micrograph(path, signal="DF4-B")
+    np.testing.assert_array_equal(micrograph.data, detectors[2]["data"])
+    assert micrograph.signal == "DF4-B"
+    assert read_micrograph(path, signal="df4-a").signal == "DF4-A"
+    with pytest.raises(InputError, match=r"has no signal titled 'DF2'; its signals are 'HAADF' \(a 6x7 px image\), 'DF4-A'"):
+        read_micrograph(path, signal="DF2")
+
+
+@pytest.mark.parametrize("fields", ["RGBA", "RGB"])
+def test_dm_rgb_follows_the_rgb_rules(fake_dm, rng, caplog, fields):
+    grey = rng.integers(0, 256, size=(5, 6)).astype(np.uint8)
+    rgba = np.zeros((5, 6), dtype=[(c, "u1") for c in fields])
+    for c in fields:
+        rgba[c] = grey if c != "A" else 255
+    axes = [_axis("y", 5, ""), _axis("x", 6, "")]
+    path = fake_dm(_signal(rgba, axes, "colour"))
+    with caplog.at_level(logging.INFO, logger="tem_rf.data.reading"):
+        np.testing.assert_array_equal(read_micrograph(path).data, grey)
+    assert "identical channels" in caplog.text
+    rgba["G"] = grey // 2
+    path = fake_dm(_signal(rgba, axes, "colour"))
+    with caplog.at_level(logging.WARNING, logger="tem_rf.data.reading"):
+        data = read_micrograph(path).data
+    expected = 0.2125 * grey + 0.7154 * (grey // 2) + 0.0721 * grey
+    np.testing.assert_allclose(data, expected)
+    assert "channels differ" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "signal, problem",
+    [
+        (_signal(np.zeros((670, 3, 4), np.float32),
+                 [_axis("Wavelength", 670, "nm", 0.15, navigate=True), _axis("y", 3, "µm"), _axis("x", 4, "µm")],
+                 "CL", "CL"),
+         "is a spectrum image of 670 channels x 3 x 4 px (CL), not a 2-D micrograph"),
+        (_signal(np.zeros((3, 4, 80), np.float32),
+                 [_axis("y", 3, navigate=True), _axis("x", 4, navigate=True), _axis("Energy loss", 80, "eV", 0.5)],
+                 "EELS SI", "EELS"),
+         "is a spectrum image of 80 channels x 3 x 4 px (EELS), not a 2-D micrograph"),
+        (_signal(np.zeros((9, 9), np.int32), [_axis("y", 9, "1/nm"), _axis("x", 9, "1/nm")], "DP"),
+         "is a diffraction pattern of 9x9 px in reciprocal space (axes in 1/nm), not a real-space micrograph"),
+        (_signal(np.zeros((9, 9), np.int32), [_axis("y", 9, "mrad"), _axis("x", 9, "mrad")], "DP"),
+         "is a diffraction pattern of 9x9 px in reciprocal space (axes in mrad), not a real-space micrograph"),
+        (_signal(np.zeros((2, 3, 9, 9), np.int32),
+                 [_axis("y", 2, navigate=True), _axis("x", 3, navigate=True), _axis("ky", 9, "1/Å"), _axis("kx", 9, "1/Å")],
+                 "4D"),
+         "is 6 diffraction patterns of 9x9 px in reciprocal space (axes in 1/Å), not a real-space micrograph"),
+        (_signal(np.zeros(40, np.float32), [_axis("Energy", 40, "eV")], "spec", "EELS"),
+         "holds a spectrum of 40 channels (EELS), not a 2-D image"),
+    ],
+)
+def test_spectra_and_diffraction_patterns_are_refused(fake_dm, signal, problem):
+    path = fake_dm(signal)
+    with pytest.raises(InputError) as info:
+        read_micrograph(path)
+    assert str(info.value) == f"{path}: {problem}"
+
+
+def test_velox_time_series_is_a_stack_never_rgb(fake_dm):
+    frames = np.arange(2 * 3 * 3, dtype=np.int16).reshape(2, 3, 3)  # last axis of 3: not RGB
+    path = fake_dm(_signal(frames, [_axis("Time", 2, "s", 0.8, navigate=True), _axis("y", 3, "pm", 8.17),
+                                    _axis("x", 3, "pm", 8.17)], "Ceta"))
+    with pytest.raises(InputError, match=r"is a time series: a stack of 2 frames of 3x3 px, not a single image; "
+                                         r"choose one with --frame \(0 to 1\)"):
+        read_micrograph(path)
+    micrograph = read_micrograph(path, frame=1)
+    np.testing.assert_array_equal(micrograph.data, frames[1])
+    assert micrograph.pixel_size_nm == pytest.approx(0.00817)
+
+
+def test_a_missing_optional_package_is_named_with_the_install_command(tmp_path, monkeypatch):
+    emd = pytest.importorskip("rsciio.emd")
+
+    def needs_sparse(filename, **kwargs):  # what rosettasciio raises for a Velox EDS file
+        raise ModuleNotFoundError(
+            "The 'sparse' library was not found. To load EDS spectrum image data from Velox EMD "
+            "files, 'sparse' must be installed."
+        )
+
+    monkeypatch.setattr(emd, "file_reader", needs_sparse)
+    (tmp_path / "eds.emd").write_bytes(b"\0" * 64)
+    with pytest.raises(InputError) as info:
+        read_micrograph(tmp_path / "eds.emd")
+    assert str(info.value) == (
+        f"{tmp_path / 'eds.emd'}: reading this file needs the Python package 'sparse', which is not "
+        'installed: pip install "tem_rf[formats]" (or pip install sparse)'
+    )
+    monkeypatch.setattr(emd, "file_reader", lambda filename, **kwargs: __import__("no_such_module_xyz"))
+    with pytest.raises(InputError, match="needs the Python package 'no_such_module_xyz'") as info:
+        read_micrograph(tmp_path / "eds.emd")
+    assert "corrupt" not in str(info.value)
 
 
 # ---------------------------------------------------------------------------- masks

@@ -81,3 +81,34 @@ def test_segment_output_dir_that_is_a_file_and_several_failures(tmp_path):
         f"(reasons above and in {tmp_path / 'o' / 'segmentation.json'})"
     )
     assert "tiny.tif: image is 3x3 px, smaller than the network's size divisor 4" in out.stderr
+
+
+def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    session = tmp_path / "session"
+    session.mkdir()
+    frames = np.random.default_rng(0).normal(1000, 30, size=(3, 36, 40)).astype(np.float32)
+    tifffile.imwrite(session / "stack.tif", frames, photometric="minisblack")
+    model = f"--model={tmp_path / 'model'}"
+    for value in ("nan", "1.5"):
+        out = _run(model, f"--input={session}", f"--out_dir={session}", f"--threshold={value}")
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1] == f"error: --threshold must be a probability from 0 to 1, got {value}"
+    out = _run(model, f"--input={session}", f"--out_dir={session}")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: 1 of 1 micrographs failed: {session / 'stack.tif'}: is a stack of 3 frames of 36x40 px, "
+        "not a single image; choose one with --frame (0 to 2)"
+    )
+    # Outputs go next to the micrographs; a second run does not segment them.
+    for _ in range(2):
+        out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1")
+        assert out.returncode == 0, out.stderr
+        assert "wrote 1 of 1 segmentations" in out.stdout
+    assert "left out 2 file(s) written by an earlier segmentation (stack_mask.tif, stack_overlay.png)" in out.stderr
+    assert tifffile.imread(session / "stack_mask.tif").shape == (36, 40)
+    summary = json.loads((session / "segmentation.json").read_text())
+    assert summary["options"]["frame"] == 1 and summary["results"][0]["frame"] == 1
+    out = _run(model, f"--input={session / 'stack.tif'}", f"--out_dir={tmp_path / 'o'}", "--signal=HAADF")
+    assert out.returncode == 1
+    assert "stack.tif: has no signal titled 'HAADF'; its signals are signal 1 (untitled) (a stack of 3 frames" in out.stderr

@@ -3,6 +3,7 @@ test_geometry.py); segmentation outputs; bad micrographs get one clear error nam
 
 import json
 import logging
+import os
 
 import keras
 import numpy as np
@@ -18,11 +19,13 @@ from tem_rf.serve.segment import (
     SegmentationRun,
     check_output_dir,
     check_pixel_size,
+    check_threshold,
     expand_inputs,
     segment_file,
     segment_files,
     segment_image,
     segment_micrographs,
+    segmentation_output_of,
 )
 from tem_rf.serve.tiling import pad_to_divisor, plan_axis, predict_probability
 from tem_rf.data.reading import InputError, read_micrograph
@@ -228,3 +231,80 @@ def test_failure_line_gives_one_reason_or_names_the_files(tmp_path):
         f"2 of 2 micrographs failed: a.tif, b.tif (reasons above and in {tmp_path / 'o' / 'segmentation.json'})"
     )
     assert run([]).summary_lines() == [f"wrote 0 of 2 segmentations to {tmp_path / 'o'}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and inputs a microscopist gets wrong
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), -0.1, 1.5, float("inf")])
+def test_threshold_nan_or_outside_0_1_is_one_clear_error(predictor, tmp_path, threshold):
+    expected = rf"^--threshold must be a probability from 0 to 1, got {threshold!r}$"
+    with pytest.raises(InputError, match=expected):
+        check_threshold(threshold)
+    with pytest.raises(InputError, match=expected):
+        segment_image(np.ones((8, 8)), predictor, threshold=threshold)
+    with pytest.raises(InputError, match=expected):  # before the (missing) model is loaded
+        segment_micrographs(tmp_path / "no_model", [str(tmp_path / "*.tif")], tmp_path / "o", threshold=threshold)
+    assert check_threshold(0) == 0.0 and check_threshold(1) == 1.0
+
+
+def test_unreadable_matches_are_named_not_skipped(predictor, tmp_path, monkeypatch):
+    folder = tmp_path / "session"
+    folder.mkdir()
+    _write_tiff(folder / "good.tif", np.random.default_rng(0).normal(1000, 30, size=(32, 32)).astype("float32"))
+    (folder / "folder.tif").mkdir()
+    (folder / "raw").mkdir()  # a plain sub-folder is not an input
+    os.mkfifo(folder / "pipe.tif")
+    os.symlink(folder / "gone.tif", folder / "dangling.tif")
+    os.symlink(folder / "loop.tif", folder / "loop.tif")
+    names = ["dangling.tif", "folder.tif", "good.tif", "loop.tif", "pipe.tif"]
+    assert expand_inputs([str(folder)]) == [folder / n for n in names]
+    assert expand_inputs([str(folder / "*")]) == [folder / n for n in names]
+    results, failures = segment_files(expand_inputs([str(folder)]), predictor, tmp_path / "out", progress=False)
+    assert [r.input for r in results] == [str(folder / "good.tif")]
+    assert dict(failures) == {
+        str(folder / "dangling.tif"): f"{folder / 'dangling.tif'}: is a broken symbolic link (to "
+        f"{folder / 'gone.tif'}, which does not exist)",
+        str(folder / "folder.tif"): f"{folder / 'folder.tif'}: is a folder, expected a file",
+        str(folder / "loop.tif"): f"{folder / 'loop.tif'}: is a loop of symbolic links (it never reaches a file)",
+        str(folder / "pipe.tif"): f"{folder / 'pipe.tif'}: is a named pipe (FIFO), not a regular file",
+    }
+
+
+def test_outputs_of_an_earlier_run_are_never_read_back(predictor, tmp_path, caplog):
+    folder = tmp_path / "session"
+    folder.mkdir()
+    image = np.random.default_rng(0).normal(1000, 30, size=(32, 32)).astype("float32")
+    _write_tiff(folder / "a.tif", image)
+    _write_tiff(folder / "b_mask.tif", image)  # a micrograph that happens to end in _mask
+    segment_files([folder / "a.tif"], predictor, folder, progress=False, save_probability=True)
+    assert {p.name for p in folder.iterdir()} == {
+        "a.tif", "b_mask.tif", "a_mask.tif", "a_prob.tif", "a_overlay.png", "segmentation.json"
+    }
+    with caplog.at_level(logging.WARNING, logger="tem_rf.serve.segment"):
+        assert expand_inputs([str(folder)]) == [folder / "a.tif", folder / "b_mask.tif"]
+    assert "left out 3 file(s) written by an earlier segmentation (a_mask.tif, a_overlay.png, a_prob.tif)" in caplog.text
+    assert expand_inputs([str(folder / "*.tif")]) == [folder / "a.tif", folder / "b_mask.tif"]
+    with pytest.raises(InputError, match=r"a_mask\.tif: is an output of an earlier segmentation \(of .*a\.tif\)"):
+        expand_inputs([str(folder / "a_mask.tif")])
+    with pytest.raises(InputError, match=r"matches no micrograph files \(only outputs of an earlier segmentation\)"):
+        expand_inputs([str(folder / "*_prob.tif")])
+    # The micrograph moved away: segmentation.json still says whose output it is.
+    (folder / "a.tif").rename(tmp_path / "a.tif")
+    assert expand_inputs([str(folder)]) == [folder / "b_mask.tif"]
+    assert segmentation_output_of(folder / "a_mask.tif") == folder / "a.tif"
+    assert segmentation_output_of(folder / "b_mask.tif") is None
+
+
+def test_frame_of_a_stack_is_segmented_and_recorded(predictor, tmp_path):
+    frames = np.random.default_rng(0).normal(1000, 30, size=(3, 32, 40)).astype("float32")
+    tifffile.imwrite(tmp_path / "stack.tif", frames, photometric="minisblack")
+    with pytest.raises(InputError, match="is a stack of 3 frames of 32x40 px"):
+        segment_file(tmp_path / "stack.tif", predictor, tmp_path / "out")
+    result = segment_file(tmp_path / "stack.tif", predictor, tmp_path / "out", frame=2, save_probability=True)
+    assert result.frame == 2 and result.shape == (32, 40)
+    expected, _ = segment_image(frames[2], predictor, tile_size=None)
+    np.testing.assert_allclose(tifffile.imread(result.probability), expected, atol=1e-5)
+    with pytest.raises(InputError, match=r"--frame must be a frame number, 0 or more, got -1"):
+        segment_micrographs(tmp_path / "no_model", [str(tmp_path / "stack.tif")], tmp_path / "o", frame=-1)
