@@ -49,6 +49,9 @@ _OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask
 _OVERLAY_MAX = flags.DEFINE_integer(
     "overlay_max_size", 1024, "Overlays of larger images are downsampled to this.", lower_bound=16
 )
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Replace outputs already in --out_dir under this run's file names."
+)
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over files.")
 _KEEP_MIXED = flags.DEFINE_boolean(
     "keep_mixed_precision", False, "Run a mixed_float16 .keras/run-dir network in float16 (GPU)."
@@ -67,7 +70,7 @@ def main(argv: list[str]) -> None:
     try:
         run = segment_micrographs(
             _MODEL.value, _INPUT.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value,
-            on_model_loaded=print, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
+            on_model_loaded=print, overwrite=_OVERWRITE.value, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
             threshold=_THRESHOLD.value, save_probability=_SAVE_PROB.value, overlay=_OVERLAY.value,
             overlay_max_size=_OVERLAY_MAX.value, progress=_PROGRESS.value,
             frame=_FRAME.value, signal=_SIGNAL.value,

@@ -9,6 +9,7 @@ model loading and every file in one call.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -207,6 +208,44 @@ def output_stem(path: str | os.PathLike) -> str:
     return Path(path).stem
 
 
+SUMMARY_FILE = "segmentation.json"
+
+
+def output_files(
+    path: str | os.PathLike, output_dir: str | os.PathLike, *, save_probability: bool = False,
+    overlay: bool = True,
+) -> dict[str, Path]:
+    """The files `segment_file` writes for micrograph ``path``, by kind (mask, probability, overlay)."""
+    stem, output_dir = output_stem(path), Path(output_dir)
+    files = {"mask": output_dir / f"{stem}_mask.tif"}
+    if save_probability:
+        files["probability"] = output_dir / f"{stem}_prob.tif"
+    if overlay:
+        files["overlay"] = output_dir / f"{stem}_overlay.png"
+    return files
+
+
+def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, **options: Any) -> None:
+    """Raises `InputError` naming ``output_dir`` when a file this run would write is already there
+    (an earlier run's results, or a user's file of that name): replaced only with ``overwrite``."""
+    from tem_rf.data.reading import InputError
+
+    output_dir = Path(output_dir)
+    planned = [output_dir / SUMMARY_FILE] + [
+        file for path in paths
+        for file in output_files(path, output_dir, save_probability=options.get("save_probability", False),
+                                 overlay=options.get("overlay", True)).values()
+    ]
+    existing = [file.name for file in planned if file.exists() or file.is_symlink()]
+    if existing:
+        more = f" and {len(existing) - 1} more of this run's outputs" if len(existing) > 1 else ""
+        raise InputError(
+            output_dir,
+            f"already holds {existing[0]}{more}; pass --overwrite to replace them, or choose "
+            "another --out_dir",
+        )
+
+
 def segment_file(
     path: str | os.PathLike,
     predictor: Predictor,
@@ -238,9 +277,8 @@ def segment_file(
         micrograph.data, predictor, tile_size=tile_size, batch_size=batch_size,
         threshold=threshold, path=path,
     )
-    output_dir = Path(output_dir)
-    stem = output_stem(path)
-    mask_path = output_dir / f"{stem}_mask.tif"
+    files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay)
+    mask_path = files["mask"]
     _write_tiff(mask_path, mask * np.uint8(MASK_VALUE), micrograph.pixel_size_nm)
     result = SegmentationResult(
         input=str(path),
@@ -254,10 +292,10 @@ def segment_file(
         frame=micrograph.frame,
     )
     if save_probability:
-        result.probability = str(output_dir / f"{stem}_prob.tif")
-        _write_tiff(Path(result.probability), probability, micrograph.pixel_size_nm)
+        result.probability = str(files["probability"])
+        _write_tiff(files["probability"], probability, micrograph.pixel_size_nm)
     if overlay:
-        result.overlay = str(output_dir / f"{stem}_overlay.png")
+        result.overlay = str(files["overlay"])
         write_overlay(result.overlay, micrograph.data, mask, max_size=overlay_max_size)
     result.seconds = time.perf_counter() - start
     return result
@@ -291,7 +329,9 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
             folder = Path(pattern).expanduser()
             matches = sorted(p for p in folder.iterdir() if p.suffix.lower() in MICROGRAPH_SUFFIXES)
         else:
-            path = Path(pattern).expanduser()  # read_micrograph reports a missing file
+            path = Path(pattern).expanduser()
+            if not path.exists() and not path.is_symlink():  # a broken link is read's to report
+                raise InputError(path, "no such file or folder")
             source = segmentation_output_of(path, listings)
             if source is not None:
                 raise InputError(
@@ -387,7 +427,10 @@ def segment_files(
 
     A bad file does not stop the others: returns ``(results, failures)`` where each failure is
     ``(path, message)``; failures are logged as errors as they happen. A ``segmentation.json``
-    summary (model, tiling, per-file results and failures) is written to ``output_dir``.
+    summary (model, tiling, per-file results and failures) is written to ``output_dir``, unless no
+    file could be segmented: then a folder this call made is removed again. A write error (disk
+    full) removes the failing micrograph's outputs, and the folder if this call made it and it
+    is empty, and is raised.
     """
     from tqdm import tqdm
 
@@ -395,15 +438,35 @@ def segment_files(
     from tem_rf.core.files import write_json
 
     output_dir = Path(output_dir)
+    made = [p for p in (output_dir, *output_dir.parents) if not p.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
     results: list[SegmentationResult] = []
     failures: list[tuple[str, str]] = []
+
+    def remove_made_folders() -> None:
+        for folder in made:  # deepest first; only while empty, so nothing of anyone's goes
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
     for path in tqdm(paths, desc="segmenting", unit="micrograph", disable=not progress):
         try:
             results.append(segment_file(path, predictor, output_dir, **options))
         except InputError as error:
             logger.error("%s", error)
             failures.append((str(path), str(error)))
+        except BaseException:
+            # A write failed (or the user interrupted): this micrograph's outputs are incomplete.
+            planned = output_files(path, output_dir, save_probability=options.get("save_probability", False),
+                                   overlay=options.get("overlay", True))
+            for file in planned.values():
+                with contextlib.suppress(OSError):
+                    file.unlink()
+            if not results:
+                remove_made_folders()
+            raise
+    if not results:
+        remove_made_folders()
+        return results, failures
     summary = {
         "model": predictor.source,
         "architecture": predictor.metadata.get("architecture"),
@@ -480,6 +543,7 @@ def segment_micrographs(
     *,
     keep_mixed_precision: bool = False,
     on_model_loaded: Callable[[str], Any] | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> SegmentationRun:
     """Checks ``out_dir``, expands ``inputs``, loads ``model``, then runs `segment_files`.
@@ -489,7 +553,10 @@ def segment_micrographs(
     run. Bad input raises `tem_rf.data.reading.InputError` or `tem_rf.train.rundir.ModelLoadError`
     before anything is written; results that cannot be written (folder not writable, disk full)
     raise InputError naming ``out_dir``. Files that cannot be segmented are the run's failures.
+    Outputs already in ``out_dir`` under the names this run would write are refused unless
+    ``overwrite``.
     """
+    from tem_rf.core.files import os_error_text
     from tem_rf.data.reading import InputError
     from tem_rf.serve.predictor import load_predictor
 
@@ -502,6 +569,8 @@ def segment_micrographs(
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     paths = expand_inputs(inputs)
+    if not overwrite:
+        check_no_overwrite(paths, out_dir, **options)
     predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
     description = describe_predictor(predictor)
     if on_model_loaded is not None:
@@ -509,5 +578,5 @@ def segment_micrographs(
     try:
         results, failures = segment_files(paths, predictor, out_dir, **options)
     except OSError as error:
-        raise InputError(out_dir, f"cannot write the results: {error.strerror or error}") from error
+        raise InputError(out_dir, f"cannot write the results: {os_error_text(error)}") from None
     return SegmentationRun(description, paths, out_dir, results, failures)

@@ -100,11 +100,20 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
         f"error: 1 of 1 micrographs failed: {session / 'stack.tif'}: is a stack of 3 frames of 36x40 px, "
         "not a single image; choose one with --frame (0 to 2)"
     )
-    # Outputs go next to the micrographs; a second run does not segment them.
-    for _ in range(2):
-        out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1")
-        assert out.returncode == 0, out.stderr
-        assert "wrote 1 of 1 segmentations" in out.stdout
+    # Outputs go next to the micrographs; a second run does not segment them, and replaces the
+    # first run's outputs only when asked to.
+    out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1")
+    assert out.returncode == 0, out.stderr
+    first = {p.name: p.read_bytes() for p in session.iterdir()}
+    out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1")
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
+        f"error: {session}: already holds segmentation.json and 2 more of this run's outputs; pass "
+        "--overwrite to replace them, or choose another --out_dir"
+    )
+    assert {p.name: p.read_bytes() for p in session.iterdir()} == first
+    out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1", "--overwrite")
+    assert out.returncode == 0, out.stderr
+    assert "wrote 1 of 1 segmentations" in out.stdout
     assert "left out 2 file(s) written by an earlier segmentation (stack_mask.tif, stack_overlay.png)" in out.stderr
     assert tifffile.imread(session / "stack_mask.tif").shape == (36, 40)
     summary = json.loads((session / "segmentation.json").read_text())
