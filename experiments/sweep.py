@@ -6,7 +6,9 @@ r"""Trains a receptive-field sweep: architectures x seeds, then aggregates and p
   python -m experiments.sweep ... --task_index=$SLURM_ARRAY_TASK_ID --num_tasks=16
   python -m experiments.sweep --sweep_dir=sweeps/au5nm --aggregate_only
 
-Finished runs (with metrics.json) are skipped, so the command can be repeated after a stop.
+Finished runs (with metrics.json) are skipped, so the command can be repeated after a stop;
+a larger --epochs trains every run on. A rerun must pass the flags sweep.json records (settings
+that change results, seeds, architectures): other values are refused, naming them.
 Writes results.csv, results.json (best and lightest-good architecture) and
 dice_vs_receptive_field.png in --sweep_dir.
 """

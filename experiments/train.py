@@ -4,7 +4,10 @@ r"""Trains one residual UNet (one architecture, one seed) on a TFRecord dataset.
       --num_blocks=2 --pool_sizes=2,8 --epochs=100 --seed=752
 
 Running it again with the same --model_dir resumes from the last checkpoint (the same data
-order follows); a larger --epochs continues a finished run. Writes config.json, checkpoints,
+order follows); a larger --epochs continues a finished run. A resume must pass the run's values
+of every setting that changes results (all but --epochs, which may grow, and --image_every,
+--num_images, --keep_worker_dirs, --progress): another value is refused, naming it. One process
+trains in a folder at a time (a second one is refused). Writes config.json, checkpoints,
 TensorBoard events (logs/), best.keras, model.keras, history.csv and metrics.json.
 Several GPUs: --strategy=mirrored (or auto). Several machines: set TF_CONFIG on each and pass
 --strategy=multi_worker (or auto).
@@ -34,7 +37,7 @@ def main(argv: list[str]) -> None:
     try:
         config = TrainConfig(**{name: holder.value for name, holder in _CONFIG.items()})
         results = training.train(config, progress=_PROGRESS.value)
-    except (training.TrainingError, ValueError) as err:
+    except (training.TrainingError, ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from None
     print(json.dumps(results, indent=2))
     print(f"run directory: {config.model_dir}")

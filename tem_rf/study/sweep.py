@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -152,14 +153,19 @@ def train_task(
     """Trains task ``task_index``'s share of the sweep; returns the run dirs it finished now.
 
     ``base_config`` holds the `TrainConfig` fields every run shares (as `run_sweep` takes them);
-    task 0 records it, the seeds and every run in sweep.json.
+    task 0 records it, the seeds and every run in sweep.json. A sweep.json already there must
+    hold the same settings and runs (`check_sweep_file`), else nothing is trained or written.
     """
     from tem_rf import train as training
 
     runs = plan(architectures, seeds)
     mine = share(runs, task_index, num_tasks)
-    if task_index == 0:
-        write_sweep_file(sweep_dir, runs, {**base_config, "seeds": list(seeds)})
+    if base_config.get("data_dir"):  # the same dataset whatever folder a task starts in
+        base_config = {**base_config, "data_dir": os.path.abspath(base_config["data_dir"])}
+    settings = {**base_config, "seeds": list(seeds)}
+    recorded = check_sweep_file(sweep_dir, runs, settings)
+    if task_index == 0 and recorded != _sweep_content(runs, settings):
+        write_sweep_file(sweep_dir, runs, settings)
     logger.info("%d runs in the sweep (%d architectures x %d seeds); this task trains %d",
                 len(runs), len(runs) // len(seeds), len(seeds), len(mine))
     strategy = training.make_strategy(base_config.get("strategy", "auto"))
@@ -185,6 +191,33 @@ def is_finished(run_dir: Path) -> bool:
     return RunDir(run_dir).is_finished
 
 
+def _needs_training(run_dir: Path, config) -> bool:
+    """True unless the run is finished with the settings of ``config`` (a validated
+    `TrainConfig`); a finished run trained with other settings that change results is refused
+    naming them (its --epochs may grow: the run then trains on)."""
+    from tem_rf.train.config import resume_changes
+    from tem_rf.train.rundir import RunDir
+
+    run = RunDir(run_dir)
+    if not run.is_finished:
+        return True
+    saved = dict(run.config())
+    # config.json holds the resolved precision and strategy beside the requested ones.
+    for name in ("precision", "strategy"):
+        if f"{name}_requested" in saved:
+            saved[name] = saved[f"{name}_requested"]
+        else:
+            saved.pop(name, None)
+    current = dataclasses.asdict(config)
+    changes = resume_changes(saved, current, names=list(current))
+    if changes:
+        raise ValueError(
+            f"{run_dir}: {'; '.join(c.describe() for c in changes)}; use another --sweep_dir, or pass "
+            "the sweep's values to rerun it"
+        )
+    return int(saved.get("epochs", config.epochs)) < config.epochs
+
+
 def run_sweep(
     sweep_dir: str | Path,
     runs: Sequence[RunSpec],
@@ -202,30 +235,75 @@ def run_sweep(
 
     sweep_dir = Path(sweep_dir)
     done = []
-    todo = [r for r in runs if not is_finished(r.run_dir(sweep_dir))]
-    logger.info("%d of %d runs to train (%d already finished)", len(todo), len(runs), len(runs) - len(todo))
-    for index, spec in enumerate(todo):
-        run_dir = spec.run_dir(sweep_dir)
-        logger.info("[%d/%d] %s seed %d -> %s", index + 1, len(todo), spec.architecture.name, spec.seed, run_dir)
-        config = training.TrainConfig(
+    configs = {
+        spec: training.TrainConfig(
             **base_config,
-            model_dir=str(run_dir),
+            model_dir=str(spec.run_dir(sweep_dir)),
             num_blocks=spec.architecture.num_blocks,
             pool_sizes=spec.architecture.pool_sizes,
             dilations=spec.architecture.dilations,
             seed=spec.seed,
-        )
-        training.train(config, strategy=strategy, progress=progress)
+        ).validated()
+        for spec in runs
+    }
+    # Every run is checked before any trains: a changed setting is refused up front.
+    todo = [spec for spec in runs if _needs_training(spec.run_dir(sweep_dir), configs[spec])]
+    logger.info("%d of %d runs to train (%d already finished)", len(todo), len(runs), len(runs) - len(todo))
+    for index, spec in enumerate(todo):
+        run_dir = spec.run_dir(sweep_dir)
+        logger.info("[%d/%d] %s seed %d -> %s", index + 1, len(todo), spec.architecture.name, spec.seed, run_dir)
+        training.train(configs[spec], strategy=strategy, progress=progress)
         keras.backend.clear_session()
         done.append(run_dir)
     return done
 
 
-def write_sweep_file(sweep_dir: str | Path, runs: Sequence[RunSpec], settings: dict[str, Any]) -> None:
-    """Records the grid and flags of a sweep (``sweep.json``)."""
-    from tem_rf.core.files import write_json
+def check_sweep_file(
+    sweep_dir: str | Path, runs: Sequence[RunSpec], settings: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The content of ``sweep.json``, or None when there is none; raises ValueError naming the
+    setting (flag, recorded and new value) when it records other settings or runs than these.
 
-    content = {
+    TrainConfig settings follow their "resume" rule (`tem_rf.train.config`): --epochs may grow,
+    those that change results must be equal; --seeds and the architectures must be equal.
+    """
+    from tem_rf.core.files import read_json_object
+    from tem_rf.train.config import resume_changes
+
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.exists():
+        return None
+    recorded = read_json_object(path)
+    saved = recorded.get("settings", {})
+    new = _sweep_content(runs, settings)
+    changes = resume_changes(saved, settings, names=list(settings))
+    problems = [change.describe("this sweep was run with") for change in changes]
+    if "seeds" in saved and list(saved["seeds"]) != list(settings["seeds"]):
+        old_seeds, new_seeds = _joined(saved["seeds"]), _joined(settings["seeds"])
+        problems.append(f"--seeds is {new_seeds} but this sweep was run with {old_seeds}")
+    if not problems and recorded.get("runs") != new["runs"]:
+        names = lambda content: {r["architecture"] for r in content.get("runs", [])}  # noqa: E731
+        added, missing = sorted(names(new) - names(recorded)), sorted(names(recorded) - names(new))
+        detail = "; ".join(
+            part for part in (f"new: {', '.join(added)}" if added else "",
+                              f"not in these flags: {', '.join(missing)}" if missing else "") if part
+        ) or "another order or family"
+        problems.append(f"the architectures differ from those this sweep was run with ({detail})")
+    if problems:
+        raise ValueError(
+            f"{sweep_dir}: {'; '.join(problems)}; use another --sweep_dir, or pass the sweep's values "
+            f"(in {path}) to rerun it"
+        )
+    return recorded
+
+
+def _joined(values: Sequence[Any]) -> str:
+    return ",".join(map(str, values))
+
+
+def _sweep_content(runs: Sequence[RunSpec], settings: dict[str, Any]) -> dict[str, Any]:
+    """sweep.json's content as JSON reads it back (tuples as lists)."""
+    return json.loads(json.dumps({
         "settings": settings,
         "runs": [
             {
@@ -238,8 +316,14 @@ def write_sweep_file(sweep_dir: str | Path, runs: Sequence[RunSpec], settings: d
             }
             for r in runs
         ],
-    }
-    write_json(Path(sweep_dir) / SWEEP_FILE, content)
+    }))
+
+
+def write_sweep_file(sweep_dir: str | Path, runs: Sequence[RunSpec], settings: dict[str, Any]) -> None:
+    """Records the grid and flags of a sweep (``sweep.json``)."""
+    from tem_rf.core.files import write_json
+
+    write_json(Path(sweep_dir) / SWEEP_FILE, _sweep_content(runs, settings))
 
 
 def _family_of(sweep_dir: Path) -> dict[str, str]:
@@ -370,6 +454,7 @@ __all__ = [
     "RunSpec",
     "aggregate",
     "build_architectures",
+    "check_sweep_file",
     "dilation_grid",
     "is_finished",
     "lightest_within_one_std",

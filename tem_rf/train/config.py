@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -22,46 +24,72 @@ class TrainingError(RuntimeError):
 class TrainConfig:
     """Everything that decides a training run; written resolved to ``RUN_DIR/config.json``."""
 
-    # metadata: the help text of the binaries' flag (and "flag" when the flag has another name).
-    data_dir: str = dataclasses.field(metadata={"help": "Dataset directory (make_tfrecords output)."})
-    model_dir: str = dataclasses.field(metadata={"help": "Run directory: outputs and checkpoints."})
-    num_blocks: int = dataclasses.field(default=2, metadata={"help": "Residual blocks per arm (N)."})
+    # metadata: the help text of the binaries' flag (and "flag" when the flag has another name),
+    # and "resume": what a resumed run (the same --model_dir again, or a sweep rerun) may do with
+    # the field, compared with the run's config.json (`resume_changes`):
+    #   "same"  it changes results (weights, data order, numerics, best-epoch choice): must equal
+    #           the saved value, else the run is refused naming the flag, old and new value;
+    #   "grow"  --epochs: may grow (the resume trains on to the new count), never shrink;
+    #   "free"  it does not change results (where the run lives, what is logged as images,
+    #           scratch files kept): may differ, and config.json records the new value.
+    data_dir: str = dataclasses.field(metadata={"help": "Dataset directory (make_tfrecords output).", "resume": "same"})
+    model_dir: str = dataclasses.field(metadata={"help": "Run directory: outputs and checkpoints.", "resume": "free"})
+    num_blocks: int = dataclasses.field(default=2, metadata={"help": "Residual blocks per arm (N).", "resume": "same"})
     pool_sizes: tuple[int, ...] = dataclasses.field(
-        default=(2,), metadata={"help": "Pool size, one value or one per level, e.g. 2,8."}
+        default=(2,), metadata={"help": "Pool size, one value or one per level, e.g. 2,8.", "resume": "same"}
     )
     dilations: tuple[int, ...] = dataclasses.field(
-        default=(1,), metadata={"help": "Dilation, one value or one per level plus the bottleneck, e.g. 1,1,2."}
+        default=(1,),
+        metadata={"help": "Dilation, one value or one per level plus the bottleneck, e.g. 1,1,2.", "resume": "same"},
     )
-    batch_size: int = dataclasses.field(default=8, metadata={"help": "Global batch size (split over replicas)."})
-    epochs: int = dataclasses.field(default=100, metadata={"help": "Total epochs (the paper used 100 or 150)."})
-    learning_rate: float = dataclasses.field(default=1e-4, metadata={"help": "Adam learning rate."})
-    seed: int = dataclasses.field(default=752, metadata={"help": "Seeds initial weights and the data order."})
-    precision: str = dataclasses.field(
+    batch_size: int = dataclasses.field(
+        default=8, metadata={"help": "Global batch size (split over replicas).", "resume": "same"}
+    )
+    epochs: int = dataclasses.field(
+        default=100, metadata={"help": "Total epochs (the paper used 100 or 150).", "resume": "grow"}
+    )
+    learning_rate: float = dataclasses.field(default=1e-4, metadata={"help": "Adam learning rate.", "resume": "same"})
+    seed: int = dataclasses.field(
+        default=752, metadata={"help": "Seeds initial weights and the data order.", "resume": "same"}
+    )
+    precision: str = dataclasses.field(  # compared as resolved: auto on a GPU is mixed_float16
         default="auto",
-        metadata={"help": "auto: mixed_float16 on a GPU, float32 on the CPU.", "choices": PRECISIONS},
+        metadata={
+            "help": "auto: mixed_float16 on a GPU, float32 on the CPU.",
+            "choices": PRECISIONS,
+            "resume": "same",
+        },
     )
-    strategy: str = dataclasses.field(
+    strategy: str = dataclasses.field(  # compared as resolved, with its number of replicas
         default="auto",
         metadata={
             "help": "tf.distribute strategy; auto picks multi_worker with TF_CONFIG, mirrored with several GPUs.",
             "choices": STRATEGIES,
+            "resume": "same",
         },
     )
     jit_compile: bool = dataclasses.field(
-        default=False, metadata={"help": "Compile the train step with XLA (jit_compile).", "flag": "xla"}
+        default=False,
+        metadata={"help": "Compile the train step with XLA (jit_compile).", "flag": "xla", "resume": "same"},
     )
     deterministic: bool = dataclasses.field(
-        default=True, metadata={"help": "Deterministic ops (reproducible runs)."}
+        default=True, metadata={"help": "Deterministic ops (reproducible runs).", "resume": "same"}
     )
     augment: bool = dataclasses.field(
-        default=True, metadata={"help": "Train on the 8 dihedral variants of each patch."}
+        default=True, metadata={"help": "Train on the 8 dihedral variants of each patch.", "resume": "same"}
     )
-    eval_augment: bool = dataclasses.field(default=True, metadata={"help": "Score val/test on all 8 variants."})
-    image_every: int = dataclasses.field(default=5, metadata={"help": "Log validation images every N epochs."})
-    num_images: int = dataclasses.field(default=3, metadata={"help": "Validation images logged each time."})
+    eval_augment: bool = dataclasses.field(  # picks the best epoch: best.keras and the test scores
+        default=True, metadata={"help": "Score val/test on all 8 variants.", "resume": "same"}
+    )
+    image_every: int = dataclasses.field(
+        default=5, metadata={"help": "Log validation images every N epochs.", "resume": "free"}
+    )
+    num_images: int = dataclasses.field(
+        default=3, metadata={"help": "Validation images logged each time.", "resume": "free"}
+    )
     keep_worker_dirs: bool = dataclasses.field(  # lockstep checks compare the workers' weights
         default=False,
-        metadata={"help": "Multi-worker: keep non-chief workers' final weights (lockstep checks)."},
+        metadata={"help": "Multi-worker: keep non-chief workers' final weights (lockstep checks).", "resume": "free"},
     )
 
     def validated(self) -> "TrainConfig":
@@ -95,8 +123,92 @@ class TrainConfig:
 
 
 
+RESUME_RULES = ("same", "grow", "free")
+
+# Values config.json records beside the fields that a resume may not change either: they follow
+# from "same" fields and the machine or dataset (replicas of the strategy, the dataset's content
+# behind an unchanged --data_dir), so they are compared once the fields agree.
+DERIVED_SAME = {
+    "num_replicas": "the number of replicas of --strategy",
+    "patch_size": "the dataset in --data_dir changed: its patch size",
+    "steps_per_epoch": "the dataset in --data_dir changed: steps per epoch",
+    "preprocessing": "the dataset in --data_dir changed: its preprocessing",
+}
+
+
+def resume_rule(name: str) -> str:
+    """The ``resume`` rule of TrainConfig field ``name`` (see the field metadata comment)."""
+    return _FIELDS[name].metadata["resume"]
+
+
+def flag_name(name: str) -> str:
+    """The binaries' flag of TrainConfig field ``name`` (``jit_compile`` is ``--xla``)."""
+    return _FIELDS[name].metadata.get("flag", name)
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingChange:
+    """A setting whose new value a resume may not take: ``name`` (a field or a `DERIVED_SAME`
+    key), the saved ``old`` and the ``new`` value."""
+
+    name: str
+    old: Any
+    new: Any
+
+    def describe(self, trained: str = "this run was trained with") -> str:
+        """E.g. ``--learning_rate is 0.01 but this run was trained with 0.001``."""
+        old, new = _shown(self.old), _shown(self.new)
+        if self.name in DERIVED_SAME:
+            return f"{DERIVED_SAME[self.name]} is {new} but {trained} {old}"
+        if self.name in _FIELDS and resume_rule(self.name) == "grow":
+            return f"--{flag_name(self.name)} is {new} but {trained} {old} (it may only grow)"
+        return f"--{flag_name(self.name)} is {new} but {trained} {old}"
+
+
+def resume_changes(
+    saved: Mapping[str, Any], current: Mapping[str, Any], names: Iterable[str] | None = None
+) -> list[SettingChange]:
+    """The settings a resume may not change: TrainConfig fields of ``current`` (all, or
+    ``names``) that break their ``resume`` rule against ``saved`` (a config.json), then, only
+    when none does, the `DERIVED_SAME` values. Keys either side lacks (an older config.json)
+    are not compared. Values are compared as JSON holds them (a tuple equals its list)."""
+    changes = []
+    for name in names if names is not None else _FIELDS:
+        if name not in _FIELDS or name not in saved or name not in current:
+            continue
+        old, new = _as_json(saved[name]), _as_json(current[name])
+        rule = resume_rule(name)
+        if rule == "same" and old != new:
+            changes.append(SettingChange(name, old, new))
+        elif rule == "grow" and not (isinstance(old, (int, float)) and new >= old):
+            changes.append(SettingChange(name, old, new))
+    if not changes and names is None:
+        for name in DERIVED_SAME:
+            if name in saved and name in current and _as_json(saved[name]) != _as_json(current[name]):
+                changes.append(SettingChange(name, _as_json(saved[name]), _as_json(current[name])))
+    return changes
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _shown(value: Any) -> str:
+    """A value as one would pass it as a flag: 2,8 for a list, true/false for a bool."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) and all(isinstance(v, int) for v in value):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
 def _broadcast(values: int | Sequence[int]) -> int | tuple[int, ...]:
     if isinstance(values, int):
         return values
     values = tuple(values)
     return values[0] if len(values) == 1 else values
+
+
+_FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}

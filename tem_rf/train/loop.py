@@ -13,10 +13,12 @@ flags give the same weights, and a resumed run ends where an uninterrupted one w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -24,14 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from tem_rf.train.config import TrainConfig, TrainingError
+from tem_rf.core.files import os_error_text
+from tem_rf.train.config import TrainConfig, TrainingError, resume_changes
 from tem_rf.train.distribute import is_chief, make_strategy, resolve_precision, strategy_name
 from tem_rf.train.rundir import RunDir
 
 logger = logging.getLogger(__name__)
-
-# Keys that must agree between a run directory's saved config and a resumed run's flags.
-_ARCHITECTURE_KEYS = ("num_blocks", "pool_sizes", "dilations", "seed", "batch_size", "data_dir")
 
 
 # --------------------------------------------------------------------------- devices and policy
@@ -103,6 +103,8 @@ class Trainer:
         from tem_rf.models import architecture_name, describe_model, residual_unet, size_divisor
 
         self.config = config = config.validated()
+        if os.path.lexists(config.model_dir) and not os.path.isdir(config.model_dir):
+            raise TrainingError(f"--model_dir {config.model_dir} is a file, not a folder; name a folder")
         self.data_info = _read_dataset_info(config.data_dir)
         self.patch_size = int(self.data_info["patch_size"])
         divisor = size_divisor(config.pool_sizes)
@@ -270,6 +272,7 @@ class Trainer:
             precision=self.precision,
             precision_requested=self.config.precision,
             strategy=strategy_name(self.strategy),
+            strategy_requested=self.config.strategy,
             num_replicas=self.strategy.num_replicas_in_sync,
             patch_size=self.patch_size,
             pixel_size_nm=self.pixel_size_nm,
@@ -296,34 +299,91 @@ class Trainer:
         return RunDir(self.model_dir / f".worker-{resolver.task_type}-{resolver.task_id}")
 
     def _check_resumable(self) -> None:
+        """Refuses to resume a run whose config.json differs in a setting that changes results
+        (the "resume" rule of each TrainConfig field), or checkpoints of an unknown run. A run
+        with no checkpoint yet (it failed in its first epoch) has nothing to resume: it starts
+        anew with the new settings."""
+        import tensorflow as tf
+
         if not self.run.config_file.exists():
+            leftovers = self.run.run_files()
+            if leftovers:
+                raise TrainingError(
+                    f"{self.model_dir}: holds {', '.join(leftovers)} but no config.json, so the run they "
+                    "belong to is unknown; use another --model_dir (or delete the folder to start anew)"
+                )
             return
-        saved = self.run.config()
-        mine = self.resolved_config()
-        different = [k for k in _ARCHITECTURE_KEYS if saved.get(k) != mine.get(k)]
-        if different:
-            detail = ", ".join(f"{k}: {saved.get(k)!r} there, {mine.get(k)!r} now" for k in different)
+        if tf.train.latest_checkpoint(str(self.run.checkpoints_dir)) is None:
+            return
+        try:
+            saved = self.run.config()
+        except ValueError as err:
+            raise TrainingError(f"{err}; cannot tell which run {self.model_dir} holds") from None
+        changes = resume_changes(saved, self.resolved_config())
+        if changes:
             raise TrainingError(
-                f"{self.model_dir} holds a different run ({detail}); use another --model_dir"
+                f"{self.model_dir}: {'; '.join(change.describe() for change in changes)}; use another "
+                "--model_dir, or pass the run's values to resume it"
             )
+
+    @contextlib.contextmanager
+    def _claimed(self, work: RunDir):
+        """The work folder, made and locked for this process for the block (one writer per run
+        folder); a changed run is refused before anything is written, and a folder this call
+        made is removed again when the block fails before its config.json is written."""
+        from tem_rf.core.files import LockHeldError
+
+        made = _missing_folders(work.path)
+        if not self.chief:
+            made = made[-1:]  # the chief owns the run folder itself
+        try:
+            work.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrainingError(f"--model_dir {work.path}: cannot make the folder ({os_error_text(err)})") from None
+        self._config_written = False
+        try:
+            with work.locked():
+                try:
+                    yield
+                except BaseException:
+                    if made and not self._config_written:
+                        _remove_made_folders(made)
+                    raise
+        except LockHeldError as err:
+            holder = f"pid {err.pid}" if err.pid is not None else "pid unknown"
+            raise TrainingError(
+                f"{work.path}: another tem_rf process is training in this folder ({holder})"
+            ) from None
 
     def fit(self, progress: bool = True) -> dict[str, Any]:
         """Trains up to ``config.epochs`` (resuming from the last checkpoint), then tests.
 
-        Returns the content of ``metrics.json``.
+        Returns the content of ``metrics.json``. The run folder is locked while it trains.
         """
+        work = self._work_dir()
+        self._check_resumable()  # a changed run is refused before the folder is touched...
+        with self._claimed(work):
+            return self._fit(work, progress)
+
+    def _fit(self, work: RunDir, progress: bool) -> dict[str, Any]:
         import keras
         import tensorflow as tf
 
         config = self.config
-        work = self._work_dir()
-        work.path.mkdir(parents=True, exist_ok=True)
-        self._check_resumable()
+        self._check_resumable()  # ...and again under the lock: no other writer between check and write
+        work.remove_stale_temporaries()
         manager = tf.train.CheckpointManager(self.checkpoint, work.checkpoints_dir, max_to_keep=2)
         # Every worker resumes from the chief's checkpoint, so all start from the same epoch.
         latest = tf.train.latest_checkpoint(str(self.run.checkpoints_dir))
         if latest:
-            self.checkpoint.restore(latest).expect_partial()
+            try:
+                self.checkpoint.restore(latest).expect_partial()
+            except (tf.errors.OpError, ValueError, AssertionError) as err:
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise TrainingError(
+                    f"{latest}: corrupt or unreadable checkpoint ({reason}); delete {self.run.checkpoints_dir} "
+                    "to train the run from the start"
+                ) from None
             logger.info("resumed %s at epoch %d", self.model_dir, int(self.state.epoch))
         start_epoch = int(self.state.epoch)
         if start_epoch >= config.epochs:
@@ -334,6 +394,7 @@ class Trainer:
             )
         if self.chief:
             work.write_config(self.resolved_config())
+        self._config_written = True
         # Rows of an epoch that was not checkpointed are dropped: it is trained again.
         history = [row for row in work.history() if row["epoch"] <= start_epoch]
         train_writer = tf.summary.create_file_writer(str(work.logs_dir / "train"))
@@ -400,7 +461,7 @@ class Trainer:
             # History first, then the checkpoint: a restart re-runs at most this epoch.
             if self.chief:
                 work.write_history(history)
-            manager.save(checkpoint_number=epoch + 1)
+            _save_checkpoint(manager, epoch + 1)
         train_writer.flush()
         val_writer.flush()
 
@@ -411,7 +472,7 @@ class Trainer:
         else:
             # Non-chief workers keep their final weights only when asked (lockstep checks).
             if config.keep_worker_dirs:
-                self.model.save(work.last_model_file)
+                work.write_model(self.model, work.last_model_file)
             else:
                 shutil.rmtree(work.path, ignore_errors=True)
         return results
@@ -441,15 +502,8 @@ class Trainer:
         }
 
     def _save_model(self, path: Path) -> None:
-        from tem_rf.core.files import atomic_path
-
-        if not self.chief:
-            return
-        # Keras insists on the .keras suffix, so the temporary name keeps it.
-        with atomic_path(path) as tmp:
-            keras_tmp = tmp.with_suffix(".tmp.keras")
-            self.model.save(keras_tmp)
-            os.replace(keras_tmp, tmp)
+        if self.chief:
+            self.run.write_model(self.model, path)
 
     def _preview_batch(self):
         """A few fixed validation patches for the TensorBoard image panel."""
@@ -468,6 +522,45 @@ class Trainer:
         tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
         tf.summary.image("label", tf.cast(labels[..., None], tf.float32), max_outputs=8)
         tf.summary.image("particle_probability", probabilities[..., 1:2], max_outputs=8)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, outermost first."""
+    missing = []
+    folder = Path(os.path.abspath(folder))
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
+
+
+def _remove_made_folders(made: list[Path]) -> None:
+    """Removes the folder this process made (``made[-1]``, with what it wrote) and its parents
+    that it made and that are still empty (another process may have put a run beside it)."""
+    shutil.rmtree(made[-1], ignore_errors=True)
+    for folder in reversed(made[:-1]):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _save_checkpoint(manager, number: int) -> None:
+    """``manager.save``; on an error (disk full) its partial files go and one line says why."""
+    import tensorflow as tf
+
+    try:
+        manager.save(checkpoint_number=number)
+    except (OSError, tf.errors.OpError) as err:
+        directory = Path(manager.directory)
+        partial = re.compile(rf"^ckpt-{number}(\.|_temp$)")  # ckpt-2.index, ckpt-2_temp/, not ckpt-20
+        for leftover in [p for p in directory.iterdir() if partial.match(p.name)]:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        reason = os_error_text(err) if isinstance(err, OSError) else str(err).strip().splitlines()[0]
+        raise TrainingError(f"{directory / f'ckpt-{number}'}: cannot write the checkpoint ({reason})") from None
 
 
 def _read_dataset_info(data_dir: str) -> dict[str, Any]:

@@ -6,13 +6,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import re
+import shutil
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tem_rf.core.files import read_json_object, write_json
+from tem_rf.core.files import atomic_path, exclusive_lock, os_error_text, read_json_object, write_json
+from tem_rf.train.config import TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +30,7 @@ CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
 BEST_MODEL_FILE = "best.keras"
 LAST_MODEL_FILE = "model.keras"
+LOCK_FILE = ".lock"  # flock-ed by the one process training in the folder
 RUN_MODEL_FILES = (BEST_MODEL_FILE, LAST_MODEL_FILE)  # preferred first: best validation dice
 WEIGHTS = {"best": RUN_MODEL_FILES, "model": (LAST_MODEL_FILE,)}  # --weights -> files to try
 
@@ -78,6 +86,10 @@ class RunDir:
         return self.path / LAST_MODEL_FILE
 
     @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
     def is_finished(self) -> bool:
         """A run is finished once its test metrics are written."""
         return self.metrics_file.is_file()
@@ -91,10 +103,10 @@ class RunDir:
         return read_json_object(self.metrics_file, ModelLoadError)
 
     def write_config(self, config: dict[str, Any]) -> None:
-        write_json(self.config_file, config)
+        _written(self.config_file, lambda: write_json(self.config_file, config))
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        write_json(self.metrics_file, metrics)
+        _written(self.metrics_file, lambda: write_json(self.metrics_file, metrics))
 
     def history(self) -> list[dict[str, Any]]:
         """One row per epoch trained (``history.csv``); ``[]`` before the first epoch ends."""
@@ -110,7 +122,55 @@ class RunDir:
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         from tem_rf.core.files import write_csv
 
-        write_csv(self.history_file, rows)
+        _written(self.history_file, lambda: write_csv(self.history_file, rows))
+
+    def write_model(self, model: Any, path: str | os.PathLike) -> None:
+        """Saves a Keras ``model`` to ``path`` (best.keras, model.keras) atomically: a failed save
+        leaves the old file, or none, and no temporary behind."""
+        path = Path(path)
+
+        def save() -> None:
+            with atomic_path(path) as tmp:
+                keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
+                try:
+                    model.save(keras_tmp)
+                    os.replace(keras_tmp, tmp)
+                finally:
+                    keras_tmp.unlink(missing_ok=True)
+
+        _written(path, save)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Holds the folder's lock (`LOCK_FILE`) for the block; `tem_rf.core.files.LockHeldError`
+        when another process holds it. The folder must exist."""
+        with exclusive_lock(self.lock_file):
+            yield
+
+    def run_files(self) -> list[str]:
+        """The training outputs present (checkpoints/, history.csv, best.keras, ...), by name."""
+        names = [CHECKPOINTS_DIR, HISTORY_FILE, METRICS_FILE, *RUN_MODEL_FILES]
+        present = [name for name in names if (self.path / name).exists()]
+        return [f"{name}/" if name == CHECKPOINTS_DIR else name for name in present]
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Removes what a killed writer left: temporaries of the run files (``.best.keras.*.tmp``,
+        ...) and of checkpoints (``ckpt-N_temp/``, ``*.tempstate*``, ``checkpoint.tmp*``). Only
+        under `locked`: no other process may be writing them."""
+        names = "|".join(re.escape(n) for n in (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, *RUN_MODEL_FILES))
+        run_temporary = re.compile(rf"^\.({names})\..+\.tmp(\.keras)?$")
+        stale = [p for p in self.path.glob(".*") if run_temporary.match(p.name)]
+        if self.checkpoints_dir.is_dir():
+            checkpoint_temporary = re.compile(r"^(.+_temp|.+\.tempstate\d*|checkpoint\.tmp[0-9a-f]+)$")
+            stale += [p for p in self.checkpoints_dir.iterdir() if checkpoint_temporary.match(p.name)]
+        for path in stale:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if stale:
+            logger.info("%s: removed %d temporary file(s) of an interrupted run", self.path, len(stale))
+        return stale
 
     def model_file(self, weights: str = "best") -> Path:
         """The ``.keras`` file to load: ``keras_file`` when set, else best.keras falling back to
@@ -141,6 +201,29 @@ def find_runs(sweep_dir: str | os.PathLike, finished_only: bool = True) -> list[
     return [run for run in runs if run.is_finished or not finished_only]
 
 
+def _written(path: Path, write: Callable[[], None]) -> None:
+    """Runs ``write``; an OSError (disk full, no permission) becomes one TrainingError line
+    naming ``path`` (the atomic writers have removed their temporary by then)."""
+    try:
+        write()
+    except OSError as error:
+        raise TrainingError(f"{path}: cannot write ({os_error_text(error)})") from error
+
+
+def _check_keras_archive(path: Path) -> None:
+    """A ``.keras`` file is a zip archive: refuses one that is truncated or corrupt (Keras itself
+    would call it "not found")."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError) as error:
+        raise ModelLoadError(f"{path}: corrupt or truncated Keras file ({error})") from error
+    except OSError as error:
+        raise ModelLoadError(f"{path}: cannot read ({error.strerror or error})") from error
+    if bad is not None:
+        raise ModelLoadError(f"{path}: corrupt or truncated Keras file (bad checksum of {bad})")
+
+
 def load_keras_model(path: str | os.PathLike) -> Any:
     """Loads a ``.keras`` file without its compile state (optimizer, losses, metrics)."""
     import keras
@@ -150,6 +233,7 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such Keras model file")
+    _check_keras_archive(path)
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # corrupt zip, unknown layers, ...: one clear message

@@ -37,6 +37,22 @@ def test_sweep_of_explicit_pools_and_the_deprecated_pools_flag(tmp_path):
     both = call_main("experiments.sweep", *args, "--pools=2-2", "--pool_sizes=2,2")
     assert both.returncode == 1 and "give only --pool_sizes" in both.stderr
 
+    # A rerun with other settings is refused, naming them, before sweep.json or a run changes.
+    recorded = (sweep_dir / "sweep.json").read_bytes()
+    run_files = sorted(p.relative_to(sweep_dir) for p in (sweep_dir / "runs").rglob("*"))
+    for extra, message in [
+        (["--learning_rate=1e-3", "--pool_sizes=2,2", "--pool_sizes=2,4"],
+         f"error: {sweep_dir}: --learning_rate is 0.001 but this sweep was run with 0.01; use another --sweep_dir"),
+        (["--pool_sizes=2,2", "--pool_sizes=2,8"], "the architectures differ from those this sweep was run with "
+                                                   "(new: N2_k2-8_d1-1-1; not in these flags: N2_k2-4_d1-1-1)"),
+    ]:
+        changed = call_main("experiments.sweep", *[a for a in args if not a.startswith("--learning_rate")]
+                            + (["--learning_rate=1e-2"] if "--learning_rate=1e-3" not in extra else []), *extra)
+        assert changed.returncode == 1 and message in changed.stderr, changed.stderr[-2000:]
+        assert "Traceback" not in changed.stderr
+        assert (sweep_dir / "sweep.json").read_bytes() == recorded
+        assert sorted(p.relative_to(sweep_dir) for p in (sweep_dir / "runs").rglob("*")) == run_files
+
 
 def test_sweep_bad_flags_are_one_clear_line(tmp_path):
     out = call_main("experiments.sweep", f"--sweep_dir={tmp_path}", "--seeds=1,x")

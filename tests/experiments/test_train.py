@@ -1,10 +1,16 @@
-"""experiments/train.py: two MultiWorkerMirrored worker processes, and bad flags (in process)."""
+"""experiments/train.py: two MultiWorkerMirrored worker processes, a kill and resume, one writer
+per run folder, and refusals that leave nothing behind (in process)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import pathlib
+import signal
 import socket
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -86,3 +92,125 @@ def test_patch_size_not_divisible_by_pools(tiny_data, tmp_path):
     assert out.returncode != 0
     assert "patch size 32" in out.stderr and "not divisible by 64" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _train_args(data_dir, run, *extra):
+    return [f"--data_dir={data_dir}", f"--model_dir={run}", "--batch_size=8", "--learning_rate=1e-2",
+            "--precision=float32", "--strategy=default", "--num_images=0", *extra]
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _hold_lock(folder):
+    """A separate process holding the folder's lock until killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from tem_rf.core.files import exclusive_lock\n"
+         f"with exclusive_lock({str(folder / '.lock')!r}):\n    print('held', flush=True); sys.stdin.read()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=binary_env())
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_process_in_a_locked_run_folder_is_refused_and_the_lock_dies_with_its_holder(tiny_data,
+                                                                                              tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = _hold_lock(run)
+    try:
+        before = _snapshot(run)
+        out = call_main("experiments.train", "--progress=false", *_train_args(tiny_data, run, "--epochs=1"))
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1] == (
+            f"error: {run}: another tem_rf process is training in this folder (pid {holder.pid})")
+        assert _snapshot(run) == before  # no config.json, no logs/
+    finally:
+        holder.kill()  # SIGKILL: flock goes with the process
+        holder.wait()
+    out = call_main("experiments.train", "--progress=false", *_train_args(tiny_data, run, "--epochs=1"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    from tem_rf.core.files import exclusive_lock
+
+    with exclusive_lock(run / ".lock"):  # released after the run
+        pass
+
+
+def test_refused_commands_leave_the_run_folder_as_it_was(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    out = call_main("experiments.train", "--progress=false", *_train_args(tiny_data, run, "--epochs=1"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    before = _snapshot(run)
+    for args, message in [
+        (_train_args(tmp_path / "nowhere", run, "--epochs=1"), "does not exist or is not a directory"),
+        (_train_args(tiny_data, run, "--epochs=1", "--learning_rate=1e-3"),
+         f"error: {run}: --learning_rate is 0.001 but this run was trained with 0.01; use another "
+         "--model_dir, or pass the run's values to resume it"),
+        (_train_args(tiny_data, run, "--epochs=1", "--noaugment", "--xla"),
+         "--xla is true but this run was trained with false; --augment is false but this run was trained with true"),
+        (_train_args(tiny_data, run, "--epochs=1", "--pool_sizes=2,x"), "--pool_sizes must be comma-separated"),
+    ]:
+        out = call_main("experiments.train", "--progress=false", *args)
+        assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert _snapshot(run) == before
+
+
+def test_model_dir_that_is_a_file_is_one_clear_error(tiny_data, tmp_path):
+    (tmp_path / "run").write_text("notes")
+    out = call_main("experiments.train", "--progress=false", *_train_args(tiny_data, tmp_path / "run"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: --model_dir {tmp_path / 'run'} is a file, not a folder; name a folder")
+    assert (tmp_path / "run").read_text() == "notes"
+    out = call_main("experiments.train", "--progress=false", *_train_args(tiny_data, tmp_path / "run" / "sub"))
+    assert out.returncode == 1 and "cannot make the folder" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_disk_full_while_writing_a_run_file_is_one_line_naming_it(tiny_data, tmp_path, monkeypatch):
+    real_write_text = pathlib.Path.write_text
+
+    def full_for_history(path, text, *args, **kwargs):
+        if path.name.startswith(".history.csv."):
+            real_write_text(path, text[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_for_history)
+    run = tmp_path / "run"
+    out = call_main("experiments.train", "--progress=false", *_train_args(tiny_data, run, "--epochs=1"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: {run / 'history.csv'}: cannot write (No space left on device)")
+    assert not list(run.glob(".history.csv*")) and not (run / "history.csv").exists()
+    assert not (run / "metrics.json").exists()
+
+
+@pytest.mark.large  # three training processes
+def test_a_run_killed_during_epoch_two_resumes_to_the_weights_of_an_uninterrupted_run(tiny_data, tmp_path):
+    args = ["--epochs=3", "--image_every=1", "--num_images=1"]
+    full = subprocess.run(_train_cmd(*_train_args(tiny_data, tmp_path / "full"), *args), cwd=ROOT,
+                          capture_output=True, text=True, env=binary_env(), timeout=300)
+    assert full.returncode == 0, full.stderr[-3000:]
+    run = tmp_path / "killed"
+    process = subprocess.Popen(_train_cmd(*_train_args(tiny_data, run), *args), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=binary_env())
+    try:
+        deadline = time.monotonic() + 300
+        state = run / "checkpoints" / "checkpoint"  # names ckpt-1 once epoch 1's checkpoint is complete
+        while not (state.exists() and '"ckpt-1"' in state.read_text()):
+            assert process.poll() is None and time.monotonic() < deadline, "training ended before epoch 2"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)  # epoch 2 is training
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not (run / "metrics.json").exists()
+    assert '"ckpt-2"' not in state.read_text(), "killed after epoch 2 had ended"
+    again = subprocess.run(_train_cmd(*_train_args(tiny_data, run), *args), cwd=ROOT,
+                           capture_output=True, text=True, env=binary_env(), timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert max_weight_difference(run_weights(tmp_path / "full"), run_weights(run)) == 0.0
+    assert max_weight_difference(run_weights(tmp_path / "full", "best.keras"), run_weights(run, "best.keras")) == 0.0
+    assert not [p.name for p in run.glob(".*.tmp*")]
+    assert not [p.name for p in (run / "checkpoints").iterdir() if "tmp" in p.name or p.name.endswith("_temp")]

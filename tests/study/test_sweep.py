@@ -92,3 +92,57 @@ def test_check_fits_patch_names_architectures_the_patches_cannot_hold():
     sweep.check_fits_patch([fits], 64)
     with pytest.raises(ValueError, match=r"patches are 64 px: N3_k8-8-2_d1-1-1-1 \(divisor 128\)"):
         sweep.check_fits_patch([fits, sweep.Architecture(3, (8, 8, 2), (1, 1, 1, 1))], 64)
+
+
+def _small_sweep(tmp_path):
+    runs = sweep.plan([sweep.Architecture(2, (2, 2), (1, 1, 1)), sweep.Architecture(2, (2, 4), (1, 1, 1))], (752,))
+    settings = dict(data_dir=str(tmp_path / "data"), batch_size=8, epochs=2, learning_rate=1e-2,
+                    precision="float32", strategy="default", jit_compile=False, seeds=[752])
+    sweep.write_sweep_file(tmp_path, runs, settings)
+    return runs, settings
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(learning_rate=1e-3), "--learning_rate is 0.001 but this sweep was run with 0.01"),
+        (dict(precision="auto", jit_compile=True),
+         "--precision is auto but this sweep was run with float32; --xla is true but this sweep was run with false"),
+        (dict(epochs=1), r"--epochs is 1 but this sweep was run with 2 \(it may only grow\)"),
+        (dict(seeds=[752, 140]), "--seeds is 752,140 but this sweep was run with 752"),
+    ],
+)
+def test_a_sweep_rerun_with_changed_settings_is_refused_naming_them(tmp_path, change, message):
+    runs, settings = _small_sweep(tmp_path)
+    with pytest.raises(ValueError, match=f"{tmp_path}: {message}; use another --sweep_dir"):
+        sweep.check_sweep_file(tmp_path, runs, {**settings, **change})
+
+
+def test_a_sweep_rerun_may_grow_epochs_but_not_change_its_architectures(tmp_path):
+    runs, settings = _small_sweep(tmp_path)
+    assert sweep.check_sweep_file(tmp_path, runs, settings)["settings"] == settings
+    assert sweep.check_sweep_file(tmp_path, runs, {**settings, "epochs": 5})["settings"]["epochs"] == 2
+    assert sweep.check_sweep_file(tmp_path / "new", runs, settings) is None
+    with pytest.raises(ValueError, match=r"the architectures differ .*\(new: N2_k2-8_d1-1-1; not in these flags: "
+                                         r"N2_k2-4_d1-1-1\)"):
+        sweep.check_sweep_file(tmp_path, sweep.plan([runs[0].architecture, sweep.Architecture(2, (2, 8), (1, 1, 1))],
+                                                    (752,)), settings)
+
+
+def test_a_finished_run_with_other_settings_is_refused_and_one_with_fewer_epochs_trains_on(tmp_path):
+    from tem_rf.train import TrainConfig
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    saved = dict(data_dir=str(tmp_path / "data"), model_dir="/elsewhere", num_blocks=2, pool_sizes=[2, 2],
+                 dilations=[1, 1, 1], batch_size=8, epochs=2, learning_rate=0.01, seed=752, precision="float32",
+                 precision_requested="auto", strategy="default", strategy_requested="auto", augment=True)
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    (run_dir / "metrics.json").write_text("{}")
+    config = lambda **c: TrainConfig(**{**dict(data_dir=str(tmp_path / "data"), model_dir=str(run_dir),  # noqa: E731
+                                               epochs=2, learning_rate=0.01), **c}).validated()
+    assert not sweep._needs_training(run_dir, config())  # finished with these settings: skipped
+    assert sweep._needs_training(run_dir, config(epochs=3))  # grown: trains on
+    with pytest.raises(ValueError, match=f"{run_dir}: --precision is float32 but this run was trained with auto; "
+                                         "--augment is false but this run was trained with true"):
+        sweep._needs_training(run_dir, config(precision="float32", augment=False))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -140,12 +142,165 @@ def test_empty_validation_split_is_refused_before_anything_is_written(tmp_path):
 def test_missing_data_dir(tmp_path):
     with pytest.raises(training.TrainingError, match="does not exist"):
         training.Trainer(_config(tmp_path / "nowhere", tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
 
 
-def test_resuming_into_a_different_run_is_refused(tiny_data, tmp_path):
-    training.train(_config(tiny_data, tmp_path / "run", epochs=1), progress=False)
-    with pytest.raises(training.TrainingError, match="holds a different run"):
-        training.train(_config(tiny_data, tmp_path / "run", epochs=1, pool_sizes=(2, 4)), progress=False)
+@pytest.fixture(scope="module")
+def one_epoch_run(tiny_data, tmp_path_factory):
+    """A finished one-epoch run; tests that may change it train on a copy (`_copy_run`)."""
+    run = tmp_path_factory.mktemp("one_epoch") / "run"
+    training.train(_config(tiny_data, run, epochs=1, num_images=0), progress=False)
+    return run
+
+
+def _copy_run(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = read_json(copy / "config.json")
+    (copy / "config.json").write_text(json.dumps({**config, "model_dir": str(copy)}, indent=2) + "\n")
+    return copy
+
+
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes: equal snapshots, nothing written."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(learning_rate=1e-3), "--learning_rate is 0.001 but this run was trained with 0.01"),
+        (dict(precision="mixed_bfloat16"), "--precision is mixed_bfloat16 but this run was trained with float32"),
+        (dict(augment=False), "--augment is false but this run was trained with true"),
+        (dict(deterministic=False), "--deterministic is false but this run was trained with true"),
+        (dict(batch_size=4), "--batch_size is 4 but this run was trained with 8"),
+        (dict(pool_sizes=(2, 4)), "--pool_sizes is 2,4 but this run was trained with 2,2"),
+        (dict(seed=2245, eval_augment=False), "--seed is 2245 but this run was trained with 752; "
+                                             "--eval_augment is false but this run was trained with true"),
+    ],
+)
+def test_resume_with_a_changed_setting_is_refused_naming_it(one_epoch_run, tiny_data, overrides, message):
+    before = _snapshot(one_epoch_run)
+    with pytest.raises(training.TrainingError) as refused:
+        training.train(_config(tiny_data, one_epoch_run, epochs=1, num_images=0, **overrides), progress=False)
+    assert str(refused.value) == (
+        f"{one_epoch_run}: {message}; use another --model_dir, or pass the run's values to resume it")
+    assert _snapshot(one_epoch_run) == before  # config.json byte-identical, nothing else written
+
+
+def test_every_config_field_has_a_resume_rule():
+    import dataclasses
+
+    from tem_rf.train.config import RESUME_RULES, resume_rule
+
+    rules = {f.name: resume_rule(f.name) for f in dataclasses.fields(training.TrainConfig)}
+    assert set(rules.values()) <= set(RESUME_RULES)
+    assert rules["epochs"] == "grow"
+    assert {name for name, rule in rules.items() if rule == "free"} == {
+        "model_dir", "image_every", "num_images", "keep_worker_dirs"}
+
+
+def test_resume_may_grow_epochs_and_change_what_is_logged_but_not_shrink(one_epoch_run, tiny_data, tmp_path):
+    run = _copy_run(one_epoch_run, tmp_path)
+    results = training.train(_config(tiny_data, run, epochs=2, num_images=1, image_every=3), progress=False)
+    assert results["epochs_trained"] == 2 and [r["epoch"] for r in _history(run)] == ["1", "2"]
+    config = read_json(run / "config.json")
+    assert (config["epochs"], config["image_every"], config["num_images"]) == (2, 3, 1)
+    before = _snapshot(run)
+    with pytest.raises(training.TrainingError, match="--epochs is 1 but this run was trained with 2 "
+                                                     r"\(it may only grow\)"):
+        training.train(_config(tiny_data, run, epochs=1), progress=False)
+    assert _snapshot(run) == before
+
+
+def test_a_moved_run_resumes_in_its_new_folder(one_epoch_run, tiny_data, tmp_path):
+    run = tmp_path / "moved"
+    shutil.copytree(one_epoch_run, run)  # config.json still names the old folder: model_dir is "free"
+    assert training.train(_config(tiny_data, run, epochs=1, num_images=0), progress=False)["epochs_trained"] == 1
+    assert read_json(run / "config.json")["model_dir"] == str(run)
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_starts_anew_with_new_settings(one_epoch_run, tiny_data,
+                                                                                      tmp_path):
+    run = _copy_run(one_epoch_run, tmp_path)
+    for name in ("checkpoints", "history.csv", "metrics.json", "model.keras"):
+        shutil.rmtree(run / name) if name == "checkpoints" else (run / name).unlink()
+    results = training.train(_config(tiny_data, run, epochs=1, learning_rate=1e-3, num_images=0), progress=False)
+    assert results["epochs_trained"] == 1 and read_json(run / "config.json")["learning_rate"] == 1e-3
+
+
+def test_a_checkpoint_without_config_is_never_resumed(one_epoch_run, tiny_data, tmp_path):
+    run = _copy_run(one_epoch_run, tmp_path)
+    (run / "config.json").unlink()
+    before = _snapshot(run)
+    with pytest.raises(training.TrainingError, match=f"{run}: holds checkpoints/, history.csv, metrics.json, "
+                                                     "best.keras, model.keras but no config.json"):
+        training.train(_config(tiny_data, run, epochs=1, pool_sizes=(2, 4)), progress=False)
+    assert _snapshot(run) == before
+
+
+def test_a_corrupt_checkpoint_is_named(one_epoch_run, tiny_data, tmp_path):
+    run = _copy_run(one_epoch_run, tmp_path)
+    index = run / "checkpoints" / "ckpt-1.index"
+    index.write_bytes(index.read_bytes()[:20])
+    with pytest.raises(training.TrainingError, match="ckpt-1: corrupt or unreadable checkpoint"):
+        training.train(_config(tiny_data, run, epochs=2), progress=False)
+
+
+def test_model_dir_that_is_a_file_is_refused(tiny_data, tmp_path):
+    (tmp_path / "run").write_text("notes")
+    with pytest.raises(training.TrainingError, match=f"--model_dir {tmp_path / 'run'} is a file, not a folder"):
+        training.Trainer(_config(tiny_data, tmp_path / "run"))
+    assert (tmp_path / "run").read_text() == "notes"
+
+
+def test_the_run_folder_is_locked_while_training_and_released_after(one_epoch_run, tiny_data, tmp_path):
+    from tem_rf.core.files import exclusive_lock
+
+    run = _copy_run(one_epoch_run, tmp_path)
+    before = _snapshot(run)
+    with exclusive_lock(run / ".lock"):
+        with pytest.raises(training.TrainingError, match=f"{run}: another tem_rf process is training in this "
+                                                         rf"folder \(pid {os.getpid()}\)"):
+            training.train(_config(tiny_data, run, epochs=1, num_images=0), progress=False)
+        assert _snapshot(run) == before
+    trainer = training.Trainer(_config(tiny_data, run, epochs=1, num_images=0))
+    held = []
+    trainer._final_metrics = lambda: held.append(_lock_is_held(run)) or {}
+    trainer.fit(progress=False)
+    assert held == [True] and not _lock_is_held(run)
+
+
+def _lock_is_held(run) -> bool:
+    from tem_rf.core.files import LockHeldError, exclusive_lock
+
+    try:
+        with exclusive_lock(run / ".lock"):
+            return False
+    except LockHeldError:
+        return True
+
+
+def test_a_failed_checkpoint_write_leaves_no_partial_checkpoint(tmp_path):
+    import errno
+
+    from tem_rf.train.loop import _save_checkpoint
+
+    class FullDisk:
+        directory = str(tmp_path)
+
+        def save(self, checkpoint_number):
+            (tmp_path / f"ckpt-{checkpoint_number}.index.tempstate42").write_bytes(b"half")
+            (tmp_path / f"ckpt-{checkpoint_number}_temp").mkdir()
+            (tmp_path / f"ckpt-{checkpoint_number}_temp" / "part-00000-of-00001.data").write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    for name in ("ckpt-1.index", "ckpt-20.index", "checkpoint"):  # of earlier epochs: kept
+        (tmp_path / name).write_bytes(b"a complete checkpoint")
+    with pytest.raises(training.TrainingError) as failed:
+        _save_checkpoint(FullDisk(), 2)
+    assert str(failed.value) == f"{tmp_path / 'ckpt-2'}: cannot write the checkpoint (No space left on device)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "ckpt-1.index", "ckpt-20.index"]
 
 
 def test_auto_precision_is_float32_on_cpu():

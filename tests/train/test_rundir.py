@@ -3,7 +3,9 @@ preprocessing a run records so that its export needs no dataset."""
 
 from __future__ import annotations
 
+import errno
 import json
+import pathlib
 import shutil
 
 import numpy as np
@@ -85,6 +87,72 @@ def test_missing_and_bad_files_give_errors_naming_the_path(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(ModelLoadError, match=f"{tmp_path / 'config.json'}: expected a JSON object"):
         run.config()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped"])
+def test_a_corrupt_keras_file_is_called_corrupt_not_missing(run_dir, damage):
+    best = run_dir / "best.keras"
+    content = bytearray(best.read_bytes())
+    if damage == "truncated":
+        content = content[: len(content) // 2]
+    elif damage == "empty":
+        content = b""
+    else:  # bytes of a member changed, the zip directory intact
+        content[200:400] = bytes(b ^ 0xFF for b in content[200:400])
+    best.write_bytes(bytes(content))
+    with pytest.raises(ModelLoadError, match=f"{best}: corrupt or truncated Keras file \\(.+\\)") as error:
+        RunDir(run_dir).load_model()
+    assert "not found" not in str(error.value)
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_while_writing_run_files_names_the_file_and_leaves_no_temporary(run_dir, tiny_model,
+                                                                                  monkeypatch):
+    run = RunDir(run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+
+    def half_then_full(path, text, *args, **kwargs):
+        with open(path, "w") as handle:
+            handle.write(text[: len(text) // 2])
+        _no_space()
+
+    class Model:  # saves half an archive, then finds the disk full
+        def save(self, path):
+            pathlib.Path(path).write_bytes(b"PK\x03\x04half")
+            _no_space()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pathlib.Path, "write_text", half_then_full)
+        for write, name in ((lambda: run.write_history([{"epoch": 1}]), "history.csv"),
+                            (lambda: run.write_metrics({"a": 1}), "metrics.json"),
+                            (lambda: run.write_config({"a": 1}), "config.json")):
+            with pytest.raises(training.TrainingError) as error:
+                write()
+            assert str(error.value) == f"{run_dir / name}: cannot write (No space left on device)"
+    for path in (run.best_model_file, run.last_model_file):
+        with pytest.raises(training.TrainingError, match=f"{path}: cannot write \\(No space left on device\\)"):
+            run.write_model(Model(), path)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before  # old files kept, no temporaries
+    run.write_model(tiny_model, run.last_model_file)
+    assert _same_weights(RunDir(run_dir).load_model("model"), tiny_model)
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed(run_dir):
+    stale = [run_dir / ".best.keras.ab12.tmp", run_dir / ".best.keras.ab12.tmp.keras",
+             run_dir / ".history.csv.x9.tmp", run_dir / "checkpoints" / "ckpt-3_temp" / "part-0",
+             run_dir / "checkpoints" / "ckpt-3.index.tempstate123",
+             run_dir / "checkpoints" / "checkpoint.tmp259e6d0429294e20a4e0b6e88542d9d1"]
+    kept = [run_dir / "checkpoints" / "ckpt-2.index", run_dir / "checkpoints" / "checkpoint",
+            run_dir / ".notes.tmp", run_dir / ".lock"]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    RunDir(run_dir).remove_stale_temporaries()
+    assert all(path.exists() for path in kept)
+    assert not any(path.exists() for path in stale) and not (run_dir / "checkpoints" / "ckpt-3_temp").exists()
 
 
 def test_history_round_trips_with_typed_values(tmp_path):
