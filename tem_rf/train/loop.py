@@ -330,7 +330,7 @@ class Trainer:
     def _claimed(self, work: RunDir):
         """The work folder, made and locked for this process for the block (one writer per run
         folder); a changed run is refused before anything is written, and a folder this call
-        made is removed again when the block fails before its config.json is written."""
+        made is removed again when the block fails before the run's first checkpoint."""
         from tem_rf.core.files import LockHeldError
 
         made = _missing_folders(work.path)
@@ -340,13 +340,14 @@ class Trainer:
             work.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise TrainingError(f"--model_dir {work.path}: cannot make the folder ({os_error_text(err)})") from None
-        self._config_written = False
         try:
             with work.locked():
                 try:
                     yield
                 except BaseException:
-                    if made and not self._config_written:
+                    # Nothing resumable yet (no checkpoint): a folder this call made goes again,
+                    # config.json and logs included, so a failed first epoch leaves no trace.
+                    if made and not any(work.checkpoints_dir.glob("ckpt-*.index")):
                         _remove_made_folders(made)
                     raise
         except LockHeldError as err:
@@ -394,7 +395,6 @@ class Trainer:
             )
         if self.chief:
             work.write_config(self.resolved_config())
-        self._config_written = True
         # Rows of an epoch that was not checkpointed are dropped: it is trained again.
         history = [row for row in work.history() if row["epoch"] <= start_epoch]
         train_writer = tf.summary.create_file_writer(str(work.logs_dir / "train"))
