@@ -64,6 +64,58 @@ class Particle:
         v = -dc * math.sin(self.angle) + dr * math.cos(self.angle)
         return (u / self.semi_major) ** 2 + (v / self.semi_minor) ** 2
 
+    @property
+    def diameter_px(self) -> float:
+        """Equivalent-circle diameter of the ellipse, ``2 sqrt(semi_major * semi_minor)``."""
+        return 2.0 * math.sqrt(self.semi_major * self.semi_minor)
+
+    def drawn(self, size: int) -> tuple[int, bool]:
+        """``(pixels, touches_edge)`` of this particle in a ``size`` x ``size`` mask: how many
+        pixel centres lie inside it, and whether one of them is in the first or last row or
+        column (the particle is cut by the field of view)."""
+        reach = self.semi_major + 1
+        r0, r1 = max(int(self.row - reach), 0), min(int(self.row + reach) + 2, size)
+        c0, c1 = max(int(self.col - reach), 0), min(int(self.col + reach) + 2, size)
+        if r0 >= r1 or c0 >= c1:
+            return 0, False
+        rows, cols = np.mgrid[r0:r1, c0:c1].astype(np.float64)
+        inside = self.inside(rows, cols) <= 1.0
+        touches = bool(
+            (r0 == 0 and inside[0].any())
+            or (r1 == size and inside[-1].any())
+            or (c0 == 0 and inside[:, 0].any())
+            or (c1 == size and inside[:, -1].any())
+        )
+        return int(np.count_nonzero(inside)), touches
+
+
+def particle_records(particles: list[Particle], size: int, pixel_size_nm: float) -> list[dict]:
+    """One row per drawn particle (the ground truth of a demo micrograph): ``id`` (1..n in drawing
+    order), centre ``row_px``, ``col_px`` (pixel indices; nm = px * pixel size), ``row_nm``,
+    ``col_nm``, the ellipse (``semi_major_px``, ``semi_minor_px``, ``angle_rad``), its
+    equivalent-circle ``diameter_px`` and ``diameter_nm``, ``area_px`` (the pixels it covers in
+    the mask) and ``touches_edge``."""
+    records = []
+    for index, particle in enumerate(particles, start=1):
+        pixels, touches = particle.drawn(size)
+        records.append(
+            {
+                "id": index,
+                "row_px": particle.row,
+                "col_px": particle.col,
+                "row_nm": particle.row * pixel_size_nm,
+                "col_nm": particle.col * pixel_size_nm,
+                "semi_major_px": particle.semi_major,
+                "semi_minor_px": particle.semi_minor,
+                "angle_rad": particle.angle,
+                "diameter_px": particle.diameter_px,
+                "diameter_nm": particle.diameter_px * pixel_size_nm,
+                "area_px": pixels,
+                "touches_edge": touches,
+            }
+        )
+    return records
+
 
 def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -199,7 +251,9 @@ def write_demo_dataset(
     overwrite: bool = False,
 ) -> dict:
     """Writes ``images/<kind>_NNN.tif`` (uint16, pixel size in ImageJ metadata) and
-    ``labels/<kind>_NNN_mask.png`` (0/255, as labelling tools export) plus ``demo.json``.
+    ``labels/<kind>_NNN_mask.png`` (0/255, as labelling tools export) plus ``demo.json``, and
+    the particles drawn in each, ``particles/<kind>_NNN.csv`` (`particle_records`: true centres
+    and diameters, listed in ``demo.json``'s ``particles``).
 
     The folder is written under a temporary name and renamed when complete. An existing
     ``out_dir`` is replaced only with ``overwrite`` and only if it holds a demo dataset.
@@ -207,6 +261,7 @@ def write_demo_dataset(
     import tifffile
     from PIL import Image
 
+    from tem_rf.core.files import write_csv
     from tem_rf.data.reading import InputError
 
     out_dir = Path(out_dir)
@@ -226,8 +281,10 @@ def write_demo_dataset(
         with atomic_path(out_dir, directory=True) as tmp:
             (tmp / "images").mkdir()
             (tmp / "labels").mkdir()
+            (tmp / "particles").mkdir()
             for index in range(num_images):
-                image, mask = make_micrograph(kind, size, pixel_size_nm, rng)
+                # return_particles draws nothing more from rng: the images are those without it.
+                image, mask, particles = make_micrograph(kind, size, pixel_size_nm, rng, return_particles=True)
                 name = f"{kind}_{index:03d}"
                 counts = np.clip(np.rint(image), 0, np.iinfo(np.uint16).max).astype(np.uint16)
                 tifffile.imwrite(
@@ -238,6 +295,7 @@ def write_demo_dataset(
                     metadata={"unit": "nm"},
                 )
                 Image.fromarray(mask * np.uint8(255)).save(tmp / "labels" / f"{name}_mask.png")
+                write_csv(tmp / "particles" / f"{name}.csv", particle_records(particles, size, pixel_size_nm))
                 names.append(name)
             info = {
                 "kind": kind,
@@ -249,6 +307,7 @@ def write_demo_dataset(
                 "dose_e_per_a2": DEFAULT_DOSE_E_PER_A2[kind],
                 "images": [f"images/{n}.tif" for n in names],
                 "labels": [f"labels/{n}_mask.png" for n in names],
+                "particles": [f"particles/{n}.csv" for n in names],
                 "note": "synthetic data from tem_rf.data.synthetic; for running and testing the pipeline",
             }
             (tmp / "demo.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -262,6 +321,7 @@ __all__ = [
     "DEFAULT_PIXEL_SIZE_NM",
     "Particle",
     "make_micrograph",
+    "particle_records",
     "sample_particles",
     "write_demo_dataset",
 ]

@@ -7,7 +7,8 @@ import pytest
 import tifffile
 
 from tem_rf.data.reading import read_mask, read_micrograph
-from tem_rf.data.synthetic import make_micrograph, write_demo_dataset
+from tem_rf.core.files import read_csv
+from tem_rf.data.synthetic import Particle, make_micrograph, particle_records, write_demo_dataset
 
 
 @pytest.mark.parametrize("kind", ["high_res", "low_res"])
@@ -71,3 +72,34 @@ def test_write_demo_dataset_like_a_microscope_export(tmp_path):
     np.testing.assert_array_equal(read_mask(tmp_path / "demo" / info["labels"][0]), mask)
     with pytest.raises(ValueError, match="already holds a demo dataset"):
         write_demo_dataset(tmp_path / "demo", num_images=1, size=96)
+
+
+def test_demo_dataset_records_the_particles_drawn(tmp_path):
+    info = write_demo_dataset(tmp_path / "demo", num_images=2, size=128, kind="low_res", seed=4, pixel_size_nm=0.5)
+    assert info["particles"] == ["particles/low_res_000.csv", "particles/low_res_001.csv"]
+    rng = np.random.default_rng(4)
+    for csv_path, label_path in zip(info["particles"], info["labels"]):
+        image, mask, particles = make_micrograph("low_res", 128, 0.5, rng, return_particles=True)
+        np.testing.assert_array_equal(read_mask(tmp_path / "demo" / label_path), mask)
+        rows = read_csv(tmp_path / "demo" / csv_path)
+        assert len(rows) == len(particles) > 0
+        assert sum(int(r["area_px"]) for r in rows) == mask.sum()  # disjoint: the areas add up
+        border = np.zeros_like(mask, dtype=bool)
+        border[[0, -1], :] = border[:, [0, -1]] = True
+        cells = np.mgrid[:128, :128].astype(np.float64)
+        for row, particle in zip(rows, particles):
+            drawn = particle.inside(*cells) <= 1.0
+            assert int(row["area_px"]) == drawn.sum()
+            assert row["touches_edge"] == str(bool((drawn & border).any()))
+            assert float(row["row_px"]) == particle.row and float(row["col_nm"]) == pytest.approx(particle.col * 0.5)
+            diameter = 2 * np.sqrt(particle.semi_major * particle.semi_minor)
+            assert float(row["diameter_nm"]) == pytest.approx(diameter * 0.5)
+            # the equivalent-circle diameter of what was drawn, for particles inside the field
+            if row["touches_edge"] == "False":
+                assert np.sqrt(4 * drawn.sum() / np.pi) == pytest.approx(diameter, rel=0.03)
+
+
+def test_particle_records_of_a_cut_particle():
+    (record,) = particle_records([Particle(1.0, 30.0, 10.0, 10.0, 0.0)], 64, 0.2)
+    assert record["touches_edge"] is True and record["diameter_px"] == pytest.approx(20.0)
+    assert 0 < record["area_px"] < np.pi * 100

@@ -1,0 +1,133 @@
+r"""Particle measurement speed: `tem_rf.particles.measure_particles` on a full-size mask.
+
+  python3 -m benchmarks.bench_particles                        # 4096x4096, ~2900 particles, 20-60 px
+  python3 -m benchmarks.bench_particles --size=1024 --repeats=2  # quick
+
+The mask is synthetic and seeded: elliptical particles (equivalent diameter ``--diameter_px``,
+aspect ratio 1-1.5) on a jittered grid, so that about ``--touching`` of them touch or overlap a
+neighbour (the watershed splits those) and a few have holes (filled); particles are cut by the
+image edge as in a micrograph. A probability map is given too (for ``mean_probability``), and
+the labels image is made (``return_labels``), as a binary measuring a segmentation would.
+Each configuration is timed ``--repeats`` times and the fastest counts (the machine may be
+shared; the process's CPU seconds are given too, single-threaded work); the stages (hole filling, labelling, per-particle loop) are timed separately once.
+Prints a table and writes JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+
+import numpy as np
+from absl import flags
+
+from tem_rf.core import cli as tem_flags
+
+_SIZE = flags.DEFINE_integer("size", 4096, "Mask height and width in px.")
+_DIAMETER = flags.DEFINE_list("diameter_px", ["20", "60"], "Range of particle diameters in px.")
+_TOUCHING = flags.DEFINE_float("touching", 0.15, "Fraction of particles drawn touching a neighbour.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs; the fastest counts.", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic mask.")
+_OUT = flags.DEFINE_string("out", "benchmarks/results/particles.json", "Where to write JSON.")
+
+
+def synthetic_mask(size: int, diameter_px: tuple[float, float], touching: float, seed: int) -> np.ndarray:
+    """A seeded binary mask of ellipses on a jittered grid (some touching, a few with holes)."""
+    rng = np.random.default_rng(seed)
+    spacing = 1.25 * diameter_px[1]
+    mask = np.zeros((size, size), dtype=bool)
+    centres = np.arange(0.3 * spacing, size, spacing)  # the last row and column are cut
+    for row in centres:
+        for col in centres:
+            diameter = rng.uniform(*diameter_px)
+            aspect = rng.uniform(1.0, 1.5)
+            a, b = diameter / 2 * math.sqrt(aspect), diameter / 2 / math.sqrt(aspect)
+            r, c = row + rng.uniform(-0.1, 0.1) * spacing, col + rng.uniform(-0.1, 0.1) * spacing
+            shapes = [(r, c, a, b, rng.uniform(0, math.pi))]
+            if rng.random() < touching / 2:  # a second particle touching this one
+                angle = rng.uniform(0, 2 * math.pi)
+                d2 = rng.uniform(*diameter_px) * 0.6
+                reach = b + d2 / 2 - rng.uniform(0, 0.2) * d2
+                shapes.append((r + reach * math.sin(angle), c + reach * math.cos(angle), d2 / 2, d2 / 2, 0.0))
+            for r0, c0, a0, b0, angle in shapes:
+                lo_r, hi_r = max(int(r0 - a0) - 1, 0), min(int(r0 + a0) + 2, size)
+                lo_c, hi_c = max(int(c0 - a0) - 1, 0), min(int(c0 + a0) + 2, size)
+                if lo_r >= hi_r or lo_c >= hi_c:
+                    continue
+                rr, cc = np.mgrid[lo_r:hi_r, lo_c:hi_c]
+                dr, dc = rr - r0, cc - c0
+                u = dc * math.cos(angle) + dr * math.sin(angle)
+                v = -dc * math.sin(angle) + dr * math.cos(angle)
+                inside = (u / a0) ** 2 + (v / b0) ** 2 <= 1.0
+                if rng.random() < 0.02:  # a hole, as a segmentation may leave one
+                    inside &= (u / a0) ** 2 + (v / b0) ** 2 > 0.05
+                mask[lo_r:hi_r, lo_c:hi_c] |= inside
+    return mask
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from scipy import ndimage
+
+    from tem_rf.core.files import write_json
+    from tem_rf.particles import measure_particles, summarise
+    from tem_rf.particles.measure import fill_holes
+
+    size = _SIZE.value
+    diameter_px = (float(_DIAMETER.value[0]), float(_DIAMETER.value[1]))
+    mask = synthetic_mask(size, diameter_px, _TOUCHING.value, _SEED.value)
+    probability = np.where(mask, np.float32(0.9), np.float32(0.1))
+    pixel_size_nm = 0.1243
+    components = ndimage.label(mask, structure=np.ones((3, 3)))[1]
+
+    configurations = {
+        "mask only": {},
+        "mask + probability + labels": {"probability": probability, "return_labels": True},
+        "no splitting": {"split_touching": False},
+    }
+    rows = []
+    particles = None
+    for name, options in configurations.items():
+        seconds, cpu_seconds = [], []
+        for _ in range(_REPEATS.value):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            result = measure_particles(mask, pixel_size_nm, **options)
+            seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
+        found = result[0] if isinstance(result, tuple) else result
+        if particles is None:
+            particles = found
+        rows.append({"configuration": name, "particles": len(found), "seconds": [round(s, 3) for s in seconds],
+                     "best_s": round(min(seconds), 3), "cpu_s": round(min(cpu_seconds), 3)})
+    start = time.perf_counter()
+    filled = fill_holes(mask)
+    fill_s = time.perf_counter() - start
+    start = time.perf_counter()
+    ndimage.label(filled, structure=np.ones((3, 3)))
+    label_s = time.perf_counter() - start
+    summary = summarise(particles, mask.shape, pixel_size_nm)
+
+    print(f"measure_particles on a {size}x{size} mask: {components} components, "
+          f"{len(particles)} particles after splitting, {summary['count_edge']} at the edge")
+    print(f"{'configuration':<30} {'particles':>9} {'best s':>8} {'CPU s':>8}  runs")
+    for row in rows:
+        print(f"{row['configuration']:<30} {row['particles']:>9} {row['best_s']:>8.3f} {row['cpu_s']:>8.3f}  "
+              f"{row['seconds']}")
+    print(f"stages: fill holes {fill_s:.3f} s, label {label_s:.3f} s, "
+          f"per-particle loop ~{rows[0]['best_s'] - fill_s - label_s:.3f} s")
+    result = {
+        "benchmark": "particles", "size": size, "diameter_px": list(diameter_px), "touching": _TOUCHING.value,
+        "seed": _SEED.value, "components": components, "particles": len(particles),
+        "edge_particles": summary["count_edge"], "configurations": rows,
+        "fill_holes_s": round(fill_s, 3), "label_s": round(label_s, 3),
+        "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "load_average_at_end": list(os.getloadavg()),
+    }
+    write_json(_OUT.value, result)
+    print(f"wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+    tem_flags.run(main)

@@ -1,0 +1,582 @@
+"""Particle instances and their sizes, from a segmentation mask and a pixel size.
+
+`measure_particles(mask, pixel_size_nm)` turns a binary segmentation into one `Particle` record
+per nanoparticle:
+
+1. holes are filled (a background region not connected to the image border is particle);
+2. particles are the 8-connected components of the filled mask;
+3. touching particles are split by a watershed of the distance transform, seeded at its
+   h-maxima (`split_touching`): a component whose distance transform has a second peak that
+   rises at least ``h = max(split_depth_px, split_depth_fraction * highest peak)`` above the
+   saddle joining it to a higher peak is cut along the watershed line. A round or elliptical
+   particle has one peak and stays whole; two touching discs have two peaks with a deep saddle;
+4. instances smaller than the minimum area (``min_area_nm2``, or ``min_area_px``) are dropped.
+
+Every step works on one component's bounding box, so the cost grows with the particle area, not
+the image area (a 4096x4096 mask with thousands of particles takes a fraction of a second to a
+few seconds, see ``benchmarks/bench_particles.py``).
+
+Conventions (pixel units; nm = px * pixel size):
+
+* a pixel is a unit square centred on its integer (row, col) index; centroids are mean pixel
+  indices, so the centre of pixel (0, 0) is at 0 nm;
+* ``area_px`` is the pixel count; ``diameter_px`` the equivalent-circle diameter
+  ``sqrt(4 area / pi)``;
+* Feret diameters are the caliper widths of the particle's outline as scikit-image's
+  ``regionprops`` draws it for ``feret_diameter_max``: the 0.5 iso-contour of the mask, whose
+  vertices are the midpoints of the edges between particle and background pixels. ``feret_max``
+  is the largest distance between two outline points (regionprops' ``feret_diameter_max``, up to
+  regionprops' convex-hull-image rounding), ``feret_min`` the smallest width of the outline's convex
+  hull over all directions (exact, by rotating calipers over the hull's edge directions). A disc
+  of radius r gives about 2r for both; a w x h pixel rectangle gives h (h <= w) and
+  ``sqrt(h**2 + (w - 1)**2)`` (the contour cuts the corners by half a pixel);
+* ``aspect_ratio = feret_max / feret_min`` (>= 1); ``solidity`` = area / area of that convex
+  hull, at most 1;
+* ``touches_edge``: the particle has a pixel in the first or last row or column. Such particles
+  are cut by the field of view: they are listed, but `summarise` leaves them out of the size
+  statistics by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import ConvexHull
+
+from tem_rf.core.files import atomic_path, atomic_write_text, write_csv
+from tem_rf.core.units import pixel_size_or_none
+
+DEFAULT_MIN_AREA_NM2 = 1.0  # a 1.1 nm disc: far below any particle of interest, above noise specks
+DEFAULT_MIN_AREA_PX = 16  # when the pixel size is unknown
+DEFAULT_SPLIT_DEPTH_PX = 2.0
+DEFAULT_SPLIT_DEPTH_FRACTION = 0.1
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Particle:
+    """One particle instance. ``*_nm`` fields are None when the pixel size is unknown;
+    ``mean_probability`` is None when no probability map was given."""
+
+    id: int
+    centroid_row_px: float
+    centroid_col_px: float
+    centroid_row_nm: float | None
+    centroid_col_nm: float | None
+    area_px: int
+    area_nm2: float | None
+    diameter_px: float
+    diameter_nm: float | None
+    feret_max_px: float
+    feret_min_px: float
+    feret_max_nm: float | None
+    feret_min_nm: float | None
+    aspect_ratio: float
+    solidity: float
+    mean_probability: float | None
+    touches_edge: bool
+
+    def row(self) -> dict[str, Any]:
+        """The record as a dict (a CSV row)."""
+        return dataclasses.asdict(self)
+
+
+COLUMNS = tuple(field.name for field in dataclasses.fields(Particle))
+
+
+# --------------------------------------------------------------------------------------------
+# Instances
+# --------------------------------------------------------------------------------------------
+
+
+def _binary(mask: Any, what: str = "mask") -> np.ndarray:
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D image, got shape {array.shape}")
+    if array.dtype == bool:
+        return array
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{what} holds NaN or infinite values")
+    return array != 0
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled: background regions (4-connected) that do not reach the
+    image border become particle, as ``scipy.ndimage.binary_fill_holes`` does."""
+    mask = _binary(mask)
+    background, count = ndimage.label(~mask)
+    if count == 0:
+        return mask.copy()
+    border = np.unique(
+        np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    )
+    hole = np.ones(count + 1, dtype=bool)
+    hole[border] = False
+    hole[0] = False
+    if not hole.any():
+        return mask.copy()
+    return mask | hole[background]
+
+
+def min_area_in_px(
+    pixel_size_nm: float | None, min_area_nm2: float | None = None, min_area_px: float | None = None
+) -> float:
+    """The minimum particle area in pixels: ``min_area_px`` when given, else ``min_area_nm2``
+    (default `DEFAULT_MIN_AREA_NM2`) at the pixel size; `DEFAULT_MIN_AREA_PX` when the pixel size
+    is unknown. ``min_area_nm2`` without a pixel size is refused (give ``min_area_px``)."""
+    if min_area_px is not None and min_area_nm2 is not None:
+        raise ValueError("give min_area_nm2 or min_area_px, not both")
+    if min_area_px is not None:
+        if not (math.isfinite(min_area_px) and min_area_px >= 0):
+            raise ValueError(f"min_area_px must be >= 0, got {min_area_px}")
+        return float(min_area_px)
+    if pixel_size_nm is None:
+        if min_area_nm2 is not None:
+            raise ValueError("min_area_nm2 needs the pixel size; without one give min_area_px")
+        return float(DEFAULT_MIN_AREA_PX)
+    area_nm2 = DEFAULT_MIN_AREA_NM2 if min_area_nm2 is None else min_area_nm2
+    if not (math.isfinite(area_nm2) and area_nm2 >= 0):
+        raise ValueError(f"min_area_nm2 must be >= 0, got {min_area_nm2}")
+    return area_nm2 / pixel_size_nm**2
+
+
+def _one_group(linked: np.ndarray) -> bool:
+    """Whether a symmetric boolean adjacency matrix joins all its nodes into one group."""
+    reach = linked | np.eye(len(linked), dtype=bool)
+    for _ in range(max(1, math.ceil(math.log2(len(linked))))):
+        reach = (reach.astype(np.float32) @ reach.astype(np.float32)) > 0
+    return bool(reach[0].all())
+
+
+def _one_peak(distance: np.ndarray, inside: np.ndarray, depth: float) -> bool:
+    """True when the distance transform certainly has a single h-maximum (h = ``depth``).
+
+    Every h-maximum contains a regional maximum, which is a 3x3 local maximum, and it is the top
+    of its dome: every 8-connected path from it to a higher pixel dips at least h below it. So a
+    local maximum x that reaches a strictly higher one along a path dipping less than h is no
+    h-maximum of its own, and local maxima of equal height joined by such a path belong to one.
+    Two paths are tried: (1) when the two lie within Chebyshev distance 2k+1 (k*sqrt(2) < h), the
+    path that stays within k steps of either end dips at most k*sqrt(2), since the distance
+    transform is 1-Lipschitz; (2) the digital straight line between them, whose minimum is read
+    off. If the local maxima left form one group, there is one h-maximum; anything else is left to
+    the exact transform. This spares the costly reconstruction for round and elliptical particles.
+    """
+    half = math.ceil(depth / math.sqrt(2)) - 1  # k: k * sqrt(2) < depth
+    if half < 1:
+        return False
+    local = (distance == ndimage.maximum_filter(distance, size=3)) & inside
+    points = np.argwhere(local)
+    if len(points) == 1:
+        return True
+    if len(points) > 64:
+        return False
+    values = distance[local]
+    higher = values[None, :] > values[:, None]  # [i, j]: j is higher than i
+    linked = np.abs(points[:, None, :] - points[None, :, :]).max(axis=2) <= 2 * half + 1
+    candidates = ~(linked & higher).any(axis=1)
+    if np.count_nonzero(candidates) == 1:
+        return True
+    # The straight lines between the pairs that are not yet known to be linked.
+    first, second = np.nonzero(np.triu(~linked, 1))
+    if len(first):
+        span = int(np.abs(points[second] - points[first]).max())
+        steps = np.linspace(0.0, 1.0, span + 1)
+        delta = (points[second] - points[first]).astype(np.float64)
+        rows = np.rint(points[first, 0, None] + steps * delta[:, 0, None]).astype(np.intp)
+        cols = np.rint(points[first, 1, None] + steps * delta[:, 1, None]).astype(np.intp)
+        dip = distance[rows, cols].min(axis=1)
+        good = dip > np.minimum(values[first], values[second]) - depth
+        linked[first[good], second[good]] = True
+        linked[second[good], first[good]] = True
+    candidates = ~(linked & higher).any(axis=1)
+    group = np.flatnonzero(candidates)
+    return len(group) == 1 or _one_group(linked[np.ix_(group, group)])
+
+
+def _split(
+    component: np.ndarray, depth_px: float, depth_fraction: float
+) -> list[tuple[np.ndarray, int, int]] | None:
+    """The watershed pieces of one component (bounding-box mask) as ``(mask, row0, col0)`` in
+    the box; None when it is one particle."""
+    height, width = component.shape
+    padded = np.zeros((height + 2, width + 2), dtype=bool)  # outside the box (and image): background
+    padded[1:-1, 1:-1] = component
+    distance = ndimage.distance_transform_edt(padded)
+    depth = max(depth_px, depth_fraction * float(distance.max()))
+    if _one_peak(distance, padded, depth):
+        return None
+    from skimage.morphology import local_maxima, reconstruction
+    from skimage.segmentation import watershed
+
+    # The h-maxima: the regional maxima of the distance transform lowered by ``depth`` and
+    # rebuilt under itself (peaks less than ``depth`` above their saddle merge into one plateau).
+    rebuilt = reconstruction(distance - depth, distance, method="dilation")
+    tops = local_maxima(rebuilt, connectivity=2) & padded
+    markers, count = ndimage.label(tops, structure=_EIGHT)
+    if count <= 1:
+        return None
+    pieces = watershed(-distance, markers, mask=padded)[1:-1, 1:-1]
+    out = []
+    for index, box in enumerate(ndimage.find_objects(pieces), start=1):
+        if box is not None:
+            out.append((pieces[box] == index, box[0].start, box[1].start))
+    return out
+
+
+def _instances(
+    mask: np.ndarray,
+    min_area_px: float,
+    fill: bool,
+    split_touching: bool,
+    split_depth_px: float,
+    split_depth_fraction: float,
+) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Each particle as ``(bounding-box mask, row0, col0)``, in scan order of its component."""
+    if fill:
+        mask = fill_holes(mask)
+    labels, _ = ndimage.label(mask, structure=_EIGHT)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        component = labels[box] == index
+        area = int(np.count_nonzero(component))
+        if area < min_area_px:
+            continue
+        r0, c0 = box[0].start, box[1].start
+        pieces = _split(component, split_depth_px, split_depth_fraction) if split_touching else None
+        if pieces is None:
+            yield component, r0, c0
+            continue
+        for piece, pr, pc in pieces:
+            if np.count_nonzero(piece) >= min_area_px:
+                yield piece, r0 + pr, c0 + pc
+
+
+# --------------------------------------------------------------------------------------------
+# Shape
+# --------------------------------------------------------------------------------------------
+
+
+def outline_points(piece: np.ndarray) -> np.ndarray:
+    """``[n, 2]`` (row, col) points whose convex hull is that of the 0.5 iso-contour of
+    ``piece`` (the midpoints of its particle/background pixel edges): the edge midpoints of the
+    first and last pixel of every row."""
+    rows = np.flatnonzero(piece.any(axis=1))
+    sub = piece[rows]
+    first = sub.argmax(axis=1)
+    last = sub.shape[1] - 1 - sub[:, ::-1].argmax(axis=1)
+    n = len(rows)
+    points = np.empty((6 * n, 2))
+    points[: 2 * n, 0] = np.tile(rows, 2)
+    points[:n, 1] = first - 0.5
+    points[n : 2 * n, 1] = last + 0.5
+    points[2 * n : 4 * n, 0] = np.concatenate([rows - 0.5, rows + 0.5])
+    points[4 * n :, 0] = points[2 * n : 4 * n, 0]
+    points[2 * n : 4 * n, 1] = np.tile(first, 2)
+    points[4 * n :, 1] = np.tile(last, 2)
+    return points
+
+
+def _chain(heights: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Indices of the vertices of the lower convex hull of the points ``(steps, heights)``
+    (``steps`` increasing), in order.
+
+    Only a point lower than all before it or all after it can be a vertex (else the chord
+    between two lower points passes under it); of those, a point is a vertex when every slope
+    into it from the left is smaller than every slope out of it to the right.
+    """
+    before = np.minimum.accumulate(heights)
+    after = np.minimum.accumulate(heights[::-1])[::-1]
+    low = np.ones(len(heights), dtype=bool)
+    low[1:] = heights[1:] < before[:-1]
+    low[:-1] |= heights[:-1] < after[1:]
+    low[-1] = True
+    index = np.flatnonzero(low)
+    h, x = heights[index], steps[index]
+    order = np.arange(len(index))
+    upper = order[:, None] < order[None, :]  # [j, i]: j before i
+    slopes = (h[None, :] - h[:, None]) / np.where(upper, x[None, :] - x[:, None], 1.0)
+    into = np.where(upper, slopes, -np.inf).max(axis=0)
+    out = np.where(upper, slopes, np.inf).min(axis=1)
+    return index[into < out - 1e-9]
+
+
+def outline_hull(piece: np.ndarray) -> np.ndarray:
+    """The convex hull of `outline_points` of a bounding-box mask whose every row holds
+    particle pixels (a connected piece): ``[k, 2]`` vertices in order around the hull.
+
+    The leftmost outline point at each half-row height (pixel rows and the edges between
+    them) forms the left side; its lower convex hull, read as column against row, is the hull's
+    left chain, and likewise on the right. Vectorised, unlike a general hull algorithm.
+    """
+    height, width = piece.shape
+    first = piece.argmax(axis=1).astype(np.float64)
+    last = (width - 1 - piece[:, ::-1].argmax(axis=1)).astype(np.float64)
+    steps = np.arange(2 * height + 1) / 2.0 - 0.5  # row -0.5, 0, 0.5, ..., height - 0.5
+    left = np.empty(2 * height + 1)
+    right = np.empty(2 * height + 1)
+    left[1::2] = first - 0.5
+    right[1::2] = last + 0.5
+    left[0], left[-1] = first[0], first[-1]
+    right[0], right[-1] = last[0], last[-1]
+    left[2:-1:2] = np.minimum(first[:-1], first[1:])
+    right[2:-1:2] = np.maximum(last[:-1], last[1:])
+    down = _chain(left, steps)
+    up = _chain(-right, steps)[::-1]
+    vertices = np.concatenate(
+        [np.stack([steps[down], left[down]], axis=1), np.stack([steps[up], right[up]], axis=1)]
+    )
+    # Where the top or bottom row is a single pixel its two ends coincide: keep one.
+    keep = np.any(vertices != np.roll(vertices, -1, axis=0), axis=1)
+    return vertices[keep]
+
+
+def _calipers(vertices: np.ndarray) -> tuple[float, float, float]:
+    """``(feret_max, feret_min, area)`` of a convex polygon given by its vertices in order."""
+    deltas = vertices[:, None, :] - vertices[None, :, :]
+    feret_max = math.sqrt(float((deltas * deltas).sum(axis=2).max()))
+    edges = np.roll(vertices, -1, axis=0) - vertices
+    normals = np.stack([-edges[:, 1], edges[:, 0]], axis=1)
+    normals /= np.sqrt((normals * normals).sum(axis=1))[:, None]
+    projection = vertices @ normals.T  # [vertex, edge]
+    widths = projection.max(axis=0) - projection.min(axis=0)
+    x, y = vertices[:, 0], vertices[:, 1]
+    area = 0.5 * abs(float(x @ np.roll(y, -1) - y @ np.roll(x, -1)))
+    return feret_max, float(widths.min()), area
+
+
+def feret_diameters(points: np.ndarray) -> tuple[float, float, float]:
+    """``(feret_max, feret_min, hull_area)`` of a 2-D point set (at least three points, not all
+    on one line): the largest distance between two points, the smallest width of their convex
+    hull over all directions (rotating calipers: the minimum width is attained perpendicular to
+    one of the hull's edges) and the hull's area."""
+    hull = ConvexHull(points)
+    vertices = points[hull.vertices]
+    deltas = vertices[:, None, :] - vertices[None, :, :]
+    feret_max = math.sqrt(float((deltas * deltas).sum(axis=2).max()))
+    # Each hull edge's line: unit outward normal n and offset c, n.v + c <= 0 inside; the width
+    # perpendicular to the edge is the farthest vertex's distance from that line.
+    equations = hull.equations
+    widths = -(vertices @ equations[:, :2].T + equations[:, 2]).min(axis=0)
+    return feret_max, float(widths.min()), float(hull.volume)
+
+
+def _measure(
+    piece: np.ndarray,
+    row0: int,
+    col0: int,
+    ident: int,
+    shape: tuple[int, int],
+    pixel_size_nm: float | None,
+    probability: np.ndarray | None,
+) -> Particle:
+    rows, cols = np.nonzero(piece)
+    area = int(rows.size)
+    centroid_row = float(rows.sum()) / area + row0
+    centroid_col = float(cols.sum()) / area + col0
+    diameter = math.sqrt(4.0 * area / math.pi)
+    feret_max, feret_min, hull_area = _calipers(outline_hull(piece))
+    height, width = piece.shape
+    touches = row0 == 0 or col0 == 0 or row0 + height == shape[0] or col0 + width == shape[1]
+    mean_probability = None
+    if probability is not None:
+        window = probability[row0 : row0 + height, col0 : col0 + width]
+        mean_probability = float(window[piece].mean())
+    p = pixel_size_nm
+    return Particle(
+        id=ident,
+        centroid_row_px=centroid_row,
+        centroid_col_px=centroid_col,
+        centroid_row_nm=None if p is None else centroid_row * p,
+        centroid_col_nm=None if p is None else centroid_col * p,
+        area_px=area,
+        area_nm2=None if p is None else area * p * p,
+        diameter_px=diameter,
+        diameter_nm=None if p is None else diameter * p,
+        feret_max_px=feret_max,
+        feret_min_px=feret_min,
+        feret_max_nm=None if p is None else feret_max * p,
+        feret_min_nm=None if p is None else feret_min * p,
+        aspect_ratio=feret_max / feret_min,
+        solidity=min(1.0, area / hull_area),
+        mean_probability=mean_probability,
+        touches_edge=bool(touches),
+    )
+
+
+def _probability(probability: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    if probability is None:
+        return None
+    probability = np.asarray(probability)
+    if probability.shape != shape:
+        raise ValueError(f"probability has shape {probability.shape}, the mask {shape}")
+    if probability.dtype.kind not in "fiub":
+        raise ValueError(f"probability must be numeric, got {probability.dtype}")
+    return probability
+
+
+def measure_particles(
+    mask: Any,
+    pixel_size_nm: float | None = None,
+    *,
+    probability: Any = None,
+    min_area_nm2: float | None = None,
+    min_area_px: float | None = None,
+    fill: bool = True,
+    split_touching: bool = True,
+    split_depth_px: float = DEFAULT_SPLIT_DEPTH_PX,
+    split_depth_fraction: float = DEFAULT_SPLIT_DEPTH_FRACTION,
+    return_labels: bool = False,
+):
+    """The particles of a segmentation: a list of `Particle` (ids 1..n in scan order).
+
+    ``mask``: 2-D, nonzero = particle. ``pixel_size_nm``: None (or NaN, <= 0) when unknown; then
+    the ``*_nm`` fields are None. ``probability``: the particle probability map, same shape, for
+    ``mean_probability``. Minimum area: ``min_area_nm2`` (default `DEFAULT_MIN_AREA_NM2`) or
+    ``min_area_px`` (default `DEFAULT_MIN_AREA_PX` without a pixel size), see `min_area_in_px`.
+    ``fill``: fill holes; ``split_touching``: the distance-transform watershed (module docstring).
+    With ``return_labels``, returns ``(particles, labels)``: an int32 image, 0 background and
+    each particle's pixels set to its id.
+    """
+    binary = _binary(mask)
+    pixel_size_nm = pixel_size_or_none(pixel_size_nm)
+    probability = _probability(probability, binary.shape)
+    threshold = min_area_in_px(pixel_size_nm, min_area_nm2, min_area_px)
+    if split_depth_px < 0 or split_depth_fraction < 0:
+        raise ValueError("split depths must be >= 0")
+    labels = np.zeros(binary.shape, dtype=np.int32) if return_labels else None
+    particles = []
+    pieces = _instances(binary, threshold, fill, split_touching, split_depth_px, split_depth_fraction)
+    for ident, (piece, row0, col0) in enumerate(pieces, start=1):
+        particles.append(_measure(piece, row0, col0, ident, binary.shape, pixel_size_nm, probability))
+        if labels is not None:
+            labels[row0 : row0 + piece.shape[0], col0 : col0 + piece.shape[1]][piece] = ident
+    return (particles, labels) if return_labels else particles
+
+
+def label_particles(mask: Any, pixel_size_nm: float | None = None, **options: Any) -> np.ndarray:
+    """The instance-label image of `measure_particles` (int32, 0 background, ids 1..n)."""
+    return measure_particles(mask, pixel_size_nm, return_labels=True, **options)[1]
+
+
+def measure_labels(
+    labels: Any, pixel_size_nm: float | None = None, *, probability: Any = None
+) -> list[Particle]:
+    """A `Particle` per nonzero label of an instance-label image (e.g. ground truth), taken as
+    given: no hole filling, splitting or minimum area; ids are the labels."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be a 2-D integer image, got {labels.dtype} {labels.shape}")
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels must be >= 0")
+    pixel_size_nm = pixel_size_or_none(pixel_size_nm)
+    probability = _probability(probability, labels.shape)
+    particles = []
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None:
+            particles.append(
+                _measure(labels[box] == index, box[0].start, box[1].start, index, labels.shape,
+                         pixel_size_nm, probability)
+            )
+    return particles
+
+
+# --------------------------------------------------------------------------------------------
+# Summary and files
+# --------------------------------------------------------------------------------------------
+
+
+def _statistic(values: np.ndarray, function) -> float | None:
+    return float(function(values)) if values.size else None
+
+
+def summarise(
+    particles: Sequence[Particle],
+    image_shape: tuple[int, int],
+    pixel_size_nm: float | None = None,
+    *,
+    include_edge: bool = False,
+) -> dict[str, Any]:
+    """Counts and the size distribution, JSON-clean (no NaN: statistics of no particles are None).
+
+    ``count``: all particles; ``count_edge``: those touching the image edge; ``count_measured``:
+    those in the diameter statistics (all but edge particles unless ``include_edge``).
+    ``diameter_*`` (equivalent-circle diameter: mean, sample std (None below two particles),
+    median, quartiles q1/q3, min, max) are in ``diameter_unit``: nm with a pixel size (pass the
+    one given to `measure_particles`), else px. ``area_fraction``: all particles' area over the
+    image area.
+    """
+    height, width = (int(n) for n in image_shape)
+    pixel_size_nm = pixel_size_or_none(pixel_size_nm)
+    measured = [p for p in particles if include_edge or not p.touches_edge]
+    scale = 1.0 if pixel_size_nm is None else pixel_size_nm
+    diameters = np.array([p.diameter_px * scale for p in measured], dtype=np.float64)
+    image_area = height * width
+    return {
+        "count": len(particles),
+        "count_edge": sum(p.touches_edge for p in particles),
+        "count_measured": len(measured),
+        "include_edge": include_edge,
+        "pixel_size_nm": pixel_size_nm,
+        "diameter_unit": "px" if pixel_size_nm is None else "nm",
+        "diameter_mean": _statistic(diameters, np.mean),
+        "diameter_std": float(np.std(diameters, ddof=1)) if diameters.size > 1 else None,
+        "diameter_median": _statistic(diameters, np.median),
+        "diameter_q1": _statistic(diameters, lambda d: np.percentile(d, 25)),
+        "diameter_q3": _statistic(diameters, lambda d: np.percentile(d, 75)),
+        "diameter_min": _statistic(diameters, np.min),
+        "diameter_max": _statistic(diameters, np.max),
+        "area_fraction": (sum(p.area_px for p in particles) / image_area) if image_area else 0.0,
+    }
+
+
+def write_particles_csv(path: str | os.PathLike, particles: Sequence[Particle]) -> None:
+    """One row per particle (`COLUMNS`; None cells empty), written atomically; a header only when
+    there are no particles."""
+    if not particles:
+        atomic_write_text(path, ",".join(COLUMNS) + "\n")
+        return
+    write_csv(path, [p.row() for p in particles])
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, pixel_size_nm: float | None = None) -> None:
+    """The instance labels as a uint16 TIFF (0 background, ids 1..n), with the pixel size in its
+    ImageJ metadata when known; written atomically. More than 65535 particles are refused."""
+    import tifffile
+
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
+        raise ValueError(f"labels must lie in 0..65535 for a uint16 image, got {labels.min()}..{labels.max()}")
+    kwargs: dict[str, Any] = {"imagej": True}
+    pixel_size_nm = pixel_size_or_none(pixel_size_nm)
+    if pixel_size_nm is not None:
+        kwargs |= {"resolution": (1.0 / pixel_size_nm, 1.0 / pixel_size_nm), "metadata": {"unit": "nm"}}
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, labels.astype(np.uint16), **kwargs)
+
+
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_MIN_AREA_NM2",
+    "DEFAULT_MIN_AREA_PX",
+    "DEFAULT_SPLIT_DEPTH_FRACTION",
+    "DEFAULT_SPLIT_DEPTH_PX",
+    "Particle",
+    "feret_diameters",
+    "fill_holes",
+    "label_particles",
+    "measure_labels",
+    "measure_particles",
+    "min_area_in_px",
+    "outline_points",
+    "summarise",
+    "write_labels",
+    "write_particles_csv",
+]
