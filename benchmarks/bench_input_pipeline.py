@@ -12,7 +12,10 @@ dihedral transform, prefetch); "memory" feeds it the same batches from
 `tf.data.Dataset.from_tensor_slices(...).cache()`. Rounds alternate between the two feeds; each
 feed's fastest round counts (the least disturbed by other processes on a shared machine; medians
 are reported too). Also
-reported: the reader alone (no training), i.e. how many patches/s it could deliver.
+reported: the reader alone (no training), i.e. how many patches/s it could deliver, and the
+set-up time of `load_split` up to its first batch: the first load in a process (header scan,
+dataset.json checks, every record's CRC checked) and later ones (the next epochs' loads: shards
+already checked are not read again), against one epoch's training time.
 Overhead = 1 - reader / memory (goal: at most 5 %). On a busy shared machine wall times vary by
 tens of percent between rounds; the process CPU time per patch ("CPU overhead") does not, and is
 what the reader takes from a training step that saturates the CPU.
@@ -35,15 +38,16 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Patches per training step."
 _STEPS = flags.DEFINE_integer("steps", 25, "Timed training steps per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 6, "Alternating rounds per feed; the fastest counts.")
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Residual blocks N of the network.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 12, "Micrographs of the demo dataset (16 patches each).")
 _OUT = flags.DEFINE_string("out", "benchmarks/results/input_pipeline_cpu.json", "Where to write JSON.")
 
 
-def _make_demo_dataset(root: Path, patch_size: int) -> Path:
+def _make_demo_dataset(root: Path, patch_size: int, num_images: int) -> Path:
     from tem_rf.data import build_dataset, find_image_files, match_masks
     from tem_rf.data.synthetic import write_demo_dataset
 
     # 0.08 nm pixels keep several 3-8 nm particles in a small image (fringes still 2.5-3 px).
-    write_demo_dataset(root / "raw", num_images=12, size=4 * patch_size, seed=0, pixel_size_nm=0.08)
+    write_demo_dataset(root / "raw", num_images=num_images, size=4 * patch_size, seed=0, pixel_size_nm=0.08)
     pairs = match_masks(find_image_files(root / "raw" / "images"), root / "raw" / "labels")
     build_dataset(
         pairs, root / "dataset", patch_size=patch_size, min_particle_pixels=patch_size * patch_size // 100,
@@ -75,7 +79,10 @@ def main(argv: list[str]) -> None:
 
     batch_size, steps = _BATCH_SIZE.value, _STEPS.value
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(_DATA_DIR.value) if _DATA_DIR.value else _make_demo_dataset(Path(tmp), _PATCH_SIZE.value)
+        if _DATA_DIR.value:
+            data_dir = Path(_DATA_DIR.value)
+        else:
+            data_dir = _make_demo_dataset(Path(tmp), _PATCH_SIZE.value, _NUM_IMAGES.value)
         info = read_dataset_info(data_dir)
         patch_size = info["patch_size"]
 
@@ -83,6 +90,10 @@ def main(argv: list[str]) -> None:
             return load_split(
                 data_dir, "train", batch_size, augment=True, shuffle_seed=0, repeat=True, drop_remainder=True
             )
+
+        start = time.perf_counter()  # the first load of the split in this process: records' CRCs checked
+        next(iter(reader()))
+        first_load_seconds = time.perf_counter() - start
 
         # The memory feed holds exactly the batches the reader delivers, in the same order.
         cached_batches = [(x.numpy(), y.numpy()) for x, y in reader().take(min(steps, 64))]
@@ -125,6 +136,14 @@ def main(argv: list[str]) -> None:
             next(reader_only)
         reader_alone = steps * batch_size / (time.perf_counter() - start)
 
+        load_seconds = []
+        for _ in range(3):
+            start = time.perf_counter()
+            next(iter(reader()))
+            load_seconds.append(time.perf_counter() - start)
+        split_bytes = sum(shard["bytes"] for shard in info["splits"]["train"]["shards"])
+        train_elements = 8 * info["counts"]["train"]
+
     rates = {name: steps * batch_size / min(s) for name, s in seconds.items()}
     median_rates = {name: steps * batch_size / statistics.median(s) for name, s in seconds.items()}
     overhead = 100.0 * (1.0 - rates["reader"] / rates["memory"])
@@ -133,6 +152,8 @@ def main(argv: list[str]) -> None:
     # reader's share of it is what it takes from training when training saturates the CPU.
     cpu_ms = {name: 1e3 * statistics.median(s) / (steps * batch_size) for name, s in cpu_seconds.items()}
     cpu_overhead = 100.0 * (cpu_ms["reader"] / cpu_ms["memory"] - 1.0)
+    load_median = statistics.median(load_seconds)
+    epoch_seconds = train_elements / rates["memory"]
     result = {
         "patch_size": patch_size,
         "batch_size": batch_size,
@@ -148,6 +169,10 @@ def main(argv: list[str]) -> None:
         "round_cpu_seconds": cpu_seconds,
         "reader_alone_patches_per_s": reader_alone,
         "reader_overhead_percent": overhead,
+        "first_load_split_seconds": first_load_seconds,
+        "load_split_seconds": load_seconds,
+        "train_split_bytes": split_bytes,
+        "load_split_percent_of_epoch": 100.0 * load_median / epoch_seconds,
         "device": tf.config.list_logical_devices()[-1].device_type,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
@@ -161,6 +186,9 @@ def main(argv: list[str]) -> None:
     print(f"reader overhead (goal <= 5 %): wall {overhead:+.1f} % best rounds, {median_overhead:+.1f} % "
           f"medians; CPU time {cpu_overhead:+.1f} %; patch {patch_size}, batch {batch_size}, "
           f"{result['device']}, {os.cpu_count()} cores")
+    print(f"load_split to first batch: first {first_load_seconds:.3f} s, later {load_median:.3f} s median "
+          f"for {split_bytes / 1e6:.1f} MB, {result['load_split_percent_of_epoch']:.2f} % of one augmented "
+          f"epoch ({train_elements} patches, {epoch_seconds:.0f} s)")
     if _OUT.value:
         write_json(_OUT.value, result)
         print(f"wrote {_OUT.value}")

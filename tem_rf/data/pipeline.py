@@ -11,6 +11,13 @@ A split of at most `IN_MEMORY_MAX_BYTES` (the paper's datasets are a few hundred
 into memory once per pipeline and records are gathered from there; a larger one is read record
 by record with `tf.data.FixedLengthRecordDataset` at each record's offset, in parallel. Both
 give the same elements in the same order.
+
+Integrity, checked when the pipeline is made (before the first batch): each shard's record count
+and size against dataset.json, every length field's CRC (the header scan), every record's data
+CRC (TensorFlow's TFRecord reader streams the shards once per process and file version: a split
+loaded again for the next epoch is not read an extra time), and dataset.json's patch_size
+against the first record. A damaged, truncated or replaced shard ends in one `InputError` naming
+the shard, instead of training on garbage.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tem_rf.data.dataset import SPLITS, read_dataset_info
-from tem_rf.data.tfrecords import decode_example, scan_tfrecord
+from tem_rf.data.dataset import DATASET_JSON, SPLITS, read_dataset_info
 from tem_rf.data.reading import InputError
+from tem_rf.data.tfrecords import decode_example, scan_tfrecord, verify_tfrecords
 
 NUM_DIHEDRAL = 8
 AUTOTUNE = tf.data.AUTOTUNE
@@ -80,11 +87,10 @@ def _permute(indices: tf.Tensor, seed: tf.Tensor, num_elements: int) -> tf.Tenso
     return tf.random.experimental.index_shuffle(indices, seed=seed, max_index=num_elements - 1)
 
 
-def _split_records(data_dir: Path, info: dict, split: str) -> list:
-    """Record locations of a split in written order (shards read round-robin, see ShardWriter)."""
-    shards = info["splits"][split]["shards"]
+def _scan_shards(data_dir: Path, info: dict, split: str) -> list[tuple[Path, list]]:
+    """(path, record locations) of each shard of a split, checked against dataset.json."""
     scanned = []
-    for shard in shards:
+    for shard in info["splits"][split]["shards"]:
         path = data_dir / shard["file"]
         records = scan_tfrecord(path)
         if len(records) != shard["count"]:
@@ -93,15 +99,29 @@ def _split_records(data_dir: Path, info: dict, split: str) -> list:
                 f"holds {len(records)} records but dataset.json lists {shard['count']}; "
                 "the dataset was modified, rebuild it",
             )
-        scanned.append(records)
-    ordered = []
-    for position in range(max((len(r) for r in scanned), default=0)):
-        ordered.extend(records[position] for records in scanned if position < len(records))
-    return ordered
+        size = path.stat().st_size
+        if "bytes" in shard and size != shard["bytes"]:
+            raise InputError(
+                path,
+                f"is {size} bytes but dataset.json lists {shard['bytes']}; the shard or dataset.json "
+                "changed after writing: rebuild the dataset or copy the shard again",
+            )
+        scanned.append((path, records))
+    return scanned
+
+
+def _written_order(counts: list[int]) -> list[tuple[int, int]]:
+    """(shard, position in shard) of each record in written order (round-robin, see ShardWriter)."""
+    return [
+        (shard, position)
+        for position in range(max(counts, default=0))
+        for shard, count in enumerate(counts)
+        if position < count
+    ]
 
 
 def _read_records(records: list) -> list[bytes]:
-    """The serialised examples at ``records``' offsets, each shard opened once."""
+    """The serialised examples at ``records``' offsets, each shard opened once (no CRC check)."""
     by_path: dict[str, list[int]] = {}
     for index, record in enumerate(records):
         by_path.setdefault(record.path, []).append(index)
@@ -112,6 +132,46 @@ def _read_records(records: list) -> list[bytes]:
                 handle.seek(records[index].data_offset)
                 blobs[index] = handle.read(records[index].length)
     return blobs
+
+
+# Shards whose CRCs this process checked, by (path, size, mtime, ctime, inode): a split loaded
+# again (each epoch) is not read an extra time; a file written or replaced since is checked again.
+_VERIFIED_SHARDS: set[tuple] = set()
+
+
+def _verify_shards(scanned: list[tuple[Path, list]]) -> None:
+    keys = []
+    for path, records in scanned:
+        stat = path.stat()
+        keys.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino))
+    unchecked = [shard for shard, key in zip(scanned, keys) if key not in _VERIFIED_SHARDS]
+    verify_tfrecords(unchecked)
+    _VERIFIED_SHARDS.update(keys)
+
+
+def _check_patch_size(data_dir: Path, patch_size: int, shard: Path, serialized: bytes) -> None:
+    """dataset.json's patch_size against the first record's stored height and width."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        feature = tf.train.Example.FromString(serialized).features.feature
+        height, width = feature["height"].int64_list.value[0], feature["width"].int64_list.value[0]
+        image_bytes, label_bytes = len(feature["image"].bytes_list.value[0]), len(feature["label"].bytes_list.value[0])
+    except (DecodeError, IndexError):
+        raise InputError(
+            shard, "record 0 is not a tem_rf patch (no image, label, height and width); rebuild the dataset"
+        ) from None
+    if (image_bytes, label_bytes) != (4 * height * width, height * width):
+        raise InputError(
+            shard, f"record 0 holds {image_bytes} image and {label_bytes} label bytes, not those of a "
+            f"{height}x{width} patch; rebuild the dataset"
+        )
+    if (height, width) != (patch_size, patch_size):
+        raise InputError(
+            data_dir / DATASET_JSON,
+            f"patch_size is {patch_size} but the records are {height}x{width} pixels (record 0 of "
+            f"{shard.relative_to(data_dir)}); dataset.json was edited: restore it or rebuild the dataset",
+        )
 
 
 def load_split(
@@ -134,7 +194,9 @@ def load_split(
     by source, patches row-major, the 8 variants of a patch consecutively). ``repeat=True`` runs
     epochs ``epoch, epoch + 1, ...`` without end, each in its own order. ``with_info=True`` adds a
     third element, a dict of ``source``, ``patch_row``, ``patch_col`` and ``transform``.
-    Raises `InputError` for a missing dataset, an empty split or a truncated shard.
+    Raises `InputError` for a missing dataset, an empty split, a damaged, truncated or missing
+    shard (every record's CRCs are checked, see the module notes), or a dataset.json whose
+    counts, shard sizes or patch_size do not match the shards.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -142,12 +204,15 @@ def load_split(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     data_dir = Path(data_dir)
     info = read_dataset_info(data_dir)
-    records = _split_records(data_dir, info, split)
+    scanned = _scan_shards(data_dir, info, split)
+    records = [scanned[shard][1][position] for shard, position in _written_order([len(r) for _, r in scanned])]
     if not records:
         raise InputError(data_dir / split, f"split {split!r} is empty (no patches); check dataset.json")
     variants = NUM_DIHEDRAL if augment else 1
     num_elements = len(records) * variants
     patch_size = int(info["patch_size"])
+    _verify_shards(scanned)
+    _check_patch_size(data_dir, patch_size, Path(records[0].path), _read_records(records[:1])[0])
 
     def epoch_indices(epoch_number: tf.Tensor) -> tf.data.Dataset:
         indices = tf.range(num_elements, dtype=tf.int64)

@@ -1,5 +1,6 @@
 """The TFRecord schema of a dataset (one `tf.train.Example` per unaugmented patch), the shard
-writer, and a header scan that finds every record and detects truncated shards.
+writer, a header scan that finds every record and detects truncated shards and damaged length
+fields, and a CRC check of every record that detects damaged records.
 
 Features (documented in README, "TFRecord schema"):
 ``image`` bytes, float32 little-endian row-major H*W (standardised);
@@ -11,6 +12,7 @@ in the source image); ``pixel_size_nm`` float (NaN when unknown).
 from __future__ import annotations
 
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,35 @@ FEATURES = {
 # A TFRecord is: uint64 length, uint32 masked CRC of the length, data, uint32 masked CRC of data.
 _HEADER_BYTES = 12
 _FOOTER_BYTES = 4
+_CRC_MASK_DELTA = 0xA282EAD8
+_REBUILD = "rebuild the dataset or copy the shard again"
+
+
+def _crc32c_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The TFRecord checksum of ``data``: CRC-32C (Castagnoli), rotated and offset ("masked").
+
+    Pure Python (about 0.3 us per byte): the scan uses it for the 8-byte length fields only;
+    record data is checked by TensorFlow's reader (`verify_tfrecords`).
+    """
+    crc = 0xFFFFFFFF
+    table = _CRC32C_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
 def encode_example(
@@ -158,7 +189,9 @@ def scan_tfrecord(path: str | os.PathLike) -> list[RecordLocation]:
     """Walks a TFRecord file's record headers (reading 12 bytes per record, seeking over data).
 
     Raises `InputError` naming the file when a record runs past the end of the file (a truncated
-    or partly copied shard), so a bad shard is reported before training starts, not mid-epoch.
+    or partly copied shard) or a length field fails its CRC check (a damaged shard), so a bad
+    shard is reported before training starts, not mid-epoch. Record data is not read: its CRCs
+    are checked by `verify_tfrecords`.
     """
     path = Path(path)
     if not path.is_file():
@@ -175,7 +208,13 @@ def scan_tfrecord(path: str | os.PathLike) -> list[RecordLocation]:
                     f"truncated TFRecord shard: record {len(records)} header cut off at byte "
                     f"{file_size}; rebuild the dataset or copy the shard again",
                 )
-            (length,) = struct.unpack("<Q", header[:8])
+            (length, length_crc) = struct.unpack("<QI", header)
+            if masked_crc32c(header[:8]) != length_crc:
+                raise InputError(
+                    path,
+                    f"damaged TFRecord shard: record {len(records)} (at byte {offset}) has a length "
+                    f"field that fails its CRC check (data changed after writing); {_REBUILD}",
+                )
             end = offset + _HEADER_BYTES + length + _FOOTER_BYTES
             if end > file_size:
                 raise InputError(
@@ -187,3 +226,54 @@ def scan_tfrecord(path: str | os.PathLike) -> list[RecordLocation]:
             offset = end
             handle.seek(offset)
     return records
+
+
+def _damaged(path: Path, records: list[RecordLocation], error: tf.errors.DataLossError) -> InputError:
+    """The `InputError` for TensorFlow's DataLossError on ``path``, naming the failing record.
+
+    TensorFlow reports "corrupted record at OFFSET" (OFFSET: the record's start for a bad length
+    field, its data for bad data) or "truncated record at OFFSET".
+    """
+    message = error.message or ""
+    match = re.search(r"(corrupted|truncated) record at (\d+)", message)
+    if match is None:
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", message, flags=re.DOTALL).strip()
+        return InputError(path, f"damaged TFRecord shard: {reason}; {_REBUILD}")
+    offset = int(match.group(2))
+    index = next(
+        (
+            i for i, r in enumerate(records)
+            if r.data_offset - _HEADER_BYTES <= offset < r.data_offset + r.length + _FOOTER_BYTES
+        ),
+        None,
+    )
+    which = f"record {index}" if index is not None else f"the record at byte {offset}"
+    if match.group(1) == "truncated":
+        return InputError(path, f"truncated TFRecord shard: {which} is cut off; {_REBUILD}")
+    return InputError(
+        path, f"damaged TFRecord shard: {which} fails its CRC check (data changed after writing); {_REBUILD}"
+    )
+
+
+def verify_tfrecords(shards: list[tuple[Path, list[RecordLocation]]]) -> None:
+    """Checks every record's CRCs in ``shards`` ((path, `scan_tfrecord` of it) pairs) by streaming
+    them through TensorFlow's TFRecord reader, several shards at once, keeping nothing.
+
+    Raises `InputError` naming the shard and the record when a check fails (TensorFlow's own
+    error does not name the file, so the shards are then checked one by one).
+    """
+    if not shards:
+        return
+    paths = [str(path) for path, _ in shards]
+    reader = tf.data.TFRecordDataset(paths, num_parallel_reads=min(len(paths), os.cpu_count() or 1))
+    try:
+        reader.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+        return
+    except tf.errors.DataLossError as error:
+        first_error = error
+    for path, records in shards:
+        try:
+            tf.data.TFRecordDataset(str(path)).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+        except tf.errors.DataLossError as error:
+            raise _damaged(Path(path), records, error) from None
+    raise _damaged(Path(paths[0]).parent, [], first_error)  # not seen again: name the folder

@@ -118,6 +118,7 @@ def test_load_split_errors(tmp_path, built):
     (empty / "test").mkdir(parents=True)
     info = json.loads((out / "dataset.json").read_text())
     info["splits"]["test"] = {"count": 0, "shards": [], "sources": []}
+    info["counts"]["test"] = 0
     (empty / "dataset.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="split 'test' is empty"):
         load_split(empty, "test", batch_size=2)

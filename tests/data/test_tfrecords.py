@@ -1,14 +1,23 @@
-"""TFRecord schema: bit-identical round trips and truncated shards."""
+"""TFRecord schema: bit-identical round trips, and damaged, truncated or edited datasets."""
 
+import json
 import math
+import re
+import struct
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tem_rf.data import load_split, preprocess_micrograph, read_dataset_info
-from tem_rf.data.tfrecords import ShardWriter, decode_example, encode_example, scan_tfrecord
+from tem_rf.data import load_split, preprocess_micrograph, read_dataset_info, split_size
 from tem_rf.data.reading import InputError, read_mask, read_micrograph
+from tem_rf.data.tfrecords import (
+    ShardWriter,
+    decode_example,
+    encode_example,
+    masked_crc32c,
+    scan_tfrecord,
+)
 
 
 def test_example_round_trip_is_bit_identical():
@@ -77,3 +86,238 @@ def test_truncated_shard_is_reported_at_load_time(built):
     with pytest.raises(InputError, match="shard file is missing"):
         load_split(out, "train", batch_size=2)
     assert read_dataset_info(out)["counts"]["train"] == info["counts"]["train"]
+
+
+def test_masked_crc32c_matches_tensorflow_records(tmp_path):
+    path = tmp_path / "a.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in (b"", b"x", bytes(range(256)) * 3):
+            writer.write(record)
+    content = path.read_bytes()
+    for location in scan_tfrecord(path):
+        start, end = location.data_offset, location.data_offset + location.length
+        assert masked_crc32c(content[start - 12 : start - 4]) == struct.unpack("<I", content[start - 4 : start])[0]
+        assert masked_crc32c(content[start:end]) == struct.unpack("<I", content[end : end + 4])[0]
+
+
+def _flip(path, offset):
+    content = bytearray(path.read_bytes())
+    content[offset] ^= 0x10
+    path.write_bytes(bytes(content))
+
+
+def _train_shard(out, info, index=1):
+    shard = out / info["splits"]["train"]["shards"][index]["file"]
+    records = scan_tfrecord(shard)
+    assert len(records) >= 3
+    return shard, records
+
+
+def _in_memory_and_disk(monkeypatch, reading):
+    if reading == "disk":
+        from tem_rf.data import pipeline
+
+        monkeypatch.setattr(pipeline, "IN_MEMORY_MAX_BYTES", 0)  # record-by-record disk reads
+
+
+@pytest.mark.parametrize("reading", ["memory", "disk"])
+def test_flipped_data_byte_is_reported_naming_the_shard(built, monkeypatch, reading):
+    # The dataset.json of `built` holds no checksums, like every dataset written before this
+    # check existed: the records' own CRCs find the damage.
+    out, info = built
+    _in_memory_and_disk(monkeypatch, reading)
+    shard, records = _train_shard(out, info)
+    _flip(shard, records[2].data_offset + records[2].length // 2)  # inside the image bytes
+    with pytest.raises(InputError) as error:
+        load_split(out, "train", batch_size=2, augment=True, shuffle_seed=0)
+    assert error.value.path == shard
+    assert str(error.value) == (
+        f"{shard}: damaged TFRecord shard: record 2 fails its CRC check (data changed after "
+        "writing); rebuild the dataset or copy the shard again"
+    )
+    load_split(out, "val", batch_size=2)  # the other splits are whole
+
+
+@pytest.mark.parametrize("reading", ["memory", "disk"])
+def test_flipped_data_crc_byte_is_reported(built, monkeypatch, reading):
+    out, info = built
+    _in_memory_and_disk(monkeypatch, reading)
+    shard, records = _train_shard(out, info, index=0)
+    _flip(shard, records[1].data_offset + records[1].length + 2)  # the data's stored CRC
+    message = r"train-00000-of-00002\.tfrecord: damaged TFRecord shard: record 1 fails its CRC"
+    with pytest.raises(InputError, match=message):
+        load_split(out, "train", batch_size=2)
+
+
+@pytest.mark.parametrize("byte", [0, 5, 9])  # the length's low and high bytes, and its CRC
+def test_flipped_length_field_is_reported_naming_the_shard(built, byte):
+    out, info = built
+    shard, records = _train_shard(out, info)
+    start = records[1].data_offset - 12
+    _flip(shard, start + byte)
+    with pytest.raises(InputError) as error:
+        load_split(out, "train", batch_size=2)
+    assert error.value.path == shard
+    assert (
+        f"damaged TFRecord shard: record 1 (at byte {start}) has a length field that fails its CRC check"
+        in str(error.value)
+    )
+
+
+@pytest.mark.parametrize("reading", ["memory", "disk"])
+def test_shards_are_checked_once_and_again_after_they_change(built, monkeypatch, reading):
+    import os
+
+    from tem_rf.data import pipeline
+
+    out, info = built
+    _in_memory_and_disk(monkeypatch, reading)
+    checked = []
+    verify = pipeline.verify_tfrecords
+    monkeypatch.setattr(pipeline, "verify_tfrecords", lambda shards: (checked.append(shards), verify(shards)))
+    shard, records = _train_shard(out, info)
+    load_split(out, "train", batch_size=2)
+    assert [path for path, _ in checked[-1]] == [out / s["file"] for s in info["splits"]["train"]["shards"]]
+    load_split(out, "train", batch_size=2, epoch=1)  # the next epoch: nothing read again
+    assert checked[-1] == []
+    before = shard.stat().st_mtime_ns
+    _flip(shard, records[0].data_offset + 30)
+    os.utime(shard, ns=(before + 10**9, before + 10**9))  # as a later copy or write would
+    with pytest.raises(InputError, match="train-00001-of-00002.tfrecord: damaged TFRecord shard: record 0 fails"):
+        load_split(out, "train", batch_size=2)
+    assert [path for path, _ in checked[-1]] == [shard]
+
+
+def test_train_binary_refuses_a_damaged_shard(built, tmp_path):
+    from binaries import call_main
+
+    out, info = built
+    shard, records = _train_shard(out, info)
+    _flip(shard, records[2].data_offset + 100)
+    result = call_main(
+        "experiments.train", "--progress=false", f"--data_dir={out}", f"--model_dir={tmp_path / 'run'}",
+        "--epochs=1", "--batch_size=4", "--num_blocks=2",
+    )
+    assert result.returncode != 0
+    assert f"error: {shard}: damaged TFRecord shard: record 2 fails its CRC check" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _edit_json(out, edit):
+    path = out / "dataset.json"
+    info = json.loads(path.read_text())
+    edit(info)
+    path.write_text(json.dumps(info))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda i: i["splits"]["train"]["shards"][1].update(count=i["splits"]["train"]["shards"][1]["count"] + 1),
+         r"splits\.train\.count is (\d+) but its shards list (\d+) records; dataset\.json was edited"),
+        (lambda i: i["splits"]["train"].update(count=i["splits"]["train"]["count"] - 1),
+         r"splits\.train\.count is (\d+) but its shards list (\d+) records; dataset\.json was edited"),
+        (lambda i: i["counts"].update(train=i["counts"]["train"] + 1),
+         r"counts\.train is (\d+) but splits\.train\.count is (\d+); dataset\.json was edited"),
+        (lambda i: i["counts"].update(val="2"), r"counts\.val is '2' but splits\.val\.count is"),
+        (lambda i: i["splits"]["test"]["shards"][0].update(count=-1), r"splits\.test\.shards has an invalid entry"),
+        (lambda i: i["splits"]["test"]["shards"][0].update(file="../elsewhere.tfrecord"),
+         r"lies outside the dataset folder"),
+    ],
+    ids=["shard_count", "split_count", "counts", "counts_not_a_number", "negative_shard_count", "outside_path"],
+)
+def test_edited_counts_in_dataset_json_are_refused(built, edit, message):
+    out, _ = built
+    path = _edit_json(out, edit)
+    for call in (read_dataset_info, lambda d: split_size(d, "train"), lambda d: load_split(d, "train", batch_size=2)):
+        with pytest.raises(InputError) as error:
+            call(out)
+        assert error.value.path == path
+        match = re.search(message, str(error.value))
+        assert match, str(error.value)
+        assert len(set(match.groups())) == len(match.groups())  # the numbers named differ
+
+
+def test_a_shard_count_edited_everywhere_is_refused_by_the_shard(built):
+    out, info = built
+    shard = info["splits"]["train"]["shards"][0]
+
+    def edit(i):
+        i["splits"]["train"]["shards"][0]["count"] += 1
+        i["splits"]["train"]["count"] += 1
+        i["counts"]["train"] += 1
+
+    _edit_json(out, edit)
+    assert read_dataset_info(out)["counts"]["train"] == info["counts"]["train"] + 1  # consistent in itself
+    with pytest.raises(
+        InputError,
+        match=rf"{shard['file']}: holds {shard['count']} records but dataset.json lists {shard['count'] + 1}",
+    ):
+        load_split(out, "train", batch_size=2)
+
+
+def test_an_edited_shard_size_is_refused(built):
+    out, info = built
+    shard = info["splits"]["val"]["shards"][0]
+    _edit_json(out, lambda i: i["splits"]["val"]["shards"][0].update(bytes=shard["bytes"] + 7))
+    with pytest.raises(
+        InputError, match=rf"{shard['file']}: is {shard['bytes']} bytes but dataset.json lists {shard['bytes'] + 7}"
+    ):
+        load_split(out, "val", batch_size=2)
+    load_split(out, "train", batch_size=2)
+
+
+def test_edited_patch_size_is_refused_with_one_clear_error(built):
+    out, info = built
+    assert info["patch_size"] == 64
+
+    def set_both(size):
+        def edit(i):
+            i["patch_size"] = size
+            i["preprocessing"]["patch_size"] = size
+        return edit
+
+    path = _edit_json(out, set_both(32))
+    assert read_dataset_info(out)["patch_size"] == 32  # consistent in itself: only the records tell
+    for split in ("train", "test"):
+        with pytest.raises(InputError) as error:
+            load_split(out, split, batch_size=2, augment=True)
+        assert error.value.path == path
+        assert "patch_size is 32 but the records are 64x64 pixels (record 0 of" in str(error.value)
+        assert "dataset.json was edited: restore it or rebuild the dataset" in str(error.value)
+
+    _edit_json(out, lambda i: i.update(patch_size=64))  # one of the two edited back
+    with pytest.raises(InputError, match="patch_size is 64 but preprocessing.patch_size is 32"):
+        load_split(out, "train", batch_size=2)
+    for bad in (0, -64, 64.0, "64", True, None):
+        _edit_json(out, set_both(bad))
+        message = rf"dataset.json: patch_size must be a positive whole number of pixels, got {re.escape(repr(bad))}"
+        with pytest.raises(InputError, match=message):
+            read_dataset_info(out)
+    _edit_json(out, set_both(64))
+    assert sum(int(x.shape[0]) for x, _ in load_split(out, "train", batch_size=3)) == info["counts"]["train"]
+
+
+
+def test_tensorflow_data_loss_messages_become_named_errors(tmp_path):
+    from tem_rf.data.tfrecords import _damaged
+
+    path = tmp_path / "a.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for _ in range(3):
+            writer.write(b"x" * 20)
+    records = scan_tfrecord(path)  # records of 36 bytes at 0, 36, 72
+
+    def error(text):
+        return tf.errors.DataLossError(None, None, f"{{{{function_node __wrapped__Reduce}}}} {text} [Op:ReduceDataset]")
+
+    assert str(_damaged(path, records, error("corrupted record at 84"))) == (
+        f"{path}: damaged TFRecord shard: record 2 fails its CRC check (data changed after writing); "
+        "rebuild the dataset or copy the shard again"
+    )
+    truncated = _damaged(path, records, error("truncated record at 36"))
+    assert "truncated TFRecord shard: record 1 is cut off" in str(truncated)
+    assert "the record at byte 500 fails" in str(_damaged(path, records, error("corrupted record at 500")))
+    other = _damaged(path, records, error("something else"))
+    assert str(other).startswith(f"{path}: damaged TFRecord shard: something else;")
