@@ -481,3 +481,29 @@ def test_split_file_formats(tmp_path):
     assert read_split_file(tmp_path / "noheader.csv") == ["q1", "q2"]
     with pytest.raises(InputError, match="nothing.txt: split file does not exist"):
         read_split_file(tmp_path / "nothing.txt")
+
+
+def test_frame_takes_one_frame_of_every_stack(tmp_path, pair_writer):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    for index in range(3):
+        image, _ = pair_writer(images, labels, f"s{index}", seed=index)
+        frame = tifffile.imread(image)
+        # Frame 1 is the micrograph; frames 0 and 2 are darker and brighter copies.
+        tifffile.imwrite(image, np.stack([frame // 2, frame, frame + 100]).astype(np.uint16), photometric="minisblack")
+    pairs = match_masks(find_image_files(images), labels)
+    with pytest.raises(InputError, match=r"s0\.tif: is a stack of 3 frames of 128x128 px, not a single image"):
+        build_dataset(pairs, tmp_path / "a", patch_size=64, min_particle_pixels=20, progress=False)
+    assert not (tmp_path / "a").exists()
+    info = build_dataset(pairs, tmp_path / "b", patch_size=64, min_particle_pixels=20, progress=False,
+                         split_fractions=(1 / 3, 1 / 3, 1 / 3), frame=1, num_shards=1)
+    assert info["read_options"] == {"frame": 1}
+    from tem_rf.data import load_split
+    from tem_rf.data.preprocess import preprocess_micrograph
+
+    # The patches are frame 1's: the first training patch equals frame 1, preprocessed.
+    source = info["splits"]["train"]["sources"][0]
+    expected = preprocess_micrograph(tifffile.imread(images / source)[1].astype(np.float32))[:64, :64]
+    first = next(iter(load_split(tmp_path / "b", "train", batch_size=1, with_info=True)))
+    assert first[2]["source"][0].numpy().decode() == source
+    assert (first[2]["patch_row"][0], first[2]["patch_col"][0]) == (0, 0)
+    np.testing.assert_allclose(first[0][0, :, :, 0].numpy(), expected, atol=1e-5)
