@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 import tem_rf
 from tem_rf.data.preprocess import (
@@ -50,6 +49,7 @@ from tem_rf.data.reading import (
 )
 from tem_rf.core.files import atomic_path, os_error_text, write_json
 from tem_rf.core.parsing import parse_list
+from tem_rf.core.progress import progress_bar
 from tem_rf.core.units import require_pixel_size
 
 logger = logging.getLogger(__name__)
@@ -588,7 +588,7 @@ def build_dataset(
     read_options = _read_options(frame, signal)
     sources = [
         _check_pair(Path(image), Path(mask), patch_size, min_particle_pixels, edge, read_options)
-        for image, mask in tqdm(pairs, desc="checking", unit="image", disable=not progress)
+        for image, mask in progress_bar(pairs, desc="checking", unit="image", enabled=progress)
     ]
     _check_distinct_images(sources)
     dataset_pixel_size = _resolve_pixel_size(sources, pixel_size_nm)
@@ -706,7 +706,7 @@ def _write_dataset(
     with atomic_path(out_dir, directory=True) as tmp:
         ordered = [(split, by_name[name]) for split in SPLITS for name in assignment[split]]
         writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
-        for split, source in tqdm(ordered, desc="writing", unit="image", disable=not progress):
+        for split, source in progress_bar(ordered, desc="writing", unit="image", enabled=progress):
             with _quiet_logger("tem_rf.data.reading"):  # its notes were logged in the checking pass
                 micrograph = read_micrograph(source.image, **read_options)
                 label, _ = read_mask_and_rule(source.mask)

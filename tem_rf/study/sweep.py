@@ -320,10 +320,13 @@ def _sweep_content(runs: Sequence[RunSpec], settings: dict[str, Any]) -> dict[st
 
 
 def write_sweep_file(sweep_dir: str | Path, runs: Sequence[RunSpec], settings: dict[str, Any]) -> None:
-    """Records the grid and flags of a sweep (``sweep.json``)."""
+    """Records the grid and flags of a sweep (``sweep.json``), and the TensorBoard HParams
+    experiment of its runs (``logs/``)."""
     from tem_rf.core.files import write_json
+    from tem_rf.train.tensorboard import write_sweep_hparams_config
 
     write_json(Path(sweep_dir) / SWEEP_FILE, _sweep_content(runs, settings))
+    write_sweep_hparams_config(sweep_dir, _sweep_content(runs, settings))
 
 
 def _family_of(sweep_dir: Path) -> dict[str, str]:

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from tem_rf.core.files import os_error_text
+from tem_rf.core.progress import progress_bar
+from tem_rf.train import tensorboard
 from tem_rf.train.config import TrainConfig, TrainingError, resume_changes
 from tem_rf.train.distribute import is_chief, make_strategy, resolve_precision, strategy_name
 from tem_rf.train.rundir import RunDir
@@ -40,11 +42,14 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- the loop
 
 
-def build_train_step(strategy, model, optimizer, jit_compile: bool = False):
+def build_train_step(strategy, model, optimizer, jit_compile: bool = False, metrics=()):
     """A `tf.function` taking a (distributed) ``(images, labels)`` batch, returning the loss.
 
     The loss is the mean pixel-wise cross-entropy over the global batch. Under mixed_float16 the
     optimizer is a `LossScaleOptimizer`, and the loss is scaled before differentiation.
+    ``metrics`` (Keras metrics made in the strategy's scope, e.g. `HardDice`, `SoftDice`) are
+    updated in the step with the labels and the probabilities of the forward pass just trained
+    on: a few reductions per step, no extra forward pass and nothing copied to the host.
     """
     import keras
     import tensorflow as tf
@@ -57,7 +62,7 @@ def build_train_step(strategy, model, optimizer, jit_compile: bool = False):
             per_pixel = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
             loss = tf.reduce_sum(per_pixel) / global_pixels
             scaled = optimizer.scale_loss(loss) if scales_loss else loss
-        return loss, tape.gradient(scaled, model.trainable_variables)
+        return loss, tape.gradient(scaled, model.trainable_variables), probabilities
 
     # XLA compiles the forward and backward pass only: cross-replica all-reduces and the
     # optimizer's distributed update stay outside the compiled function.
@@ -70,8 +75,10 @@ def build_train_step(strategy, model, optimizer, jit_compile: bool = False):
         local_pixels = tf.cast(tf.size(labels), tf.float32)
         ctx = tf.distribute.get_replica_context()
         global_pixels = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local_pixels)
-        loss, gradients = loss_and_gradients(images, labels, global_pixels)
+        loss, gradients, probabilities = loss_and_gradients(images, labels, global_pixels)
         optimizer.apply(gradients, model.trainable_variables)
+        for metric in metrics:  # sync-on-read sums: pooled over replicas when read
+            metric.update_state(labels, probabilities)
         return loss
 
     @tf.function
@@ -159,6 +166,9 @@ class Trainer:
                 self.optimizer.build(self.model.trainable_variables)
                 self.hard_dice = metrics_lib.HardDice()
                 self.soft_dice = metrics_lib.SoftDice()
+                # Pooled over each epoch's training batches, as they are trained.
+                self.train_hard_dice = metrics_lib.HardDice(name="train_hard_dice")
+                self.train_soft_dice = metrics_lib.SoftDice(name="train_soft_dice")
                 # A copy of the weights with the best validation dice, kept in the checkpoint:
                 # every worker holds the same copy, so all of them test the same weights.
                 self.best_weights = [
@@ -189,7 +199,9 @@ class Trainer:
             # single-device compilation cannot hold.
             logger.warning("--xla is ignored with %d replicas", self.strategy.num_replicas_in_sync)
             jit_compile = False
-        self._train_step = build_train_step(self.strategy, self.model, self.optimizer, jit_compile)
+        self._train_step = build_train_step(
+            self.strategy, self.model, self.optimizer, jit_compile, metrics=(self.train_hard_dice, self.train_soft_dice)
+        )
         self._eval_step = self._make_eval_step()
 
     # -- steps ---------------------------------------------------------------------------------
@@ -397,6 +409,8 @@ class Trainer:
             work.write_config(self.resolved_config())
         # Rows of an epoch that was not checkpointed are dropped: it is trained again.
         history = [row for row in work.history() if row["epoch"] <= start_epoch]
+        # logs/ holds the run's HParams session; logs/train, val, test its scalars and images.
+        tensorboard.write_session(work.logs_dir, self.hparams())
         train_writer = tf.summary.create_file_writer(str(work.logs_dir / "train"))
         val_writer = tf.summary.create_file_writer(str(work.logs_dir / "val"))
         preview = self._preview_batch() if config.num_images else None
@@ -404,6 +418,8 @@ class Trainer:
         for epoch in range(start_epoch, config.epochs):
             started = time.perf_counter()
             loss_sum = 0.0
+            self.train_hard_dice.reset_state()
+            self.train_soft_dice.reset_state()
             steps = _progress(
                 self._distributed(self._train_data(epoch)),
                 progress and self.chief,
@@ -423,11 +439,17 @@ class Trainer:
                     steps.set_postfix(loss=f"{loss:.4f}", refresh=False)
             seconds = time.perf_counter() - started
             train_loss = loss_sum / self.steps_per_epoch
+            train_hard = float(self.train_hard_dice.result())
+            train_soft = float(self.train_soft_dice.result())
             val = self.evaluate("val")
             lr = float(np.asarray(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
+            improved = val["hard_dice"] > float(self.state.best_val_dice)
+            best_so_far = val["hard_dice"] if improved else float(self.state.best_val_dice)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
+                "train_hard_dice": train_hard,
+                "train_soft_dice": train_soft,
                 "val_loss": val["loss"],
                 "val_hard_dice": val["hard_dice"],
                 "val_soft_dice": val["soft_dice"],
@@ -438,20 +460,24 @@ class Trainer:
             history.append(row)
             with train_writer.as_default(step=epoch + 1):
                 tf.summary.scalar("loss", train_loss)
+                tf.summary.scalar("hard_dice", train_hard)
+                tf.summary.scalar("soft_dice", train_soft)
                 tf.summary.scalar("learning_rate", lr)
                 tf.summary.scalar("steps_per_second", row["steps_per_second"])
             with val_writer.as_default(step=epoch + 1):
                 tf.summary.scalar("loss", val["loss"])
                 tf.summary.scalar("hard_dice", val["hard_dice"])
                 tf.summary.scalar("soft_dice", val["soft_dice"])
-                if preview is not None and ((epoch + 1) % config.image_every == 0 or epoch == 0):
-                    self._log_images(preview)
+                tf.summary.scalar("best_hard_dice", best_so_far)
+                if preview is not None:
+                    # Every --image_every epochs, the first and the last; and each new best.
+                    regular = (epoch + 1) % config.image_every == 0 or epoch == 0 or epoch + 1 == config.epochs
+                    self._log_images(preview, regular=regular, best=improved)
             logger.info(
-                "%s epoch %d: train loss %.4f, val loss %.4f, val hard dice %.4f, soft dice %.4f",
-                self.architecture, epoch + 1, train_loss, val["loss"], val["hard_dice"], val["soft_dice"],
+                "%s epoch %d: train loss %.4f, hard dice %.4f; val loss %.4f, hard dice %.4f, soft dice %.4f",
+                self.architecture, epoch + 1, train_loss, train_hard, val["loss"], val["hard_dice"], val["soft_dice"],
             )
             self.state.epoch.assign(epoch + 1)
-            improved = val["hard_dice"] > float(self.state.best_val_dice)
             if improved:
                 self.state.best_val_dice.assign(val["hard_dice"])
                 self.state.best_epoch.assign(epoch + 1)
@@ -467,6 +493,14 @@ class Trainer:
 
         self._save_model(work.last_model_file)
         results = self._final_metrics()
+        # The best weights' test scores, at the last epoch's step.
+        test_writer = tf.summary.create_file_writer(str(work.logs_dir / "test"))
+        with test_writer.as_default(step=int(self.state.epoch)):
+            for name in ("hard_dice", "soft_dice", "loss"):
+                if f"test_{name}" in results:
+                    tf.summary.scalar(name, results[f"test_{name}"])
+        test_writer.close()
+        tensorboard.write_session_end(work.logs_dir)
         if self.chief:
             work.write_metrics(results)
         else:
@@ -512,16 +546,39 @@ class Trainer:
             return images, labels
         return None
 
-    def _log_images(self, preview) -> None:
+    def _log_images(self, preview, regular: bool = True, best: bool = False) -> None:
+        """The preview patches, labels and predicted particle probability (``regular``), and the
+        probability again as ``best/particle_probability`` when the epoch is a new best (so
+        that tag's latest image is the prediction of best.keras, at the best epoch's step)."""
         import tensorflow as tf
 
+        if not (regular or best):
+            return
         images, labels = preview
-        probabilities = self.model(images, training=False)
-        low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
-        high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
-        tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
-        tf.summary.image("label", tf.cast(labels[..., None], tf.float32), max_outputs=8)
-        tf.summary.image("particle_probability", probabilities[..., 1:2], max_outputs=8)
+        probabilities = self.model(images, training=False)[..., 1:2]
+        if regular:
+            low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+            high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+            tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
+            tf.summary.image("label", tf.cast(labels[..., None], tf.float32), max_outputs=8)
+            tf.summary.image("particle_probability", probabilities, max_outputs=8)
+        if best:
+            tf.summary.image(
+                "best/particle_probability", probabilities, max_outputs=8,
+                description="particle probability at each epoch that raised the best validation hard "
+                            "dice; the latest is the best epoch's (best.keras)",
+            )
+
+    def hparams(self) -> dict[str, Any]:
+        """The run's hyperparameters for TensorBoard's HParams dashboard (`tem_rf.train.tensorboard`)."""
+        return tensorboard.run_hparams(
+            self.config,
+            architecture=self.architecture,
+            precision=self.precision,
+            receptive_field_px=self.description["receptive_field_px"],
+            receptive_field_nm=self.description["receptive_field_nm"],
+            trainable_params=self.description["trainable_params"],
+        )
 
 
 def _missing_folders(folder: Path) -> list[Path]:
@@ -575,11 +632,8 @@ def _read_dataset_info(data_dir: str) -> dict[str, Any]:
 
 
 def _progress(iterable, enabled: bool, description: str, total: int):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=description, total=total, leave=False, unit="step")
+    """A bar over the epoch's steps on a terminal; in a log, one line when the epoch ends."""
+    return progress_bar(iterable, desc=description, total=total, unit="step", enabled=enabled)
 
 
 def train(config: TrainConfig, strategy=None, progress: bool = True) -> dict[str, Any]:

@@ -55,13 +55,16 @@ def test_event_files_hold_dice_scalars(tiny_data, tmp_path):
     run = tmp_path / "run"
     training.train(_config(tiny_data, run, epochs=1), progress=False)
     tags = {}
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         for path in (run / "logs" / split).glob("events.out.tfevents.*"):
             for event in tf.compat.v1.train.summary_iterator(str(path)):
                 for value in event.summary.value:
                     tags.setdefault(split, set()).add(value.tag)
-    assert {"hard_dice", "soft_dice", "loss", "particle_probability", "label"} <= tags["val"]
-    assert {"loss", "learning_rate", "steps_per_second"} <= tags["train"]
+    assert {"hard_dice", "soft_dice", "loss", "particle_probability", "label", "best/particle_probability",
+            "best_hard_dice"} <= tags["val"]
+    assert {"loss", "hard_dice", "soft_dice", "learning_rate", "steps_per_second"} <= tags["train"]
+    assert tags["test"] == {"hard_dice", "soft_dice", "loss"}
+    # (tests/train/test_tensorboard.py reads them back through TensorBoard's own loader)
 
 
 @pytest.mark.large  # several whole training runs: CI's full suite runs it
