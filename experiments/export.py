@@ -1,12 +1,25 @@
-r"""Exports a trained network as a TensorFlow SavedModel with its tem_rf metadata asset.
+r"""Exports a trained network as a TensorFlow SavedModel with its tem_rf metadata asset, or as a
+BioImage Model Zoo package for Fiji (deepImageJ), ilastik and napari.
 
   python -m experiments.export --model=runs/N2_k2-2_d1-1-1/seed0 --out_dir=exported/N2
   python -m experiments.export --model=path/to/best.keras --out_dir=exported/N2 --overwrite
+  python -m experiments.export --model=runs/N2_k2-2_d1-1-1/seed0 --format=bioimageio \
+      --out_dir=exported --authors="Jane Doe" --license=CC-BY-4.0
 
-The SavedModel's ``serving_default`` takes float32 ``[batch, height, width, 1]`` preprocessed
-images and returns the particle probability, float32 ``[batch, height, width]``;
-``assets/tem_rf.json`` holds receptive field, halo, size divisor, training pixel size,
-normalisation, class names, the run's config and the package version.
+The SavedModel's ``serving_default`` (also ``serving_preprocessed``) takes float32
+``[batch, height, width, 1]`` preprocessed images and returns the particle probability, float32
+``[batch, height, width]``; ``serving_raw_<dtype>`` (uint8, uint16, int16, int32, float32,
+float64) takes raw micrographs ``[batch, height, width]`` or ``[batch, height, width, 1]`` and
+does tem_rf's preprocessing inside the graph, returning ``particle_probability`` and
+``particle_mask``. ``assets/tem_rf.json`` holds receptive field, halo, size divisor, training
+pixel size, normalisation, class names, the run's config (no absolute paths) and the package
+version.
+
+``--format=bioimageio`` writes ``--out_dir/<architecture>.bioimageio.zip`` (or ``--out_dir``
+itself when it ends in ``.bioimageio.zip``): raw-micrograph weights, test tensors from a patch of
+the run's dataset, cover, documentation, ``tem_rf.json`` (`tem_rf.serve.bioimageio`); it needs
+``pip install "tem_rf[bioimageio]"``. An existing zip is replaced only with ``--overwrite`` and
+only when it is a tem_rf package.
 
 ``--out_dir`` must be a new or empty folder, or a previous tem_rf export together with
 ``--overwrite``. Refused, with one ``error: <path>: <problem>`` line and exit status 1, and
@@ -46,6 +59,22 @@ _KEEP_MIXED = flags.DEFINE_boolean(
     "Keep float16 compute of a mixed_float16 network (GPU serving); default exports float32. "
     "The output is float32 either way.",
 )
+_FORMAT = flags.DEFINE_enum(
+    "format", "saved_model", ["saved_model", "bioimageio"],
+    "saved_model: a SavedModel folder; bioimageio: a BioImage Model Zoo package "
+    "<out_dir>/<architecture>.bioimageio.zip (needs the bioimageio extra).",
+)
+_AUTHORS = flags.DEFINE_multi_string(
+    "authors", [], "bioimageio: an author of the model, one name per flag (required)."
+)
+_LICENSE = flags.DEFINE_string(
+    "license", None, "bioimageio: the model's licence, an SPDX id such as CC-BY-4.0 or MIT (required)."
+)
+_TEST_IMAGE = flags.DEFINE_string(
+    "test_image", None,
+    "bioimageio: a micrograph whose centre crop becomes the package's test input, when the run's "
+    "dataset (config.json data_dir) is not there.",
+)
 tem_flags.define_deprecated_alias("export_dir", "out_dir")
 flags.mark_flags_as_required(["model", "out_dir"])
 
@@ -56,6 +85,10 @@ def main(argv: list[str]) -> None:
     from tem_rf.serve.predictor import ModelLoadError
     from tem_rf.serve.export import ExportError, export_run
 
+    if _FORMAT.value == "bioimageio":
+        return _export_bioimageio()
+    if _AUTHORS.value or _LICENSE.value or _TEST_IMAGE.value:
+        sys.exit("error: --authors, --license and --test_image belong to --format=bioimageio")
     try:
         metadata = export_run(
             _MODEL.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, overwrite=_OVERWRITE.value
@@ -71,8 +104,12 @@ def main(argv: list[str]) -> None:
     pixel = metadata["pixel_size_nm"]
     print(f"exported {metadata['architecture']} to {_OUT_DIR.value}")
     print(
-        "  serving_default: float32 image [batch, height, width, 1] -> "
-        "particle_probability [batch, height, width] float32"
+        "  serving_default (= serving_preprocessed): float32 image [batch, height, width, 1], "
+        "preprocessed -> particle_probability [batch, height, width] float32"
+    )
+    print(
+        "  serving_raw_uint8/uint16/int16/int32/float32/float64: raw micrograph [batch, height, width(, 1)], "
+        "preprocessing in the graph -> particle_probability, particle_mask"
     )
     print(
         f"  receptive field {metadata['receptive_field_px']} px"
@@ -83,6 +120,39 @@ def main(argv: list[str]) -> None:
         "  training pixel size "
         + (f"{pixel:.4g} nm" if pixel is not None else "unknown")
         + f", compute dtype {metadata['signature']['compute_dtype']}, metadata assets/tem_rf.json"
+    )
+
+
+def _export_bioimageio() -> None:
+    from tem_rf.serve.predictor import ModelLoadError
+    from tem_rf.serve.export import ExportError
+
+    try:
+        from tem_rf.serve import bioimageio
+
+        bioimageio.check_extra()
+        path, metadata = bioimageio.export_bioimageio(
+            _MODEL.value, _OUT_DIR.value, authors=_AUTHORS.value, license_id=_LICENSE.value,
+            overwrite=_OVERWRITE.value, test_image=_TEST_IMAGE.value,
+        )
+    except (ModelLoadError, ExportError) as error:
+        sys.exit(f"error: {error}")
+    except OSError as error:
+        sys.exit(f"error: {_MODEL.value}: {error}")
+    except KeyboardInterrupt:
+        print(f"error: {_OUT_DIR.value}: interrupted; nothing was exported", file=sys.stderr)
+        sys.exit(130)
+    sizes = metadata["bioimageio"]["sizes"]
+    pixel = metadata["pixel_size_nm"]
+    print(f"exported {metadata['architecture']} to {path}")
+    print(
+        f"  bioimage.io model (spec 0.5): raw micrograph float32 [batch, y, x, 1] -> particle_probability "
+        f"[batch, y, x]; y, x = {sizes['min']} + n x {sizes['step']} px, halo {sizes['halo']} px"
+    )
+    print(
+        "  training pixel size "
+        + (f"{pixel:.4g} nm: resample micrographs to it" if pixel is not None else "unknown")
+        + f"; test input: {metadata['bioimageio']['test_input']}"
     )
 
 

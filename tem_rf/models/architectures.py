@@ -108,9 +108,9 @@ def architecture_table(
     """
     architectures = list(architectures)
     if progress:
-        from tqdm.auto import tqdm
+        from tem_rf.core.progress import progress_bar
 
-        architectures = tqdm(architectures, desc="building models", unit="model", leave=False)
+        architectures = progress_bar(architectures, desc="building models", unit="model")
     rows = []
     for arch in architectures:
         model, row = describe_architecture(arch[0], arch[1], arch[2] if len(arch) > 2 else 1, pixel_size_nm)

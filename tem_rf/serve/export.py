@@ -33,6 +33,7 @@ import datetime
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,16 @@ logger = logging.getLogger(__name__)
 
 METADATA_FILENAME = "tem_rf.json"
 METADATA_SCHEMA_VERSION = 1
-SIGNATURE_KEY = "serving_default"
+SIGNATURE_KEY = "serving_default"  # preprocessed input, as before 0.3; kept for compatibility
+PREPROCESSED_ENDPOINT = "serve"  # Keras' TFSMLayer default endpoint: the same function
 SIGNATURE_INPUT = "image"
 SIGNATURE_OUTPUT = "particle_probability"
+PREPROCESSED_SIGNATURE_KEY = "serving_preprocessed"  # the same function as serving_default
+RAW_SIGNATURE_PREFIX = "serving_raw_"  # + dtype: raw micrographs, tem_rf's preprocessing in the graph
+RAW_DTYPES = ("uint8", "uint16", "int16", "int32", "float32", "float64")
+RAW_SIGNATURE_INPUT = "micrograph"
+MASK_OUTPUT = "particle_mask"
+MASK_THRESHOLD = 0.5
 PADDING_MODE = "reflect"  # how images are padded to the size divisor (numpy / tf.pad "REFLECT")
 # What a SavedModel written by `export_saved_model` holds at its top level.
 EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "keras_metadata.pb", "variables", "assets"})
@@ -183,13 +191,58 @@ def check_model(model: Any) -> None:
         )
 
 
-def particle_probability_fn(model: Any, size_divisor: int) -> Callable:
+def _reflect_indices(size: Any, total: Any) -> Any:
+    """Indices ``[0, total)`` into an axis of ``size`` values, extended by repeated reflection.
+
+    ``d c b | a b c d | c b a b c ...``: numpy's ``np.pad(mode="reflect")`` (and ``tf.pad``
+    ``REFLECT`` where that works, i.e. a pad shorter than the axis), for pads of any length; an
+    axis of one value is repeated.
+    """
+    import tensorflow as tf
+
+    period = tf.maximum(2 * (size - 1), 1)
+    index = tf.math.floormod(tf.range(total), period)
+    return tf.minimum(tf.where(index < size, index, period - index), size - 1)
+
+
+def pad_reflect(image: Any, pad_h: Any, pad_w: Any) -> Any:
+    """``[B, H, W, ...]`` padded at the bottom and right by reflection (pads of any length)."""
+    import tensorflow as tf
+
+    height, width = tf.shape(image)[1], tf.shape(image)[2]
+    image = tf.gather(image, _reflect_indices(height, height + pad_h), axis=1)
+    return tf.gather(image, _reflect_indices(width, width + pad_w), axis=2)
+
+
+def minimum_input_size(receptive_field_px: int) -> int:
+    """The smallest height and width the exported signatures accept: a quarter of the receptive
+    field (smaller images hold too little of what the network looks at to mean anything)."""
+    return max(1, -(-int(receptive_field_px) // 4))
+
+
+def _check_size(height: Any, width: Any, min_size: int | None, receptive_field_px: int | None) -> list:
+    import tensorflow as tf
+
+    if not min_size or min_size <= 1:
+        return []
+    message = (
+        f"image smaller than {min_size} px (a quarter of the receptive field, {receptive_field_px} px) "
+        "in height or width: too small to segment"
+    )
+    return [tf.debugging.assert_greater_equal(tf.minimum(height, width), min_size, message=message)]
+
+
+def particle_probability_fn(
+    model: Any, size_divisor: int, *, min_size: int | None = None, receptive_field_px: int | None = None
+) -> Callable:
     """A ``tf.function`` from float32 ``[B, H, W, 1]`` to the particle probability ``[B, H, W]``.
 
-    Any ``H, W >= size_divisor`` is accepted: the image is padded by reflection at the bottom and
-    right to multiples of ``size_divisor`` and the output cropped back. Output is float32 whatever
-    the model's compute dtype. This is both the exported serving function and the in-process
-    predictor, so a SavedModel and its Keras model run the same graph.
+    Any ``H, W`` is accepted (with ``min_size``: at least that, else an InvalidArgumentError
+    saying so): the image is padded by reflection at the bottom and right to multiples of
+    ``size_divisor`` (repeatedly for images smaller than the divisor) and the output cropped
+    back. Output is float32 whatever the model's compute dtype. This is both the exported
+    preprocessed-input serving function and the in-process predictor, so a SavedModel and its
+    Keras model run the same graph.
     """
     import tensorflow as tf
 
@@ -200,13 +253,194 @@ def particle_probability_fn(model: Any, size_divisor: int) -> Callable:
     )
     def serve(image):
         height, width = tf.shape(image)[1], tf.shape(image)[2]
-        pad_h, pad_w = (-height) % divisor, (-width) % divisor
-        padded = tf.pad(image, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode=PADDING_MODE.upper())
+        with tf.control_dependencies(_check_size(height, width, min_size, receptive_field_px)):
+            pad_h, pad_w = (-height) % divisor, (-width) % divisor
+        padded = pad_reflect(image, pad_h, pad_w)
         probabilities = model(padded, training=False)
         particle = tf.cast(probabilities[..., PARTICLE_CLASS], tf.float32)
         return {SIGNATURE_OUTPUT: particle[:, :height, :width]}
 
     return serve
+
+
+# ---------------------------------------------------------------------------------------------
+# tem_rf.data.preprocess_micrograph as TensorFlow ops (the raw-micrograph signatures)
+
+
+def _median_of_sorted(values: Any, count: Any) -> Any:
+    """``np.median`` of the first ``count[b]`` of each row of ascending ``values`` ``[B, N]``."""
+    import tensorflow as tf
+
+    count = tf.cast(count, tf.int32)
+    upper = tf.gather(values, tf.maximum(count // 2, 0)[:, None], batch_dims=1)[:, 0]
+    lower = tf.gather(values, tf.maximum((count - 1) // 2, 0)[:, None], batch_dims=1)[:, 0]
+    median = tf.where(count % 2 == 1, upper, (lower + upper) / 2)
+    return tf.where(count > 0, median, tf.zeros_like(median))
+
+
+def _median_rows(values: Any) -> Any:
+    """``np.median`` of each row of ``[B, N]`` float64 values."""
+    import tensorflow as tf
+
+    return _median_of_sorted(tf.sort(values, axis=-1), tf.fill(tf.shape(values)[:1], tf.shape(values)[1]))
+
+
+def _median3(a: Any, b: Any, c: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.maximum(tf.minimum(a, b), tf.minimum(tf.maximum(a, b), c))
+
+
+def median_filter_3x3_tf(images: Any) -> Any:
+    """`tem_rf.data.preprocess.median_filter_3x3` of ``[B, H, W]``: the same selection network of
+    min/max on a reflection-padded image, so the same values exactly."""
+    import tensorflow as tf
+
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    # Reflect by one pixel on every side: index -1 -> 1 and H -> H - 2 (one value: itself).
+    padded = tf.gather(tf.gather(images, _edge_reflect(height), axis=1), _edge_reflect(width), axis=2)
+    a, b, c = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
+    low1, high1 = tf.minimum(a, b), tf.maximum(a, b)
+    low, t = tf.minimum(low1, c), tf.maximum(low1, c)
+    mid, high = tf.minimum(high1, t), tf.maximum(high1, t)
+    max_low = tf.maximum(tf.maximum(low[:, :, :-2], low[:, :, 1:-1]), low[:, :, 2:])
+    min_high = tf.minimum(tf.minimum(high[:, :, :-2], high[:, :, 1:-1]), high[:, :, 2:])
+    mid_mid = _median3(mid[:, :, :-2], mid[:, :, 1:-1], mid[:, :, 2:])
+    return _median3(max_low, mid_mid, min_high)
+
+
+def _edge_reflect(size: Any) -> Any:
+    """Indices of an axis padded by one pixel of reflection at each end (``np.pad`` reflect)."""
+    import tensorflow as tf
+
+    index = tf.range(-1, size + 1)
+    index = tf.abs(index)
+    index = tf.where(index > size - 1, 2 * (size - 1) - index, index)
+    return tf.clip_by_value(index, 0, tf.maximum(size - 1, 0))
+
+
+_NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]  # preprocess's order
+
+
+def _inner(images: Any, margin: int) -> Any:
+    """``images[:, margin:-margin, margin:-margin]`` (all of it for ``margin`` 0)."""
+    if not margin:
+        return images
+    return images[:, margin:-margin, margin:-margin]
+
+
+def remove_xray_outliers_tf(images: Any, threshold: float | None, margin: int = 0) -> Any:
+    """`tem_rf.data.preprocess.remove_xray_outliers` of float64 ``[B, H, W]``, image by image.
+
+    Outliers: ``|pixel - 3x3 median| > threshold * 1.4826 * MAD`` of those residuals (MAD 0:
+    their standard deviation; 0 again: none); each is replaced by the mean of its non-outlier
+    neighbours inside the image, or, with none, by the median of the image's non-outliers.
+    """
+    import tensorflow as tf
+
+    if threshold is None or threshold <= 0:
+        return images
+    batch = tf.shape(images)[0]
+    residual = images - median_filter_3x3_tf(images)
+    flat = tf.reshape(_inner(residual, margin), [batch, -1])  # statistics inside the margin
+    centre = _median_rows(flat)
+    scale = 1.4826 * _median_rows(tf.abs(flat - centre[:, None]))
+    deviation = tf.sqrt(tf.reduce_mean(tf.square(flat - tf.reduce_mean(flat, axis=1, keepdims=True)), axis=1))
+    scale = tf.where(scale == 0.0, deviation, scale)
+    limit = (float(threshold) * scale)[:, None, None]
+    outliers = tf.logical_and(tf.abs(residual) > limit, (scale > 0.0)[:, None, None])
+
+    # Mean of the non-outlier 8 neighbours, summed in preprocess's order (same float64 result).
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1]])
+    valid = tf.pad(tf.cast(tf.logical_not(outliers), tf.float64), [[0, 0], [1, 1], [1, 1]])
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    total = tf.zeros_like(images)
+    count = tf.zeros_like(images)
+    for dr, dc in _NEIGHBOURS:
+        window = (slice(None), slice(1 + dr, 1 + dr + height), slice(1 + dc, 1 + dc + width))
+        total = total + tf.where(valid[window] > 0, padded[window], 0.0)
+        count = count + valid[window]
+    has_neighbours = count > 0
+    replaced = tf.where(has_neighbours, total / tf.where(has_neighbours, count, 1.0), images)
+
+    def fallback():  # outliers with only outlier neighbours: the image's median of non-outliers
+        kept = tf.reshape(tf.logical_not(outliers), [batch, -1])
+        values = tf.sort(tf.where(kept, tf.reshape(images, [batch, -1]), tf.constant(float("inf"), tf.float64)), axis=-1)
+        median = _median_of_sorted(values, tf.reduce_sum(tf.cast(kept, tf.int32), axis=1))
+        return tf.where(has_neighbours, replaced, median[:, None, None])
+
+    isolated = tf.logical_and(outliers, tf.logical_not(has_neighbours))
+    replaced = tf.cond(tf.reduce_any(isolated), fallback, lambda: replaced)
+    return tf.where(outliers, replaced, images)
+
+
+def preprocess_micrograph_tf(images: Any, xray_threshold: float | None, margin: int = 0) -> Any:
+    """`tem_rf.data.preprocess_micrograph` of raw ``[B, H, W]`` micrographs (any real dtype) as
+    TensorFlow ops, image by image, in float64 like NumPy; returns float32 ``[B, H, W]``.
+
+    Non-finite and constant images raise InvalidArgumentError with the same words NumPy's raise.
+    ``margin`` > 0 takes the statistics (MAD, mean, std) from inside a border of that width only:
+    for an input that a consumer padded by that much (a bioimage.io halo).
+    """
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float64)
+    images = tf.debugging.assert_all_finite(images, "image contains NaN or infinite values")
+    cleaned = remove_xray_outliers_tf(images, xray_threshold, margin)
+    inner = _inner(cleaned, margin)
+    mean = tf.reduce_mean(inner, axis=[1, 2], keepdims=True)
+    std = tf.sqrt(tf.reduce_mean(tf.square(inner - mean), axis=[1, 2], keepdims=True))
+    check = tf.debugging.assert_greater(
+        tf.reduce_min(std), tf.constant(0.0, tf.float64),
+        message="image is constant (standard deviation 0), cannot be standardised",
+    )
+    with tf.control_dependencies([check]):
+        return tf.cast((cleaned - mean) / std, tf.float32)
+
+
+def raw_micrograph_fn(
+    probability_fn: Callable,
+    dtype: str,
+    *,
+    xray_threshold: float | None,
+    min_size: int | None = None,
+    receptive_field_px: int | None = None,
+    mask_threshold: float = MASK_THRESHOLD,
+    rank: int | None = None,
+    outputs: tuple[str, ...] = (SIGNATURE_OUTPUT, MASK_OUTPUT),
+    statistics_margin: int = 0,
+) -> Callable:
+    """A ``tf.function`` from raw micrographs of ``dtype``, ``[B, H, W]`` or ``[B, H, W, 1]``
+    (``rank`` None: either), to ``particle_probability`` float32 ``[B, H, W]`` and
+    ``particle_mask`` uint8 0/1 (probability > ``mask_threshold``).
+
+    Inside the graph: tem_rf's preprocessing (`preprocess_micrograph_tf`: x-ray outliers
+    removed with ``xray_threshold``, each micrograph standardised), then ``probability_fn`` (the
+    preprocessed-input function, `particle_probability_fn`).
+    """
+    import tensorflow as tf
+
+    shape = None if rank is None else [None, None, None] + [1] * (rank - 3)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.as_dtype(dtype), name=RAW_SIGNATURE_INPUT)])
+    def serve_raw(micrograph):
+        dims = tf.shape(micrograph)
+        layout = "raw micrograph must be [batch, height, width] or [batch, height, width, 1]"
+        checks = [
+            tf.debugging.assert_equal(
+                tf.logical_or(tf.equal(tf.size(dims), 3), tf.logical_and(tf.equal(tf.size(dims), 4), tf.equal(dims[-1], 1))),
+                True, message=layout,
+            )
+        ]
+        with tf.control_dependencies(checks):
+            images = tf.reshape(micrograph, dims[:3])
+        with tf.control_dependencies(_check_size(dims[1], dims[2], min_size, receptive_field_px)):
+            standardised = preprocess_micrograph_tf(images, xray_threshold, statistics_margin)
+        probability = probability_fn(standardised[..., None])[SIGNATURE_OUTPUT]
+        result = {SIGNATURE_OUTPUT: probability, MASK_OUTPUT: tf.cast(probability > mask_threshold, tf.uint8)}
+        return {name: result[name] for name in outputs}
+
+    return serve_raw
 
 
 def _normalisation(config: dict[str, Any]) -> dict[str, Any]:
@@ -238,14 +472,46 @@ def _normalisation(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
+def _is_absolute_path(value: str) -> bool:
+    return value.startswith(("/", "~")) or bool(_WINDOWS_ABSOLUTE.match(value))
+
+
+def strip_paths(value: Any, run_dir: str | os.PathLike | None = None) -> Any:
+    """``value`` (JSON-like) with every absolute path replaced: relative to ``run_dir`` when it
+    lies inside it (the run folder itself is ``"."``), else by its last component."""
+    if isinstance(value, dict):
+        return {key: strip_paths(item, run_dir) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strip_paths(item, run_dir) for item in value]
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not _is_absolute_path(value):
+        return value
+    if run_dir is not None and value.startswith("/"):
+        try:
+            return Path(value).resolve().relative_to(Path(run_dir).resolve()).as_posix() or "."
+        except (ValueError, OSError, RuntimeError):
+            pass
+    return re.split(r"[\\/]", value.rstrip("/\\"))[-1] or None
+
+
 def build_metadata(
     model: Any,
     config: dict[str, Any] | None = None,
     *,
     compute_dtype: str = "float32",
     source: str | None = None,
+    run_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """The ``tem_rf.json`` asset: everything needed to preprocess, tile and interpret the model."""
+    """The ``tem_rf.json`` asset: everything needed to preprocess, tile and interpret the model.
+
+    It holds no absolute path of the training machine (`strip_paths`): ``source`` is the model
+    file's name, and paths in the run config become relative to ``run_dir`` (the run folder) or,
+    outside it, their last component (``data_dir``: the dataset folder's name).
+    """
     import tem_rf
     from tem_rf.models import count_trainable_parameters
     from tem_rf.models.geometry import model_geometry
@@ -255,7 +521,7 @@ def build_metadata(
     geometry = model_geometry(model)
     rf_px = geometry.receptive_field.pixels
     class_names = list(config.get("class_names") or CLASS_NAMES)
-    return {
+    metadata = {
         "schema_version": METADATA_SCHEMA_VERSION,
         "tem_rf_version": tem_rf.__version__,
         "architecture": config.get("architecture", model.name),
@@ -279,11 +545,29 @@ def build_metadata(
             "output_shape": [None, None, None],
             "output_dtype": "float32",
             "compute_dtype": compute_dtype,
+            "aliases": [PREPROCESSED_SIGNATURE_KEY, PREPROCESSED_ENDPOINT],
+            "description": (
+                "preprocessed input (x-ray outliers removed, micrograph standardised as "
+                "tem_rf.data.preprocess_micrograph does); for raw micrographs use raw.keys"
+            ),
+            "min_size_px": minimum_input_size(rf_px),
+            "raw": {
+                "keys": {dtype: RAW_SIGNATURE_PREFIX + dtype for dtype in RAW_DTYPES},
+                "input": RAW_SIGNATURE_INPUT,
+                "input_shape": "[batch, height, width] or [batch, height, width, 1]",
+                "outputs": {SIGNATURE_OUTPUT: "float32 [batch, height, width]",
+                            MASK_OUTPUT: f"uint8 [batch, height, width], 1 where probability > {MASK_THRESHOLD}"},
+                "mask_threshold": MASK_THRESHOLD,
+                "preprocessing": "in the graph: x-ray outlier removal (normalisation.xray_threshold), "
+                                 "then each micrograph standardised (mean 0, std 1), in float64",
+                "min_size_px": minimum_input_size(rf_px),
+            },
         },
-        "config": json_safe(config),
-        "source": source,
+        "config": config,
+        "source": None if source is None else Path(source).name,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    return json_safe(strip_paths(metadata, run_dir))
 
 
 def export_saved_model(
@@ -295,8 +579,15 @@ def export_saved_model(
     source: str | None = None,
     overwrite: bool = False,
     protected: Iterable[str | os.PathLike] = (),
+    run_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Writes ``model`` as a SavedModel with ``serving_default`` and ``assets/tem_rf.json``.
+    """Writes ``model`` as a SavedModel with its signatures and ``assets/tem_rf.json``.
+
+    Signatures: ``serving_default`` (also ``serving_preprocessed`` and ``serve``): float32
+    ``image`` ``[batch, H, W, 1]`` preprocessed as in training -> ``particle_probability``;
+    ``serving_raw_<dtype>`` for each of `RAW_DTYPES`: raw ``micrograph`` ``[batch, H, W]`` or
+    ``[batch, H, W, 1]`` -> ``particle_probability`` and ``particle_mask``, tem_rf's
+    preprocessing in the graph (`raw_micrograph_fn`).
 
     ``export_dir`` must pass `check_export_target` (``overwrite``: a previous tem_rf export there
     is replaced; ``protected``: folders it must not be or contain). The folder is written under a
@@ -304,9 +595,6 @@ def export_saved_model(
     only after that. On any failure nothing is left behind and nothing existing is changed;
     failures to write are `ExportError` naming ``export_dir``. Returns the metadata written.
     """
-    import keras
-    import tensorflow as tf
-
     from tem_rf.core.files import atomic_directory
 
     protected = list(protected)
@@ -318,25 +606,58 @@ def export_saved_model(
     check_model(model)
     serving_model = model if keep_mixed_precision else float32_model(model)
     metadata = build_metadata(
-        serving_model, config, compute_dtype=model_compute_dtype(serving_model), source=source
+        serving_model, config, compute_dtype=model_compute_dtype(serving_model), source=source,
+        run_dir=run_dir,
     )
-    serve = particle_probability_fn(serving_model, metadata["size_divisor"])
-
     try:
         with atomic_directory(export_dir, check) as tmp:
-            archive = keras.export.ExportArchive()
-            archive.track(serving_model)
-            archive.add_endpoint("serve", serve)  # the first endpoint becomes serving_default
-            archive.write_out(str(tmp), verbose=False)
-            # A plain file in assets/ travels with the SavedModel and is ignored by TF Serving.
-            assets = tmp / "assets"
-            assets.mkdir(exist_ok=True)
-            (assets / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
-    except OSError as error:
+            write_saved_model(serving_model, metadata, tmp, export_dir)
+    except OSError as error:  # moving the finished export into place
         raise ExportError(f"{export_dir}: cannot write the export: {error}") from error
-    except tf.errors.OpError as error:
-        raise ExportError(f"{export_dir}: cannot write the export: {error.message}") from error
     return metadata
+
+
+def serving_functions(model: Any, metadata: dict[str, Any], *, raw_dtypes: Iterable[str] = RAW_DTYPES) -> dict[str, Callable]:
+    """The exported endpoints by name, the first being ``serving_default``'s function."""
+    rf_px = int(metadata["receptive_field_px"])
+    limits = {"min_size": minimum_input_size(rf_px), "receptive_field_px": rf_px}
+    preprocessed = particle_probability_fn(model, metadata["size_divisor"], **limits)
+    functions = {PREPROCESSED_ENDPOINT: preprocessed, PREPROCESSED_SIGNATURE_KEY: preprocessed}
+    threshold = metadata["normalisation"]["xray_threshold"]
+    for dtype in raw_dtypes:
+        functions[RAW_SIGNATURE_PREFIX + dtype] = raw_micrograph_fn(
+            preprocessed, dtype, xray_threshold=threshold, **limits
+        )
+    return functions
+
+
+def write_saved_model(
+    model: Any,
+    metadata: dict[str, Any],
+    folder: Path,
+    target: str | os.PathLike,
+    functions: dict[str, Callable] | None = None,
+) -> None:
+    """Writes the SavedModel of ``model`` (endpoints: ``functions``, default `serving_functions`)
+    and ``assets/tem_rf.json`` into the new folder ``folder``; errors are `ExportError` naming
+    ``target``."""
+    import keras
+    import tensorflow as tf
+
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        for name, function in (functions or serving_functions(model, metadata)).items():
+            archive.add_endpoint(name, function)  # the first endpoint becomes serving_default
+        archive.write_out(str(folder), verbose=False)
+        # A plain file in assets/ travels with the SavedModel and is ignored by TF Serving.
+        assets = Path(folder) / "assets"
+        assets.mkdir(exist_ok=True)
+        (assets / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
+    except OSError as error:
+        raise ExportError(f"{target}: cannot write the export: {error}") from error
+    except tf.errors.OpError as error:
+        raise ExportError(f"{target}: cannot write the export: {error.message}") from error
 
 
 def export_run(
@@ -356,5 +677,5 @@ def export_run(
     model, config, model_file = load_run(model_path)
     return export_saved_model(
         model, export_dir, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file),
-        overwrite=overwrite, protected=protected,
+        overwrite=overwrite, protected=protected, run_dir=Path(model_file).parent,
     )

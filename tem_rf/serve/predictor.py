@@ -84,6 +84,14 @@ class Predictor:
         return np.asarray(self.function(images)[SIGNATURE_OUTPUT], dtype=np.float32)
 
 
+def _assertion_text(message: str) -> str:
+    """The readable part of a TensorFlow assertion's error: the text given to the assertion."""
+    import re
+
+    found = re.search(r"assertion failed: \[(.+?)\]", message)
+    return found.group(1).replace("\\'", "'") if found else message.strip().splitlines()[-1]
+
+
 def load_predictor(path: str | os.PathLike, *, keep_mixed_precision: bool = False) -> Predictor:
     """A predictor from a SavedModel directory, a run directory or a ``.keras`` file."""
     path = Path(path)
@@ -100,7 +108,12 @@ def load_predictor(path: str | os.PathLike, *, keep_mixed_precision: bool = Fals
         signature = loaded.signatures[SIGNATURE_KEY]
 
         def function(images, _signature=signature, _keep=loaded):  # _keep: owns the variables
-            return _signature(**{SIGNATURE_INPUT: images})
+            try:
+                return _signature(**{SIGNATURE_INPUT: images})
+            except tf.errors.InvalidArgumentError as error:  # the graph's own checks (too small)
+                from tem_rf.data.reading import InputError
+
+                raise InputError(None, _assertion_text(error.message)) from None
 
         return Predictor(function, metadata, str(path))
     if path.is_dir():

@@ -53,8 +53,7 @@ def score_fourier_filter(
     Returns ``(summary, rows)``: the pooled hard dice over all pixels (as networks are scored)
     and the mean per-patch dice; one row per patch with its dice and threshold details.
     """
-    from tqdm import tqdm
-
+    from tem_rf.core.progress import progress_bar
     from tem_rf.study import fourier
 
     options = {
@@ -64,7 +63,7 @@ def score_fourier_filter(
     }
     rows: list[dict[str, Any]] = []
     intersection = predicted_total = label_total = 0
-    bar = tqdm(desc="fourier filtering", unit="patch", disable=not progress)
+    bar = progress_bar(desc="fourier filtering", unit="patch", enabled=progress)
     for batch in iterate_patches(data_dir, split, batch_size=batch_size, max_patches=max_patches):
         for image, label, info in zip(batch.images, batch.labels, batch.info):
             result = fourier.fourier_filter(image, band, **options)

@@ -200,3 +200,24 @@ def test_export_bad_model_is_one_clear_line(tmp_path):
 
     out = _run(f"--model={tmp_path / 'not_a_run'}", f"--out_dir={tmp_path / 'a'}", f"--export_dir={tmp_path / 'b'}")
     assert out.returncode == 1 and "give only --out_dir" in out.stderr
+
+
+def test_bioimageio_without_the_extra_names_the_extra_in_one_line(work, monkeypatch):
+    for module in ("bioimageio", "bioimageio.spec", "bioimageio.core"):
+        monkeypatch.setitem(__import__("sys").modules, module, None)  # as if not installed
+    before = tree(work)
+    out = _run(f"--model={work / 'run'}", f"--out_dir={work / 'zoo'}", "--format=bioimageio",
+               "--authors=Jane Doe", "--license=MIT")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        'error: the bioimageio format needs the bioimageio extra: pip install "tem_rf[bioimageio]"'
+    )
+    assert tree(work) == before
+
+
+def test_the_saved_model_lists_its_raw_signatures(work):
+    out = _run(f"--model={work / 'run'}", f"--out_dir={work / 'exported'}")
+    assert out.returncode == 0, out.stderr
+    assert "serving_raw_uint8/uint16/int16/int32/float32/float64" in out.stdout
+    signatures = tf.saved_model.load(str(work / "exported")).signatures
+    assert {"serving_default", "serving_preprocessed", "serving_raw_uint16"} <= set(signatures)

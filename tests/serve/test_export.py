@@ -1,10 +1,15 @@
-"""SavedModel export: serving signature equals the Keras model, metadata asset, mixed precision,
-loading run directories / .keras files / SavedModels, clear errors for bad model paths, and what
-an export may replace (only a previous tem_rf export, with overwrite; nothing on failure)."""
+"""SavedModel export: serving signature equals the Keras model, the raw-micrograph signatures equal
+`segment` (also in a Python where tem_rf cannot be imported), small inputs, metadata asset without
+absolute paths, mixed precision, loading run directories / .keras files / SavedModels, clear errors
+for bad model paths, and what an export may replace (only a previous tem_rf export, with overwrite;
+nothing on failure)."""
 
 import errno
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -12,15 +17,20 @@ import pytest
 import tensorflow as tf
 
 from tem_rf import __version__
+from tem_rf.data.reading import InputError
 from tem_rf.serve.export import (
     METADATA_FILENAME,
+    RAW_DTYPES,
     ExportError,
     export_run,
     export_saved_model,
     float32_model,
     is_tem_rf_export,
+    particle_probability_fn,
+    strip_paths,
 )
 from tem_rf.serve.predictor import ModelLoadError, load_predictor, load_run, read_metadata
+from tem_rf.serve.segment import segment_image
 from tem_rf.models import residual_unet
 
 PIXEL_SIZE_NM = 0.02152
@@ -99,11 +109,134 @@ def test_metadata_asset_is_readable_and_right(exported):
     assert metadata["class_names"] == ["background", "particle"]
     assert metadata["particle_class"] == 1
     assert metadata["normalisation"]["xray_threshold"] == 6.0
-    assert metadata["config"] == config
+    assert metadata["config"] == {**config, "data_dir": "no_data"}  # relative to the run
     assert metadata["tem_rf_version"] == __version__
     assert metadata["trainable_params"] == 8074
     assert metadata["signature"]["output_dtype"] == "float32"
-    assert metadata["source"].endswith("best.keras")
+    assert metadata["signature"]["aliases"] == ["serving_preprocessed", "serve"]
+    assert metadata["signature"]["raw"]["keys"]["uint16"] == "serving_raw_uint16"
+    assert metadata["signature"]["min_size_px"] == 11  # ceil(44 / 4)
+    assert metadata["source"] == "best.keras"
+    text = path.read_text()
+    assert str(root) not in text and '": "/' not in text  # no absolute path of this machine
+
+
+def test_strip_paths_keeps_names_relative_to_the_run_or_last_components(tmp_path):
+    config = {
+        "data_dir": "/data/users/me/au5nm", "model_dir": str(tmp_path / "run"),
+        "log": str(tmp_path / "run" / "logs" / "train"), "windows": "C:\\Users\\me\\DATA\\",
+        "nested": {"images": ["~/raw/images", "relative/keep"]}, "n": 2, "none": None,
+    }
+    assert strip_paths(config, tmp_path / "run") == {
+        "data_dir": "au5nm", "model_dir": ".", "log": "logs/train", "windows": "DATA",
+        "nested": {"images": ["images", "relative/keep"]}, "n": 2, "none": None,
+    }
+
+
+def _raw_micrographs(shape=(2, 46, 38), seed=3):
+    """Raw uint16 counts with x-ray hits (single pixels, a 2x2 cluster) and a dead pixel."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(400, shape).astype(np.uint16)
+    counts[:, 7, 9] = 60000
+    counts[0, 20:22, 30:32] = 50000
+    counts[-1, 0, 0] = 65535  # a corner: its neighbours are partly outside the image
+    counts[-1, 12, 3] = 0
+    return counts
+
+
+def _segment_probabilities(images, model_path):
+    predictor = model_path if callable(model_path) else load_predictor(model_path)
+    return np.stack([segment_image(image, predictor, tile_size=None)[0] for image in images])
+
+
+def test_raw_signatures_equal_segment_for_every_dtype_and_layout(exported):
+    root, _, _, _ = exported
+    loaded = tf.saved_model.load(str(root / "saved_model"))
+    predictor = load_predictor(root / "run")
+    counts = _raw_micrographs()  # 46 x 38: not multiples of the divisor 4
+    for dtype in RAW_DTYPES:
+        values = {"uint8": np.minimum(counts // 4, 255), "int16": counts // 2}.get(dtype, counts)
+        values = values.astype(dtype)
+        expected = _segment_probabilities(values, predictor)
+        clear = np.abs(expected - 0.5) > 1e-5  # the mask is compared off the knife edge
+        signature = loaded.signatures[f"serving_raw_{dtype}"]
+        for layout in (values, values[..., None]):
+            output = signature(micrograph=tf.constant(layout))
+            probability, mask = output["particle_probability"], output["particle_mask"]
+            assert probability.dtype == tf.float32 and mask.dtype == tf.uint8
+            assert tuple(probability.shape) == tuple(mask.shape) == counts.shape
+            np.testing.assert_allclose(probability.numpy(), expected, atol=1e-5, err_msg=dtype)
+            np.testing.assert_array_equal(mask.numpy()[clear], (expected > 0.5)[clear].astype(np.uint8))
+
+
+def test_raw_signature_in_a_python_where_tem_rf_cannot_be_imported(exported, tmp_path):
+    root, _, _, _ = exported
+    counts = _raw_micrographs((1, 61, 53), seed=4)
+    np.save(tmp_path / "counts.npy", counts)
+    script = """
+import os, sys
+sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "tem_rf"))]
+sys.modules["tem_rf"] = None  # also blocks the editable install's import hook
+try:
+    import tem_rf
+except ImportError:
+    pass
+else:
+    sys.exit("tem_rf is importable")
+import numpy as np
+import tensorflow as tf
+
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_raw_uint16"]
+result = serve(micrograph=np.load(sys.argv[2]))
+np.save(sys.argv[3], result["particle_probability"].numpy())
+assert not [name for name in sys.modules if name.startswith("tem_rf") and sys.modules[name] is not None]
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    env |= {"PYTHONNOUSERSITE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(root / "saved_model"), "counts.npy", "probability.npy"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    expected = _segment_probabilities(counts, root / "saved_model")
+    np.testing.assert_allclose(np.load(tmp_path / "probability.npy"), expected, atol=1e-5)
+
+
+def test_small_inputs_are_padded_and_too_small_ones_get_a_clear_error(exported):
+    root, _, _, _ = exported
+    model, _, _ = load_run(root / "run")
+    loaded = tf.saved_model.load(str(root / "saved_model"))
+    x = np.random.default_rng(5).normal(size=(1, 11, 13, 1)).astype("float32")  # 11: ceil(44 / 4)
+    output = loaded.signatures["serving_default"](image=tf.constant(x))["particle_probability"].numpy()
+    padded = np.pad(x, ((0, 0), (0, 1), (0, 3), (0, 0)), mode="reflect")
+    np.testing.assert_allclose(output, model(padded, training=False).numpy()[:, :11, :13, 1], atol=1e-5)
+    too_small = r"image smaller than 11 px \(a quarter of the receptive field, 44 px\) in height or width"
+    for name, kwargs in [
+        ("serving_default", {"image": tf.zeros((1, 10, 40, 1))}),
+        ("serving_preprocessed", {"image": tf.zeros((2, 40, 3, 1))}),
+        ("serving_raw_uint16", {"micrograph": tf.zeros((1, 10, 12), tf.uint16)}),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=too_small):
+            loaded.signatures[name](**kwargs)
+    raw = loaded.signatures["serving_raw_float32"]
+    for micrograph, problem in [
+        (tf.ones((1, 20, 20)), "image is constant"),
+        (tf.fill((1, 20, 20), float("nan")), "NaN or infinite"),
+        (tf.zeros((1, 20, 20, 2)), r"must be \[batch, height, width\] or \[batch, height, width, 1\]"),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=problem):
+            raw(micrograph=micrograph)
+    # segment through the SavedModel reports it as bad input (one line), not a TensorFlow error
+    with pytest.raises(InputError, match=too_small):
+        load_predictor(root / "saved_model")(np.zeros((1, 8, 8, 1), np.float32))
+
+
+def test_images_smaller_than_the_divisor_are_padded_by_repeated_reflection():
+    model = residual_unet(2, pool_sizes=(4, 4), seed=0)  # divisor 16
+    x = np.random.default_rng(6).normal(size=(1, 5, 7, 1)).astype("float32")
+    output = particle_probability_fn(model, 16)(tf.constant(x))["particle_probability"].numpy()
+    padded = np.pad(x, ((0, 0), (0, 11), (0, 9), (0, 0)), mode="reflect")  # numpy reflects repeatedly
+    np.testing.assert_allclose(output, model(padded, training=False).numpy()[:, :5, :7, 1], atol=1e-5)
 
 
 def test_load_predictor_from_saved_model_run_dir_and_keras_file(exported):

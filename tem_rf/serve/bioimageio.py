@@ -1,0 +1,441 @@
+"""A trained network as a BioImage Model Zoo package (``<name>.bioimageio.zip``, model spec 0.5).
+
+Fiji (deepImageJ), ilastik, QuPath and napari run bioimage.io packages. The package holds:
+
+* the weights, a ``tensorflow_saved_model_bundle`` whose ``serve`` (= ``serving_default``)
+  signature takes *raw* micrographs, float32 ``[batch, y, x, 1]``, and applies tem_rf's own
+  preprocessing inside the graph (x-ray outlier removal, standardisation of each micrograph:
+  `tem_rf.serve.export.raw_micrograph_fn`), so a consumer needs no preprocessing step; it returns
+  the particle probability ``[batch, y, x]``. Consumers pad the input by the output halo (the
+  spec's rule; bioimageio.core pads symmetrically), so the x-ray and standardisation statistics
+  are taken inside that margin: away from the halo the result equals `segment`'s;
+* axes ``batch, y, x, channel`` in and ``batch, y, x`` out, y/x sizes ``min + n * step`` with
+  ``step`` the size divisor and ``min`` the smallest multiple of it that keeps something after
+  the output ``halo`` (the computed tiling halo, `tem_rf.models.geometry.minimum_halo`) is cropped
+  from both sides; y/x carry the training pixel size (``unit: nanometer``, ``scale``);
+* test input/output: a real patch of the run's dataset (its test split, else val, else train),
+  the output computed by the packaged SavedModel itself; a cover (the patch and its overlay);
+  a generated ``README.md`` (architecture, receptive field, training pixel size as a warning,
+  dataset, dice, how to cite); ``tem_rf.json`` (the export metadata) attached.
+
+Needs the optional ``bioimageio`` extra (``pip install "tem_rf[bioimageio]"``); without it
+`export_bioimageio` raises `ExportError` saying so. The zip is written under a temporary name
+beside it and renamed; an existing file is replaced only with ``overwrite`` and only when it is a
+tem_rf bioimage.io package (`is_tem_rf_package`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tem_rf.serve.export import (
+    METADATA_FILENAME,
+    SIGNATURE_OUTPUT,
+    ExportError,
+    build_metadata,
+    check_model,
+    float32_model,
+    model_compute_dtype,
+    model_folders,
+    particle_probability_fn,
+    raw_micrograph_fn,
+    write_saved_model,
+)
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".bioimageio.zip"
+EXTRA_HINT = 'the bioimageio format needs the bioimageio extra: pip install "tem_rf[bioimageio]"'
+INPUT_ID = "micrograph"
+OUTPUT_ID = "particle_probability"
+ENDPOINT = "serve"  # Keras' TFSMLayer (bioimageio.core's TensorFlow 2 adapter) calls this endpoint
+DATA_DOI = "10.5281/zenodo.6419024"
+PAPER = (
+    "Sytwu K., Groschner C., Scott M. C. Understanding the influence of receptive field and "
+    "network complexity in neural-network-guided TEM image analysis. Microscopy and "
+    "Microanalysis (2022). Data and code: Zenodo, doi:" + DATA_DOI
+)
+_AUTHOR = re.compile(r"^[^\s,;<>][^,;<>]*[^\s,;<>]$|^[^\s,;<>]$")
+
+
+def check_extra() -> None:
+    """Raises `ExportError` with the install line when ``bioimageio.spec`` cannot be imported."""
+    try:
+        import bioimageio.spec  # noqa: F401
+    except ImportError:
+        raise ExportError(EXTRA_HINT) from None
+
+
+def check_authors(authors: Sequence[str]) -> list[str]:
+    """The author names, stripped; `ExportError` for none or a malformed one."""
+    names = [str(name).strip() for name in authors or ()]
+    if not names:
+        raise ExportError("--authors: give at least one author, e.g. --authors='Jane Doe'")
+    for name in names:
+        if not _AUTHOR.match(name) or len(name) > 200:
+            raise ExportError(
+                f"--authors: {name!r} is not a name (one author per --authors flag; no , ; < >)"
+            )
+    return names
+
+
+def check_license(license_id: str | None) -> str:
+    """An SPDX licence id that bioimage.io accepts (e.g. ``CC-BY-4.0``, ``MIT``), else `ExportError`."""
+    check_extra()
+    from bioimageio.spec.model.v0_5 import LicenseId
+
+    if not license_id:
+        raise ExportError("--license: give the model's licence as an SPDX id, e.g. CC-BY-4.0 or MIT")
+    try:
+        return str(LicenseId(license_id.strip()))
+    except Exception:  # pydantic ValidationError: not an SPDX id
+        raise ExportError(
+            f"--license: {license_id!r} is not an SPDX licence id (e.g. CC-BY-4.0, CC0-1.0, MIT, "
+            "BSD-3-Clause; see https://spdx.org/licenses/)"
+        ) from None
+
+
+def is_tem_rf_package(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a zip written by `export_bioimageio`: ``rdf.yaml`` and a
+    ``tem_rf.json`` that is a JSON object with tem_rf's metadata keys."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "rdf.yaml" not in names or METADATA_FILENAME not in names:
+                return False
+            metadata = json.loads(archive.read(METADATA_FILENAME))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return isinstance(metadata, dict) and {"tem_rf_version", "halo_px", "size_divisor"} <= set(metadata)
+
+
+def package_path(out: str | os.PathLike, name: str) -> Path:
+    """``out`` itself when it ends in ``.bioimageio.zip``, else ``out/<name>.bioimageio.zip``."""
+    out = Path(out)
+    return out if out.name.endswith(SUFFIX) else out / f"{name}{SUFFIX}"
+
+
+def check_package_target(target: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Raises `ExportError` naming ``target`` unless a package may be written there: it does not
+    exist, or (with ``overwrite``) it is a previous tem_rf package."""
+    target = Path(target)
+    if target.is_symlink():
+        raise ExportError(f"{target}: is a symbolic link; give the file itself")
+    if not target.exists():
+        return
+    if not target.is_file():
+        raise ExportError(f"{target}: exists and is not a file; refusing to replace it")
+    if not is_tem_rf_package(target):
+        raise ExportError(f"{target}: exists and is not a tem_rf bioimage.io package; refusing to replace it")
+    if not overwrite:
+        raise ExportError(f"{target}: holds a previous tem_rf bioimage.io package; pass --overwrite to replace it")
+
+
+def dataset_patch(config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(image, label, where)``: the first patch with most particle pixels among the first 16 of
+    the run's dataset (test split, else val, else train), as float32 ``[H, W]`` and uint8 0/1."""
+    from tem_rf.data import load_split, read_dataset_info
+
+    data_dir = config.get("data_dir")
+    if not data_dir or not Path(data_dir).is_dir():
+        raise ExportError(
+            f"{data_dir}: the run's dataset (config.json data_dir) is not there; the package's test "
+            "input must be a real patch: pass --test_image=MICROGRAPH"
+        )
+    info = read_dataset_info(data_dir)
+    for split in ("test", "val", "train"):
+        if (info.get("splits") or {}).get(split, {}).get("count"):
+            images, labels = [], []
+            for image, label in load_split(data_dir, split, batch_size=1).take(16):
+                images.append(image.numpy()[0, :, :, 0])
+                labels.append(label.numpy()[0].astype(np.uint8))
+            best = int(np.argmax([label.sum() for label in labels]))
+            return images[best], labels[best], f"{Path(data_dir).name}/{split} patch {best}"
+    raise ExportError(f"{data_dir}: the dataset has no patches")
+
+
+def image_crop(path: str | os.PathLike, size: int) -> tuple[np.ndarray, str]:
+    """The centre ``size`` x ``size`` crop of a raw micrograph file (float32)."""
+    from tem_rf.data.reading import read_micrograph
+
+    data = np.asarray(read_micrograph(path).data)
+    if min(data.shape) < size:
+        raise ExportError(f"{path}: micrograph {data.shape[0]}x{data.shape[1]} px is smaller than {size} px")
+    top, left = (data.shape[0] - size) // 2, (data.shape[1] - size) // 2
+    return data[top : top + size, left : left + size].astype(np.float32), f"{Path(path).name} centre crop"
+
+
+def _cover(image: np.ndarray, probability: np.ndarray, target: Path) -> None:
+    """A 2:1 PNG: the patch, and the patch with the predicted particles outlined in red."""
+    from PIL import Image
+    from skimage.segmentation import find_boundaries
+
+    low, high = np.percentile(image, (0.5, 99.5))
+    grey = np.clip((image - low) / max(high - low, 1e-12) * 255, 0, 255).astype(np.uint8)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    overlay = rgb.copy()
+    mask = probability > 0.5
+    overlay[find_boundaries(mask, mode="inner")] = (255, 45, 45)
+    picture = Image.fromarray(np.concatenate([rgb, overlay], axis=1))
+    scale = max(1, 256 // image.shape[0])
+    picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(target)
+
+
+def _documentation(metadata: dict[str, Any], config: dict[str, Any], where: str, sizes: dict[str, int],
+                   metrics: dict[str, Any]) -> str:
+    pixel = metadata.get("pixel_size_nm")
+    rf_nm = metadata.get("receptive_field_nm")
+    pools = config.get("pool_sizes")
+    dilations = config.get("dilations")
+    dice = ", ".join(
+        f"{key.replace('_', ' ')} {value:.3f}" for key, value in metrics.items()
+        if key in ("val_hard_dice", "val_soft_dice", "test_hard_dice", "test_soft_dice") and value is not None
+    ) or "not recorded"
+    pixel_line = (
+        f"**Training pixel size: {pixel:.4g} nm/px.** The network learnt particle sizes and lattice "
+        f"fringes in pixels: resample your micrographs to {pixel:.4g} nm/px first (more than 10 % off "
+        "and the segmentation may be poor)."
+        if pixel else "**Training pixel size: unknown** (the dataset recorded none): use micrographs "
+        "at the magnification of the training data."
+    )
+    return f"""# tem_rf nanoparticle segmentation: {metadata['architecture']}
+
+{pixel_line}
+
+Residual UNet (tem_rf {metadata['tem_rf_version']}) that segments crystalline nanoparticles in
+transmission electron micrographs: it returns the particle probability of every pixel
+(threshold at 0.5 for a mask).
+
+## Input and preprocessing
+
+Raw micrographs (counts, any range), float32 `[batch, y, x, 1]`. The model does tem_rf's
+preprocessing itself, inside the graph: x-ray outlier pixels (farther than
+{metadata['normalisation']['xray_threshold']} robust standard deviations from their 3x3 median)
+are replaced by the mean of their non-outlier neighbours, then each micrograph is standardised
+(mean 0, std 1). So give it **whole micrographs** (or large tiles): standardisation is per input.
+Sizes: y and x = {sizes['min']} + n x {sizes['step']} px; tiling consumers crop a halo of
+{sizes['halo']} px from each side of every tile so the stitched result equals one pass.
+
+## Architecture
+
+| | |
+|---|---|
+| architecture | {metadata['architecture']} |
+| residual blocks N | {config.get('num_blocks', 'n/a')} |
+| pool sizes | {pools if pools is not None else 'n/a'} |
+| dilations | {dilations if dilations is not None else 'n/a'} |
+| receptive field (Eq. 1) | {metadata['receptive_field_px']} px{f' = {rf_nm:.2f} nm' if rf_nm else ''} |
+| size divisor | {metadata['size_divisor']} px |
+| tiling halo | {metadata['halo_px']} px |
+| trainable parameters | {metadata['trainable_params']} |
+| training pixel size | {f'{pixel:.4g} nm/px' if pixel else 'unknown'} |
+
+## Training data
+
+Dataset `{Path(str(config.get('data_dir') or 'unknown')).name}`; patch size {config.get('patch_size', 'n/a')} px,
+seed {config.get('seed', 'n/a')}, {config.get('epochs', 'n/a')} epochs. Test input of this package: {where}.
+
+## Validation
+
+Dice of the particle class on the run's dataset (pooled over all pixels of the 8 dihedral
+variants of every patch): {dice}. To validate on your own data, segment micrographs with
+known masks at the training pixel size and compute the dice
+(`python3 -m experiments.evaluate` in tem_rf does this for a TFRecord dataset).
+
+## How to cite
+
+{PAPER}
+
+Exported by tem_rf; `tem_rf.json` (attached) holds the full export metadata.
+"""
+
+
+def export_bioimageio(
+    model_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    authors: Sequence[str],
+    license_id: str,
+    overwrite: bool = False,
+    test_image: str | os.PathLike | None = None,
+    name: str | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Writes ``model_path``'s network (a run directory or ``.keras`` file) as a bioimage.io
+    package; returns ``(zip path, tem_rf metadata)``. See the module docstring."""
+    check_extra()
+    authors = check_authors(authors)
+    license_id = check_license(license_id)
+    import tensorflow as tf
+
+    from tem_rf.core.files import atomic_path
+    from tem_rf.train.rundir import load_run
+
+    model, config, model_file = load_run(model_path)
+    run_dir = model_folders(model_path)[0]
+    check_model(model)
+    serving_model = float32_model(model)
+    metadata = build_metadata(
+        serving_model, config, compute_dtype=model_compute_dtype(serving_model), source=str(model_file),
+        run_dir=Path(model_file).parent,
+    )
+    name = name or str(metadata["architecture"])
+    target = package_path(out, name)
+    check_package_target(target, overwrite=overwrite)
+    divisor, halo = int(metadata["size_divisor"]), int(metadata["halo_px"])
+    halo = max(halo, 1)
+    min_size = 2 * halo + divisor  # the spec: min size - 2 * halo >= 1; a multiple of the divisor
+    min_size = -(-max(min_size, int(metadata["signature"]["min_size_px"])) // divisor) * divisor
+    sizes = {"min": min_size, "step": divisor, "halo": halo}
+
+    if test_image is not None:
+        image, where = image_crop(test_image, min_size if min_size > 256 else -(-256 // divisor) * divisor)
+    else:
+        image, _, where = dataset_patch(config)
+    if image.shape[0] < min_size or image.shape[1] < min_size or (image.shape[0] - min_size) % divisor \
+            or (image.shape[1] - min_size) % divisor:
+        raise ExportError(
+            f"{where}: a {image.shape[0]}x{image.shape[1]} px patch is not a valid input size "
+            f"({min_size} + n x {divisor} px, halo {halo} px); pass --test_image=MICROGRAPH"
+        )
+    metrics = {}
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        try:
+            metrics = json.loads(metrics_file.read_text())
+        except ValueError:
+            metrics = {}
+    metadata["bioimageio"] = {"sizes": sizes, "test_input": where, "endpoint": ENDPOINT}
+
+    with tempfile.TemporaryDirectory(prefix=".tem_rf_bioimageio.") as work:
+        work = Path(work)
+        preprocessed = particle_probability_fn(serving_model, divisor)
+        raw = raw_micrograph_fn(
+            preprocessed, "float32", xray_threshold=metadata["normalisation"]["xray_threshold"],
+            min_size=int(metadata["signature"]["min_size_px"]),
+            receptive_field_px=int(metadata["receptive_field_px"]), rank=4, outputs=(SIGNATURE_OUTPUT,),
+            statistics_margin=halo,  # consumers pad the input by the halo (bioimageio.core: symmetric)
+        )
+        write_saved_model(serving_model, metadata, work / "saved_model", target, functions={ENDPOINT: raw})
+        weights = work / "tf_weights.zip"
+        shutil.make_archive(str(weights.with_suffix("")), "zip", work / "saved_model")
+        # The test output comes from the packaged SavedModel itself.
+        loaded = tf.saved_model.load(str(work / "saved_model"))
+        test_input = image[None, :, :, None].astype(np.float32)
+        test_output = loaded.signatures["serving_default"](**{"micrograph": tf.constant(test_input)})
+        test_output = test_output[SIGNATURE_OUTPUT].numpy().astype(np.float32)
+        np.save(work / "test_input.npy", test_input)
+        np.save(work / "test_output.npy", test_output)
+        _cover(image, test_output[0], work / "cover.png")
+        (work / "README.md").write_text(_documentation(metadata, config, where, sizes, metrics))
+        (work / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        descr = _description(metadata, config, name, authors, license_id, sizes, work, tf.__version__)
+        from bioimageio.spec import save_bioimageio_package
+
+        save_bioimageio_package(descr, output_path=work / "package.zip")
+        try:
+            with atomic_path(target) as tmp:
+                check_package_target(target, overwrite=overwrite)
+                shutil.copyfile(work / "package.zip", tmp)
+        except OSError as error:
+            raise ExportError(f"{target}: cannot write the package: {error}") from error
+    return target, metadata
+
+
+def _description(metadata, config, name, authors, license_id, sizes, work: Path, tf_version: str):
+    from bioimageio.spec.model.v0_5 import (
+        Author,
+        AxisId,
+        BatchAxis,
+        ChannelAxis,
+        CiteEntry,
+        Doi,
+        FileDescr,
+        Identifier,
+        InputTensorDescr,
+        IntervalOrRatioDataDescr,
+        LicenseId,
+        ModelDescr,
+        OutputTensorDescr,
+        ParameterizedSize,
+        SizeReference,
+        SpaceInputAxis,
+        SpaceOutputAxisWithHalo,
+        TensorflowSavedModelBundleWeightsDescr,
+        TensorId,
+        Version,
+        WeightsDescr,
+    )
+
+    pixel = metadata.get("pixel_size_nm")
+    unit = {"unit": "nanometer", "scale": float(pixel)} if pixel else {}
+    size = ParameterizedSize(min=sizes["min"], step=sizes["step"])
+    input_axes = [
+        BatchAxis(),
+        SpaceInputAxis(id=AxisId("y"), size=size, **unit),
+        SpaceInputAxis(id=AxisId("x"), size=size, **unit),
+        ChannelAxis(channel_names=[Identifier("micrograph")]),
+    ]
+    output_axes = [BatchAxis()] + [
+        SpaceOutputAxisWithHalo(
+            id=AxisId(axis), halo=sizes["halo"],
+            size=SizeReference(tensor_id=TensorId(INPUT_ID), axis_id=AxisId(axis)), **unit,
+        )
+        for axis in ("y", "x")
+    ]
+    pixel_text = f"trained at {pixel:.4g} nm/px: resample micrographs to it" if pixel else "training pixel size unknown"
+    return ModelDescr(
+        name=f"tem_rf nanoparticle segmentation {name}",
+        description=(
+            f"Residual UNet segmenting crystalline nanoparticles in TEM micrographs ({pixel_text}); "
+            "raw micrographs in (x-ray removal and standardisation inside the model), particle "
+            "probability out."
+        )[:1024],
+        authors=[Author(name=author) for author in authors],
+        cite=[CiteEntry(text=PAPER, doi=Doi(DATA_DOI))],
+        license=LicenseId(license_id),
+        documentation=FileDescr(source=work / "README.md"),
+        covers=[FileDescr(source=work / "cover.png")],
+        attachments=[FileDescr(source=work / METADATA_FILENAME)],
+        tags=["tem", "electron-microscopy", "nanoparticles", "semantic-segmentation", "2d", "tensorflow", "unet"],
+        inputs=[
+            InputTensorDescr(
+                id=TensorId(INPUT_ID),
+                description="raw micrograph (counts); cast to float32",
+                axes=input_axes,
+                test_tensor=FileDescr(source=work / "test_input.npy"),
+                data=IntervalOrRatioDataDescr(type="float32"),
+            )
+        ],
+        outputs=[
+            OutputTensorDescr(
+                id=TensorId(OUTPUT_ID),
+                description="particle probability (threshold at 0.5 for a mask)",
+                axes=output_axes,
+                test_tensor=FileDescr(source=work / "test_output.npy"),
+                data=IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+            )
+        ],
+        weights=WeightsDescr(
+            tensorflow_saved_model_bundle=TensorflowSavedModelBundleWeightsDescr(
+                source=work / "tf_weights.zip", tensorflow_version=Version(tf_version),
+            )
+        ),
+        config={"tem_rf": {key: metadata[key] for key in (
+            "tem_rf_version", "architecture", "receptive_field_px", "receptive_field_nm", "halo_px",
+            "size_divisor", "pixel_size_nm",
+        )}},
+    )
