@@ -13,6 +13,16 @@ and the fastest is reported (the machine may be shared), with the CPU seconds of
 (all threads; on an idle 2-core machine wall time is about half of it when both cores work);
 peak RSS covers everything. Prints a
 table and writes JSON (``--json_out``).
+
+**Measuring particles** (``--measure``, default on): the first network also segments the
+micrograph with and without measuring its particles (`segment_file(measure=True)`:
+``<stem>_particles.csv``, ``<stem>_labels.tif``, instance outlines in the overlay), alternately,
+``--repeats`` times each, fastest counts. An untrained network's mask is noise, not particles,
+so for these two rows the network still runs in full but its output is replaced by a seeded
+particle mask (`benchmarks.bench_particles.synthetic_mask`, ``--particles_diameter_px``: ~3200
+particles of 20-60 px at 4096x4096, some touching, a few with holes; all counted,
+``min_particle_area_px=16``), the case the particles budget is set for: measuring may add at
+most 20 % to segment's time.
 """
 
 from __future__ import annotations
@@ -41,7 +51,12 @@ _REPEATS = flags.DEFINE_integer(
 _JSON_OUT = flags.DEFINE_string(
     "json_out", "benchmarks/results/inference_cpu.json", "Where to write the results."
 )
+_MEASURE = flags.DEFINE_boolean("measure", True, "Also time segment with vs without measuring particles (first N).")
+_PARTICLES_DIAMETER = flags.DEFINE_list("particles_diameter_px", ["20", "60"],
+                                        "Particle diameters (px) of the mask that replaces the network's output "
+                                        "in the measuring rows.")
 _WORKER = flags.DEFINE_string("worker_micrograph", None, "Internal: time one network on this file.")
+_WORKER_MEASURE = flags.DEFINE_boolean("worker_measure", False, "Internal: time the measuring rows too.")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +97,7 @@ def _worker(micrograph: Path, num_blocks: int) -> dict:
             start, start_cpu = time.perf_counter(), time.process_time()
             result = segment_file(
                 micrograph, predictor, Path(tmp) / "out", tile_size=tile,
-                batch_size=_BATCH_SIZE.value,
+                batch_size=_BATCH_SIZE.value, measure=False,
             )
             segment_s.append(time.perf_counter() - start)
             segment_cpu_s.append(time.process_time() - start_cpu)
@@ -98,6 +113,7 @@ def _worker(micrograph: Path, num_blocks: int) -> dict:
                 standardised, predictor, tile_size=tile, batch_size=_BATCH_SIZE.value
             )
             inference_s.append(time.perf_counter() - start)
+        measuring = _measure_rows(micrograph, predictor, Path(tmp) / "measure", tile) if _WORKER_MEASURE.value else {}
     return {
         "num_blocks": num_blocks,
         "pool_sizes": [_POOL_SIZE.value] * num_blocks,
@@ -119,7 +135,95 @@ def _worker(micrograph: Path, num_blocks: int) -> dict:
         "rss_ready_mb": round(rss_ready_mb, 1),
         "peak_rss_mb": round(peak_mb, 1),
         "particle_fraction": round(result.particle_fraction, 4),
+        **measuring,
     }
+
+
+def _measure_rows(micrograph: Path, predictor, out: Path, tile: int | None) -> dict:
+    """Segment with and without measuring, alternately; the network's output replaced by a
+    particle mask (module docstring). Fastest of ``--repeats`` each."""
+    from unittest import mock
+
+    import numpy as np
+
+    from tem_rf.serve import segment as segment_lib
+
+    diameter = (float(_PARTICLES_DIAMETER.value[0]), float(_PARTICLES_DIAMETER.value[1]))
+    particles = _synthetic_particle_mask(_SIZE.value, diameter, 0.15, 0)
+    replacement = np.where(particles, np.float32(0.9), np.float32(0.1))
+    real = segment_lib.predict_probability
+
+    def predict(*args, **kwargs):
+        real(*args, **kwargs)  # the network's full cost
+        return replacement
+
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    with mock.patch.object(segment_lib, "predict_probability", predict):
+        for _ in range(_REPEATS.value):
+            for measure in (False, True):
+                start = time.perf_counter()
+                result = segment_lib.segment_file(micrograph, predictor, out, tile_size=tile,
+                                                  batch_size=_BATCH_SIZE.value, measure=measure,
+                                                  min_particle_area_px=16)
+                seconds[measure].append(time.perf_counter() - start)
+                if measure:
+                    count = result.particles["count"]
+        start = time.perf_counter()
+        from tem_rf.particles import measure_particles
+
+        measure_particles(particles, 0.02152, probability=replacement, min_area_px=16, return_labels=True)
+        alone = time.perf_counter() - start
+    without, with_ = min(seconds[False]), min(seconds[True])
+    return {
+        "measure_particles": count,
+        "segment_nomeasure_s": round(without, 3),
+        "segment_measure_s": round(with_, 3),
+        "measure_added_s": round(with_ - without, 3),
+        "measure_added_percent": round(100 * (with_ - without) / without, 1),
+        "measure_particles_alone_s": round(alone, 3),
+        "segment_nomeasure_s_all": [round(t, 3) for t in seconds[False]],
+        "segment_measure_s_all": [round(t, 3) for t in seconds[True]],
+    }
+
+
+# A copy of `benchmarks.bench_particles.synthetic_mask` (importing that module would define its
+# flags a second time): the same seeded mask, so both benchmarks measure the same particles.
+def _synthetic_particle_mask(size: int, diameter_px: tuple[float, float], touching: float, seed: int) -> np.ndarray:
+    """A seeded binary mask of ellipses on a jittered grid (some touching, a few with holes)."""
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    spacing = 1.25 * diameter_px[1]
+    mask = np.zeros((size, size), dtype=bool)
+    centres = np.arange(0.3 * spacing, size, spacing)  # the last row and column are cut
+    for row in centres:
+        for col in centres:
+            diameter = rng.uniform(*diameter_px)
+            aspect = rng.uniform(1.0, 1.5)
+            a, b = diameter / 2 * math.sqrt(aspect), diameter / 2 / math.sqrt(aspect)
+            r, c = row + rng.uniform(-0.1, 0.1) * spacing, col + rng.uniform(-0.1, 0.1) * spacing
+            shapes = [(r, c, a, b, rng.uniform(0, math.pi))]
+            if rng.random() < touching / 2:  # a second particle touching this one
+                angle = rng.uniform(0, 2 * math.pi)
+                d2 = rng.uniform(*diameter_px) * 0.6
+                reach = b + d2 / 2 - rng.uniform(0, 0.2) * d2
+                shapes.append((r + reach * math.sin(angle), c + reach * math.cos(angle), d2 / 2, d2 / 2, 0.0))
+            for r0, c0, a0, b0, angle in shapes:
+                lo_r, hi_r = max(int(r0 - a0) - 1, 0), min(int(r0 + a0) + 2, size)
+                lo_c, hi_c = max(int(c0 - a0) - 1, 0), min(int(c0 + a0) + 2, size)
+                if lo_r >= hi_r or lo_c >= hi_c:
+                    continue
+                rr, cc = np.mgrid[lo_r:hi_r, lo_c:hi_c]
+                dr, dc = rr - r0, cc - c0
+                u = dc * math.cos(angle) + dr * math.sin(angle)
+                v = -dc * math.sin(angle) + dr * math.cos(angle)
+                inside = (u / a0) ** 2 + (v / b0) ** 2 <= 1.0
+                if rng.random() < 0.02:  # a hole, as a segmentation may leave one
+                    inside &= (u / a0) ** 2 + (v / b0) ** 2 > 0.05
+                mask[lo_r:hi_r, lo_c:hi_c] |= inside
+    return mask
 
 
 def _write_micrograph(path: Path, size: int) -> None:
@@ -149,7 +253,8 @@ def main(argv: list[str]) -> None:
                 sys.executable, "-m", "benchmarks.bench_inference", f"--worker_micrograph={micrograph}",
                 f"--num_blocks={n}", f"--pool_size={_POOL_SIZE.value}", f"--size={_SIZE.value}",
                 f"--tile_size={_TILE_SIZE.value}", f"--batch_size={_BATCH_SIZE.value}",
-                f"--repeats={_REPEATS.value}",
+                f"--repeats={_REPEATS.value}", f"--particles_diameter_px={','.join(_PARTICLES_DIAMETER.value)}",
+                f"--worker_measure={_MEASURE.value and n == _NUM_BLOCKS.value[0]}",
             ]
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
             out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
@@ -163,6 +268,14 @@ def main(argv: list[str]) -> None:
                 f"inference {row['inference_s']:.2f} s), peak RSS {row['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
+            if "segment_measure_s" in row:
+                print(
+                    f"N={n}: segment with measuring {row['segment_measure_s']:.2f} s vs without "
+                    f"{row['segment_nomeasure_s']:.2f} s: +{row['measure_added_s']:.2f} s "
+                    f"(+{row['measure_added_percent']:.1f} %) for {row['measure_particles']} particles "
+                    f"(measure_particles alone {row['measure_particles_alone_s']:.2f} s)",
+                    flush=True,
+                )
     import tensorflow as tf
 
     report = {
@@ -191,6 +304,13 @@ def main(argv: list[str]) -> None:
             f"{r['segment_s']:>11.2f}{r['segment_cpu_s']:>9.2f}{r['preprocess_s']:>11.2f}{r['inference_s']:>9.2f}"
             f"{r['peak_rss_mb']:>9.0f}"
         )
+    for r in rows:
+        if "segment_measure_s" in r:
+            print(
+                f"\nN={r['num_blocks']}, measuring {r['measure_particles']} particles: segment "
+                f"{r['segment_nomeasure_s']:.2f} s -> {r['segment_measure_s']:.2f} s with measuring "
+                f"(+{r['measure_added_percent']:.1f} %, budget 20 %)"
+            )
     if _JSON_OUT.value:
         from tem_rf.core.files import write_json
 

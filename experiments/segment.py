@@ -8,7 +8,13 @@ Each micrograph gets the training preprocessing (x-ray outlier removal, standard
 padded (reflection) to the network's size divisor and segmented in tiles of ``--tile_size`` plus
 a halo that covers the network's dependency extent, so the stitched result equals a single pass.
 Writes ``<stem>_mask.tif`` (uint8 0/255), ``<stem>_overlay.png``, optionally ``<stem>_prob.tif``
-(float32), and ``segmentation.json``. A file that cannot be read or segmented is reported and
+(float32), and ``segmentation.json``. The particles are measured (``--nomeasure`` skips it):
+``<stem>_particles.csv`` (one row per particle: centroid, area, equivalent-circle and Feret
+diameters in nm, shape, mean probability, edge flag), ``<stem>_labels.tif`` (uint16 instance ids)
+and, per micrograph in ``segmentation.json``, the count and the diameter distribution; for
+several micrographs also the pooled ``particles.csv`` and the histogram ``particle_sizes.png``.
+Particles smaller than ``--min_particle_area_nm2`` (default 1 nm^2; 16 px without a pixel size) or
+``--min_particle_area_px`` are not counted. A file that cannot be read or segmented is reported and
 skipped; the exit status is 1 when any file failed. Stacks and time series are segmented one
 frame at a time (``--frame``); in files with several signals (DM, Velox EMD) ``--signal`` picks
 one by title. Outputs of an earlier run found among the inputs are left out.
@@ -49,6 +55,15 @@ _OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask
 _OVERLAY_MAX = flags.DEFINE_integer(
     "overlay_max_size", 1024, "Overlays of larger images are downsampled to this.", lower_bound=16
 )
+_MEASURE = flags.DEFINE_boolean(
+    "measure", True, "Measure the particles: <stem>_particles.csv, <stem>_labels.tif, counts and sizes."
+)
+_MIN_AREA_NM2 = flags.DEFINE_float(
+    "min_particle_area_nm2", None, "Smallest particle counted, in nm^2 (default 1; needs the pixel size)."
+)
+_MIN_AREA_PX = flags.DEFINE_float(
+    "min_particle_area_px", None, "Smallest particle counted, in px (instead of --min_particle_area_nm2)."
+)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace outputs already in --out_dir under this run's file names."
 )
@@ -73,7 +88,8 @@ def main(argv: list[str]) -> None:
             on_model_loaded=print, overwrite=_OVERWRITE.value, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
             threshold=_THRESHOLD.value, save_probability=_SAVE_PROB.value, overlay=_OVERLAY.value,
             overlay_max_size=_OVERLAY_MAX.value, progress=_PROGRESS.value,
-            frame=_FRAME.value, signal=_SIGNAL.value,
+            frame=_FRAME.value, signal=_SIGNAL.value, measure=_MEASURE.value,
+            min_particle_area_nm2=_MIN_AREA_NM2.value, min_particle_area_px=_MIN_AREA_PX.value,
         )
     except (InputError, ModelLoadError) as error:
         sys.exit(f"error: {error}")

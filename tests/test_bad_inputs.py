@@ -291,6 +291,13 @@ CASES = [
          r"error: lattice spacing\(s\) 0.235 nm are not resolved at 0.5 nm/px"),
     Case("fourier-dataset-missing", "experiments.fourier_baseline", ("--data_dir={ws}/nowhere", "--out_csv={ws}/f.csv"),
          r"error: .*nowhere"),
+    # measure
+    Case("measure-no-masks", "experiments.measure",
+         ("--method=fourier", "--images={src}/raw/images", "--labels={src}/dataset", "--out_dir={ws}/m"),
+         r"error: .*dataset: no masks found"),
+    Case("measure-mask-of-another-size", "experiments.measure",
+         ("--model={src}/export", "--images={ws}/raw/images", "--labels={ws}/raw/labels", "--out_dir={ws}/m"),
+         r"error: .*_mask\.\w+: .*100x128", _steps(_copy("raw"), _wrong_size_mask)),
     # analyze, sweep, describe, demo
     Case("analyze-sweep-missing", "experiments.analyze", ("--sweep_dir={ws}/nowhere", "--out_dir={ws}/figs"), r"error: .*nowhere"),
     Case("sweep-pools-cannot-divide-the-patch", "experiments.sweep",
@@ -299,6 +306,11 @@ CASES = [
     Case("describe-pool-size-zero", "experiments.describe", ("--pool_sizes=2,0",), r"(error|FATAL).*pool"),
     Case("demo-pixel-size-zero", "experiments.demo", ("--out_dir={ws}/demo", "--pixel_size_nm=0"),
          r"(error|FATAL).*pixel_size_nm"),
+    # recommend
+    Case("recommend-pixel-size-nan", "experiments.recommend", ("--pixel_size_nm=nan", "--particle_diameter_nm=5"),
+         "error: pixel_size_nm must be a positive"),
+    Case("recommend-sweep-dir-without-results", "experiments.recommend", ("--sweep_dir={ws}/sweep",),
+         r"error: .*sweep: no sweep results", _write("sweep/notes.txt")),
 ]
 
 

@@ -1,10 +1,13 @@
 """Segmentation of full-size micrographs: read, preprocess as in training, tile, write files.
 
 Outputs of `segment_file`: ``<stem>_mask.tif`` (uint8, 0 background, 255 particle),
-``<stem>_prob.tif`` (float32 particle probability, optional) and ``<stem>_overlay.png``; TIFFs
-carry the micrograph's pixel size (ImageJ resolution, nm). The tiling itself (exact, with a
-halo) is `tem_rf.serve.tiling`. `segment_micrographs` is ``experiments/segment.py``: checks,
-model loading and every file in one call.
+``<stem>_prob.tif`` (float32 particle probability, optional), ``<stem>_overlay.png`` and, when
+measuring (default), the particles (`tem_rf.particles.measure_particles`): ``<stem>_particles.csv``
+(one row per particle) and ``<stem>_labels.tif`` (uint16 instance ids); TIFFs carry the
+micrograph's pixel size (ImageJ resolution, nm). For several micrographs `segment_files` adds the
+pooled ``particles.csv`` (with a ``source`` column) and the size histogram ``particle_sizes.png``.
+The tiling itself (exact, with a halo) is `tem_rf.serve.tiling`. `segment_micrographs` is
+``experiments/segment.py``: checks, model loading and every file in one call.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +39,14 @@ logger = logging.getLogger(__name__)
 PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off the training one
 MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible in any viewer
 OVERLAY_MAX_SIZE = 1024
-OVERLAY_COLOUR = (255, 45, 45)
+OVERLAY_COLOUR = (255, 45, 45)  # particle outlines (instances when measuring, else the mask's)
+MASK_OUTLINE_COLOUR = (255, 190, 0)  # mask regions not counted as particles (below the minimum area)
 # What `segment_file` writes next to ``<stem>``; such files are never read back as micrographs.
-OUTPUT_SUFFIXES = ("_mask.tif", "_prob.tif", "_overlay.png")
+OUTPUT_SUFFIXES = ("_mask.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv")
+# What `segment_files` writes once per run (pooled particles of several micrographs).
+SUMMARY_FILE = "segmentation.json"
+POOLED_PARTICLES_FILE = "particles.csv"
+HISTOGRAM_FILE = "particle_sizes.png"
 _OUTPUT_NAME = re.compile(
     "^(?P<stem>.+)(?:" + "|".join(map(re.escape, OUTPUT_SUFFIXES)) + ")$", re.IGNORECASE
 )
@@ -152,36 +161,73 @@ def _write_tiff(target: Path, data: np.ndarray, pixel_size_nm: float | None) -> 
         tifffile.imwrite(tmp, data, **kwargs)
 
 
-def write_overlay(
-    target: str | os.PathLike,
-    image: np.ndarray,
-    mask: np.ndarray,
-    *,
-    max_size: int = OVERLAY_MAX_SIZE,
-) -> None:
-    """PNG of the micrograph (contrast 0.5-99.5 percentile) with the mask's outlines in red.
+def _block_max(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` reduced by ``factor`` in both axes, each block to its maximum (edge blocks padded
+    with 0): a particle smaller than a block keeps a pixel."""
+    height, width = image.shape
+    rows, cols = -(-height // factor), -(-width // factor)
+    if (rows * factor, cols * factor) != (height, width):
+        padded = np.zeros((rows * factor, cols * factor), dtype=image.dtype)
+        padded[:height, :width] = image
+        image = padded
+    # Along rows first (contiguous), then down the columns: faster than both axes at once.
+    return image.reshape(rows * factor, cols, factor).max(axis=2).reshape(rows, factor, cols).max(axis=1)
 
-    Images larger than ``max_size`` px are shown block-averaged (mask: block max, so small
-    particles keep an outline). Outlines are the mask's inner boundary pixels, drawn directly into
-    the image: cost is linear in pixels however many particles (or noisy blobs) there are.
-    """
-    from PIL import Image
-    from skimage.segmentation import find_boundaries
+
+def overlay_background(
+    image: np.ndarray, mask: np.ndarray, *, max_size: int = OVERLAY_MAX_SIZE
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The overlay's micrograph as RGB (contrast 0.5-99.5 percentile, block-averaged to at most
+    ``max_size`` px) and the mask at that scale (block max): ``(rgb, mask, factor)``."""
     from skimage.transform import downscale_local_mean
-
-    from tem_rf.core.files import atomic_path
 
     factor = max(1, math.ceil(max(image.shape) / max_size))
     shown = np.asarray(image, np.float32)
     shown_mask = np.asarray(mask) > 0
     if factor > 1:
         shown = downscale_local_mean(shown, (factor, factor))
-        # Block mean > 0 is block max: a particle smaller than a block still gets an outline.
-        shown_mask = downscale_local_mean(shown_mask.astype(np.float32), (factor, factor)) > 0
+        # Block max: a particle smaller than a block still gets an outline.
+        shown_mask = _block_max(shown_mask, factor)
     low, high = np.percentile(shown, (0.5, 99.5))
     grey = np.clip((shown - low) / max(high - low, 1e-12) * 255, 0, 255).astype(np.uint8)
-    rgb = np.repeat(grey[:, :, None], 3, axis=2)
-    rgb[find_boundaries(shown_mask, mode="inner")] = OVERLAY_COLOUR
+    return np.repeat(grey[:, :, None], 3, axis=2), shown_mask, factor
+
+
+def write_overlay(
+    target: str | os.PathLike,
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    max_size: int = OVERLAY_MAX_SIZE,
+    background: tuple[np.ndarray, np.ndarray, int] | None = None,
+) -> None:
+    """PNG of the micrograph (contrast 0.5-99.5 percentile) with outlines.
+
+    Without ``labels``: the mask's outlines in red (`OVERLAY_COLOUR`). With ``labels`` (the
+    instance ids of `tem_rf.particles.measure_particles`): each particle's outline in red, so
+    touching particles that were split show the line between them, and the mask's outline in
+    amber (`MASK_OUTLINE_COLOUR`) where it is not a particle's (specks below the minimum area,
+    filled holes). Images larger than ``max_size`` px are shown block-averaged (mask and labels:
+    block max, so small particles keep an outline). Outlines are inner boundary pixels, drawn
+    directly into the image: cost is linear in pixels however many particles there are.
+    ``background``: `overlay_background` of the same image, mask and ``max_size``, when made
+    already.
+    """
+    from PIL import Image
+    from skimage.segmentation import find_boundaries
+
+    from tem_rf.core.files import atomic_path
+
+    rgb, shown_mask, factor = background or overlay_background(image, mask, max_size=max_size)
+    shown_labels = None if labels is None else np.asarray(labels)
+    if shown_labels is not None and factor > 1:
+        shown_labels = _block_max(shown_labels, factor)
+    if shown_labels is None:
+        rgb[find_boundaries(shown_mask, mode="inner")] = OVERLAY_COLOUR
+    else:
+        rgb[find_boundaries(shown_mask, mode="inner")] = MASK_OUTLINE_COLOUR
+        rgb[find_boundaries(shown_labels, mode="inner") & (shown_labels > 0)] = OVERLAY_COLOUR
     with atomic_path(target) as tmp:
         Image.fromarray(rgb).save(tmp, format="PNG")
 
@@ -201,6 +247,11 @@ class SegmentationResult:
     pixel_size_warning: bool = False
     signal: str | None = None  # title of the signal read from a multi-signal file
     frame: int | None = None  # frame read from a stack
+    particles_csv: str | None = None  # measured: one row per particle
+    labels: str | None = None  # measured: uint16 instance ids
+    # measured: `tem_rf.particles.summarise` (count, diameter mean/std/median/quartiles in
+    # ``diameter_unit``, nm or px, area fraction; JSON-clean) plus the minimum area used
+    particles: dict[str, Any] | None = None
 
 
 def output_stem(path: str | os.PathLike) -> str:
@@ -208,21 +259,44 @@ def output_stem(path: str | os.PathLike) -> str:
     return Path(path).stem
 
 
-SUMMARY_FILE = "segmentation.json"
-
-
 def output_files(
     path: str | os.PathLike, output_dir: str | os.PathLike, *, save_probability: bool = False,
-    overlay: bool = True,
+    overlay: bool = True, measure: bool = True,
 ) -> dict[str, Path]:
-    """The files `segment_file` writes for micrograph ``path``, by kind (mask, probability, overlay)."""
+    """The files `segment_file` writes for micrograph ``path``, by kind (mask, probability,
+    overlay, particles_csv, labels)."""
     stem, output_dir = output_stem(path), Path(output_dir)
     files = {"mask": output_dir / f"{stem}_mask.tif"}
     if save_probability:
         files["probability"] = output_dir / f"{stem}_prob.tif"
     if overlay:
         files["overlay"] = output_dir / f"{stem}_overlay.png"
+    if measure:
+        files["particles_csv"] = output_dir / f"{stem}_particles.csv"
+        files["labels"] = output_dir / f"{stem}_labels.tif"
     return files
+
+
+def run_output_files(
+    paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *, measure: bool = True
+) -> dict[str, Path]:
+    """The files `segment_files` writes once per run: ``segmentation.json`` and, measuring more
+    than one micrograph, the pooled ``particles.csv`` and ``particle_sizes.png``."""
+    output_dir = Path(output_dir)
+    files = {"summary": output_dir / SUMMARY_FILE}
+    if measure and len(paths) > 1:
+        files["particles_csv"] = output_dir / POOLED_PARTICLES_FILE
+        files["histogram"] = output_dir / HISTOGRAM_FILE
+    return files
+
+
+def _file_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The `output_files` options among `segment_file`'s."""
+    return {
+        "save_probability": options.get("save_probability", False),
+        "overlay": options.get("overlay", True),
+        "measure": options.get("measure", True),
+    }
 
 
 def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, **options: Any) -> None:
@@ -231,10 +305,8 @@ def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.
     from tem_rf.data.reading import InputError
 
     output_dir = Path(output_dir)
-    planned = [output_dir / SUMMARY_FILE] + [
-        file for path in paths
-        for file in output_files(path, output_dir, save_probability=options.get("save_probability", False),
-                                 overlay=options.get("overlay", True)).values()
+    planned = list(run_output_files(paths, output_dir, measure=options.get("measure", True)).values()) + [
+        file for path in paths for file in output_files(path, output_dir, **_file_options(options)).values()
     ]
     existing = [file.name for file in planned if file.exists() or file.is_symlink()]
     if existing:
@@ -259,25 +331,63 @@ def segment_file(
     overlay_max_size: int = OVERLAY_MAX_SIZE,
     frame: int | None = None,
     signal: str | None = None,
-) -> SegmentationResult:
+    measure: bool = True,
+    min_particle_area_nm2: float | None = None,
+    min_particle_area_px: float | None = None,
+    return_particles: bool = False,
+) -> SegmentationResult | tuple[SegmentationResult, list]:
     """Reads, segments and writes one micrograph; every output is written atomically.
 
     Writes ``<stem>_mask.tif`` (uint8, 0 background / `MASK_VALUE` particle), optionally
-    ``<stem>_prob.tif`` (float32 particle probability) and ``<stem>_overlay.png``. TIFFs carry
-    the micrograph's pixel size. ``frame`` and ``signal`` go to
-    `tem_rf.data.reading.read_micrograph` (one frame of a stack; a signal by title). Raises
-    `tem_rf.data.reading.InputError` for unreadable or unusable files.
+    ``<stem>_prob.tif`` (float32 particle probability) and ``<stem>_overlay.png``. With
+    ``measure`` (default) the particles of the mask (`tem_rf.particles.measure_particles`: holes
+    filled, touching particles split, smaller than ``min_particle_area_nm2`` or
+    ``min_particle_area_px`` dropped) go to ``<stem>_particles.csv`` and ``<stem>_labels.tif``
+    (uint16 instance ids), their summary to the result's ``particles``, and the overlay shows
+    each particle's outline. TIFFs carry the micrograph's pixel size. ``frame`` and ``signal`` go
+    to `tem_rf.data.reading.read_micrograph` (one frame of a stack; a signal by title). Raises
+    `tem_rf.data.reading.InputError` for unreadable or unusable files. With
+    ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
+    measuring).
     """
-    from tem_rf.data.reading import read_micrograph
+    from tem_rf.data.reading import InputError, read_micrograph
 
     start = time.perf_counter()
     micrograph = read_micrograph(path, frame=frame, signal=signal)
+    pixel_size_nm = pixel_size_or_none(micrograph.pixel_size_nm)
+    if measure:
+        min_area = _min_particle_area(path, pixel_size_nm, min_particle_area_nm2, min_particle_area_px)
     ok = check_pixel_size(path, micrograph.pixel_size_nm, predictor.pixel_size_nm)
     probability, mask = segment_image(
         micrograph.data, predictor, tile_size=tile_size, batch_size=batch_size,
         threshold=threshold, path=path,
     )
-    files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay)
+    files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
+    # Measuring runs beside the other outputs (a thread: NumPy, SciPy and file writes release the
+    # GIL for much of their work, so it overlaps the mask, probability and overlay).
+    # The labels come first (the overlay is drawn while the particles are measured and written).
+    pool = ThreadPoolExecutor(max_workers=1)
+    measured, labels = None, Future()
+    if measure:
+        measured = pool.submit(
+            _measure_and_write, path, mask, probability, pixel_size_nm, min_area,
+            files["particles_csv"], files["labels"], labels,
+        )
+    try:
+        result, particles = _write_outputs(path, micrograph, mask, probability, files, measured, labels, ok,
+                                           save_probability, overlay, overlay_max_size)
+    finally:
+        pool.shutdown(wait=True)
+    result.seconds = time.perf_counter() - start
+    return (result, particles) if return_particles else result
+
+
+def _write_outputs(path, micrograph, mask, probability, files, measured, labels, ok, save_probability,
+                   overlay, overlay_max_size) -> tuple[SegmentationResult, list]:
+    """`segment_file`'s files other than the particles' (whose ``measured`` future it joins;
+    ``labels``: a future of the instance labels, set by the measuring thread before it measures)."""
+    from tem_rf.data.reading import InputError
+
     mask_path = files["mask"]
     _write_tiff(mask_path, mask * np.uint8(MASK_VALUE), micrograph.pixel_size_nm)
     result = SegmentationResult(
@@ -295,10 +405,83 @@ def segment_file(
         result.probability = str(files["probability"])
         _write_tiff(files["probability"], probability, micrograph.pixel_size_nm)
     if overlay:
+        shown = overlay_background(micrograph.data, mask, max_size=overlay_max_size)
+        instance_labels = None
+        if measured is not None:
+            wait([labels, measured], return_when=FIRST_COMPLETED)
+            if not labels.done():  # measuring failed before the labels: its error, below
+                measured.result()
+            instance_labels = labels.result()
         result.overlay = str(files["overlay"])
-        write_overlay(result.overlay, micrograph.data, mask, max_size=overlay_max_size)
-    result.seconds = time.perf_counter() - start
-    return result
+        write_overlay(result.overlay, micrograph.data, mask, labels=instance_labels, max_size=overlay_max_size,
+                      background=shown)
+    particles = []
+    if measured is not None:
+        try:
+            particles, _, result.particles = measured.result()
+        except InputError:  # too many particles for the labels image: none of this micrograph's files
+            for file in files.values():
+                with contextlib.suppress(OSError):
+                    file.unlink()
+            raise
+        result.particles_csv, result.labels = str(files["particles_csv"]), str(files["labels"])
+    return result, particles
+
+
+def _measure_and_write(
+    path: str | os.PathLike, mask: np.ndarray, probability: np.ndarray, pixel_size_nm: float | None,
+    min_area: float, csv_path: Path, labels_path: Path, labels_ready: Future | None = None,
+) -> tuple[list, np.ndarray, dict[str, Any]]:
+    """`segment_file`'s particles: measured, written (CSV, labels TIFF), summarised;
+    ``labels_ready`` gets the labels image as soon as it is known."""
+    from tem_rf.data.reading import InputError
+    from tem_rf.particles import measure_particles, summarise, write_labels, write_particles_csv
+
+    particles, labels = measure_particles(
+        mask, pixel_size_nm, probability=probability, min_area_px=min_area, return_labels=True,
+        on_labels=None if labels_ready is None else labels_ready.set_result,
+    )
+    if len(particles) > np.iinfo(np.uint16).max:
+        raise InputError(
+            path, f"has {len(particles)} particles, more than a uint16 label image holds (65535); "
+            "raise --min_particle_area_nm2 or segment a smaller field of view"
+        )
+    write_particles_csv(csv_path, particles)
+    write_labels(labels_path, labels, pixel_size_nm)
+    return particles, labels, summarise(particles, mask.shape, pixel_size_nm) | {"min_area_px": min_area}
+
+
+def _min_particle_area(
+    path: str | os.PathLike | None, pixel_size_nm: float | None, area_nm2: float | None, area_px: float | None
+) -> float:
+    """The minimum particle area in px for a micrograph (`tem_rf.particles.measure.min_area_in_px`);
+    `InputError` naming the file (or the flag) when the options cannot apply."""
+    from tem_rf.data.reading import InputError
+    from tem_rf.particles.measure import min_area_in_px
+
+    if area_nm2 is not None and area_px is not None:
+        raise InputError(None, "give --min_particle_area_nm2 or --min_particle_area_px, not both")
+    if area_nm2 is not None and pixel_size_nm is None:
+        raise InputError(
+            path, "pixel size unknown, so --min_particle_area_nm2 cannot apply; give "
+            "--min_particle_area_px, or a micrograph whose file records its pixel size"
+        )
+    try:
+        return min_area_in_px(pixel_size_nm, area_nm2, area_px)
+    except ValueError as error:
+        flag = "--min_particle_area_px" if area_px is not None else "--min_particle_area_nm2"
+        raise InputError(None, f"{flag}: {error}") from None
+
+
+def check_particle_options(options: dict[str, Any]) -> None:
+    """Refuses, before the model is loaded, particle options that cannot apply to any micrograph
+    (both minimum areas, a negative or NaN one)."""
+    if not options.get("measure", True):
+        return
+    area_nm2 = options.get("min_particle_area_nm2")
+    area_px = options.get("min_particle_area_px")
+    # A nominal pixel size checks the values; the real one is each micrograph's.
+    _min_particle_area(None, None if area_nm2 is None else 1.0, area_nm2, area_px)
 
 
 def expand_inputs(patterns: Iterable[str]) -> list[Path]:
@@ -365,14 +548,18 @@ def segmentation_output_of(
 ) -> Path | None:
     """The micrograph ``path`` was written for, when it is an output of `segment_file`.
 
-    That is ``<stem>_mask.tif``, ``<stem>_prob.tif`` or ``<stem>_overlay.png`` with the
-    micrograph ``<stem>.<ext>`` beside it, or any file a ``segmentation.json`` in its folder
-    lists as an output; None otherwise (a micrograph that happens to be called ``x_mask.tif``).
+    That is ``<stem>_mask.tif``, ``<stem>_prob.tif``, ``<stem>_overlay.png``,
+    ``<stem>_labels.tif`` or ``<stem>_particles.csv`` with the micrograph ``<stem>.<ext>`` beside
+    it, or any file a ``segmentation.json`` in its folder lists as an output; None otherwise (a
+    micrograph that happens to be called ``x_mask.tif``). A run's pooled ``particle_sizes.png``
+    (or ``particles.csv``) listed in the ``segmentation.json`` beside it gives that summary file.
     ``listings`` caches folder listings across calls (one listing per folder for a whole glob).
     """
     from tem_rf.data.reading import MICROGRAPH_SUFFIXES
 
     path = Path(path)
+    if path.name.lower() in (HISTOGRAM_FILE, POOLED_PARTICLES_FILE):
+        return _pooled_in_summary(path)
     match = _OUTPUT_NAME.match(path.name)
     if match is None:
         return None
@@ -397,7 +584,7 @@ def _listed_in_summary(path: Path) -> Path | None:
         summary = json.loads(summary_path.read_text())
         target = path.resolve()
         for result in summary.get("results", []):
-            for key in ("mask", "probability", "overlay"):
+            for key in ("mask", "probability", "overlay", "labels", "particles_csv"):
                 written = result.get(key)
                 if written and Path(written).name == path.name and (
                     not Path(written).is_absolute() or Path(written).resolve() == target
@@ -405,6 +592,19 @@ def _listed_in_summary(path: Path) -> Path | None:
                     return Path(result.get("input", "?"))
     except (OSError, ValueError, TypeError, AttributeError):
         return None  # no summary, or not one of ours
+    return None
+
+
+def _pooled_in_summary(path: Path) -> Path | None:
+    """The ``segmentation.json`` beside ``path`` when it lists ``path`` as its run's pooled output."""
+    summary_path = path.parent / SUMMARY_FILE
+    try:
+        pooled = json.loads(summary_path.read_text()).get("pooled") or {}
+        if any(written and Path(written).name == path.name for written in pooled.values()
+               if isinstance(written, str)):
+            return summary_path
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
     return None
 
 
@@ -435,7 +635,7 @@ def segment_files(
     from tqdm import tqdm
 
     from tem_rf.data.reading import InputError
-    from tem_rf.core.files import write_json
+    from tem_rf.core.files import json_safe, write_json
 
     output_dir = Path(output_dir)
     made = [p for p in (output_dir, *output_dir.parents) if not p.exists()]
@@ -448,17 +648,19 @@ def segment_files(
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
+    measure = options.get("measure", True)
+    particles_of: dict[str, list] = {}
     for path in tqdm(paths, desc="segmenting", unit="micrograph", disable=not progress):
         try:
-            results.append(segment_file(path, predictor, output_dir, **options))
+            result, particles = segment_file(path, predictor, output_dir, return_particles=True, **options)
+            results.append(result)
+            particles_of[result.input] = particles
         except InputError as error:
             logger.error("%s", error)
             failures.append((str(path), str(error)))
         except BaseException:
             # A write failed (or the user interrupted): this micrograph's outputs are incomplete.
-            planned = output_files(path, output_dir, save_probability=options.get("save_probability", False),
-                                   overlay=options.get("overlay", True))
-            for file in planned.values():
+            for file in output_files(path, output_dir, **_file_options(options)).values():
                 with contextlib.suppress(OSError):
                     file.unlink()
             if not results:
@@ -467,6 +669,12 @@ def segment_files(
     if not results:
         remove_made_folders()
         return results, failures
+    run_files = run_output_files(paths, output_dir, measure=measure)
+    pooled = None
+    if "particles_csv" in run_files:
+        pooled = write_pooled_particles(
+            results, particles_of, run_files["particles_csv"], run_files["histogram"]
+        )
     summary = {
         "model": predictor.source,
         "architecture": predictor.metadata.get("architecture"),
@@ -477,8 +685,102 @@ def segment_files(
         "results": [dataclasses.asdict(r) for r in results],
         "failures": [{"input": p, "error": m} for p, m in failures],
     }
-    write_json(output_dir / "segmentation.json", summary)
+    if pooled is not None:
+        summary["pooled"] = pooled
+    write_json(output_dir / SUMMARY_FILE, json_safe(summary))
     return results, failures
+
+
+def _pooled_unit(results: Sequence[SegmentationResult]) -> tuple[str, list[float]]:
+    """``("nm", scales)`` when every micrograph's pixel size is known, else ``("px", 1s)``:
+    diameters of micrographs at other pixel sizes are only comparable in nm."""
+    sizes = [pixel_size_or_none(r.pixel_size_nm) for r in results]
+    if all(size is not None for size in sizes):
+        return "nm", [float(size) for size in sizes]
+    return "px", [1.0] * len(sizes)
+
+
+def write_pooled_particles(
+    results: Sequence[SegmentationResult],
+    particles_of: dict[str, list],
+    csv_path: str | os.PathLike,
+    histogram_path: str | os.PathLike,
+    *,
+    include_edge: bool = False,
+) -> dict[str, Any]:
+    """The particles of several micrographs in one CSV (a ``source`` column first: the
+    micrograph's file name) and their size distribution as a histogram PNG (equivalent-circle
+    diameter in nm, or px when a pixel size is unknown; edge particles left out unless
+    ``include_edge``; the legend gives each micrograph's count). Returns the pooled summary:
+    file paths, counts and diameter statistics (JSON-clean)."""
+    from tem_rf.core.files import atomic_write_text, write_csv
+    from tem_rf.particles import COLUMNS
+
+    unit, scales = _pooled_unit(results)
+    rows = [
+        {"source": Path(r.input).name, **particle.row()}
+        for r in results for particle in particles_of.get(r.input, [])
+    ]
+    if rows:
+        write_csv(csv_path, rows)
+    else:
+        atomic_write_text(csv_path, ",".join(("source", *COLUMNS)) + "\n")
+    samples = [
+        np.array([p.diameter_px * scale for p in particles_of.get(r.input, [])
+                  if include_edge or not p.touches_edge], dtype=np.float64)
+        for r, scale in zip(results, scales)
+    ]
+    write_size_histogram(histogram_path, [Path(r.input).name for r in results], samples, unit)
+    everything = np.concatenate(samples) if samples else np.zeros(0)
+
+    def stat(function) -> float | None:
+        return float(function(everything)) if everything.size else None
+
+    return {
+        "particles_csv": str(csv_path),
+        "histogram": str(histogram_path),
+        "micrographs": len(results),
+        "count": len(rows),
+        "count_measured": int(everything.size),
+        "include_edge": include_edge,
+        "diameter_unit": unit,
+        "diameter_mean": stat(np.mean),
+        "diameter_std": float(np.std(everything, ddof=1)) if everything.size > 1 else None,
+        "diameter_median": stat(np.median),
+        "diameter_q1": stat(lambda d: np.percentile(d, 25)),
+        "diameter_q3": stat(lambda d: np.percentile(d, 75)),
+    }
+
+
+def write_size_histogram(
+    target: str | os.PathLike, names: Sequence[str], samples: Sequence[np.ndarray], unit: str
+) -> None:
+    """A PNG histogram of particle diameters, one stacked colour per micrograph, its count in the
+    legend (and the total in the title); written atomically."""
+    from matplotlib.figure import Figure
+
+    from tem_rf.core.files import atomic_path
+
+    figure = Figure(figsize=(6.4, 4.2), dpi=100)
+    axes = figure.add_subplot()
+    everything = np.concatenate([np.asarray(s, np.float64) for s in samples]) if samples else np.zeros(0)
+    total = int(everything.size)
+    if total:
+        low, high = float(everything.min()), float(everything.max())
+        bins = np.histogram_bin_edges(everything, bins=min(40, max(5, int(math.sqrt(total)) + 1)),
+                                      range=(low, high if high > low else low + 1.0))
+        labelled = [(s, f"{name} (n={len(s)})") for name, s in zip(names, samples)]
+        axes.hist([s for s, _ in labelled], bins=bins, stacked=True, label=[t for _, t in labelled])
+        axes.legend(fontsize="small", title="micrograph (particles)", title_fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "no particles", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel(f"equivalent-circle diameter ({unit})")
+    axes.set_ylabel("particles")
+    axes.set_title(f"particle sizes: {total} particles in {len(names)} micrographs (edge particles left out)",
+                   fontsize="medium")
+    figure.tight_layout()
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format="png")
 
 
 def check_output_dir(out_dir: str | os.PathLike) -> None:
@@ -504,6 +806,15 @@ def describe_predictor(predictor: Predictor) -> str:
     )
 
 
+def _particle_text(summary: dict[str, Any] | None) -> str:
+    """``"12 particles, median 4.1 nm, "`` from a result's particle summary ('' when not measured)."""
+    if summary is None:
+        return ""
+    median = summary.get("diameter_median")
+    size = "" if median is None else f", median diameter {median:.3g} {summary['diameter_unit']}"
+    return f"{summary['count']} particles{size}, "
+
+
 @dataclasses.dataclass
 class SegmentationRun:
     """What `segment_micrographs` did: the model, the inputs, what was written, what failed."""
@@ -518,7 +829,7 @@ class SegmentationRun:
         """One line per segmented micrograph, then how many of the inputs were written where."""
         lines = [
             f"{r.input}: {r.shape[0]}x{r.shape[1]} px, {100 * r.particle_fraction:.1f}% particle, "
-            f"{r.seconds:.1f} s -> {r.mask}"
+            f"{_particle_text(r.particles)}{r.seconds:.1f} s -> {r.mask}"
             for r in self.results
         ]
         written = f"wrote {len(self.results)} of {len(self.inputs)} segmentations to {self.out_dir}"
@@ -568,6 +879,7 @@ def segment_micrographs(
     frame = options.get("frame")
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
+    check_particle_options(options)
     paths = expand_inputs(inputs)
     if not overwrite:
         check_no_overwrite(paths, out_dir, **options)

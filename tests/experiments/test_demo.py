@@ -32,12 +32,18 @@ def test_pool_flags_reach_the_demo_config(monkeypatch, tmp_path, flags, pools, d
         configs.append(config)
         return {"architectures": [], "best_architecture": "-", "dataset": "-", "sweep": "-",
                 "results_csv": "-", "figure": "-", "saved_model": "-", "segmentation": "-",
+                "particles": {"diameter_unit": "nm", "count": 3, "count_measured": 2, "median_diameter": 4.0,
+                              "true_median_diameter_nm": 5.0, "median_diameter_error_percent": -20.0,
+                              "true_count": 4, "count_error_percent": -25.0, "instance_f1": None},
                 "seconds": {}}
 
     monkeypatch.setattr(demo, "run_demo", record)
     out = call_main("experiments.demo", f"--out_dir={tmp_path}", *flags)
     assert out.returncode == 0, out.stderr
     assert [c.pools for c in configs] == [pools]
+    assert "particles in it:              3 (2 away from the edge), median diameter 4.00 nm" in out.stdout
+    assert ("measured vs true (drawn):     median diameter 4.00 vs 5.00 nm (-20.0 %), count 3 vs 4 (-25.0 %), "
+            "instance F1 -") in out.stdout
     assert ("--pools is deprecated; use --pool_sizes" in out.stderr) == deprecated
 
 
@@ -64,6 +70,10 @@ def test_demo_runs_every_stage(tmp_path):
     mask = tifffile.imread(next(Path(summary["segmentation"]).glob("*_mask.tif")))
     assert mask.shape == (200, 200)  # not a multiple of the divisor: padded, then cropped
     assert "dice vs receptive field plot:" in result.stdout
+    particles = summary["particles"]
+    rows = next(Path(summary["segmentation"]).glob("*_particles.csv")).read_text().splitlines()
+    assert particles["count"] == len(rows) - 1 and particles["true_count"] > 0
+    assert particles["diameter_unit"] == "nm" and "measured vs true (drawn):" in result.stdout
     assert "seconds per stage:            data " in result.stdout and "{" not in result.stdout
     assert "Sharding callback" not in result.stderr  # TensorFlow's checkpoint INFO lines stay out
     # Running again reuses every finished stage.

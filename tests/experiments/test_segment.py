@@ -107,17 +107,52 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
     first = {p.name: p.read_bytes() for p in session.iterdir()}
     out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1")
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
-        f"error: {session}: already holds segmentation.json and 2 more of this run's outputs; pass "
+        f"error: {session}: already holds segmentation.json and 4 more of this run's outputs; pass "
         "--overwrite to replace them, or choose another --out_dir"
     )
     assert {p.name: p.read_bytes() for p in session.iterdir()} == first
     out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1", "--overwrite")
     assert out.returncode == 0, out.stderr
     assert "wrote 1 of 1 segmentations" in out.stdout
-    assert "left out 2 file(s) written by an earlier segmentation (stack_mask.tif, stack_overlay.png)" in out.stderr
+    assert ("left out 3 file(s) written by an earlier segmentation (stack_labels.tif, stack_mask.tif, "
+            "stack_overlay.png)") in out.stderr
     assert tifffile.imread(session / "stack_mask.tif").shape == (36, 40)
     summary = json.loads((session / "segmentation.json").read_text())
     assert summary["options"]["frame"] == 1 and summary["results"][0]["frame"] == 1
     out = _run(model, f"--input={session / 'stack.tif'}", f"--out_dir={tmp_path / 'o'}", "--signal=HAADF")
     assert out.returncode == 1
     assert "stack.tif: has no signal titled 'HAADF'; its signals are signal 1 (untitled) (a stack of 3 frames" in out.stderr
+
+
+def test_segment_measures_particles_and_nomeasure_skips_it(tmp_path):
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    images = tmp_path / "session"
+    images.mkdir()
+    for index in range(2):
+        demo, _ = make_micrograph("high_res", size=64, rng=index)
+        tifffile.imwrite(images / f"m{index}.tif", np.rint(demo).astype(np.uint16), imagej=True,
+                         resolution=(1 / 0.02152, 1 / 0.02152), metadata={"unit": "nm"})
+    model = f"--model={tmp_path / 'model'}"
+    out = _run(model, f"--input={images}", f"--out_dir={tmp_path / 'a'}", "--min_particle_area_px=4",
+               "--noprogress")
+    assert out.returncode == 0, out.stderr
+    a = tmp_path / "a"
+    summary = json.loads((a / "segmentation.json").read_text())
+    for result, name in zip(summary["results"], ("m0", "m1")):
+        rows = (a / f"{name}_particles.csv").read_text().splitlines()
+        assert len(rows) - 1 == result["particles"]["count"]
+        assert result["particles"]["min_area_px"] == 4 and result["particles"]["diameter_unit"] == "nm"
+        labels = tifffile.imread(a / f"{name}_labels.tif")
+        assert labels.dtype == np.uint16 and labels.max() == result["particles"]["count"]
+        assert f"{name}.tif: 64x64 px" in out.stdout and f"{result['particles']['count']} particles" in out.stdout
+    assert summary["pooled"]["micrographs"] == 2 and (a / "particles.csv").exists()
+    assert (a / "particle_sizes.png").exists()
+    out = _run(model, f"--input={images}", f"--out_dir={tmp_path / 'b'}", "--nomeasure")
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "m0_mask.tif", "m0_overlay.png", "m1_mask.tif", "m1_overlay.png", "segmentation.json"
+    ]
+    out = _run(model, f"--input={images}", f"--out_dir={tmp_path / 'c'}", "--min_particle_area_px=-2")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: --min_particle_area_px: ")
+    assert not (tmp_path / "c").exists()

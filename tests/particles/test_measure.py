@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage
 from scipy.spatial import ConvexHull
 from skimage.measure import label, regionprops
 
@@ -229,3 +230,71 @@ def test_demo_masks_match_the_recorded_particles(tmp_path):
     assert len(recorded) >= 10
     assert abs(len(measured) - len(recorded)) <= 0.05 * len(recorded)
     assert np.median(measured) == pytest.approx(np.median(recorded), rel=0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# The vectorised path (all particles at once) equals the per-particle reference
+
+
+def _touching_ellipses(size, seed, diameter=(8.0, 40.0)):
+    """Ellipses on a jittered grid, about half touching a neighbour, a few with holes, some cut
+    by the edge: every branch of the splitting and measuring."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((size, size), bool)
+    spacing = 0.9 * diameter[1]
+    for row in np.arange(0.3 * spacing, size, spacing):
+        for col in np.arange(0.3 * spacing, size, spacing):
+            shape = ellipse((size, size), rng.uniform(*diameter) / 2, rng.uniform(*diameter) / 3,
+                            (row + rng.uniform(-3, 3), col + rng.uniform(-3, 3)), rng.uniform(0, math.pi))
+            if rng.random() < 0.05:
+                shape &= ~disc((size, size), 1.5, (row, col))
+            mask |= shape
+    return mask
+
+
+def _assert_same_particles(fast, reference):
+    assert len(fast) == len(reference)
+    for a, b in zip(fast, reference):
+        for name in COLUMNS:
+            x, y = getattr(a, name), getattr(b, name)
+            if isinstance(y, float) and name == "mean_probability":
+                assert x == pytest.approx(y, rel=1e-6)  # summed in float64, the reference in float32
+            elif isinstance(y, float):
+                assert x == pytest.approx(y, rel=1e-12, abs=1e-12), name
+            else:
+                assert x == y, name
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_measuring_equals_the_per_particle_reference(seed):
+    from tem_rf.particles.measure import _measure_particles_each
+
+    rng = np.random.default_rng(seed)
+    masks = [_touching_ellipses(192, seed)]
+    for sigma in (1.5, 3.0, 6.0):  # irregular blobs, specks and thin shapes
+        noise = ndimage.gaussian_filter(rng.random((150, 170)), sigma)
+        masks.append(noise > np.quantile(noise, 0.55))
+    masks.append(rng.random((60, 70)) > 0.6)
+    rows, cols = np.mgrid[:120, :130]
+    radius = np.hypot(rows - 60, cols - 60)  # a ring holding a particle and an open ring: one particle
+    masks.append(((radius > 40) & (radius < 50)) | (radius < 10) | ((radius > 20) & (radius < 30) & (cols < 90)))
+    edge_particles = 0
+    for mask in masks:
+        probability = rng.random(mask.shape).astype(np.float32)
+        for options in ({"min_area_px": 0}, {"min_area_px": 25}, {"min_area_px": 10, "split_touching": False},
+                        {"min_area_px": 10, "fill": False}):
+            reference, reference_labels = _measure_particles_each(mask, 0.3, probability=probability, **options)
+            fast, labels = measure_particles(mask, 0.3, probability=probability, return_labels=True, **options)
+            np.testing.assert_array_equal(labels, reference_labels)
+            _assert_same_particles(fast, reference)
+            edge_particles += sum(p.touches_edge for p in fast)
+    assert edge_particles > 0
+
+
+def test_vectorised_measuring_of_given_labels_equals_the_reference():
+    from tem_rf.particles.measure import _measure_each, measure_labels
+
+    labels = label(_touching_ellipses(160, 3)).astype(np.int32)
+    labels[labels == 5] = 0  # ids need not be consecutive
+    labels[:20, :20][labels[:20, :20] > 0] = 7  # nor one piece
+    _assert_same_particles(measure_labels(labels, 0.5), _measure_each(labels, 0.5))

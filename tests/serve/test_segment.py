@@ -1,6 +1,7 @@
 """Tiled inference equals the single pass (the halo itself is tested in tests/models/
 test_geometry.py); segmentation outputs; bad micrographs get one clear error naming the file."""
 
+import csv
 import json
 import logging
 import os
@@ -13,10 +14,13 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from tem_rf.serve.predictor import keras_predictor
+from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
 from tem_rf.serve.segment import (
+    MASK_OUTLINE_COLOUR,
     MASK_VALUE,
     OVERLAY_COLOUR,
     SegmentationRun,
+    check_no_overwrite,
     check_output_dir,
     check_pixel_size,
     check_threshold,
@@ -142,7 +146,8 @@ def test_segment_demo_micrograph_writes_mask_probability_and_overlay(predictor, 
     image, _ = make_micrograph("high_res", size=96, rng=0)
     image = image[:90]  # non-square, not a multiple of the divisor
     path = _write_tiff(tmp_path / "demo.tif", np.rint(image).astype(np.uint16))
-    result = segment_file(path, predictor, tmp_path / "out", tile_size=32, save_probability=True)
+    result = segment_file(path, predictor, tmp_path / "out", tile_size=32, save_probability=True, measure=False)
+    assert result.particles is None and not (tmp_path / "out" / "demo_labels.tif").exists()
 
     mask = tifffile.imread(tmp_path / "out" / "demo_mask.tif")
     assert mask.shape == (90, 96) and mask.dtype == np.uint8
@@ -280,11 +285,15 @@ def test_outputs_of_an_earlier_run_are_never_read_back(predictor, tmp_path, capl
     _write_tiff(folder / "b_mask.tif", image)  # a micrograph that happens to end in _mask
     segment_files([folder / "a.tif"], predictor, folder, progress=False, save_probability=True)
     assert {p.name for p in folder.iterdir()} == {
-        "a.tif", "b_mask.tif", "a_mask.tif", "a_prob.tif", "a_overlay.png", "segmentation.json"
+        "a.tif", "b_mask.tif", "a_mask.tif", "a_prob.tif", "a_overlay.png", "a_labels.tif", "a_particles.csv",
+        "segmentation.json",
     }
     with caplog.at_level(logging.WARNING, logger="tem_rf.serve.segment"):
         assert expand_inputs([str(folder)]) == [folder / "a.tif", folder / "b_mask.tif"]
-    assert "left out 3 file(s) written by an earlier segmentation (a_mask.tif, a_overlay.png, a_prob.tif)" in caplog.text
+    assert ("left out 4 file(s) written by an earlier segmentation (a_labels.tif, a_mask.tif, a_overlay.png, "
+            "a_prob.tif)") in caplog.text
+    with pytest.raises(InputError, match=r"a_labels\.tif: is an output of an earlier segmentation \(of .*a\.tif\)"):
+        expand_inputs([str(folder / "a_labels.tif")])
     assert expand_inputs([str(folder / "*.tif")]) == [folder / "a.tif", folder / "b_mask.tif"]
     with pytest.raises(InputError, match=r"a_mask\.tif: is an output of an earlier segmentation \(of .*a\.tif\)"):
         expand_inputs([str(folder / "a_mask.tif")])
@@ -294,6 +303,7 @@ def test_outputs_of_an_earlier_run_are_never_read_back(predictor, tmp_path, capl
     (folder / "a.tif").rename(tmp_path / "a.tif")
     assert expand_inputs([str(folder)]) == [folder / "b_mask.tif"]
     assert segmentation_output_of(folder / "a_mask.tif") == folder / "a.tif"
+    assert segmentation_output_of(folder / "a_labels.tif") == folder / "a.tif"
     assert segmentation_output_of(folder / "b_mask.tif") is None
 
 
@@ -308,3 +318,144 @@ def test_frame_of_a_stack_is_segmented_and_recorded(predictor, tmp_path):
     np.testing.assert_allclose(tifffile.imread(result.probability), expected, atol=1e-5)
     with pytest.raises(InputError, match=r"--frame must be a frame number, 0 or more, got -1"):
         segment_micrographs(tmp_path / "no_model", [str(tmp_path / "stack.tif")], tmp_path / "o", frame=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Particles: counts and sizes of what was segmented
+
+
+def _threshold_predictor(pixel_size_nm=0.5):
+    """A stub network: particle wherever the standardised image is above 0 (pixel-wise, so tiling
+    does not matter), for micrographs of known particles."""
+
+    def function(images):
+        return {SIGNATURE_OUTPUT: (np.asarray(images)[..., 0] > 0).astype(np.float32)}
+
+    metadata = {"size_divisor": 4, "halo_px": 0, "pixel_size_nm": pixel_size_nm, "architecture": "stub"}
+    return Predictor(function, metadata, "stub")
+
+
+def _discs(shape, discs):
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, bool)
+    for row, col, radius in discs:
+        mask |= (rows - row) ** 2 + (cols - col) ** 2 <= radius**2
+    return mask
+
+
+# Five discs of radius 8 px: two touching (split by the watershed), one cut by the image edge.
+DISCS = [(20, 20, 8), (20, 60, 8), (70, 30, 8), (70, 45.5, 8), (100, 124, 8)]
+
+
+def _disc_micrograph(path, discs=DISCS, shape=(112, 128), pixel_size_nm=0.5, seed=0):
+    mask = _discs(shape, discs)
+    image = np.where(mask, 1000.0, 200.0) + np.random.default_rng(seed).normal(0, 5, shape)
+    return _write_tiff(path, image.astype(np.float32), pixel_size_nm=pixel_size_nm), mask
+
+
+def test_segment_measures_particles_of_known_discs(tmp_path):
+    path, mask = _disc_micrograph(tmp_path / "discs.tif")
+    result = segment_file(path, _threshold_predictor(), tmp_path / "out", tile_size=32,
+                          min_particle_area_px=20)
+    out = tmp_path / "out"
+    written = tifffile.imread(out / "discs_mask.tif") > 0
+    assert (written != mask).sum() <= 4  # x-ray outlier removal may fill a pixel where discs touch
+    mask = written
+    rows = list(csv.DictReader(open(out / "discs_particles.csv")))
+    assert len(rows) == 5 and [r["touches_edge"] for r in rows].count("True") == 1
+    inner = [float(r["diameter_nm"]) for r in rows if r["touches_edge"] == "False"]
+    assert np.median(inner) == pytest.approx(8.0, rel=0.03)  # 2 r p = 2 * 8 * 0.5 nm
+    labels = tifffile.imread(out / "discs_labels.tif")
+    assert labels.dtype == np.uint16 and labels.max() == 5 and set(np.unique(labels)) == set(range(6))
+    np.testing.assert_array_equal(labels > 0, mask)  # the touching pair split, nothing lost
+    assert read_micrograph(out / "discs_labels.tif").pixel_size_nm == pytest.approx(0.5)
+    summary = result.particles
+    assert summary["count"] == 5 and summary["count_edge"] == 1 and summary["count_measured"] == 4
+    assert summary["diameter_unit"] == "nm" and summary["diameter_median"] == pytest.approx(8.0, rel=0.03)
+    assert summary["area_fraction"] == pytest.approx(mask.mean())
+    # The overlay outlines each particle (the line between the touching pair too).
+    overlay = np.asarray(Image.open(out / "discs_overlay.png"))
+    red = (overlay == OVERLAY_COLOUR).all(axis=-1)
+    np.testing.assert_array_equal(red, find_boundaries(labels, mode="inner") & (labels > 0))
+    assert red[62:78, 37:39].any()  # where the two discs touch
+    assert not (overlay == MASK_OUTLINE_COLOUR).all(axis=-1).any()  # every mask region is a particle
+
+
+def test_small_specks_are_not_counted_and_outlined_in_amber(tmp_path):
+    path, _ = _disc_micrograph(tmp_path / "specks.tif", discs=[(40, 40, 10), (90, 90, 2)])
+    result = segment_file(path, _threshold_predictor(), tmp_path, min_particle_area_nm2=10.0)  # 40 px
+    assert result.particles["count"] == 1 and result.particles["min_area_px"] == pytest.approx(40.0)
+    overlay = np.asarray(Image.open(tmp_path / "specks_overlay.png"))
+    amber = (overlay == MASK_OUTLINE_COLOUR).all(axis=-1)
+    assert amber[86:95, 86:95].any() and not amber[25:56, 25:56].any()
+
+
+def test_particle_summary_of_an_empty_mask_is_clean_json(tmp_path):
+    image = np.random.default_rng(0).normal(1000, 30, size=(64, 64)).astype(np.float32)
+    path = _write_tiff(tmp_path / "empty.tif", image, pixel_size_nm=None)
+
+    def nothing(images):
+        return {SIGNATURE_OUTPUT: np.zeros(np.shape(images)[:-1], np.float32)}
+
+    predictor = Predictor(nothing, {"size_divisor": 4, "halo_px": 0}, "stub")
+    segment_files([path], predictor, tmp_path / "out", progress=False)
+    text = (tmp_path / "out" / "segmentation.json").read_text()
+    summary = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in segmentation.json"))
+    particles = summary["results"][0]["particles"]
+    assert particles["count"] == 0 and particles["diameter_unit"] == "px"
+    assert particles["diameter_median"] is None and particles["diameter_std"] is None
+    assert particles["area_fraction"] == 0.0 and particles["min_area_px"] == 16
+    assert (tmp_path / "out" / "empty_particles.csv").read_text().startswith("id,")
+    assert tifffile.imread(tmp_path / "out" / "empty_labels.tif").max() == 0
+
+
+def test_two_micrographs_give_a_pooled_csv_and_a_size_histogram(tmp_path, caplog):
+    session = tmp_path / "session"
+    session.mkdir()
+    _disc_micrograph(session / "a.tif")
+    _disc_micrograph(session / "b.tif", discs=[(30, 30, 6), (80, 80, 6)], seed=1)
+    results, failures = segment_files(expand_inputs([str(session)]), _threshold_predictor(), session,
+                                      progress=False, min_particle_area_px=20)
+    assert not failures and [r.particles["count"] for r in results] == [5, 2]
+    rows = list(csv.DictReader(open(session / "particles.csv")))
+    assert [r["source"] for r in rows] == ["a.tif"] * 5 + ["b.tif"] * 2
+    assert list(rows[0])[:2] == ["source", "id"]
+    assert (session / "particle_sizes.png").read_bytes()[:4] == b"\x89PNG"
+    pooled = json.loads((session / "segmentation.json").read_text())["pooled"]
+    assert pooled["count"] == 7 and pooled["count_measured"] == 6 and pooled["diameter_unit"] == "nm"
+    assert pooled["diameter_median"] == pytest.approx(8.0, rel=0.03)
+    # Nothing of this run is read back as a micrograph, the histogram PNG included ...
+    with caplog.at_level(logging.WARNING, logger="tem_rf.serve.segment"):
+        assert expand_inputs([str(session)]) == [session / "a.tif", session / "b.tif"]
+    assert "particle_sizes.png" in caplog.text and "b_labels.tif" in caplog.text
+    with pytest.raises(InputError, match=r"particle_sizes\.png: is an output of an earlier segmentation"):
+        expand_inputs([str(session / "particle_sizes.png")])
+    # ... and nothing is replaced without --overwrite: the particle files, pooled ones included.
+    inputs = [session / "a.tif", session / "b.tif"]
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for output in [p for p in session.iterdir() if p not in inputs]:
+        output.rename(aside / output.name)
+    check_no_overwrite(inputs, session)
+    for name in ("b_labels.tif", "a_particles.csv", "particle_sizes.png", "particles.csv"):
+        (aside / name).rename(session / name)
+        with pytest.raises(InputError, match=rf"already holds {name}; pass --overwrite"):
+            check_no_overwrite(inputs, session)
+        check_no_overwrite(inputs, session, measure=False)  # --nomeasure does not write it
+        (session / name).rename(aside / name)
+
+
+def test_particle_options_that_cannot_apply_are_refused(tmp_path):
+    path, _ = _disc_micrograph(tmp_path / "nopix.tif", pixel_size_nm=None)
+    with pytest.raises(InputError, match=r"nopix\.tif: pixel size unknown, so --min_particle_area_nm2 cannot apply"):
+        segment_file(path, _threshold_predictor(), tmp_path / "out", min_particle_area_nm2=5.0)
+    assert not (tmp_path / "out").exists()
+    result = segment_file(path, _threshold_predictor(), tmp_path / "out", min_particle_area_px=20)
+    assert result.particles["diameter_unit"] == "px" and result.particles["count"] == 5
+    for options, message in (
+        ({"min_particle_area_nm2": 1.0, "min_particle_area_px": 4}, "not both"),
+        ({"min_particle_area_px": -1}, r"--min_particle_area_px: .*>= 0"),
+        ({"min_particle_area_nm2": float("nan")}, r"--min_particle_area_nm2: .*>= 0"),
+    ):
+        with pytest.raises(InputError, match=message):  # before the (missing) model is loaded
+            segment_micrographs(tmp_path / "no_model", [str(path)], tmp_path / "o", **options)

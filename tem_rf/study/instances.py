@@ -1,0 +1,298 @@
+"""Particle instances scored against instance ground truth, for a network or the Fourier baseline.
+
+`measure_instances` is ``experiments/measure.py``: whole micrographs and their instance-id masks
+(0 background, 1..n particles, as EMPS ships them; a binary mask is split into its 8-connected
+components) are matched with `tem_rf.data.dataset.match_masks`; each micrograph is segmented by a
+network (`tem_rf.serve.segment.segment_image`, the same tiling and preprocessing as ``segment``)
+or by the Fourier filter (`tem_rf.study.fourier.fourier_filter` on the preprocessed micrograph),
+its particles found as ``segment`` finds them (`tem_rf.particles.measure_particles`) and scored
+with `tem_rf.particles.score_instances`: instance precision / recall / F1 at IoU >= 0.5, mean
+matched IoU, count error, median diameter error (nm and %) and the two-sample KS statistic of
+the diameter distributions (particles touching the image edge left out of the diameters). The
+images are pooled with `tem_rf.particles.pool_scores`.
+
+Outputs (``out_dir``): ``instances.csv`` (one row per micrograph) and ``instances.json`` (method,
+model or band, options, pooled scores, per-image rows), written atomically once every micrograph
+is scored: a bad pair (no mask, a shape mismatch, an unreadable file) stops the run with one
+`InputError` naming it, and nothing is written. Existing outputs are replaced only with
+``overwrite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("network", "fourier")
+CSV_FILE = "instances.csv"
+JSON_FILE = "instances.json"
+# Per-image CSV columns, in order (the scores of `tem_rf.particles.score_instances`).
+SCORE_COLUMNS = (
+    "predicted_count", "true_count", "matched", "false_positives", "false_negatives", "precision",
+    "recall", "f1", "mean_matched_iou", "count_error", "count_error_percent", "diameter_unit",
+    "predicted_median_diameter", "true_median_diameter", "median_diameter_error",
+    "median_diameter_error_percent", "ks_statistic",
+)
+
+
+@dataclasses.dataclass
+class InstanceRun:
+    """What `measure_instances` scored and wrote."""
+
+    method: str
+    description: str  # the model's line, or the Fourier settings
+    rows: list[dict[str, Any]]  # per image: image, mask, pixel size, scores, seconds
+    pooled: dict[str, Any]
+    csv: Path
+    json: Path
+
+    def table_lines(self) -> list[str]:
+        """A short table: one line per micrograph, then the pooled scores."""
+
+        def fmt(value: Any, spec: str = ".3f") -> str:
+            return "-" if value is None else format(value, spec)
+
+        unit = self.pooled.get("diameter_unit", "nm")
+        header = (f"{'micrograph':<28}{'true':>6}{'found':>7}{'P':>7}{'R':>7}{'F1':>7}{'IoU':>7}"
+                  f"{'median d ' + unit:>13}{'(true)':>8}{'err %':>8}{'KS':>7}")
+        lines = [header, "-" * len(header)]
+        for row in [*self.rows, {"image": "pooled", **self.pooled}]:
+            lines.append(
+                f"{Path(str(row['image'])).name[:27]:<28}{row['true_count']:>6}{row['predicted_count']:>7}"
+                f"{fmt(row['precision']):>7}{fmt(row['recall']):>7}{fmt(row['f1']):>7}"
+                f"{fmt(row['mean_matched_iou']):>7}{fmt(row['predicted_median_diameter'], '.3g'):>13}"
+                f"{fmt(row['true_median_diameter'], '.3g'):>8}{fmt(row['median_diameter_error_percent'], '+.1f'):>8}"
+                f"{fmt(row['ks_statistic']):>7}"
+            )
+        return lines
+
+
+def read_instances(path: str | os.PathLike) -> np.ndarray:
+    """An instance-id mask as int64 labels 0..k (0 background): instance ids (also colour label
+    images, one colour per particle) are renumbered consecutively; a binary mask (0/1, 0/N) is
+    split into its 8-connected components. Checked as `tem_rf.data.reading.read_mask` checks
+    masks (`InputError` naming the file for anything that is not a label mask)."""
+    from tem_rf.data import reading
+    from tem_rf.particles import instance_labels
+
+    path = Path(path)
+    binary, rule = reading.read_mask_and_rule(path)  # every check and message of a mask
+    if "instance-id" not in rule:
+        return instance_labels(binary.astype(bool))
+    # The ids themselves (read_mask keeps only particle / background).
+    (signal,) = reading._read_signals(path, "mask", reading.MASK_SUFFIXES, calibrate=False)
+    image = reading._image_of(signal, path, frame=None, what="mask")
+    values = reading._mask_to_single_channel(image.array, image.has_channels, path)
+    _, renumbered = np.unique(np.asarray(values), return_inverse=True)  # 0 stays 0: it is the minimum
+    return renumbered.reshape(np.shape(values)).astype(np.int64)
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
+    from tem_rf.data.reading import InputError
+
+    for path in (out_dir, *out_dir.absolute().parents):
+        if path.exists():
+            if not path.is_dir():
+                raise InputError(path, "is a file, not a folder (--out_dir)")
+            break
+    outputs = (out_dir / CSV_FILE, out_dir / JSON_FILE)
+    existing = [p.name for p in outputs if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        raise InputError(out_dir, f"already holds {' and '.join(existing)}; pass --overwrite to replace them, "
+                                  "or choose another --out_dir")
+    return outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class FourierOptions:
+    """The Fourier baseline's band and filter settings (as ``experiments/fourier_baseline.py``)."""
+
+    band_px: tuple[float, float] | None = None  # radii in FFT pixels of a band_fft_size FFT
+    band_fft_size: int | None = None  # default: each micrograph's smaller side
+    band_nm_inv: tuple[float, float] | None = None
+    lattice_spacings_nm: tuple[float, ...] | None = None
+    relative_width: float = 0.1
+    sigma_px: float = 9.0
+    min_contrast: float = 1.25
+    noise_floor: float = 1.5
+
+    def band(self, image: np.ndarray, pixel_size_nm: float | None):
+        from tem_rf.study.fourier import resolve_band
+
+        return resolve_band(
+            band_px=self.band_px, band_nm_inv=self.band_nm_inv, lattice_spacings_nm=self.lattice_spacings_nm,
+            relative_width=self.relative_width, pixel_size_nm=pixel_size_nm,
+            fft_size=self.band_fft_size or min(image.shape), images=image,
+        )
+
+    def describe(self) -> str:
+        given = ("band_px" if self.band_px else "band_nm_inv" if self.band_nm_inv
+                 else "lattice_spacings_nm" if self.lattice_spacings_nm else None)
+        band = f"{given}={getattr(self, given)}" if given else "band from each micrograph's power spectrum"
+        return (f"Fourier filter: {band}, sigma {self.sigma_px:g} px, min contrast {self.min_contrast:g}, "
+                f"noise floor {self.noise_floor:g}")
+
+
+def _fourier_mask(image: np.ndarray, pixel_size_nm: float | None, options: FourierOptions, path: Path):
+    from tem_rf.data import preprocess_micrograph
+    from tem_rf.data.reading import InputError
+    from tem_rf.study.fourier import fourier_filter
+
+    try:
+        standardised = preprocess_micrograph(image)
+        band = options.band(standardised, pixel_size_nm)
+        result = fourier_filter(standardised, band, sigma_px=options.sigma_px,
+                                min_contrast=options.min_contrast, noise_floor=options.noise_floor)
+    except InputError:
+        raise
+    except ValueError as error:  # NaN or constant image, a band it cannot have
+        raise InputError(path, str(error)) from None
+    return result.mask, None, {"band_cycles_per_px": [band.low, band.high]}
+
+
+def measure_instances(
+    images: str | os.PathLike,
+    labels: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    method: str = "network",
+    model: str | os.PathLike | None = None,
+    predictor: Any = None,
+    fourier: FourierOptions | None = None,
+    tile_size: int | None = 1024,
+    batch_size: int = 1,
+    threshold: float = 0.5,
+    min_particle_area_nm2: float | None = None,
+    min_particle_area_px: float | None = None,
+    pixel_size_nm: float | None = None,
+    iou_threshold: float = 0.5,
+    include_edge: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_ready: Callable[[str], Any] | None = None,
+) -> InstanceRun:
+    """Segments every micrograph of ``images`` (folder, glob or file), finds its particles and
+    scores them against its instance mask in ``labels``; writes ``instances.csv`` and
+    ``instances.json`` to ``out_dir`` (module docstring).
+
+    ``method``: ``network`` (``model``: SavedModel, run directory or ``.keras``, or a ready
+    ``predictor``) or ``fourier`` (``fourier``: the band and filter settings). ``pixel_size_nm``
+    is used for micrographs whose file records none; diameters are in nm when every micrograph
+    has a pixel size, else in px. ``include_edge`` keeps particles touching the image edge in the
+    diameter distributions. ``on_ready`` gets a one-line description of the method before the
+    first micrograph. Raises `tem_rf.data.reading.InputError` (or
+    `tem_rf.train.rundir.ModelLoadError`) for bad input, before anything is written.
+    """
+    from tem_rf.core.files import json_safe, os_error_text, write_csv, write_json
+    from tem_rf.core.progress import progress_bar
+    from tem_rf.core.units import pixel_size_or_none
+    from tem_rf.data.dataset import find_image_files, match_masks
+    from tem_rf.data.reading import InputError, read_micrograph
+    from tem_rf.particles import measure_particles, pool_scores, score_instances
+    from tem_rf.serve.segment import _min_particle_area, check_threshold, describe_predictor, segment_image
+
+    if method not in METHODS:
+        raise InputError(None, f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not 0.0 < iou_threshold <= 1.0:
+        raise InputError(None, f"--iou_threshold must lie in (0, 1], got {iou_threshold}")
+    if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:
+        raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
+    threshold = check_threshold(threshold)
+    _min_particle_area(None, None if min_particle_area_nm2 is None else 1.0, min_particle_area_nm2,
+                       min_particle_area_px)  # option mistakes, before anything is read
+    out_dir = Path(out_dir)
+    csv_path, json_path = _check_out_dir(out_dir, overwrite)
+    pairs = match_masks(find_image_files(images), labels)
+    if method == "network":
+        if predictor is None:
+            if model is None:
+                raise InputError(None, "--model is needed with --method=network (or use --method=fourier)")
+            from tem_rf.serve.predictor import load_predictor
+
+            predictor = load_predictor(model)
+        description = describe_predictor(predictor)
+    else:
+        fourier = fourier or FourierOptions()
+        if model is not None:
+            logger.warning("--model %s is not used by --method=fourier", model)
+        description = fourier.describe()
+    if on_ready is not None:
+        on_ready(description)
+
+    scored = []
+    for image_path, mask_path in progress_bar(pairs, desc="measuring", unit="micrograph", enabled=progress):
+        start = time.perf_counter()
+        micrograph = read_micrograph(image_path)
+        true = read_instances(mask_path)
+        if true.shape != micrograph.data.shape:
+            raise InputError(
+                mask_path, f"is {true.shape[0]}x{true.shape[1]} px, but its micrograph {image_path.name} is "
+                f"{micrograph.data.shape[0]}x{micrograph.data.shape[1]} px"
+            )
+        pixel_size = pixel_size_or_none(micrograph.pixel_size_nm) or pixel_size_or_none(pixel_size_nm)
+        min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
+        extra: dict[str, Any] = {}
+        if method == "network":
+            probability, mask = segment_image(micrograph.data, predictor, tile_size=tile_size,
+                                              batch_size=batch_size, threshold=threshold, path=image_path)
+        else:
+            mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
+        _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,
+                                         return_labels=True)
+        scored.append((image_path, mask_path, pixel_size, predicted, true, extra, time.perf_counter() - start))
+
+    known = all(item[2] is not None for item in scored)
+    if not known and any(item[2] is not None for item in scored):
+        logger.warning("some micrographs have no pixel size: every diameter is compared in px")
+    rows, scores = [], []
+    for image_path, mask_path, pixel_size, predicted, true, extra, seconds in scored:
+        score = score_instances(predicted, true, pixel_size if known else None, iou_threshold=iou_threshold,
+                                exclude_edge=not include_edge, return_samples=True)
+        scores.append(score)
+        rows.append({
+            "image": str(image_path), "mask": str(mask_path), "pixel_size_nm": pixel_size,
+            **{column: score[column] for column in SCORE_COLUMNS}, **extra, "seconds": round(seconds, 3),
+        })
+    pooled = pool_scores(scores)
+    summary = {
+        "method": method,
+        "description": description,
+        "model": None if method != "network" else getattr(predictor, "source", None),
+        "fourier": dataclasses.asdict(fourier) if method == "fourier" else None,
+        "images": str(images),
+        "labels": str(labels),
+        "options": {
+            "tile_size": tile_size, "batch_size": batch_size, "threshold": threshold,
+            "min_particle_area_nm2": min_particle_area_nm2, "min_particle_area_px": min_particle_area_px,
+            "pixel_size_nm": pixel_size_nm, "iou_threshold": iou_threshold, "include_edge": include_edge,
+        },
+        "pooled": pooled,
+        "per_image": rows,
+    }
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_csv(csv_path, [{k: (v if not isinstance(v, list) else " ".join(map(str, v))) for k, v in row.items()}
+                             for row in rows])
+        write_json(json_path, json_safe(summary))
+    except OSError as error:  # disk full: leave nothing half-written
+        if not json_path.exists():
+            csv_path.unlink(missing_ok=True)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise InputError(out_dir, f"cannot write the results: {os_error_text(error)}") from None
+    return InstanceRun(method, description, rows, pooled, csv_path, json_path)
+
+
+__all__ = ["FourierOptions", "InstanceRun", "METHODS", "measure_instances", "read_instances"]
