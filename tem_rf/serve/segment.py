@@ -117,6 +117,7 @@ def segment_image(
     batch_size: int = 1,
     threshold: float = 0.5,
     path: str | os.PathLike | None = None,
+    tile_progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Preprocesses a raw 2-D micrograph as in training, then ``(probability, mask)``.
 
@@ -143,7 +144,8 @@ def segment_image(
     except ValueError as error:  # NaN/inf or constant image
         raise InputError(path, str(error)) from None
     probability = predict_probability(
-        standardised, predictor, tile_size=tile_size, batch_size=batch_size
+        standardised, predictor, tile_size=tile_size, batch_size=batch_size,
+        progress_desc=f"{Path(path).name if path else 'micrograph'}: tiles" if tile_progress else None,
     )
     return probability, (probability > threshold).astype(np.uint8)
 
@@ -335,6 +337,7 @@ def segment_file(
     min_particle_area_nm2: float | None = None,
     min_particle_area_px: float | None = None,
     return_particles: bool = False,
+    tile_progress: bool = False,
 ) -> SegmentationResult | tuple[SegmentationResult, list]:
     """Reads, segments and writes one micrograph; every output is written atomically.
 
@@ -360,7 +363,7 @@ def segment_file(
     ok = check_pixel_size(path, micrograph.pixel_size_nm, predictor.pixel_size_nm)
     probability, mask = segment_image(
         micrograph.data, predictor, tile_size=tile_size, batch_size=batch_size,
-        threshold=threshold, path=path,
+        threshold=threshold, path=path, tile_progress=tile_progress,
     )
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
     # Measuring runs beside the other outputs (a thread: NumPy, SciPy and file writes release the
@@ -632,10 +635,9 @@ def segment_files(
     full) removes the failing micrograph's outputs, and the folder if this call made it and it
     is empty, and is raised.
     """
-    from tqdm import tqdm
-
-    from tem_rf.data.reading import InputError
     from tem_rf.core.files import json_safe, write_json
+    from tem_rf.core.progress import progress_bar
+    from tem_rf.data.reading import InputError
 
     output_dir = Path(output_dir)
     made = [p for p in (output_dir, *output_dir.parents) if not p.exists()]
@@ -650,9 +652,11 @@ def segment_files(
 
     measure = options.get("measure", True)
     particles_of: dict[str, list] = {}
-    for path in tqdm(paths, desc="segmenting", unit="micrograph", disable=not progress):
+    for path in progress_bar(paths, desc="segmenting", unit="micrograph", enabled=progress):
         try:
-            result, particles = segment_file(path, predictor, output_dir, return_particles=True, **options)
+            result, particles = segment_file(
+                path, predictor, output_dir, return_particles=True, tile_progress=progress, **options
+            )
             results.append(result)
             particles_of[result.input] = particles
         except InputError as error:

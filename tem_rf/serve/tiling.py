@@ -21,6 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
+from tem_rf.core.progress import progress_bar
+
 DEFAULT_TILE_SIZE = 1024
 
 
@@ -89,6 +91,7 @@ def predict_probability(
     tile_size: int | None = DEFAULT_TILE_SIZE,
     batch_size: int = 1,
     halo: int | None = None,
+    progress_desc: str | None = None,
 ) -> np.ndarray:
     """Particle probability of a preprocessed 2-D image, float32 of the same shape.
 
@@ -96,7 +99,8 @@ def predict_probability(
     least the padded image) it goes through the network in one pass, else in tiles of
     ``tile_size`` (rounded up to the divisor) plus ``halo`` (default: the model's, rounded up to
     the divisor), ``batch_size`` tiles per call. Memory grows with ``batch_size * (tile_size +
-    2 * halo)**2``, not with the image.
+    2 * halo)**2``, not with the image. With ``progress_desc``, an image of more than one batch of
+    tiles shows a progress bar over its tiles (`tem_rf.core.progress`).
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
@@ -118,6 +122,9 @@ def predict_probability(
     tiles = [(r, c) for r in rows for c in cols]
     probability = np.empty((padded_h, padded_w), np.float32)
     batch = np.empty((min(batch_size, len(tiles)), window_h, window_w, 1), np.float32)
+    # A large micrograph takes many network calls: show them, so a long wait is not a silent one.
+    bar = progress_bar(desc=progress_desc or "tiles", total=len(tiles), unit="tile",
+                       enabled=progress_desc is not None and len(tiles) > batch_size)
     for first in range(0, len(tiles), batch_size):
         chunk = tiles[first : first + batch_size]
         for i, (r, c) in enumerate(chunk):
@@ -131,4 +138,6 @@ def predict_probability(
                 r.core_start - r.window_start : r.core_stop - r.window_start,
                 c.core_start - c.window_start : c.core_stop - c.window_start,
             ]
+        bar.update(len(chunk))
+    bar.close()
     return probability[:height, :width]

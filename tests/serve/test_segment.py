@@ -459,3 +459,16 @@ def test_particle_options_that_cannot_apply_are_refused(tmp_path):
     ):
         with pytest.raises(InputError, match=message):  # before the (missing) model is loaded
             segment_micrographs(tmp_path / "no_model", [str(path)], tmp_path / "o", **options)
+
+
+def test_tiles_of_a_large_micrograph_show_progress(predictor, capsys):
+    image = np.random.default_rng(0).normal(size=(200, 200)).astype(np.float32)
+    single = predict_probability(image, predictor, tile_size=None)
+    tiled = predict_probability(image, predictor, tile_size=64, progress_desc="big.tif: tiles")
+    np.testing.assert_allclose(tiled, single, atol=1e-5)
+    line = capsys.readouterr().err.strip()
+    # 4 x 4 tiles of 64 px cover the 200 px image (padded to 200); one line, as stderr is no terminal.
+    assert line.startswith("big.tif: tiles: 100% 16/16 tile") and "\r" not in line
+    predict_probability(image, predictor, tile_size=None, progress_desc="one pass")
+    predict_probability(image, predictor, tile_size=64)
+    assert capsys.readouterr().err == ""  # one network call, or no description: nothing to show
