@@ -64,7 +64,7 @@ def main(argv: list[str]) -> None:
               f"  soft dice {r['soft_dice_mean']:.3f} ± {r['soft_dice_std']:.3f}")
     print(f"\nbest architecture:            {summary['best_architecture']}")
     print(f"dataset (TFRecords):          {summary['dataset']}")
-    print(f"runs, TensorBoard logs:       {summary['sweep']}/runs  (tensorboard --logdir {summary['sweep']}/runs)")
+    print(f"runs, TensorBoard logs:       {summary['sweep']}/runs  (tensorboard --logdir {summary['sweep']}: HParams too)")
     print(f"results table:                {summary['results_csv']}")
     print(f"dice vs receptive field plot: {summary['figure']}")
     print(f"SavedModel:                   {summary['saved_model']}")
