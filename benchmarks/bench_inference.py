@@ -19,7 +19,7 @@ micrograph with and without measuring its particles (`segment_file(measure=True)
 ``<stem>_particles.csv``, ``<stem>_labels.tif``, instance outlines in the overlay), alternately,
 ``--repeats`` times each, fastest counts. An untrained network's mask is noise, not particles,
 so for these two rows the network still runs in full but its output is replaced by a seeded
-particle mask (`benchmarks.bench_particles.synthetic_mask`, ``--particles_diameter_px``: ~3200
+particle mask (`benchmarks.particle_masks.synthetic_mask`, ``--particles_diameter_px``: ~3200
 particles of 20-60 px at 4096x4096, some touching, a few with holes; all counted,
 ``min_particle_area_px=16``), the case the particles budget is set for: measuring may add at
 most 20 % to segment's time.
@@ -146,10 +146,11 @@ def _measure_rows(micrograph: Path, predictor, out: Path, tile: int | None) -> d
 
     import numpy as np
 
+    from benchmarks.particle_masks import synthetic_mask
     from tem_rf.serve import segment as segment_lib
 
     diameter = (float(_PARTICLES_DIAMETER.value[0]), float(_PARTICLES_DIAMETER.value[1]))
-    particles = _synthetic_particle_mask(_SIZE.value, diameter, 0.15, 0)
+    particles = synthetic_mask(_SIZE.value, diameter, 0.15, 0)
     replacement = np.where(particles, np.float32(0.9), np.float32(0.1))
     real = segment_lib.predict_probability
 
@@ -184,46 +185,6 @@ def _measure_rows(micrograph: Path, predictor, out: Path, tile: int | None) -> d
         "segment_nomeasure_s_all": [round(t, 3) for t in seconds[False]],
         "segment_measure_s_all": [round(t, 3) for t in seconds[True]],
     }
-
-
-# A copy of `benchmarks.bench_particles.synthetic_mask` (importing that module would define its
-# flags a second time): the same seeded mask, so both benchmarks measure the same particles.
-def _synthetic_particle_mask(size: int, diameter_px: tuple[float, float], touching: float, seed: int) -> np.ndarray:
-    """A seeded binary mask of ellipses on a jittered grid (some touching, a few with holes)."""
-    import math
-
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    spacing = 1.25 * diameter_px[1]
-    mask = np.zeros((size, size), dtype=bool)
-    centres = np.arange(0.3 * spacing, size, spacing)  # the last row and column are cut
-    for row in centres:
-        for col in centres:
-            diameter = rng.uniform(*diameter_px)
-            aspect = rng.uniform(1.0, 1.5)
-            a, b = diameter / 2 * math.sqrt(aspect), diameter / 2 / math.sqrt(aspect)
-            r, c = row + rng.uniform(-0.1, 0.1) * spacing, col + rng.uniform(-0.1, 0.1) * spacing
-            shapes = [(r, c, a, b, rng.uniform(0, math.pi))]
-            if rng.random() < touching / 2:  # a second particle touching this one
-                angle = rng.uniform(0, 2 * math.pi)
-                d2 = rng.uniform(*diameter_px) * 0.6
-                reach = b + d2 / 2 - rng.uniform(0, 0.2) * d2
-                shapes.append((r + reach * math.sin(angle), c + reach * math.cos(angle), d2 / 2, d2 / 2, 0.0))
-            for r0, c0, a0, b0, angle in shapes:
-                lo_r, hi_r = max(int(r0 - a0) - 1, 0), min(int(r0 + a0) + 2, size)
-                lo_c, hi_c = max(int(c0 - a0) - 1, 0), min(int(c0 + a0) + 2, size)
-                if lo_r >= hi_r or lo_c >= hi_c:
-                    continue
-                rr, cc = np.mgrid[lo_r:hi_r, lo_c:hi_c]
-                dr, dc = rr - r0, cc - c0
-                u = dc * math.cos(angle) + dr * math.sin(angle)
-                v = -dc * math.sin(angle) + dr * math.cos(angle)
-                inside = (u / a0) ** 2 + (v / b0) ** 2 <= 1.0
-                if rng.random() < 0.02:  # a hole, as a segmentation may leave one
-                    inside &= (u / a0) ** 2 + (v / b0) ** 2 > 0.05
-                mask[lo_r:hi_r, lo_c:hi_c] |= inside
-    return mask
 
 
 def _write_micrograph(path: Path, size: int) -> None:
