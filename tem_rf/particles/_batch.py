@@ -243,31 +243,15 @@ def measure_all(labels: np.ndarray, pixel_size_nm: float | None, probability: np
     diameter = np.sqrt(4.0 * area / math.pi)
     shape = labels.shape
     touches = (row0 == 0) | (col0 == 0) | (row0 + heights == shape[0]) | (col0 + widths == shape[1])
-    p = pixel_size_nm
-    particles = []
-    for k, ident in enumerate(ids.tolist()):
-        a, d, fmax, fmin = int(area[k]), float(diameter[k]), float(feret_max[k]), float(feret_min[k])
-        cr, cc = float(centroid_row[k]), float(centroid_col[k])
-        particles.append(Particle(
-            id=ident,
-            centroid_row_px=cr,
-            centroid_col_px=cc,
-            centroid_row_nm=None if p is None else cr * p,
-            centroid_col_nm=None if p is None else cc * p,
-            area_px=a,
-            area_nm2=None if p is None else a * p * p,
-            diameter_px=d,
-            diameter_nm=None if p is None else d * p,
-            feret_max_px=fmax,
-            feret_min_px=fmin,
-            feret_max_nm=None if p is None else fmax * p,
-            feret_min_nm=None if p is None else fmin * p,
-            aspect_ratio=fmax / fmin,
-            solidity=min(1.0, a / float(hull_area[k])),
-            mean_probability=None if mean_probability is None else float(mean_probability[k]),
-            touches_edge=bool(touches[k]),
-        ))
-    return particles
+    return [
+        Particle.from_pixels(
+            ident, float(centroid_row[k]), float(centroid_col[k]), int(area[k]), float(diameter[k]),
+            float(feret_max[k]), float(feret_min[k]), float(hull_area[k]),
+            None if mean_probability is None else float(mean_probability[k]), bool(touches[k]),
+            pixel_size_nm,
+        )
+        for k, ident in enumerate(ids.tolist())
+    ]
 
 
 # --------------------------------------------------------------------------------------------

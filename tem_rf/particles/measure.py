@@ -93,6 +93,34 @@ class Particle:
     mean_probability: float | None
     touches_edge: bool
 
+    @classmethod
+    def from_pixels(
+        cls, ident: int, centroid_row: float, centroid_col: float, area: int, diameter: float,
+        feret_max: float, feret_min: float, hull_area: float, mean_probability: float | None,
+        touches_edge: bool, pixel_size_nm: float | None,
+    ) -> Particle:
+        """A record from its pixel measurements; nm fields from ``pixel_size_nm`` (None if unknown)."""
+        p = pixel_size_nm
+        return cls(
+            id=ident,
+            centroid_row_px=centroid_row,
+            centroid_col_px=centroid_col,
+            centroid_row_nm=None if p is None else centroid_row * p,
+            centroid_col_nm=None if p is None else centroid_col * p,
+            area_px=area,
+            area_nm2=None if p is None else area * p * p,
+            diameter_px=diameter,
+            diameter_nm=None if p is None else diameter * p,
+            feret_max_px=feret_max,
+            feret_min_px=feret_min,
+            feret_max_nm=None if p is None else feret_max * p,
+            feret_min_nm=None if p is None else feret_min * p,
+            aspect_ratio=feret_max / feret_min,
+            solidity=min(1.0, area / hull_area),
+            mean_probability=mean_probability,
+            touches_edge=bool(touches_edge),
+        )
+
     def row(self) -> dict[str, Any]:
         """The record as a dict (a CSV row)."""
         return dict(self.__dict__)  # the fields in order (as dataclasses.asdict, without its deep copy)
@@ -407,25 +435,9 @@ def _measure(
     if probability is not None:
         window = probability[row0 : row0 + height, col0 : col0 + width]
         mean_probability = float(window[piece].mean())
-    p = pixel_size_nm
-    return Particle(
-        id=ident,
-        centroid_row_px=centroid_row,
-        centroid_col_px=centroid_col,
-        centroid_row_nm=None if p is None else centroid_row * p,
-        centroid_col_nm=None if p is None else centroid_col * p,
-        area_px=area,
-        area_nm2=None if p is None else area * p * p,
-        diameter_px=diameter,
-        diameter_nm=None if p is None else diameter * p,
-        feret_max_px=feret_max,
-        feret_min_px=feret_min,
-        feret_max_nm=None if p is None else feret_max * p,
-        feret_min_nm=None if p is None else feret_min * p,
-        aspect_ratio=feret_max / feret_min,
-        solidity=min(1.0, area / hull_area),
-        mean_probability=mean_probability,
-        touches_edge=bool(touches),
+    return Particle.from_pixels(
+        ident, centroid_row, centroid_col, area, diameter, feret_max, feret_min, hull_area,
+        mean_probability, touches, pixel_size_nm,
     )
 
 
