@@ -28,46 +28,47 @@ def _group_starts(keys: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Runs:
-    """The runs of equal nonzero labels along the rows of a label image (raster order):
-    ``label``, ``row``, first and last column (inclusive) of each; ``flat`` and ``values``: the
-    flat index and label of every nonzero pixel."""
+    """The runs of equal nonzero labels along the rows of a label image, in raster order:
+    ``label``, ``row``, first and last column (inclusive) of each."""
 
     label: np.ndarray
     row: np.ndarray
     first: np.ndarray
     last: np.ndarray
-    flat: np.ndarray
-    values: np.ndarray
 
     @classmethod
     def of(cls, labels: np.ndarray) -> "Runs":
-        width = labels.shape[1]
-        flat = np.flatnonzero(labels)
-        values = labels.ravel()[flat]
-        start = np.ones(len(flat), dtype=bool)
-        start[1:] = (values[1:] != values[:-1]) | (flat[1:] != flat[:-1] + 1)
-        end = np.ones(len(flat), dtype=bool)
-        end[:-1] = start[1:]
-        row, first = np.divmod(flat[start], width)
-        last = flat[end] - row * width
-        # A run reaching the end of a row continues on the next: cut it there.
-        wraps = np.flatnonzero(last >= width)
-        if len(wraps):
-            row, first, last, label = _cut_at_row_ends(row, first, last, values[start], width)
-        else:
-            label = values[start]
-        return cls(label, row, first, last, flat, values)
+        # Boundaries between unequal neighbours (and at a row's ends next to a label): each one
+        # before a row's end opens a run of the label on its right, which ends at the next
+        # boundary, in the same row (a row ending in a label has a boundary at its end).
+        height, width = labels.shape
+        change = np.empty((height, width + 1), dtype=bool)
+        np.not_equal(labels[:, 0], 0, out=change[:, 0])
+        np.not_equal(labels[:, 1:], labels[:, :-1], out=change[:, 1:-1])
+        np.not_equal(labels[:, -1], 0, out=change[:, -1])
+        row, col = np.divmod(np.flatnonzero(change), width + 1)
+        value = np.zeros(len(row), dtype=labels.dtype)
+        opens = col < width
+        value[opens] = labels[row[opens], col[opens]]
+        start = np.flatnonzero(value)
+        return cls(value[start], row[start], col[start], col[start + 1] - 1)
 
-
-def _cut_at_row_ends(row, first, last, label, width):
-    """Runs spanning several rows (``last`` counted from ``row``'s start) cut into one per row."""
-    rows_spanned = last // width + 1
-    index = np.repeat(np.arange(len(row)), rows_spanned)
-    step = np.arange(len(index)) - np.repeat(np.cumsum(rows_spanned) - rows_spanned, rows_spanned)
-    new_row = row[index] + step
-    new_first = np.where(step == 0, first[index], 0)
-    new_last = np.where(step == rows_spanned[index] - 1, last[index] - step * width, width - 1)
-    return new_row, new_first, new_last, label[index]
+    def sums(self, values: np.ndarray, block_pixels: int = 1 << 22) -> np.ndarray:
+        """The sum of ``values`` (same shape as the labels) over each run, in float64, from
+        cumulative sums along the rows, ``block_pixels`` at a time."""
+        height, width = values.shape
+        out = np.empty(len(self.row))
+        rows = max(1, block_pixels // max(width, 1))
+        bounds = np.searchsorted(self.row, np.arange(0, height + rows, rows))
+        for block, top in enumerate(range(0, height, rows)):
+            a, z = bounds[block], bounds[block + 1]
+            if a == z:
+                continue
+            cumulative = np.zeros((min(rows, height - top), width + 1))
+            np.cumsum(values[top : top + rows], axis=1, dtype=np.float64, out=cumulative[:, 1:])
+            row = self.row[a:z] - top
+            out[a:z] = cumulative[row, self.last[a:z] + 1] - cumulative[row, self.first[a:z]]
+        return out
 
 
 def row_extents(runs: Runs, ids: np.ndarray, row0: np.ndarray, col0: np.ndarray,
@@ -205,23 +206,26 @@ def calipers(vertices: np.ndarray, vertex_offsets: np.ndarray) -> tuple[np.ndarr
     return feret_max, feret_min, area
 
 
-def measure_all(labels: np.ndarray, pixel_size_nm: float | None, probability: np.ndarray | None,
-                boxes: np.ndarray | None = None) -> list:
-    """A `measure.Particle` for every nonzero label of ``labels`` (in ascending order), as
-    `measure._measure` measures each. ``boxes``: when the labels are 1..n, their bounding boxes
-    ``[n, 4]`` (row0, col0, height, width), if known already."""
-    from tem_rf.particles.measure import Particle
+@dataclass(frozen=True)
+class Measurements:
+    """Pixel measurements of particles, one entry each (`measure._measure`'s definitions):
+    pixel count, centroid (in the coordinates of the label image measured), caliper diameters
+    and hull area of the outline, and the mean probability (None without a probability map)."""
 
-    labels = np.asarray(labels)
-    if boxes is None:
-        found = ndimage.find_objects(labels)
-        ids = np.array([i + 1 for i, box in enumerate(found) if box is not None], dtype=np.int64)
-        boxes = np.array([[found[i - 1][0].start, found[i - 1][1].start, found[i - 1][0].stop - found[i - 1][0].start,
-                           found[i - 1][1].stop - found[i - 1][1].start] for i in ids], dtype=np.int64).reshape(-1, 4)
-    else:
-        ids = np.arange(1, len(boxes) + 1, dtype=np.int64)
-    if not len(ids):
-        return []
+    area: np.ndarray
+    centroid_row: np.ndarray
+    centroid_col: np.ndarray
+    feret_max: np.ndarray
+    feret_min: np.ndarray
+    hull_area: np.ndarray
+    mean_probability: np.ndarray | None
+
+
+def measurements(labels: np.ndarray, probability: np.ndarray | None, ids: np.ndarray,
+                 boxes: np.ndarray) -> Measurements:
+    """`Measurements` of the labels ``ids`` of ``labels`` (each label one piece or several),
+    given their bounding boxes ``[n, 4]`` (row0, col0, height, width) in ``labels``;
+    ``probability``: same shape as ``labels``, or None."""
     row0, col0, heights, widths = (np.ascontiguousarray(column) for column in np.asarray(boxes, np.int64).T)
     size = int(labels.max()) + 1
     runs = Runs.of(labels)
@@ -231,27 +235,49 @@ def measure_all(labels: np.ndarray, pixel_size_nm: float | None, probability: np
     row_sum = np.bincount(runs.label, weights=length * runs.row, minlength=size)[ids] - area * row0
     col_sum = np.bincount(runs.label, weights=(runs.first + runs.last) * length // 2,
                           minlength=size)[ids] - area * col0
-    centroid_row = row_sum / area + row0
-    centroid_col = col_sum / area + col0
     mean_probability = None
     if probability is not None:
-        weights = np.asarray(probability).ravel()[runs.flat].astype(np.float64)
-        mean_probability = np.bincount(runs.values, weights=weights, minlength=size)[ids] / area
+        sums = runs.sums(np.asarray(probability))
+        mean_probability = np.bincount(runs.label, weights=sums, minlength=size)[ids] / area
     first, last, offsets = row_extents(runs, ids, row0, col0, heights, widths, labels.shape[0])
     vertices, vertex_offsets = outline_hulls(first, last, offsets)
     feret_max, feret_min, hull_area = calipers(vertices, vertex_offsets)
-    diameter = np.sqrt(4.0 * area / math.pi)
-    shape = labels.shape
+    return Measurements(area, row_sum / area + row0, col_sum / area + col0, feret_max, feret_min, hull_area,
+                        mean_probability)
+
+
+def particles(ids: np.ndarray, measured: Measurements, boxes: np.ndarray, shape: tuple[int, int],
+              pixel_size_nm: float | None) -> list:
+    """`measure.Particle` records: ids, their `Measurements` (centroids in image coordinates) and
+    their bounding boxes ``[n, 4]`` in the image of ``shape`` (for ``touches_edge``)."""
+    from tem_rf.particles.measure import Particle
+
+    row0, col0, heights, widths = np.asarray(boxes, np.int64).reshape(-1, 4).T
     touches = (row0 == 0) | (col0 == 0) | (row0 + heights == shape[0]) | (col0 + widths == shape[1])
+    diameter = np.sqrt(4.0 * measured.area / math.pi)
+    probability = measured.mean_probability
     return [
         Particle.from_pixels(
-            ident, float(centroid_row[k]), float(centroid_col[k]), int(area[k]), float(diameter[k]),
-            float(feret_max[k]), float(feret_min[k]), float(hull_area[k]),
-            None if mean_probability is None else float(mean_probability[k]), bool(touches[k]),
-            pixel_size_nm,
+            ident, float(measured.centroid_row[k]), float(measured.centroid_col[k]), int(measured.area[k]),
+            float(diameter[k]), float(measured.feret_max[k]), float(measured.feret_min[k]),
+            float(measured.hull_area[k]), None if probability is None else float(probability[k]),
+            bool(touches[k]), pixel_size_nm,
         )
-        for k, ident in enumerate(ids.tolist())
+        for k, ident in enumerate(np.asarray(ids).tolist())
     ]
+
+
+def measure_all(labels: np.ndarray, pixel_size_nm: float | None, probability: np.ndarray | None) -> list:
+    """A `measure.Particle` for every nonzero label of ``labels`` (in ascending order), as
+    `measure._measure` measures each."""
+    labels = np.asarray(labels)
+    found = ndimage.find_objects(labels)
+    ids = np.array([i for i, box in enumerate(found, start=1) if box is not None], dtype=np.int64)
+    if not len(ids):
+        return []
+    boxes = np.array([[found[i - 1][0].start, found[i - 1][1].start, found[i - 1][0].stop - found[i - 1][0].start,
+                       found[i - 1][1].stop - found[i - 1][1].start] for i in ids.tolist()], dtype=np.int64)
+    return particles(ids, measurements(labels, probability, ids, boxes), boxes, labels.shape, pixel_size_nm)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,9 +391,8 @@ def single_peaks(
     (Chebyshev-close pairs, straight lines between the others, groups of linked maxima) run on
     all components' maxima together, with the same numbers.
 
-    Returns ``(one, rest)``: ``one[i]`` True where component ``i`` certainly has one
-    h-maximum; ``rest`` maps the index of every other component to ``(distance, padded,
-    depth)`` of its padded box, for the exact test (`measure._split_exact`).
+    Returns ``(one, squared, depth)``: ``one[i]`` True where component ``i`` certainly has one
+    h-maximum; the canvas's squared distances and each component's h (for `split_exact`).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -450,10 +475,5 @@ def single_peaks(
             pairs_seen = np.unique(np.stack([point_owner[keep], group[keep]], axis=1), axis=0)
             groups = np.bincount(pairs_seen[:, 0], minlength=count)
             one |= pending & (groups == 1)
-    rest = {}
-    for k in np.flatnonzero(~one).tolist():
-        r, c0, h, w = int(cell_rows[k]), int(cell_cols[k]), int(heights[k]), int(widths[k])
-        box = squared[r : r + h + 2, c0 : c0 + w + 2]
-        rest[k] = (np.sqrt(box.astype(np.float64)), canvas[r : r + h + 2, c0 : c0 + w + 2], float(depth[k]))
-    return one, rest
+    return one, squared, depth
 

@@ -51,6 +51,7 @@ import dataclasses
 import io
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -465,6 +466,7 @@ def measure_particles(
     split_depth_fraction: float = DEFAULT_SPLIT_DEPTH_FRACTION,
     return_labels: bool = False,
     on_labels: Callable[[np.ndarray], Any] | None = None,
+    threads: int | None = None,
 ):
     """The particles of a segmentation: a list of `Particle` (ids 1..n in scan order).
 
@@ -476,6 +478,8 @@ def measure_particles(
     With ``return_labels``, returns ``(particles, labels)``: an int32 image, 0 background and
     each particle's pixels set to its id. ``on_labels`` is called with that image as soon as it
     is known, before the particles are measured (a caller may draw it meanwhile; read only).
+    ``threads``: how many threads share the work (default: the CPUs this process may use, at
+    most 4); the results do not depend on it.
     """
     binary = _binary(mask)
     pixel_size_nm = pixel_size_or_none(pixel_size_nm)
@@ -483,72 +487,169 @@ def measure_particles(
     threshold = min_area_in_px(pixel_size_nm, min_area_nm2, min_area_px)
     if split_depth_px < 0 or split_depth_fraction < 0:
         raise ValueError("split depths must be >= 0")
-    labels, boxes = _instance_labels(binary, threshold, fill, split_touching, split_depth_px, split_depth_fraction)
-    if on_labels is not None:
-        on_labels(labels)
-    particles = _batch.measure_all(labels, pixel_size_nm, probability, boxes)
+    if threads is None:
+        threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    split = (split_depth_px, split_depth_fraction) if split_touching else None
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        groups, labels = _instances_in_groups(binary, threshold, fill, split, threads, pool)
+        if on_labels is not None:
+            on_labels(labels)
+        measured = [m for m in pool.map(lambda group: group.measure(probability), groups) if m is not None]
+    ids = np.arange(1, sum(len(group.image_boxes) for group in groups) + 1)
+    if not len(ids):
+        particles: list[Particle] = []
+    else:
+        measured_all = _batch.Measurements(*(
+            None if probability is None and name == "mean_probability"
+            else np.concatenate([getattr(m, name) for m in measured])
+            for name in (f.name for f in dataclasses.fields(_batch.Measurements))
+        ))
+        boxes = np.concatenate([group.image_boxes for group in groups])
+        particles = _batch.particles(ids, measured_all, boxes, binary.shape, pixel_size_nm)
     return (particles, labels) if return_labels else particles
 
 
-def _instance_labels(
+@dataclass
+class _Group:
+    """A share of the components of a mask, packed in one canvas (`_batch.Packed`), measured
+    by one thread: after `_instances_in_groups`, ``canvas_labels`` holds its particles' local
+    ids 1..m in their cells, ``canvas_boxes`` / ``image_boxes`` their boxes ``[m, 4]`` in the
+    canvas and in the image, and ``probability`` (if given) the probability map in the cells."""
+
+    candidates: list[tuple[int, tuple[slice, slice]]]
+    packed: _batch.Packed
+    enclosed: set[int]
+    areas: np.ndarray
+    pieces: dict[int, list[tuple[np.ndarray, int, int]]]
+    canvas_labels: np.ndarray | None = None
+    canvas_boxes: np.ndarray | None = None
+    image_boxes: np.ndarray | None = None
+    probability_cells: list[tuple[tuple[slice, slice], tuple[slice, slice]]] | None = None
+
+    def kept(self, enclosed: set[int], min_area_px: float) -> list[tuple[int, list[tuple[np.ndarray, int, int]]]]:
+        """Its particles: ``(k, pieces)`` for each candidate ``k`` that is neither inside another
+        component's hole nor below the minimum area, pieces (mask, row0, col0 in its box) at
+        least the minimum area (the whole filled component when it is not split)."""
+        out = []
+        for k, (component, _) in enumerate(self.candidates):
+            if component in enclosed or self.areas[k] < min_area_px:
+                continue
+            if k in self.pieces:
+                out.append((k, [piece for piece in self.pieces[k] if np.count_nonzero(piece[0]) >= min_area_px]))
+            else:
+                out.append((k, [(self.packed.mask(k), 0, 0)]))
+        return out
+
+    def assemble(self, labels: np.ndarray, kept: list[tuple[int, list[tuple[np.ndarray, int, int]]]],
+                 first_id: int) -> None:
+        """Writes the ``kept`` particles into ``labels`` (ids from ``first_id``) and into its
+        canvas (local ids from 1), with their boxes."""
+        packed = self.packed
+        canvas_labels = np.zeros(packed.canvas.shape, dtype=np.int32)
+        canvas_boxes, image_boxes, cells = [], [], []
+        for k, parts in kept:
+            box = self.candidates[k][1]
+            r0, c0 = box[0].start, box[1].start
+            cr, cc = int(packed.rows[k]) + 1, int(packed.cols[k]) + 1
+            cells.append(((slice(cr, cr + box[0].stop - r0), slice(cc, cc + box[1].stop - c0)), box))
+            for part, pr, pc in parts:
+                height, width = part.shape
+                labels[r0 + pr : r0 + pr + height, c0 + pc : c0 + pc + width][part] = first_id + len(image_boxes)
+                canvas_labels[cr + pr : cr + pr + height, cc + pc : cc + pc + width][part] = len(canvas_boxes) + 1
+                canvas_boxes.append((cr + pr, cc + pc, height, width))
+                image_boxes.append((r0 + pr, c0 + pc, height, width))
+        self.canvas_labels = canvas_labels
+        self.canvas_boxes = np.array(canvas_boxes, dtype=np.int64).reshape(-1, 4)
+        self.image_boxes = np.array(image_boxes, dtype=np.int64).reshape(-1, 4)
+        self.probability_cells = cells
+
+    def measure(self, probability: np.ndarray | None) -> _batch.Measurements | None:
+        """Its particles' `_batch.Measurements`, centroids in image coordinates."""
+        if not len(self.image_boxes):
+            return None
+        canvas_probability = None
+        if probability is not None:
+            canvas_probability = np.zeros(self.canvas_labels.shape, dtype=probability.dtype)
+            for cell, box in self.probability_cells:
+                canvas_probability[cell] = probability[box]
+        ids = np.arange(1, len(self.canvas_boxes) + 1)
+        measured = _batch.measurements(self.canvas_labels, canvas_probability, ids, self.canvas_boxes)
+        shift = self.image_boxes[:, :2] - self.canvas_boxes[:, :2]
+        return dataclasses.replace(measured, centroid_row=measured.centroid_row + shift[:, 0],
+                                   centroid_col=measured.centroid_col + shift[:, 1])
+
+
+def _group_instances(
+    components: np.ndarray,
+    candidates: list[tuple[int, tuple[slice, slice]]],
+    fill: bool,
+    split: tuple[float, float] | None,
+    min_area_px: float,
+) -> _Group:
+    """One group's components packed, holes filled (noting the components a filled hole
+    swallows) and, with ``split`` (depth px, depth fraction), cut by the watershed."""
+    packed = _batch.Packed.of([components[box] == component for component, box in candidates])
+    enclosed: set[int] = set()
+    if fill:
+        for k in packed.fill_holes().tolist():
+            component, box = candidates[k]
+            inner = np.unique(components[box][packed.mask(k)]).tolist()
+            enclosed.update(i for i in inner if i not in (0, component))
+    areas = np.array([np.count_nonzero(packed.mask(k)) for k in range(len(candidates))], dtype=np.int64)
+    pieces: dict[int, list[tuple[np.ndarray, int, int]]] = {}
+    if split is not None:
+        one, squared, depth = _batch.single_peaks(packed, *split)
+        for k in np.flatnonzero(~one & (areas >= min_area_px)).tolist():
+            # The exact test on the component's padded box (its distances are the canvas's).
+            r, c, h, w = (int(packed.rows[k]), int(packed.cols[k]), int(packed.heights[k]) + 2,
+                          int(packed.widths[k]) + 2)
+            distance = np.sqrt(squared[r : r + h, c : c + w].astype(np.float64))
+            found = _split_exact(distance, packed.canvas[r : r + h, c : c + w], float(depth[k]))
+            if found is not None:
+                pieces[k] = found
+    return _Group(candidates, packed, enclosed, areas, pieces)
+
+
+def _instances_in_groups(
     mask: np.ndarray,
     min_area_px: float,
     fill: bool,
-    split_touching: bool,
-    split_depth_px: float,
-    split_depth_fraction: float,
-) -> np.ndarray:
-    """The particles of `_instances` as an int32 label image (ids 1..n in the same order) and
-    their bounding boxes ``[n, 4]`` (row0, col0, height, width), with the single-peak test of
-    all components at once (`_batch.single_peaks`)."""
-    # Holes are filled box by box, in the canvas the single-peak test packs the boxes into: a
-    # component encloses its holes, and with them any component inside one (which joins it, as
-    # filling the whole mask first and then labelling it would have it).
+    split: tuple[float, float] | None,
+    threads: int,
+    pool: ThreadPoolExecutor,
+) -> tuple[list[_Group], np.ndarray]:
+    """The particles of `_instances`, found by ``threads`` groups of components in ``pool``:
+    the groups (particle ids run through them in order) and the int32 label image.
+
+    Every step of a component works in its own box, so groups of components are independent;
+    they are consecutive in scan order, balanced by box area. Holes are filled box by box in
+    the group's canvas: a component encloses its holes, and with them any component inside one
+    (which joins it, as filling the whole mask first and then labelling it would have it).
+    """
     components, count = ndimage.label(mask, structure=_EIGHT)
     labels = np.zeros(mask.shape, dtype=np.int32)
-    if count == 0:
-        return labels, np.zeros((0, 4), dtype=np.int64)
-    # Each component's box mask, unless its box alone is below the minimum area.
     found = ndimage.find_objects(components)
+    # Each component's box, unless its box alone is below the minimum area.
     candidates = [
         (component, box) for component, box in enumerate(found, start=1)
         if (box[0].stop - box[0].start) * (box[1].stop - box[1].start) >= min_area_px
     ]
-    if not candidates:
-        return labels, np.zeros((0, 4), dtype=np.int64)
-    packed = _batch.Packed.of([components[box] == component for component, box in candidates])
-    if candidates and fill:
-        inside: set[int] = set()
-        for k in packed.fill_holes().tolist():
-            component, box = candidates[k]
-            enclosed = components[box][packed.mask(k)]
-            inside.update(int(i) for i in np.unique(enclosed) if i not in (0, component))
-        if inside:  # their cells stay in the canvas, unused
-            candidates = [(c, b) if c not in inside else (0, b) for c, b in candidates]
-    kept = [
-        (k, box, packed.mask(k)) for k, (component, box) in enumerate(candidates)
-        if component and np.count_nonzero(packed.mask(k)) >= min_area_px
-    ]
-    pieces_of: dict[int, list[tuple[np.ndarray, int, int]]] = {}
-    if split_touching and kept:
-        _, rest = _batch.single_peaks(packed, split_depth_px, split_depth_fraction)
-        wanted = {k for k, _, _ in kept}
-        for k, (distance, padded, depth) in rest.items():
-            if k in wanted:
-                pieces = _split_exact(distance, padded, depth)
-                if pieces is not None:
-                    pieces_of[k] = pieces
+    sizes = np.cumsum([(b[0].stop - b[0].start) * (b[1].stop - b[1].start) for _, b in candidates])
+    shares = min(threads, len(candidates))
+    cuts = [0, *np.searchsorted(sizes, sizes[-1] * np.arange(1, shares) / shares).tolist(), len(candidates)] \
+        if shares else [0, 0]
+    parts = [candidates[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    groups = list(pool.map(lambda part: _group_instances(components, part, fill, split, min_area_px), parts))
+    enclosed = set().union(*(group.enclosed for group in groups))
     # Ids in scan order of the components; a split component's pieces in their own order.
-    boxes = []
-    for k, box, piece in kept:
-        r0, c0 = box[0].start, box[1].start
-        for part, pr, pc in pieces_of.get(k, [(piece, 0, 0)]):
-            if k in pieces_of and np.count_nonzero(part) < min_area_px:
-                continue
-            height, width = part.shape
-            labels[r0 + pr : r0 + pr + height, c0 + pc : c0 + pc + width][part] = len(boxes) + 1
-            boxes.append((r0 + pr, c0 + pc, height, width))
-    return labels, np.array(boxes, dtype=np.int64).reshape(-1, 4)
+    # Ids in scan order of the components (a split component's pieces in their own order); each
+    # group writes its own particles, at their own pixels.
+    kept = [group.kept(enclosed, min_area_px) for group in groups]
+    first_ids = np.cumsum([1] + [sum(len(parts) for _, parts in each) for each in kept]).tolist()
+    list(pool.map(lambda g: groups[g].assemble(labels, kept[g], first_ids[g]), range(len(groups))))
+    return groups, labels
 
 
 def label_particles(mask: Any, pixel_size_nm: float | None = None, **options: Any) -> np.ndarray:

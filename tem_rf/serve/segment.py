@@ -172,8 +172,15 @@ def _block_max(image: np.ndarray, factor: int) -> np.ndarray:
         padded = np.zeros((rows * factor, cols * factor), dtype=image.dtype)
         padded[:height, :width] = image
         image = padded
-    # Along rows first (contiguous), then down the columns: faster than both axes at once.
-    return image.reshape(rows * factor, cols, factor).max(axis=2).reshape(rows, factor, cols).max(axis=1)
+    # The maximum of strided views, along rows then down the columns: several times faster than
+    # a reduction over a short reshaped axis.
+    columns = image[:, 0::factor].copy()
+    for offset in range(1, factor):
+        np.maximum(columns, image[:, offset::factor], out=columns)
+    blocks = columns[0::factor].copy()
+    for offset in range(1, factor):
+        np.maximum(blocks, columns[offset::factor], out=blocks)
+    return blocks
 
 
 def overlay_background(
@@ -231,7 +238,8 @@ def write_overlay(
         rgb[find_boundaries(shown_mask, mode="inner")] = MASK_OUTLINE_COLOUR
         rgb[find_boundaries(shown_labels, mode="inner") & (shown_labels > 0)] = OVERLAY_COLOUR
     with atomic_path(target) as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG")
+        # zlib level 1: on micrographs 4x faster than the default 6, and the file is smaller.
+        Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
 
 
 @dataclasses.dataclass
@@ -367,14 +375,14 @@ def segment_file(
     )
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
     # Measuring runs beside the other outputs (a thread: NumPy, SciPy and file writes release the
-    # GIL for much of their work, so it overlaps the mask, probability and overlay).
-    # The labels come first (the overlay is drawn while the particles are measured and written).
+    # GIL for much of their work, so it overlaps the mask, probability and overlay). The labels
+    # come first: the overlay is drawn and the labels TIFF written while the particles are measured.
     pool = ThreadPoolExecutor(max_workers=1)
     measured, labels = None, Future()
     if measure:
         measured = pool.submit(
             _measure_and_write, path, mask, probability, pixel_size_nm, min_area,
-            files["particles_csv"], files["labels"], labels,
+            files["particles_csv"], labels,
         )
     try:
         result, particles = _write_outputs(path, micrograph, mask, probability, files, measured, labels, ok,
@@ -407,50 +415,58 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
     if save_probability:
         result.probability = str(files["probability"])
         _write_tiff(files["probability"], probability, micrograph.pixel_size_nm)
-    if overlay:
-        shown = overlay_background(micrograph.data, mask, max_size=overlay_max_size)
+    try:
+        shown = overlay_background(micrograph.data, mask, max_size=overlay_max_size) if overlay else None
         instance_labels = None
         if measured is not None:
             wait([labels, measured], return_when=FIRST_COMPLETED)
-            if not labels.done():  # measuring failed before the labels: its error, below
+            if not labels.done():  # measuring failed before the labels: its error
                 measured.result()
             instance_labels = labels.result()
-        result.overlay = str(files["overlay"])
-        write_overlay(result.overlay, micrograph.data, mask, labels=instance_labels, max_size=overlay_max_size,
-                      background=shown)
-    particles = []
-    if measured is not None:
-        try:
+        if overlay:
+            result.overlay = str(files["overlay"])
+            write_overlay(result.overlay, micrograph.data, mask, labels=instance_labels,
+                          max_size=overlay_max_size, background=shown)
+        particles = []
+        if measured is not None:
+            from tem_rf.particles import write_labels
+
+            write_labels(files["labels"], instance_labels, micrograph.pixel_size_nm)
             particles, _, result.particles = measured.result()
-        except InputError:  # too many particles for the labels image: none of this micrograph's files
+            result.particles_csv, result.labels = str(files["particles_csv"]), str(files["labels"])
+    except InputError:  # too many particles for the labels image: none of this micrograph's files
+        if measured is not None:
             for file in files.values():
                 with contextlib.suppress(OSError):
                     file.unlink()
-            raise
-        result.particles_csv, result.labels = str(files["particles_csv"]), str(files["labels"])
+        raise
     return result, particles
 
 
 def _measure_and_write(
     path: str | os.PathLike, mask: np.ndarray, probability: np.ndarray, pixel_size_nm: float | None,
-    min_area: float, csv_path: Path, labels_path: Path, labels_ready: Future | None = None,
+    min_area: float, csv_path: Path, labels_ready: Future,
 ) -> tuple[list, np.ndarray, dict[str, Any]]:
-    """`segment_file`'s particles: measured, written (CSV, labels TIFF), summarised;
-    ``labels_ready`` gets the labels image as soon as it is known."""
+    """`segment_file`'s particles: measured, written (CSV), summarised; ``labels_ready`` gets the
+    labels image as soon as it is known (`segment_file` writes it meanwhile), or `InputError`
+    is raised first when they are too many for a uint16 image."""
     from tem_rf.data.reading import InputError
-    from tem_rf.particles import measure_particles, summarise, write_labels, write_particles_csv
+    from tem_rf.particles import measure_particles, summarise, write_particles_csv
+
+    def labels_known(labels: np.ndarray) -> None:
+        count = int(labels.max()) if labels.size else 0  # ids are 1..count
+        if count > np.iinfo(np.uint16).max:
+            raise InputError(
+                path, f"has {count} particles, more than a uint16 label image holds (65535); "
+                "raise --min_particle_area_nm2 or segment a smaller field of view"
+            )
+        labels_ready.set_result(labels)
 
     particles, labels = measure_particles(
         mask, pixel_size_nm, probability=probability, min_area_px=min_area, return_labels=True,
-        on_labels=None if labels_ready is None else labels_ready.set_result,
+        on_labels=labels_known,
     )
-    if len(particles) > np.iinfo(np.uint16).max:
-        raise InputError(
-            path, f"has {len(particles)} particles, more than a uint16 label image holds (65535); "
-            "raise --min_particle_area_nm2 or segment a smaller field of view"
-        )
     write_particles_csv(csv_path, particles)
-    write_labels(labels_path, labels, pixel_size_nm)
     return particles, labels, summarise(particles, mask.shape, pixel_size_nm) | {"min_area_px": min_area}
 
 

@@ -298,3 +298,45 @@ def test_vectorised_measuring_of_given_labels_equals_the_reference():
     labels[labels == 5] = 0  # ids need not be consecutive
     labels[:20, :20][labels[:20, :20] > 0] = 7  # nor one piece
     _assert_same_particles(measure_labels(labels, 0.5), _measure_each(labels, 0.5))
+
+
+def test_the_number_of_threads_does_not_change_the_particles():
+    from tem_rf.particles.measure import _measure_particles_each
+
+    rng = np.random.default_rng(4)
+    noise = ndimage.gaussian_filter(rng.random((200, 230)), 3.0)
+    for mask in (_touching_ellipses(256, 5), noise > np.quantile(noise, 0.5)):
+        probability = rng.random(mask.shape).astype(np.float32)
+        reference, reference_labels = _measure_particles_each(mask, 0.3, probability=probability, min_area_px=10)
+        assert len(reference) > 20
+        for threads in (1, 3, 7):
+            particles, labels = measure_particles(mask, 0.3, probability=probability, min_area_px=10,
+                                                  return_labels=True, threads=threads)
+            np.testing.assert_array_equal(labels, reference_labels)
+            _assert_same_particles(particles, reference)
+    with pytest.raises(ValueError, match="threads"):
+        measure_particles(mask, threads=0)
+
+
+def test_runs_and_their_sums_equal_a_pixel_by_pixel_count():
+    from tem_rf.particles._batch import Runs
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=(37, 23)).astype(np.int32)
+    labels[5] = 2  # a run filling a whole row, and rows ending and starting with the same label
+    labels[6, 0] = labels[4, -1] = 2
+    values = rng.random(labels.shape).astype(np.float32)
+    runs = Runs.of(labels)
+    expected = []
+    for row in range(labels.shape[0]):
+        col = 0
+        while col < labels.shape[1]:
+            end = col
+            while end + 1 < labels.shape[1] and labels[row, end + 1] == labels[row, col]:
+                end += 1
+            if labels[row, col]:
+                expected.append((labels[row, col], row, col, end, float(values[row, col : end + 1].sum())))
+            col = end + 1
+    got = list(zip(runs.label.tolist(), runs.row.tolist(), runs.first.tolist(), runs.last.tolist()))
+    assert got == [e[:4] for e in expected]
+    np.testing.assert_allclose(runs.sums(values, block_pixels=50), [e[4] for e in expected], rtol=1e-6)

@@ -390,6 +390,21 @@ def test_small_specks_are_not_counted_and_outlined_in_amber(tmp_path):
     assert amber[86:95, 86:95].any() and not amber[25:56, 25:56].any()
 
 
+def test_more_particles_than_uint16_labels_hold_is_one_error_and_no_files(tmp_path):
+    image = np.random.default_rng(0).normal(1000, 30, size=(520, 520)).astype(np.float32)
+    path = _write_tiff(tmp_path / "dots.tif", image)
+
+    def dots(images):  # single isolated pixels: 260 x 260 = 67600 particles
+        out = np.zeros(np.shape(images)[:-1], np.float32)
+        out[:, ::2, ::2] = 1.0
+        return {SIGNATURE_OUTPUT: out}
+
+    predictor = Predictor(dots, {"size_divisor": 4, "halo_px": 0, "pixel_size_nm": PIXEL_SIZE_NM}, "stub")
+    with pytest.raises(InputError, match=r"dots\.tif.*67600 particles, more than a uint16 label image holds"):
+        segment_file(path, predictor, tmp_path / "out", tile_size=None, min_particle_area_px=1)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_particle_summary_of_an_empty_mask_is_clean_json(tmp_path):
     image = np.random.default_rng(0).normal(1000, 30, size=(64, 64)).astype(np.float32)
     path = _write_tiff(tmp_path / "empty.tif", image, pixel_size_nm=None)
