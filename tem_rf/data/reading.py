@@ -197,11 +197,19 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 def read_mask_and_rule(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     """Like `read_mask`, and also returns the binarisation rule that was applied, in words."""
+    _, mask, rule = read_mask_values(path)
+    return mask, rule
+
+
+def read_mask_values(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str]:
+    """A label mask as stored (one channel: a colour label image's colours become one value
+    each, as `read_mask` reads them), with `read_mask_and_rule`'s binary mask and rule: for
+    instance-id masks the values are the ids. The same checks and errors as `read_mask`."""
     path = Path(path)
     (signal,) = _read_signals(path, "mask", MASK_SUFFIXES, calibrate=False)
     image = _image_of(signal, path, frame=None, what="mask")
     values = _mask_to_single_channel(image.array, image.has_channels, path)
-    return binarise_mask(values, path)
+    return (values, *binarise_mask(values, path))
 
 
 def binarise_mask(values: np.ndarray, path: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:

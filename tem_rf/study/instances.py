@@ -85,14 +85,9 @@ def read_instances(path: str | os.PathLike) -> np.ndarray:
     from tem_rf.data import reading
     from tem_rf.particles import instance_labels
 
-    path = Path(path)
-    binary, rule = reading.read_mask_and_rule(path)  # every check and message of a mask
+    values, binary, rule = reading.read_mask_values(Path(path))  # every check and message of a mask
     if "instance-id" not in rule:
         return instance_labels(binary.astype(bool))
-    # The ids themselves (read_mask keeps only particle / background).
-    (signal,) = reading._read_signals(path, "mask", reading.MASK_SUFFIXES, calibrate=False)
-    image = reading._image_of(signal, path, frame=None, what="mask")
-    values = reading._mask_to_single_channel(image.array, image.has_channels, path)
     _, renumbered = np.unique(np.asarray(values), return_inverse=True)  # 0 stays 0: it is the minimum
     return renumbered.reshape(np.shape(values)).astype(np.int64)
 
