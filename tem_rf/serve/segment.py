@@ -163,24 +163,29 @@ def _write_tiff(target: Path, data: np.ndarray, pixel_size_nm: float | None) -> 
         tifffile.imwrite(tmp, data, **kwargs)
 
 
-def _block_max(image: np.ndarray, factor: int) -> np.ndarray:
-    """``image`` reduced by ``factor`` in both axes, each block to its maximum (edge blocks padded
-    with 0): a particle smaller than a block keeps a pixel."""
+def _blocks(image: np.ndarray, factor: int, combine: np.ufunc) -> np.ndarray:
+    """``image`` reduced by ``factor`` in both axes, each block's pixels combined by ``combine``
+    (edge blocks padded with 0). Strided views combined along the rows, then down the columns:
+    several times faster than a reduction over a short reshaped axis."""
     height, width = image.shape
     rows, cols = -(-height // factor), -(-width // factor)
     if (rows * factor, cols * factor) != (height, width):
         padded = np.zeros((rows * factor, cols * factor), dtype=image.dtype)
         padded[:height, :width] = image
         image = padded
-    # The maximum of strided views, along rows then down the columns: several times faster than
-    # a reduction over a short reshaped axis.
     columns = image[:, 0::factor].copy()
     for offset in range(1, factor):
-        np.maximum(columns, image[:, offset::factor], out=columns)
+        combine(columns, image[:, offset::factor], out=columns)
     blocks = columns[0::factor].copy()
     for offset in range(1, factor):
-        np.maximum(blocks, columns[offset::factor], out=blocks)
+        combine(blocks, columns[offset::factor], out=blocks)
     return blocks
+
+
+def _block_max(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` reduced by ``factor`` in both axes, each block to its maximum (edge blocks padded
+    with 0): a particle smaller than a block keeps a pixel."""
+    return _blocks(image, factor, np.maximum)
 
 
 def overlay_background(
@@ -188,13 +193,12 @@ def overlay_background(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The overlay's micrograph as RGB (contrast 0.5-99.5 percentile, block-averaged to at most
     ``max_size`` px) and the mask at that scale (block max): ``(rgb, mask, factor)``."""
-    from skimage.transform import downscale_local_mean
-
     factor = max(1, math.ceil(max(image.shape) / max_size))
     shown = np.asarray(image, np.float32)
     shown_mask = np.asarray(mask) > 0
     if factor > 1:
-        shown = downscale_local_mean(shown, (factor, factor))
+        # Block means (edge blocks padded with 0, as skimage's downscale_local_mean).
+        shown = _blocks(shown, factor, np.add) / np.float32(factor * factor)
         # Block max: a particle smaller than a block still gets an outline.
         shown_mask = _block_max(shown_mask, factor)
     low, high = np.percentile(shown, (0.5, 99.5))
