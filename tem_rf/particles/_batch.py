@@ -2,8 +2,9 @@
 
 A 4096x4096 segmentation holds thousands of particles; per-particle NumPy calls cost tens of
 microseconds each in call overhead alone, far more than their arithmetic. Here every particle of
-an instance-label image is measured together (`measure_all`), with the same definitions and the
-same results as `measure._measure` per particle (outline hull vertices identical; Feret
+a label image (an instance image, or a canvas of packed boxes) is measured together
+(`measurements`, `measure_all`), with the same definitions and the same results as
+`measure._measure` per particle (outline hull vertices identical; Feret
 diameters and hull area from the same vertices, equal up to floating-point rounding; the mean
 probability summed in float64). ``tests/particles/test_measure.py`` checks them against each
 other.
