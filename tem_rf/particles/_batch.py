@@ -377,6 +377,57 @@ class Packed:
         return np.unique(self.cells(where[:, 0], where[:, 1]))
 
 
+PAIRS_UP_TO = 16  # components with more maxima than this skip the all-pairs test (quadratic)
+
+
+def _line_minima(squared: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The smallest of ``squared`` along the digital straight line from each ``start`` to its
+    ``end`` ``[n, 2]``: ``rint(start + k / m * (end - start))`` for k = 0..m, m the Chebyshev
+    distance, an 8-connected path (the longer axis steps by one, the other by 0 or 1)."""
+    delta = end - start
+    span = np.abs(delta).max(axis=1)
+    out = np.empty(len(start), dtype=squared.dtype)
+    order = np.argsort(span, kind="stable")
+    cuts = np.flatnonzero(np.diff(span[order])) + 1
+    for m, which in zip(span[order][np.r_[0, cuts]].tolist() if len(order) else [], np.split(order, cuts)):
+        steps = np.arange(m + 1) / max(m, 1)
+        rows = np.rint(start[which, 0, None] + steps * delta[which, 0, None]).astype(np.intp)
+        cols = np.rint(start[which, 1, None] + steps * delta[which, 1, None]).astype(np.intp)
+        out[which] = squared[rows, cols].min(axis=1)
+    return out
+
+
+def _all_linked_to_top(points, values, point_owner, pending, half, depth, squared, cell_rows, cell_cols,
+                       count) -> np.ndarray:
+    """Per component: True where every local maximum other than the highest (the first of equal
+    highest) reaches the highest along a path that dips less than h below it: within Chebyshev
+    distance 2k+1 (k*sqrt(2) < h, as `measure._one_peak` argues), or along the digital straight
+    line between them. Then no other maximum is an h-maximum of its own (a lower one reaches a
+    higher; an equal one joins the highest's), so there is one. O(maxima), unlike the all-pairs
+    test."""
+    mine = pending[point_owner]
+    peak = np.full(count, -np.inf)
+    np.maximum.at(peak, point_owner[mine], values[mine])
+    highest = mine & (values == peak[point_owner])
+    owners, first_index = np.unique(point_owner[highest], return_index=True)
+    top = np.full(count, -1, dtype=np.int64)
+    top[owners] = np.flatnonzero(highest)[first_index]
+    others = np.flatnonzero(mine)
+    others = others[others != top[point_owner[others]]]
+    c = point_owner[others]
+    target = top[c]
+    delta = points[target] - points[others]
+    linked = np.abs(delta).max(axis=1) <= 2 * half[c] + 1
+    far = np.flatnonzero(~linked)
+    if len(far):
+        offset = np.stack([cell_rows[c[far]], cell_cols[c[far]]], axis=1)  # padded box -> canvas
+        dip = np.sqrt(_line_minima(squared, points[others[far]] + offset, points[target[far]] + offset)
+                      .astype(np.float64))
+        linked[far] = dip > values[others[far]] - depth[c[far]]
+    unlinked = np.bincount(c[~linked], minlength=count)
+    return pending & (unlinked == 0)
+
+
 def single_peaks(
     masks: Sequence[np.ndarray] | Packed, depth_px: float, depth_fraction: float,
 ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, float]]]:
@@ -421,6 +472,10 @@ def single_peaks(
     pending = (half >= 1) & (per >= 2) & (per <= 64)
 
     if pending.any():
+        one |= pending & _all_linked_to_top(points, values, point_owner, pending, half, depth, squared,
+                                             cell_rows, cell_cols, count)
+        pending &= ~one & (per <= PAIRS_UP_TO)
+    if pending.any():
         # Every ordered pair (i, j) of maxima of one pending component.
         mine = pending[point_owner]
         index = np.flatnonzero(mine)
@@ -447,8 +502,11 @@ def single_peaks(
         if len(lines):
             span = np.zeros(count, dtype=np.int64)
             np.maximum.at(span, c[lines], chebyshev[lines])
-            for s in np.unique(span[c[lines]]).tolist():
-                pairs = lines[span[c[lines]] == s]
+            line_span = span[c[lines]]
+            by_span = lines[np.argsort(line_span, kind="stable")]  # one pass, not one per span
+            sorted_span = np.sort(line_span)
+            cuts = np.flatnonzero(np.diff(sorted_span)) + 1
+            for s, pairs in zip(sorted_span[np.r_[0, cuts]].tolist(), np.split(by_span, cuts)):
                 steps = np.linspace(0.0, 1.0, s + 1)
                 start, step = points[first[pairs]], delta[pairs].astype(np.float64)
                 rows = np.rint(start[:, 0, None] + steps * step[:, 0, None]).astype(np.intp)
