@@ -5,7 +5,8 @@ r"""Runs every benchmark and writes ``BENCHMARKS.md`` (a table) and ``benchmarks
   python3 -m benchmarks.run_all --precisions=float32,mixed_float16   # on a GPU: mixed-precision speed-up
 
 Each benchmark runs in its own process (`bench_input_pipeline`, `bench_training` with the PyTorch
-reference when torch is installed, `profile_training`, `bench_inference`, `bench_data_prep`),
+reference when torch is installed, `profile_training`, `bench_inference` (with the particle
+measuring rows), `bench_data_prep`, `bench_particles`),
 writes its JSON, and
 the report collects them with the machine's description (CPU model, cores, memory, load,
 TensorFlow and PyTorch versions, GPU). Ratios inside one benchmark come from one process with
@@ -36,14 +37,14 @@ _PRECISIONS = flags.DEFINE_string(
 )
 _ONLY = flags.DEFINE_list(
     "only", None,
-    "Run only these (input_pipeline, training, profile, inference, data_prep); the other figures "
+    "Run only these (input_pipeline, training, profile, inference, data_prep, particles); the other figures "
     "are kept from the last all.json of the same mode.",
 )
 _REPORT = flags.DEFINE_string("report", None, "Markdown report (default: BENCHMARKS.md; quick: under results/quick).")
 _NOTE = flags.DEFINE_string("note", "", "A line about the run's conditions (e.g. shared machine) for the report.")
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("input_pipeline", "training", "profile", "inference", "data_prep")
+NAMES = ("input_pipeline", "training", "profile", "inference", "data_prep", "particles")
 
 
 def machine_info() -> dict[str, Any]:
@@ -93,6 +94,7 @@ def plan(quick: bool, precisions: str, results: Path, torch: bool) -> dict[str, 
                           f"--json_out={results / 'inference.json'}"],
             "data_prep": ["benchmarks.bench_data_prep", "--num_images=3", "--size=2048", "--repeats=1",
                           out("data_prep")],
+            "particles": ["benchmarks.bench_particles", "--size=1024", "--repeats=1", out("particles")],
         }
     return {
         "input_pipeline": ["benchmarks.bench_input_pipeline", "--patch_size=512", "--batch_size=8",
@@ -106,6 +108,7 @@ def plan(quick: bool, precisions: str, results: Path, torch: bool) -> dict[str, 
                       f"--json_out={results / 'inference.json'}"],
         "data_prep": ["benchmarks.bench_data_prep", "--num_images=6", "--size=4096", "--repeats=2",
                       out("data_prep")],
+        "particles": ["benchmarks.bench_particles", "--size=4096", "--repeats=5", out("particles")],
     }
 
 
@@ -166,12 +169,28 @@ def report_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             rows.append(("Whole-micrograph segmentation (goal N=2: < 10 s)", config,
                          f"{_fmt(row['segment_s'])} s end to end (preprocess {_fmt(row['preprocess_s'])} s, "
                          f"network {_fmt(row['inference_s'])} s), peak RSS {row['peak_rss_mb']:.0f} MB", cmd))
+            if "measure_added_percent" in row and "measure_pairs" in row:
+                rows.append((
+                    "Measuring particles in segment (goal: adds <= 20 %)",
+                    f"N={row['num_blocks']}, {r['what'].split()[2]}, {row['measure_particles']} particles of a "
+                    f"synthetic mask, {row['measure_pairs']} pairs with/without",
+                    f"+{row['measure_added_percent']:.1f} % (median of the pairs' ratios; "
+                    f"+{_fmt(row['measure_added_s'])} s: {_fmt(row['segment_nomeasure_s'])} -> "
+                    f"{_fmt(row['segment_measure_s'])} s, medians)", cmd))
     if "data_prep" in results:
         r, cmd = results["data_prep"]["result"], results["data_prep"]["command"]
         rows.append(("Data prep: build_dataset (make_tfrecords)",
                      f"{r['num_images']} micrographs {r['size']}^2 uint16, {r['patch_size']} px patches",
                      f"{_fmt(r['micrographs_per_second'])} micrographs/s (read {_fmt(r['read_s'])} s, "
                      f"preprocess {_fmt(r['preprocess_s'])} s per micrograph)", cmd))
+    if "particles" in results:
+        r, cmd = results["particles"]["result"], results["particles"]["command"]
+        for row in r["configurations"]:
+            rows.append((
+                "measure_particles alone",
+                f"{r['size']}^2 mask, {row['particles']} particles ({row['configuration']}), "
+                f"{row.get('threads', 'default')} threads, best of {len(row['seconds'])}",
+                f"{_fmt(row['best_s'], 3)} s (CPU {_fmt(row['cpu_s'], 3)} s)", cmd))
     return rows
 
 
