@@ -81,6 +81,11 @@ def main(argv: list[str]) -> None:
               f"{number(particles['true_median_diameter_nm'])} nm ({number(particles['median_diameter_error_percent'], '+.1f')} %), "
               f"count {particles['count']} vs {particles['true_count']} "
               f"({number(particles['count_error_percent'], '+.1f')} %), instance F1 {number(particles['instance_f1'], '.3f')}")
+        if particles.get("same_particles"):
+            print(f"the same particles (matched): median diameter {number(particles['same_median_diameter'])} vs "
+                  f"{number(particles['same_true_median_diameter'])} nm "
+                  f"({number(particles['same_median_diameter_error_percent'], '+.1f')} %) over "
+                  f"{particles['same_particles']} away from the edge on both sides")
     print("seconds per stage:            "
           + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds"].items()))
 

@@ -154,8 +154,10 @@ def particle_report(result: Any, new_micrograph: Path) -> dict[str, Any]:
     def percent(value, reference):
         return None if value is None or not reference else 100.0 * (value - reference) / reference
 
-    score = score_instances(tifffile.imread(result.labels), read_mask(new_micrograph / info["labels"][0]),
-                            result.pixel_size_nm)
+    predicted_labels = tifffile.imread(result.labels)
+    true_mask = read_mask(new_micrograph / info["labels"][0])
+    score = score_instances(predicted_labels, true_mask, result.pixel_size_nm)
+    same = same_particle_diameters(predicted_labels, true_mask, result.pixel_size_nm)
     return {
         "diameter_unit": measured.get("diameter_unit"),
         "count": measured.get("count"),
@@ -169,4 +171,31 @@ def particle_report(result: Any, new_micrograph: Path) -> dict[str, Any]:
         "instance_f1": score["f1"],
         "ks_statistic": score["ks_statistic"],
         "particles_csv": result.particles_csv,
+        **same,
     }
+
+
+def same_particle_diameters(predicted_labels: Any, true_mask: Any, pixel_size_nm: float | None) -> dict[str, Any]:
+    """Median equivalent-circle diameters of the same particles on both sides: the pairs matched
+    at IoU >= 0.5 (`tem_rf.particles.match_instances`) of which neither touches the image edge.
+    Unlike the two medians of `particle_report`, a particle whose prediction reaches the edge
+    while the drawn one does not (or the reverse) leaves both samples, not just one."""
+    import numpy as np
+
+    from tem_rf.particles import instance_labels, match_instances, measure_labels
+
+    predicted, true = instance_labels(predicted_labels), instance_labels(true_mask)
+    matching = match_instances(predicted, true)
+    measured = {p.id: p for p in measure_labels(predicted, pixel_size_nm)}
+    drawn = {p.id: p for p in measure_labels(true, pixel_size_nm)}
+    pairs = [(measured[a], drawn[b]) for a, b in matching.pairs.tolist()
+             if not measured[a].touches_edge and not drawn[b].touches_edge]
+    if not pairs:
+        return {"same_particles": 0, "same_median_diameter": None, "same_true_median_diameter": None,
+                "same_median_diameter_error_percent": None}
+    mine = float(np.median([a.diameter_px for a, _ in pairs]))
+    theirs = float(np.median([b.diameter_px for _, b in pairs]))
+    scale = pixel_size_nm or 1.0
+    return {"same_particles": len(pairs), "same_median_diameter": mine * scale,
+            "same_true_median_diameter": theirs * scale,
+            "same_median_diameter_error_percent": 100.0 * (mine - theirs) / theirs}
