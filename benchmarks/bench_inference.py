@@ -58,7 +58,7 @@ _MEASURE = flags.DEFINE_boolean("measure", True, "Also time segment with vs with
 _PARTICLES_DIAMETER = flags.DEFINE_list("particles_diameter_px", ["20", "60"],
                                         "Particle diameters (px) of the mask that replaces the network's output "
                                         "in the measuring rows.")
-_MEASURE_PAIRS = flags.DEFINE_integer("measure_pairs", 7, "Pairs of segment calls with and without measuring.",
+_MEASURE_PAIRS = flags.DEFINE_integer("measure_pairs", 11, "Pairs of segment calls with and without measuring.",
                                       lower_bound=1)
 _WORKER = flags.DEFINE_string("worker_micrograph", None, "Internal: time one network on this file.")
 _WORKER_MEASURE = flags.DEFINE_boolean("worker_measure", False, "Internal: time the measuring rows too.")
