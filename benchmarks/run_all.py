@@ -188,8 +188,8 @@ def report_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for row in r["configurations"]:
             rows.append((
                 "measure_particles alone",
-                f"{r['size']}^2 mask, {row['particles']} particles ({row['configuration']}), "
-                f"{row.get('threads', 'default')} threads, best of {len(row['seconds'])}",
+                f"{r['size']}^2 mask, {row['particles']} particles ({row['configuration'].split(', 1 thread')[0]}), "
+                f"{row['threads']} thread{'' if row['threads'] == 1 else 's'}, best of {len(row['seconds'])}",
                 f"{_fmt(row['best_s'], 3)} s (CPU {_fmt(row['cpu_s'], 3)} s)", cmd))
     return rows
 
