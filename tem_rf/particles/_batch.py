@@ -451,8 +451,7 @@ def single_peaks(
 
     packed = masks if isinstance(masks, Packed) else Packed.of(masks)
     canvas, cell_rows, cell_cols = packed.canvas, packed.rows, packed.cols
-    heights, widths, cells = packed.heights, packed.widths, packed.cells
-    count = len(heights)
+    cells, count = packed.cells, len(packed.heights)
     squared = squared_distances(canvas)
     local = (squared == ndimage.maximum_filter(squared, size=3)) & canvas
     points = np.argwhere(local)

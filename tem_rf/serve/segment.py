@@ -365,7 +365,7 @@ def segment_file(
     ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
     measuring).
     """
-    from tem_rf.data.reading import InputError, read_micrograph
+    from tem_rf.data.reading import read_micrograph
 
     start = time.perf_counter()
     micrograph = read_micrograph(path, frame=frame, signal=signal)
