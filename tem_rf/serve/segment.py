@@ -365,11 +365,59 @@ def segment_file(
     ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
     measuring).
     """
+    segmented = _read_and_segment(
+        path, predictor, output_dir, tile_size=tile_size, batch_size=batch_size, threshold=threshold,
+        save_probability=save_probability, overlay=overlay, overlay_max_size=overlay_max_size, frame=frame,
+        signal=signal, measure=measure, min_particle_area_nm2=min_particle_area_nm2,
+        min_particle_area_px=min_particle_area_px, tile_progress=tile_progress,
+    )
+    result, particles = _write_segmented(segmented)
+    return (result, particles) if return_particles else result
+
+
+@dataclasses.dataclass
+class _Segmented:
+    """One micrograph read and segmented (`segment_file`'s first half), its outputs not yet
+    written (`_write_segmented`)."""
+
+    path: str | os.PathLike
+    micrograph: Any
+    probability: np.ndarray
+    mask: np.ndarray
+    files: dict[str, Path]
+    pixel_size_ok: bool
+    min_area: float | None
+    save_probability: bool
+    overlay: bool
+    overlay_max_size: int
+    start: float
+
+
+def _read_and_segment(
+    path: str | os.PathLike,
+    predictor: Predictor,
+    output_dir: str | os.PathLike,
+    *,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    batch_size: int = 1,
+    threshold: float = 0.5,
+    save_probability: bool = False,
+    overlay: bool = True,
+    overlay_max_size: int = OVERLAY_MAX_SIZE,
+    frame: int | None = None,
+    signal: str | None = None,
+    measure: bool = True,
+    min_particle_area_nm2: float | None = None,
+    min_particle_area_px: float | None = None,
+    tile_progress: bool = False,
+) -> _Segmented:
+    """`segment_file` up to its outputs: read, checked and segmented; nothing written."""
     from tem_rf.data.reading import read_micrograph
 
     start = time.perf_counter()
     micrograph = read_micrograph(path, frame=frame, signal=signal)
     pixel_size_nm = pixel_size_or_none(micrograph.pixel_size_nm)
+    min_area = None
     if measure:
         min_area = _min_particle_area(path, pixel_size_nm, min_particle_area_nm2, min_particle_area_px)
     ok = check_pixel_size(path, micrograph.pixel_size_nm, predictor.pixel_size_nm)
@@ -378,23 +426,31 @@ def segment_file(
         threshold=threshold, path=path, tile_progress=tile_progress,
     )
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
+    return _Segmented(path, micrograph, probability, mask, files, ok, min_area, save_probability, overlay,
+                      overlay_max_size, start)
+
+
+def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
+    """`segment_file`'s second half: every output of a `_read_and_segment` micrograph, and its
+    particles (empty when not measuring)."""
+    s = segmented
     # Measuring runs beside the other outputs (a thread: NumPy, SciPy and file writes release the
     # GIL for much of their work, so it overlaps the mask, probability and overlay). The labels
     # come first: the overlay is drawn and the labels TIFF written while the particles are measured.
     pool = ThreadPoolExecutor(max_workers=1)
     measured, labels = None, Future()
-    if measure:
+    if s.min_area is not None:
         measured = pool.submit(
-            _measure_and_write, path, mask, probability, pixel_size_nm, min_area,
-            files["particles_csv"], labels,
+            _measure_and_write, s.path, s.mask, s.probability, pixel_size_or_none(s.micrograph.pixel_size_nm),
+            s.min_area, s.files["particles_csv"], labels,
         )
     try:
-        result, particles = _write_outputs(path, micrograph, mask, probability, files, measured, labels, ok,
-                                           save_probability, overlay, overlay_max_size)
+        result, particles = _write_outputs(s.path, s.micrograph, s.mask, s.probability, s.files, measured, labels,
+                                           s.pixel_size_ok, s.save_probability, s.overlay, s.overlay_max_size)
     finally:
         pool.shutdown(wait=True)
-    result.seconds = time.perf_counter() - start
-    return (result, particles) if return_particles else result
+    result.seconds = time.perf_counter() - s.start
+    return result, particles
 
 
 def _write_outputs(path, micrograph, mask, probability, files, measured, labels, ok, save_probability,
@@ -653,7 +709,8 @@ def segment_files(
     summary (model, tiling, per-file results and failures) is written to ``output_dir``, unless no
     file could be segmented: then a folder this call made is removed again. A write error (disk
     full) removes the failing micrograph's outputs, and the folder if this call made it and it
-    is empty, and is raised.
+    is empty, and is raised. Each micrograph's outputs are written (and its particles measured)
+    in a thread while the next one is read and segmented.
     """
     from tem_rf.core.files import json_safe, write_json
     from tem_rf.core.progress import progress_bar
@@ -672,24 +729,60 @@ def segment_files(
 
     measure = options.get("measure", True)
     particles_of: dict[str, list] = {}
-    for path in progress_bar(paths, desc="segmenting", unit="micrograph", enabled=progress):
+
+    def remove_outputs(path: str | os.PathLike) -> None:
+        for file in output_files(path, output_dir, **_file_options(options)).values():
+            with contextlib.suppress(OSError):
+                file.unlink()
+
+    # One micrograph's outputs (and particles) are written in a thread while the next one is read
+    # and segmented: writing and measuring overlap the network instead of following it.
+    writer = ThreadPoolExecutor(max_workers=1)
+    writing: tuple[str | os.PathLike, Future] | None = None
+
+    def finish_writing() -> None:
+        """Joins the micrograph being written: its result, or its failure in file order; a
+        write error (disk full) removes its outputs and is raised."""
+        nonlocal writing
+        if writing is None:
+            return
+        path, future = writing
+        writing = None
         try:
-            result, particles = segment_file(
-                path, predictor, output_dir, return_particles=True, tile_progress=progress, **options
-            )
-            results.append(result)
-            particles_of[result.input] = particles
-        except InputError as error:
+            result, particles = future.result()
+        except InputError as error:  # e.g. too many particles: its outputs are removed already
             logger.error("%s", error)
             failures.append((str(path), str(error)))
+            return
         except BaseException:
-            # A write failed (or the user interrupted): this micrograph's outputs are incomplete.
-            for file in output_files(path, output_dir, **_file_options(options)).values():
-                with contextlib.suppress(OSError):
-                    file.unlink()
-            if not results:
-                remove_made_folders()
+            remove_outputs(path)  # incomplete
             raise
+        results.append(result)
+        particles_of[result.input] = particles
+
+    try:
+        for path in progress_bar(paths, desc="segmenting", unit="micrograph", enabled=progress):
+            try:
+                segmented = _read_and_segment(path, predictor, output_dir, tile_progress=progress, **options)
+            except InputError as error:
+                finish_writing()
+                logger.error("%s", error)
+                failures.append((str(path), str(error)))
+                continue
+            finish_writing()
+            writing = (path, writer.submit(_write_segmented, segmented))
+        finish_writing()
+    except BaseException:
+        # A write failed or the user interrupted. A micrograph still being written is waited for
+        # (a thread cannot be stopped): kept if it was written whole, else its outputs removed.
+        if writing is not None:
+            with contextlib.suppress(BaseException):
+                finish_writing()
+        if not results:
+            remove_made_folders()
+        raise
+    finally:
+        writer.shutdown(wait=True)
     if not results:
         remove_made_folders()
         return results, failures

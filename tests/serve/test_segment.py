@@ -5,6 +5,7 @@ import csv
 import json
 import logging
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -201,6 +202,51 @@ def test_segment_files_skips_bad_files_and_writes_a_summary(predictor, tmp_path)
     summary = json.loads((tmp_path / "out" / "segmentation.json").read_text())
     assert summary["halo_px"] == 24 and len(summary["results"]) == 1
     assert summary["failures"][0]["input"] == str(paths[1])
+
+
+def test_a_write_failure_while_the_next_micrograph_is_segmented_removes_its_outputs(predictor, tmp_path,
+                                                                                   monkeypatch):
+    # Micrograph a is written in a thread while b is segmented; a's overlay fails (disk full):
+    # none of a's outputs stay, b is never written, and the folder the call made goes.
+    from tem_rf.serve import segment as segment_lib
+
+    image = np.random.default_rng(3).normal(1000, 30, size=(32, 36)).astype("float32")
+    paths = [_write_tiff(tmp_path / "a.tif", image), _write_tiff(tmp_path / "b.tif", image)]
+    real = segment_lib.write_overlay
+
+    def failing(target, *args, **kwargs):
+        if Path(target).name.startswith("a_"):
+            raise OSError(28, "No space left on device")
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(segment_lib, "write_overlay", failing)
+    with pytest.raises(OSError, match="No space left"):
+        segment_files(paths, predictor, tmp_path / "out" / "deeper", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_failures_are_reported_in_file_order_when_writing_overlaps_the_next(predictor, tmp_path, monkeypatch):
+    from tem_rf.serve import segment as segment_lib
+
+    image = np.random.default_rng(4).normal(1000, 30, size=(32, 36)).astype("float32")
+    broken = image.copy()
+    broken[0, 0] = np.nan
+    paths = [_write_tiff(tmp_path / name, data) for name, data in
+             (("a.tif", image), ("b.tif", broken), ("c.tif", image))]
+    real = segment_lib._measure_and_write
+
+    def too_many(path, *args, **kwargs):
+        if Path(path).name == "a.tif":
+            raise InputError(path, "has 70000 particles, more than a uint16 label image holds (65535)")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(segment_lib, "_measure_and_write", too_many)
+    results, failures = segment_files(paths, predictor, tmp_path / "out", progress=False)
+    assert [Path(r.input).name for r in results] == ["c.tif"]
+    assert [Path(p).name for p, _ in failures] == ["a.tif", "b.tif"]
+    assert "70000 particles" in failures[0][1] and "NaN" in failures[1][1]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith("a_")) == []
+    assert (tmp_path / "out" / "c_mask.tif").exists() and (tmp_path / "out" / "c_labels.tif").exists()
 
 
 def test_expand_inputs_globs_folders_and_clashing_names(tmp_path):
