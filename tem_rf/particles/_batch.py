@@ -195,16 +195,49 @@ def calipers(vertices: np.ndarray, vertex_offsets: np.ndarray) -> tuple[np.ndarr
         which = np.flatnonzero(sizes == size)
         index = vertex_offsets[which][:, None] + np.arange(size)
         v = vertices[index]  # [g, k, 2]
-        deltas = v[:, :, None, :] - v[:, None, :, :]
-        feret_max[which] = np.sqrt((deltas * deltas).sum(axis=3).max(axis=(1, 2)))
         edges = np.roll(v, -1, axis=1) - v
         normals = np.stack([-edges[..., 1], edges[..., 0]], axis=2)
         normals /= np.sqrt((normals * normals).sum(axis=2))[..., None]
         projection = v @ normals.transpose(0, 2, 1)  # [g, vertex, edge]
-        feret_min[which] = (projection.max(axis=1) - projection.min(axis=1)).min(axis=1)
+        highest, lowest = projection.max(axis=1), projection.min(axis=1)
+        feret_min[which] = (highest - lowest).min(axis=1)
+        feret_max[which] = _diameters(v, projection, highest, lowest) if size >= 4 else _all_pairs_diameters(v)
         x, y = v[..., 0], v[..., 1]
         area[which] = 0.5 * np.abs((x * np.roll(y, -1, axis=1)).sum(axis=1) - (y * np.roll(x, -1, axis=1)).sum(axis=1))
     return feret_max, feret_min, area
+
+
+def _all_pairs_diameters(v: np.ndarray) -> np.ndarray:
+    """The largest distance between two of each polygon's vertices ``[g, k, 2]``, by all pairs."""
+    deltas = v[:, :, None, :] - v[:, None, :, :]
+    return np.sqrt((deltas * deltas).sum(axis=3).max(axis=(1, 2)))
+
+
+def _diameters(v: np.ndarray, projection: np.ndarray, highest: np.ndarray, lowest: np.ndarray) -> np.ndarray:
+    """`_all_pairs_diameters` of convex polygons without collinear vertices, from antipodal pairs.
+
+    The diameter joins two vertices on parallel supporting lines, and every such pair is an
+    endpoint of some edge with a vertex on the supporting line opposite that edge (rotating
+    calipers). ``projection`` ``[g, vertex, edge]`` holds the vertices' projections on the edge
+    normals, ``highest`` / ``lowest`` their extremes: the edge's own endpoints attain one, the
+    opposite line the other, where at most two vertices lie (the first and the last found). The
+    tolerance only has to absorb rounding: vertex coordinates are multiples of 0.5, so a vertex
+    off that line lies at least 0.25 / (hull size) px from it.
+    """
+    g, k = v.shape[:2]
+    edge = np.arange(k)
+    own = projection[:, edge, edge]  # the edge's first endpoint, on its own supporting line
+    opposite = np.where(np.abs(highest - own) > np.abs(lowest - own), highest, lowest)
+    on = np.abs(projection - opposite[:, None, :]) <= 1e-7 * (1.0 + np.abs(opposite[:, None, :]))
+    first = on.argmax(axis=1)  # [g, edge]
+    last = k - 1 - on[:, ::-1, :].argmax(axis=1)
+    rows = np.arange(g)[:, None]
+    best = np.zeros((g, k))
+    for end in (edge, (edge + 1) % k):
+        for far in (first, last):
+            delta = v[rows, end[None, :]] - v[rows, far]
+            np.maximum(best, (delta * delta).sum(axis=2), out=best)
+    return np.sqrt(best.max(axis=1))
 
 
 @dataclass(frozen=True)
