@@ -104,20 +104,34 @@ def architecture_table(
 
     Each architecture is ``(num_blocks, pool_sizes)`` or ``(num_blocks, pool_sizes, dilations)``;
     every row comes from building the model and walking its layers (paper Table S1), about half a
-    second each on a laptop CPU; ``progress`` shows a bar.
+    second each on a laptop CPU, once per process (later calls reuse the row); ``progress``
+    shows a bar over the models still to build.
     """
-    architectures = list(architectures)
+    from tem_rf.models import normalize_architecture
+
+    architectures = [normalize_architecture(arch[0], arch[1], arch[2] if len(arch) > 2 else 1)
+                     for arch in architectures]
+    todo = [arch for arch in dict.fromkeys(architectures) if arch not in _ROWS]
     if progress:
         from tem_rf.core.progress import progress_bar
 
-        architectures = progress_bar(architectures, desc="building models", unit="model")
-    rows = []
-    for arch in architectures:
-        model, row = describe_architecture(arch[0], arch[1], arch[2] if len(arch) > 2 else 1, pixel_size_nm)
-        rows.append(row)
+        todo = progress_bar(todo, desc="building models", unit="model")
+    for arch in todo:
+        model, _ROWS[arch] = describe_architecture(*arch)
         del model
         keras.backend.clear_session()
+    rows = []
+    for arch in architectures:
+        row = dict(_ROWS[arch], pool_sizes=list(arch[1]), dilations=list(arch[2]))
+        if pixel_size_nm is not None:
+            row["receptive_field_nm"] = row["receptive_field_px"] * pixel_size_nm  # ReceptiveField.nanometres
+        rows.append(row)
     return rows
+
+
+# Rows already built in this process, by normalised architecture and without nm: a sweep, its
+# TensorBoard record and `recommend` ask for the same networks, and building one takes a while.
+_ROWS: dict[tuple, dict[str, Any]] = {}
 
 
 

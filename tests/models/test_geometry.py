@@ -29,6 +29,24 @@ def test_n2_table_from_architecture_table():
     assert all(r["trainable_params"] == 8074 for r in rows)
 
 
+def test_architecture_table_rows_are_built_once_and_equal_a_fresh_build(monkeypatch):
+    from tem_rf.models import architectures
+
+    monkeypatch.setattr(architectures, "_ROWS", {})
+    archs = [(2, (2, 4)), (2, 2, (1, 1, 2)), (2, (2, 4))]
+    built = []
+    real = architectures.describe_architecture
+    monkeypatch.setattr(architectures, "describe_architecture", lambda *a: built.append(a) or real(*a))
+    first = rf_lib.architecture_table(archs, pixel_size_nm=0.05)
+    again = rf_lib.architecture_table(archs[:2])
+    assert built == [(2, (2, 4), (1, 1, 1)), (2, (2, 2), (1, 1, 2))]  # each network once
+    _, fresh = real(2, (2, 4), 1, 0.05)
+    assert first[0] == first[2] == fresh and first[0]["receptive_field_nm"] == pytest.approx(64 * 0.05)
+    assert again[0]["receptive_field_nm"] is None and again[1]["dilations"] == [1, 1, 2]
+    first[0]["pool_sizes"].append(99)  # rows are the caller's: the cache is not changed through them
+    assert rf_lib.architecture_table(archs[:1])[0]["pool_sizes"] == [2, 4]
+
+
 @pytest.mark.parametrize(
     "pools,pixel_size,nm,digits",
     [
