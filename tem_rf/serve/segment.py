@@ -350,7 +350,8 @@ def segment_file(
     min_particle_area_px: float | None = None,
     return_particles: bool = False,
     tile_progress: bool = False,
-) -> SegmentationResult | tuple[SegmentationResult, list]:
+    _deferred: bool = False,
+) -> SegmentationResult | tuple[SegmentationResult, list] | _Segmented:
     """Reads, segments and writes one micrograph; every output is written atomically.
 
     Writes ``<stem>_mask.tif`` (uint8, 0 background / `MASK_VALUE` particle), optionally
@@ -363,55 +364,9 @@ def segment_file(
     to `tem_rf.data.reading.read_micrograph` (one frame of a stack; a signal by title). Raises
     `tem_rf.data.reading.InputError` for unreadable or unusable files. With
     ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
-    measuring).
+    measuring). ``_deferred`` (for `segment_files`): read and segment only, and return what
+    `_write_segmented` writes.
     """
-    segmented = _read_and_segment(
-        path, predictor, output_dir, tile_size=tile_size, batch_size=batch_size, threshold=threshold,
-        save_probability=save_probability, overlay=overlay, overlay_max_size=overlay_max_size, frame=frame,
-        signal=signal, measure=measure, min_particle_area_nm2=min_particle_area_nm2,
-        min_particle_area_px=min_particle_area_px, tile_progress=tile_progress,
-    )
-    result, particles = _write_segmented(segmented)
-    return (result, particles) if return_particles else result
-
-
-@dataclasses.dataclass
-class _Segmented:
-    """One micrograph read and segmented (`segment_file`'s first half), its outputs not yet
-    written (`_write_segmented`)."""
-
-    path: str | os.PathLike
-    micrograph: Any
-    probability: np.ndarray
-    mask: np.ndarray
-    files: dict[str, Path]
-    pixel_size_ok: bool
-    min_area: float | None
-    save_probability: bool
-    overlay: bool
-    overlay_max_size: int
-    start: float
-
-
-def _read_and_segment(
-    path: str | os.PathLike,
-    predictor: Predictor,
-    output_dir: str | os.PathLike,
-    *,
-    tile_size: int | None = DEFAULT_TILE_SIZE,
-    batch_size: int = 1,
-    threshold: float = 0.5,
-    save_probability: bool = False,
-    overlay: bool = True,
-    overlay_max_size: int = OVERLAY_MAX_SIZE,
-    frame: int | None = None,
-    signal: str | None = None,
-    measure: bool = True,
-    min_particle_area_nm2: float | None = None,
-    min_particle_area_px: float | None = None,
-    tile_progress: bool = False,
-) -> _Segmented:
-    """`segment_file` up to its outputs: read, checked and segmented; nothing written."""
     from tem_rf.data.reading import read_micrograph
 
     start = time.perf_counter()
@@ -426,12 +381,34 @@ def _read_and_segment(
         threshold=threshold, path=path, tile_progress=tile_progress,
     )
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
-    return _Segmented(path, micrograph, probability, mask, files, ok, min_area, save_probability, overlay,
-                      overlay_max_size, start)
+    segmented = _Segmented(path, micrograph, probability, mask, files, ok, min_area, save_probability, overlay,
+                           overlay_max_size, start)
+    if _deferred:  # `segment_files` writes it while the next micrograph is segmented
+        return segmented
+    result, particles = _write_segmented(segmented)
+    return (result, particles) if return_particles else result
+
+
+@dataclasses.dataclass
+class _Segmented:
+    """One micrograph read and segmented (`segment_file` with ``_deferred``), its outputs not
+    yet written (`_write_segmented`)."""
+
+    path: str | os.PathLike
+    micrograph: Any
+    probability: np.ndarray
+    mask: np.ndarray
+    files: dict[str, Path]
+    pixel_size_ok: bool
+    min_area: float | None
+    save_probability: bool
+    overlay: bool
+    overlay_max_size: int
+    start: float
 
 
 def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
-    """`segment_file`'s second half: every output of a `_read_and_segment` micrograph, and its
+    """`segment_file`'s second half: every output of a `_Segmented` micrograph, and its
     particles (empty when not measuring)."""
     s = segmented
     # Measuring runs beside the other outputs (a thread: NumPy, SciPy and file writes release the
@@ -763,7 +740,8 @@ def segment_files(
     try:
         for path in progress_bar(paths, desc="segmenting", unit="micrograph", enabled=progress):
             try:
-                segmented = _read_and_segment(path, predictor, output_dir, tile_progress=progress, **options)
+                segmented = segment_file(path, predictor, output_dir, tile_progress=progress, _deferred=True,
+                                         **options)
             except InputError as error:
                 finish_writing()
                 logger.error("%s", error)
