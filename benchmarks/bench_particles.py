@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
 
     from tem_rf.core.files import write_json
     from tem_rf.particles import measure_particles, summarise
-    from tem_rf.particles.measure import fill_holes
+    from tem_rf.particles.measure import default_threads, fill_holes
 
     size = _SIZE.value
     diameter_px = (float(_DIAMETER.value[0]), float(_DIAMETER.value[1]))
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
     }
     rows = []
     particles = None
-    default_threads = min(4, len(os.sched_getaffinity(0)))  # measure_particles' default
+    threads = default_threads()
     for name, options in configurations.items():
         seconds, cpu_seconds = [], []
         for _ in range(_REPEATS.value):
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
         found = result[0] if isinstance(result, tuple) else result
         if particles is None:
             particles = found
-        rows.append({"configuration": name, "threads": options.get("threads", default_threads),
+        rows.append({"configuration": name, "threads": options.get("threads", threads),
                      "particles": len(found), "seconds": [round(s, 3) for s in seconds],
                      "best_s": round(min(seconds), 3), "cpu_s": round(min(cpu_seconds), 3)})
     start = time.perf_counter()

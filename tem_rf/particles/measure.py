@@ -460,6 +460,12 @@ def _probability(probability: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     return probability
 
 
+def default_threads() -> int:
+    """`measure_particles`' default number of threads: the CPUs this process may use, at most 4."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(4, available)
+
+
 def measure_particles(
     mask: Any,
     pixel_size_nm: float | None = None,
@@ -495,7 +501,7 @@ def measure_particles(
     if split_depth_px < 0 or split_depth_fraction < 0:
         raise ValueError("split depths must be >= 0")
     if threads is None:
-        threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        threads = default_threads()
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     split = (split_depth_px, split_depth_fraction) if split_touching else None
