@@ -54,22 +54,20 @@ class Runs:
         start = np.flatnonzero(value)
         return cls(value[start], row[start], col[start], col[start + 1] - 1)
 
-    def sums(self, values: np.ndarray, block_pixels: int = 1 << 22) -> np.ndarray:
-        """The sum of ``values`` (same shape as the labels) over each run, in float64, from
-        cumulative sums along the rows, ``block_pixels`` at a time."""
-        height, width = values.shape
-        out = np.empty(len(self.row))
-        rows = max(1, block_pixels // max(width, 1))
-        bounds = np.searchsorted(self.row, np.arange(0, height + rows, rows))
-        for block, top in enumerate(range(0, height, rows)):
-            a, z = bounds[block], bounds[block + 1]
-            if a == z:
-                continue
-            cumulative = np.zeros((min(rows, height - top), width + 1))
-            np.cumsum(values[top : top + rows], axis=1, dtype=np.float64, out=cumulative[:, 1:])
-            row = self.row[a:z] - top
-            out[a:z] = cumulative[row, self.last[a:z] + 1] - cumulative[row, self.first[a:z]]
-        return out
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """The sum of ``values`` (same shape as the labels) over each run, in float64: one
+        ``np.add.reduceat`` over the pixels from the first run's start to the last run's end
+        (the sums between runs are dropped)."""
+        width = values.shape[1]
+        if not len(self.row):
+            return np.zeros(0)
+        flat = np.ascontiguousarray(values).reshape(-1)
+        bounds = np.empty(2 * len(self.row), dtype=np.intp)
+        bounds[0::2] = self.row * width + self.first
+        bounds[1::2] = self.row * width + self.last + 1
+        if bounds[-1] == flat.size:  # the last run ends the image: its sum runs to the end
+            bounds = bounds[:-1]
+        return np.add.reduceat(flat, bounds, dtype=np.float64)[0::2]
 
 
 def row_extents(runs: Runs, ids: np.ndarray, row0: np.ndarray, col0: np.ndarray,
@@ -318,12 +316,37 @@ def measure_all(labels: np.ndarray, pixel_size_nm: float | None, probability: np
 # Splitting touching particles: the single-peak test of every component at once
 
 
-def squared_distances(mask: np.ndarray) -> np.ndarray:
-    """The squared Euclidean distance transform of ``mask`` (int32, exact): squared distance of
-    every pixel to the nearest 0. ``np.sqrt`` of it in float64 is
+_FLOAT32_EXACT = 1 << 24  # integers below this are exact in float32
+
+
+def squared_distances(mask: np.ndarray, threads: int = 1) -> np.ndarray:
+    """The squared Euclidean distance transform of ``mask``, exact: squared distance of every
+    pixel to the nearest 0 (an integer, as float32). ``np.sqrt`` of it in float64 is
     ``scipy.ndimage.distance_transform_edt(mask)``, bit for bit (the same sums of two integer
     squares, then the same correctly rounded square root); comparing squares spares the square
-    roots where only the order matters (local maxima, minima along a line)."""
+    roots where only the order matters (local maxima, minima along a line).
+
+    The ``edt`` package (Felzenszwalb-Huttenlocher, float32) computes it at twice SciPy's speed;
+    its sums of integer squares are exact while below 2**24, which holds when every pixel is
+    within 4096 px of a 0 (a canvas whose border is background and whose shorter side is under
+    8192 px). Larger distances go to SciPy (`scipy_squared_distances`). ``edt`` holds the GIL
+    while it works, so a caller whose other threads would only wait gives it ``threads``."""
+    import edt
+
+    if not mask.size:
+        return scipy_squared_distances(mask)
+    height, width = mask.shape
+    border = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+    # The farthest any pixel can be from a 0: half the shorter side with a background border
+    # (packed canvases have one), else the diagonal.
+    farthest = (height - 1) ** 2 + (width - 1) ** 2 if border else (min(height, width) // 2 + 1) ** 2
+    if farthest >= _FLOAT32_EXACT:
+        return scipy_squared_distances(mask)
+    return edt.edtsq(np.ascontiguousarray(mask, dtype=bool), black_border=False, parallel=threads)
+
+
+def scipy_squared_distances(mask: np.ndarray) -> np.ndarray:
+    """`squared_distances` from SciPy's feature transform (int32; slower, exact at any size)."""
     features = np.zeros((2, *mask.shape), dtype=np.int32)
     ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True, indices=features)
     rows = features[0]
@@ -462,7 +485,7 @@ def _all_linked_to_top(points, values, point_owner, pending, half, depth, square
 
 
 def single_peaks(
-    masks: Sequence[np.ndarray] | Packed, depth_px: float, depth_fraction: float,
+    masks: Sequence[np.ndarray] | Packed, depth_px: float, depth_fraction: float, threads: int = 1,
 ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, float]]]:
     """`measure._one_peak` of every component (``masks``: each one's bounding-box mask), from
     one distance transform of all of them packed side by side.
@@ -478,6 +501,7 @@ def single_peaks(
 
     Returns ``(one, squared, depth)``: ``one[i]`` True where component ``i`` certainly has one
     h-maximum; the canvas's squared distances and each component's h (for `split_exact`).
+    ``threads``: for the distance transform (`squared_distances`).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -485,7 +509,7 @@ def single_peaks(
     packed = masks if isinstance(masks, Packed) else Packed.of(masks)
     canvas, cell_rows, cell_cols = packed.canvas, packed.rows, packed.cols
     cells, count = packed.cells, len(packed.heights)
-    squared = squared_distances(canvas)
+    squared = squared_distances(canvas, threads)
     local = (squared == ndimage.maximum_filter(squared, size=3)) & canvas
     points = np.argwhere(local)
     values = np.sqrt(squared[local].astype(np.float64))

@@ -261,19 +261,68 @@ def _split(
     return _split_exact(distance, padded, depth)
 
 
+LEVEL_SET_PEAKS_UP_TO = 8  # components with more local maxima get their h-maxima by reconstruction
+
+
+def h_maxima_markers(distance: np.ndarray, inside: np.ndarray, depth: float) -> tuple[np.ndarray, int]:
+    """The h-maxima (h = ``depth``) of ``distance`` within ``inside``, labelled (8-connected,
+    numbered in raster order): ``label(local_maxima(reconstruction(distance - depth, distance))
+    & inside)``, which `_markers_by_reconstruction` computes literally.
+
+    The regional maxima of that reconstruction are exactly the connected components C of the
+    upper level sets ``{distance - depth >= t}`` whose highest pixel lies ``depth`` above t: the
+    reconstruction equals t on such a C (its top's seed spreads over it and nothing higher does)
+    and is below t around it. Every C holds a 3x3 local maximum of its own height, so visiting
+    the local maxima from the highest down, each one not yet inside a visited C gives one level
+    set to label; C is an h-maximum when nothing in it is higher than that maximum. A few local
+    maxima cost a few labellings of the box, far cheaper than the reconstruction's sort of every
+    pixel; with more than `LEVEL_SET_PEAKS_UP_TO` the reconstruction is used. One difference,
+    where it does not matter: when the whole box is one plateau of the reconstruction (one
+    h-maximum whose level set takes in the background), scikit-image's ``local_maxima`` finds no
+    maximum and this finds that one; either way there is nothing to split.
+    """
+    local = (distance == ndimage.maximum_filter(distance, size=3)) & inside
+    flat = np.flatnonzero(local)
+    if len(flat) > LEVEL_SET_PEAKS_UP_TO:
+        return _markers_by_reconstruction(distance, inside, depth)
+    seeds = distance - depth  # the reconstruction's seed, in the same arithmetic
+    order = np.argsort(-distance.reshape(-1)[flat], kind="stable")
+    covered = np.zeros(distance.shape, dtype=bool)
+    tops: list[tuple[int, np.ndarray]] = []
+    for index in flat[order].tolist():
+        at = np.unravel_index(index, distance.shape)
+        if covered[at]:  # inside the level set of a higher (or equal) maximum: not a top of its own
+            continue
+        level, _ = ndimage.label(distance >= seeds[at], structure=_EIGHT)
+        region = level == level[at]
+        covered |= region
+        if seeds[region].max() == seeds[at]:
+            tops.append((int(np.flatnonzero(region)[0]), region))
+    markers = np.zeros(distance.shape, dtype=np.int32)
+    for number, (_, region) in enumerate(sorted(tops, key=lambda top: top[0]), start=1):
+        markers[region] = number
+    return markers, len(tops)
+
+
+def _markers_by_reconstruction(distance: np.ndarray, inside: np.ndarray, depth: float) -> tuple[np.ndarray, int]:
+    """`h_maxima_markers` by its definition: the regional maxima of the distance transform
+    lowered by ``depth`` and rebuilt under itself (peaks less than ``depth`` above their saddle
+    merge into one plateau)."""
+    from skimage.morphology import local_maxima, reconstruction
+
+    rebuilt = reconstruction(distance - depth, distance, method="dilation")
+    tops = local_maxima(rebuilt, connectivity=2) & inside
+    return ndimage.label(tops, structure=_EIGHT)
+
+
 def _split_exact(
     distance: np.ndarray, padded: np.ndarray, depth: float
 ) -> list[tuple[np.ndarray, int, int]] | None:
     """`_split` after the single-peak shortcut: the h-maxima and the watershed, given the
     distance transform of the padded component box."""
-    from skimage.morphology import local_maxima, reconstruction
     from skimage.segmentation import watershed
 
-    # The h-maxima: the regional maxima of the distance transform lowered by ``depth`` and
-    # rebuilt under itself (peaks less than ``depth`` above their saddle merge into one plateau).
-    rebuilt = reconstruction(distance - depth, distance, method="dilation")
-    tops = local_maxima(rebuilt, connectivity=2) & padded
-    markers, count = ndimage.label(tops, structure=_EIGHT)
+    markers, count = h_maxima_markers(distance, padded, depth)
     if count <= 1:
         return None
     pieces = watershed(-distance, markers, mask=padded)[1:-1, 1:-1]
@@ -600,9 +649,11 @@ def _group_instances(
     fill: bool,
     split: tuple[float, float] | None,
     min_area_px: float,
+    threads: int = 1,
 ) -> _Group:
     """One group's components packed, holes filled (noting the components a filled hole
-    swallows) and, with ``split`` (depth px, depth fraction), cut by the watershed."""
+    swallows) and, with ``split`` (depth px, depth fraction), cut by the watershed; ``threads``
+    for the distance transform (it holds the GIL: the other groups' threads wait meanwhile)."""
     packed = _batch.Packed.of([components[box] == component for component, box in candidates])
     enclosed: set[int] = set()
     if fill:
@@ -613,7 +664,7 @@ def _group_instances(
     areas = np.array([np.count_nonzero(packed.mask(k)) for k in range(len(candidates))], dtype=np.int64)
     pieces: dict[int, list[tuple[np.ndarray, int, int]]] = {}
     if split is not None:
-        one, squared, depth = _batch.single_peaks(packed, *split)
+        one, squared, depth = _batch.single_peaks(packed, *split, threads=threads)
         for k in np.flatnonzero(~one & (areas >= min_area_px)).tolist():
             # The exact test on the component's padded box (its distances are the canvas's).
             r, c, h, w = (int(packed.rows[k]), int(packed.cols[k]), int(packed.heights[k]) + 2,
@@ -654,7 +705,7 @@ def _instances_in_groups(
     cuts = [0, *np.searchsorted(sizes, sizes[-1] * np.arange(1, shares) / shares).tolist(), len(candidates)] \
         if shares else [0, 0]
     parts = [candidates[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-    groups = list(pool.map(lambda part: _group_instances(components, part, fill, split, min_area_px), parts))
+    groups = list(pool.map(lambda part: _group_instances(components, part, fill, split, min_area_px, threads), parts))
     enclosed = set().union(*(group.enclosed for group in groups))
     # Ids in scan order of the components; a split component's pieces in their own order.
     # Ids in scan order of the components (a split component's pieces in their own order); each

@@ -325,6 +325,7 @@ def test_runs_and_their_sums_equal_a_pixel_by_pixel_count():
     labels = rng.integers(0, 4, size=(37, 23)).astype(np.int32)
     labels[5] = 2  # a run filling a whole row, and rows ending and starting with the same label
     labels[6, 0] = labels[4, -1] = 2
+    labels[-1, -3:] = 3  # the last run ends the image
     values = rng.random(labels.shape).astype(np.float32)
     runs = Runs.of(labels)
     expected = []
@@ -339,4 +340,57 @@ def test_runs_and_their_sums_equal_a_pixel_by_pixel_count():
             col = end + 1
     got = list(zip(runs.label.tolist(), runs.row.tolist(), runs.first.tolist(), runs.last.tolist()))
     assert got == [e[:4] for e in expected]
-    np.testing.assert_allclose(runs.sums(values, block_pixels=50), [e[4] for e in expected], rtol=1e-6)
+    np.testing.assert_allclose(runs.sums(values), [e[4] for e in expected], rtol=1e-6)
+    assert Runs.of(np.zeros((3, 4), np.int32)).sums(values[:3, :4]).shape == (0,)
+
+
+def _blob_components(seed: int):
+    """Padded component boxes of irregular blobs, salt noise and overlapping discs."""
+    rng = np.random.default_rng(seed)
+    noise = ndimage.gaussian_filter(rng.random((120, 110)), 2.5)
+    rows, cols = np.mgrid[:120, :120]
+    discs = np.zeros((120, 120), bool)
+    for _ in range(14):
+        r, c, radius = rng.uniform(0, 120, 2).tolist() + [rng.uniform(2, 20)]
+        discs |= (rows - r) ** 2 + (cols - c) ** 2 <= radius**2
+    for mask in (noise > np.quantile(noise, 0.45), rng.random((50, 50)) > 0.4, discs):
+        components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        for index, box in enumerate(ndimage.find_objects(components), start=1):
+            yield np.pad(components[box] == index, 1)
+
+
+def test_h_maxima_by_level_sets_equal_the_reconstruction():
+    from tem_rf.particles.measure import LEVEL_SET_PEAKS_UP_TO, _markers_by_reconstruction, h_maxima_markers
+
+    split = many_peaks = 0
+    for seed in (0, 1):
+        for padded in _blob_components(seed):
+            distance = ndimage.distance_transform_edt(padded)
+            peaks = np.count_nonzero((distance == ndimage.maximum_filter(distance, size=3)) & padded)
+            many_peaks += peaks > LEVEL_SET_PEAKS_UP_TO
+            for depth in (max(2.0, 0.1 * distance.max()), 0.5, 1.0, 3.7):
+                markers, count = h_maxima_markers(distance, padded, depth)
+                expected, expected_count = _markers_by_reconstruction(distance, padded, depth)
+                if max(count, expected_count) <= 1:
+                    continue  # one h-maximum (scikit-image finds none when it spans the box)
+                split += 1
+                assert count == expected_count
+                np.testing.assert_array_equal(markers, expected)
+    assert split > 20 and many_peaks > 0
+
+
+def test_squared_distances_equal_scipy_s(monkeypatch):
+    from tem_rf.particles import _batch
+
+    rng = np.random.default_rng(3)
+    masks = [np.pad(ndimage.gaussian_filter(rng.random((90, 130)), 3) > 0.5, 1), rng.random((40, 50)) > 0.3,
+             np.pad(np.ones((301, 257), bool), 1)]  # a blob reaching the border; distances up to 129
+    masks[1][0] = True
+    for mask in masks:
+        expected = ndimage.distance_transform_edt(mask)
+        squared = _batch.squared_distances(mask)
+        np.testing.assert_array_equal(squared, _batch.scipy_squared_distances(mask))
+        np.testing.assert_array_equal(np.sqrt(squared.astype(np.float64)), expected)
+    # Beyond float32's exact integers it falls back to SciPy.
+    monkeypatch.setattr(_batch, "_FLOAT32_EXACT", 100)
+    assert _batch.squared_distances(masks[2]).dtype == np.int32
