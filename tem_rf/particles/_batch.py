@@ -433,6 +433,28 @@ class Packed:
         return np.unique(self.cells(where[:, 0], where[:, 1]))
 
 
+def local_maxima(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Flat indices, in raster order, of the pixels of ``inside`` that are at least as high as
+    their 8 neighbours in ``values``: ``flatnonzero((values == maximum_filter(values, size=3)) &
+    inside)``. The pixels at least as high as their left and right neighbours come first, from
+    two whole-image comparisons; only those few are compared with the rows above and below
+    (twice as fast as the 3x3 filter). ``inside`` must be False on the image border (a padded
+    box or a packed canvas), where the filter would reflect the image."""
+    height, width = values.shape
+    if height < 3 or width < 3 or inside[0].any() or inside[-1].any() or inside[:, 0].any() or inside[:, -1].any():
+        return np.flatnonzero((values == ndimage.maximum_filter(values, size=3)) & inside)
+    across = np.zeros(values.shape, dtype=bool)
+    np.greater_equal(values[:, 1:-1], np.maximum(values[:, :-2], values[:, 2:]), out=across[:, 1:-1])
+    across &= inside
+    flat = np.flatnonzero(across)
+    ravelled = values.reshape(-1)
+    own = ravelled[flat]
+    keep = np.ones(len(flat), dtype=bool)
+    for offset in (-width - 1, -width, -width + 1, width - 1, width, width + 1):
+        keep &= own >= ravelled[flat + offset]
+    return flat[keep]
+
+
 PAIRS_UP_TO = 16  # components with more maxima than this skip the all-pairs test (quadratic)
 
 
@@ -510,9 +532,9 @@ def single_peaks(
     canvas, cell_rows, cell_cols = packed.canvas, packed.rows, packed.cols
     cells, count = packed.cells, len(packed.heights)
     squared = squared_distances(canvas, threads)
-    local = (squared == ndimage.maximum_filter(squared, size=3)) & canvas
-    points = np.argwhere(local)
-    values = np.sqrt(squared[local].astype(np.float64))
+    local = local_maxima(squared, canvas)
+    points = np.stack(np.divmod(local, canvas.shape[1]), axis=1)
+    values = np.sqrt(squared.reshape(-1)[local].astype(np.float64))
     point_owner = cells(points[:, 0], points[:, 1])
     order = np.argsort(point_owner, kind="stable")  # by component; raster order within each
     points, values, point_owner = points[order], values[order], point_owner[order]

@@ -281,8 +281,7 @@ def h_maxima_markers(distance: np.ndarray, inside: np.ndarray, depth: float) -> 
     h-maximum whose level set takes in the background), scikit-image's ``local_maxima`` finds no
     maximum and this finds that one; either way there is nothing to split.
     """
-    local = (distance == ndimage.maximum_filter(distance, size=3)) & inside
-    flat = np.flatnonzero(local)
+    flat = _batch.local_maxima(distance, inside)
     if len(flat) > LEVEL_SET_PEAKS_UP_TO:
         return _markers_by_reconstruction(distance, inside, depth)
     seeds = distance - depth  # the reconstruction's seed, in the same arithmetic

@@ -460,15 +460,25 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
             if not labels.done():  # measuring failed before the labels: its error
                 measured.result()
             instance_labels = labels.result()
-        if overlay:
-            result.overlay = str(files["overlay"])
-            write_overlay(result.overlay, micrograph.data, mask, labels=instance_labels,
-                          max_size=overlay_max_size, background=shown)
-        particles = []
+        labels_written = None
         if measured is not None:
             from tem_rf.particles import write_labels
 
-            write_labels(files["labels"], instance_labels, micrograph.pixel_size_nm)
+            # The labels TIFF is written beside the overlay (file writes release the GIL).
+            writer = ThreadPoolExecutor(max_workers=1)
+            labels_written = writer.submit(write_labels, files["labels"], instance_labels, micrograph.pixel_size_nm)
+            writer.shutdown(wait=False)
+        try:
+            if overlay:
+                result.overlay = str(files["overlay"])
+                write_overlay(result.overlay, micrograph.data, mask, labels=instance_labels,
+                              max_size=overlay_max_size, background=shown)
+        finally:
+            if labels_written is not None:
+                wait([labels_written])  # done before any cleanup of this micrograph's files
+        particles = []
+        if measured is not None:
+            labels_written.result()
             particles, _, result.particles = measured.result()
             result.particles_csv, result.labels = str(files["particles_csv"]), str(files["labels"])
     except InputError:  # too many particles for the labels image: none of this micrograph's files
@@ -499,8 +509,10 @@ def _measure_and_write(
             )
         labels_ready.set_result(labels)
 
+    # segment's mask is 0/1 uint8: the same bytes are a bool mask, no copy needed.
+    binary = mask.view(np.bool_) if mask.dtype == np.uint8 and mask.max(initial=0) <= 1 else mask
     particles, labels = measure_particles(
-        mask, pixel_size_nm, probability=probability, min_area_px=min_area, return_labels=True,
+        binary, pixel_size_nm, probability=probability, min_area_px=min_area, return_labels=True,
         on_labels=labels_known,
     )
     write_particles_csv(csv_path, particles)

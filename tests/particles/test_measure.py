@@ -394,3 +394,17 @@ def test_squared_distances_equal_scipy_s(monkeypatch):
     # Beyond float32's exact integers it falls back to SciPy.
     monkeypatch.setattr(_batch, "_FLOAT32_EXACT", 100)
     assert _batch.squared_distances(masks[2]).dtype == np.int32
+
+
+def test_local_maxima_equal_the_3x3_maximum_filter_s():
+    from tem_rf.particles._batch import local_maxima
+
+    rng = np.random.default_rng(5)
+    for values in (rng.integers(0, 4, (40, 53)).astype(np.float32), rng.random((31, 29))):  # plateaus, then not
+        inside = rng.random(values.shape) > 0.3
+        expected = np.flatnonzero((values == ndimage.maximum_filter(values, size=3)) & inside)
+        np.testing.assert_array_equal(local_maxima(values, inside), expected)  # border inside: the filter
+        inside[[0, -1]] = False
+        inside[:, [0, -1]] = False
+        expected = np.flatnonzero((values == ndimage.maximum_filter(values, size=3)) & inside)
+        np.testing.assert_array_equal(local_maxima(values, inside), expected)

@@ -225,6 +225,23 @@ def test_a_write_failure_while_the_next_micrograph_is_segmented_removes_its_outp
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failed_labels_tiff_written_beside_the_overlay_leaves_no_file(predictor, tmp_path, monkeypatch):
+    # The labels TIFF is written in a thread while the overlay is drawn: when it fails (disk
+    # full), the overlay still finishes first and then every output of the micrograph goes.
+    import tem_rf.particles
+
+    image = np.random.default_rng(5).normal(1000, 30, size=(32, 36)).astype("float32")
+    path = _write_tiff(tmp_path / "a.tif", image)
+
+    def failing(target, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tem_rf.particles, "write_labels", failing)
+    with pytest.raises(OSError, match="No space left"):
+        segment_files([path], predictor, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_failures_are_reported_in_file_order_when_writing_overlaps_the_next(predictor, tmp_path, monkeypatch):
     from tem_rf.serve import segment as segment_lib
 
