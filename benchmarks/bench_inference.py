@@ -78,7 +78,7 @@ def _worker(micrograph: Path, num_blocks: int) -> dict:
     from tem_rf.serve.export import export_saved_model
     from tem_rf.serve.predictor import load_predictor
     from tem_rf.serve.tiling import predict_probability
-    from tem_rf.serve.segment import segment_file
+    from tem_rf.serve.segment import frozen_heap, segment_file
     from tem_rf.data.reading import read_micrograph
     from tem_rf.models import count_trainable_parameters, residual_unet
 
@@ -97,28 +97,33 @@ def _worker(micrograph: Path, num_blocks: int) -> dict:
         warmup_s = time.perf_counter() - start
         rss_ready_mb = _peak_rss_mb()
 
-        segment_s, segment_cpu_s, preprocess_s, inference_s = [], [], [], []
-        for _ in range(_REPEATS.value):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            result = segment_file(
-                micrograph, predictor, Path(tmp) / "out", tile_size=tile,
-                batch_size=_BATCH_SIZE.value, measure=False,
-            )
-            segment_s.append(time.perf_counter() - start)
-            segment_cpu_s.append(time.process_time() - start_cpu)
-        peak_mb = _peak_rss_mb()
+        # As the segment command does (`segment_micrographs`): the loaded model's objects out of
+        # full garbage collections while micrographs are segmented.
+        with frozen_heap():
+            segment_s, segment_cpu_s, preprocess_s, inference_s = [], [], [], []
+            for _ in range(_REPEATS.value):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                result = segment_file(
+                    micrograph, predictor, Path(tmp) / "out", tile_size=tile,
+                    batch_size=_BATCH_SIZE.value, measure=False,
+                )
+                segment_s.append(time.perf_counter() - start)
+                segment_cpu_s.append(time.process_time() - start_cpu)
+            peak_mb = _peak_rss_mb()
 
-        image = read_micrograph(micrograph).data
-        for _ in range(_REPEATS.value):
-            start = time.perf_counter()
-            standardised = preprocess_micrograph(image, predictor.xray_threshold)
-            preprocess_s.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            predict_probability(
-                standardised, predictor, tile_size=tile, batch_size=_BATCH_SIZE.value
-            )
-            inference_s.append(time.perf_counter() - start)
-        measuring = _measure_rows(micrograph, predictor, Path(tmp) / "measure", tile) if _WORKER_MEASURE.value else {}
+            image = read_micrograph(micrograph).data
+            for _ in range(_REPEATS.value):
+                start = time.perf_counter()
+                standardised = preprocess_micrograph(image, predictor.xray_threshold)
+                preprocess_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                predict_probability(
+                    standardised, predictor, tile_size=tile, batch_size=_BATCH_SIZE.value
+                )
+                inference_s.append(time.perf_counter() - start)
+            measuring = {}
+            if _WORKER_MEASURE.value:
+                measuring = _measure_rows(micrograph, predictor, Path(tmp) / "measure", tile)
     return {
         "num_blocks": num_blocks,
         "pool_sizes": [_POOL_SIZE.value] * num_blocks,

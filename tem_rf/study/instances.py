@@ -194,7 +194,9 @@ def measure_instances(
     from tem_rf.data.dataset import find_image_files, match_masks
     from tem_rf.data.reading import InputError, read_micrograph
     from tem_rf.particles import measure_particles, pool_scores, score_instances
-    from tem_rf.serve.segment import _min_particle_area, check_threshold, describe_predictor, segment_image
+    from tem_rf.serve.segment import (
+        _min_particle_area, check_threshold, describe_predictor, frozen_heap, segment_image,
+    )
 
     if method not in METHODS:
         raise InputError(None, f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -225,26 +227,27 @@ def measure_instances(
         on_ready(description)
 
     scored = []
-    for image_path, mask_path in progress_bar(pairs, desc="measuring", unit="micrograph", enabled=progress):
-        start = time.perf_counter()
-        micrograph = read_micrograph(image_path)
-        true = read_instances(mask_path)
-        if true.shape != micrograph.data.shape:
-            raise InputError(
-                mask_path, f"is {true.shape[0]}x{true.shape[1]} px, but its micrograph {image_path.name} is "
-                f"{micrograph.data.shape[0]}x{micrograph.data.shape[1]} px"
-            )
-        pixel_size = pixel_size_or_none(micrograph.pixel_size_nm) or pixel_size_or_none(pixel_size_nm)
-        min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
-        extra: dict[str, Any] = {}
-        if method == "network":
-            probability, mask = segment_image(micrograph.data, predictor, tile_size=tile_size,
-                                              batch_size=batch_size, threshold=threshold, path=image_path)
-        else:
-            mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
-        _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,
-                                         return_labels=True)
-        scored.append((image_path, mask_path, pixel_size, predicted, true, extra, time.perf_counter() - start))
+    with frozen_heap():  # a loaded model's objects stay out of full garbage collections
+        for image_path, mask_path in progress_bar(pairs, desc="measuring", unit="micrograph", enabled=progress):
+            start = time.perf_counter()
+            micrograph = read_micrograph(image_path)
+            true = read_instances(mask_path)
+            if true.shape != micrograph.data.shape:
+                raise InputError(
+                    mask_path, f"is {true.shape[0]}x{true.shape[1]} px, but its micrograph {image_path.name} is "
+                    f"{micrograph.data.shape[0]}x{micrograph.data.shape[1]} px"
+                )
+            pixel_size = pixel_size_or_none(micrograph.pixel_size_nm) or pixel_size_or_none(pixel_size_nm)
+            min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
+            extra: dict[str, Any] = {}
+            if method == "network":
+                probability, mask = segment_image(micrograph.data, predictor, tile_size=tile_size,
+                                                  batch_size=batch_size, threshold=threshold, path=image_path)
+            else:
+                mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
+            _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,
+                                             return_labels=True)
+            scored.append((image_path, mask_path, pixel_size, predicted, true, extra, time.perf_counter() - start))
 
     known = all(item[2] is not None for item in scored)
     if not known and any(item[2] is not None for item in scored):

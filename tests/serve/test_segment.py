@@ -550,3 +550,21 @@ def test_tiles_of_a_large_micrograph_show_progress(predictor, capsys):
     predict_probability(image, predictor, tile_size=None, progress_desc="one pass")
     predict_probability(image, predictor, tile_size=64)
     assert capsys.readouterr().err == ""  # one network call, or no description: nothing to show
+
+
+def test_frozen_heap_keeps_alive_objects_out_of_collections_and_hands_them_back():
+    import gc
+
+    from tem_rf.serve.segment import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # everything alive at entry
+        with frozen_heap():  # already frozen: left as it is
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), frozen_heap():
+        raise RuntimeError("a failure inside")
+    assert gc.get_freeze_count() == 0
