@@ -1,6 +1,6 @@
 """Particles: instances from a segmentation, their sizes, and scoring them against ground truth.
 
-NumPy, SciPy and scikit-image only (no TensorFlow). `measure_particles` and `summarise` are
+NumPy, SciPy, scikit-image and edt only (no TensorFlow). `measure_particles` and `summarise` are
 imported with the package; matching against ground truth on first use.
 """
 
