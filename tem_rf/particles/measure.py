@@ -17,18 +17,19 @@ the image area. The components are not visited one by one, though: per-call over
 dominate at thousands of particles. The components are split into consecutive groups, one per
 thread (``threads``; NumPy, SciPy and scikit-image release the GIL for most of the work, and the
 results do not depend on the number). `tem_rf.particles._batch` packs each group's boxes into one
-canvas for a single distance transform and runs the single-peak test on all of them at once
-(only components with two or more h-maxima candidates go through the reconstruction and the
-watershed one by one); the group's particles are then measured together from that canvas. The
-results are those of the per-particle reference (`_measure_particles_each`, kept for the tests):
-the same labels and values, the mean probability summed in float64. A 4096x4096 mask with ~3200
-particles takes about 0.45 s with 2 threads, 0.65 s with one (``benchmarks/bench_particles.py``);
-`segment` overlaps it with writing its other outputs (``benchmarks/bench_inference.py``: it adds
-about 18 % to segmenting a 4096x4096 micrograph with N=2 on 2 CPU cores).
+canvas for a single distance transform (the ``edt`` package: exact, twice SciPy's speed) and runs
+the single-peak test on all of them at once; only components with two or more h-maxima
+candidates get their h-maxima (`h_maxima_markers`, from level sets) and the watershed one by
+one. The group's particles are then measured together from that canvas. The results are those
+of the per-particle reference (`_measure_particles_each`, kept for the tests): the same labels
+and values, the mean probability summed in float64. A 4096x4096 mask with ~3200 particles takes
+about 0.33 s with 2 threads, 0.44 s with one (``benchmarks/bench_particles.py``); `segment`
+overlaps it with writing its other outputs (``benchmarks/bench_inference.py``: it adds about
+21 % to segmenting a 4096x4096 micrograph with N=2 on 2 CPU cores).
 
-Masks with huge components that hold many distance maxima (an untrained network's noise: one
-component spanning the image) are slow: the reconstruction of such a component's box sorts all
-its pixels, about 9 s for a 65 %-filled 4096x4096 noise mask.
+Masks made of thousands of irregular blobs (a poorly trained network's noise) are slower, since
+most blobs are split one by one: about 6 s for a 40 %-filled 4096x4096 noise mask, 2 s for a
+65 %-filled one (one blob spanning the image).
 
 Conventions (pixel units; nm = px * pixel size):
 
@@ -261,7 +262,7 @@ def _split(
     return _split_exact(distance, padded, depth)
 
 
-LEVEL_SET_PEAKS_UP_TO = 8  # components with more local maxima get their h-maxima by reconstruction
+LEVEL_SETS_UP_TO = 16  # labellings tried before a component's h-maxima go to the reconstruction
 
 
 def h_maxima_markers(distance: np.ndarray, inside: np.ndarray, depth: float) -> tuple[np.ndarray, int]:
@@ -270,28 +271,31 @@ def h_maxima_markers(distance: np.ndarray, inside: np.ndarray, depth: float) -> 
     & inside)``, which `_markers_by_reconstruction` computes literally.
 
     The regional maxima of that reconstruction are exactly the connected components C of the
-    upper level sets ``{distance - depth >= t}`` whose highest pixel lies ``depth`` above t: the
+    upper level sets ``{distance >= t}`` whose highest pixel lies ``depth`` above t: the
     reconstruction equals t on such a C (its top's seed spreads over it and nothing higher does)
     and is below t around it. Every C holds a 3x3 local maximum of its own height, so visiting
     the local maxima from the highest down, each one not yet inside a visited C gives one level
-    set to label; C is an h-maximum when nothing in it is higher than that maximum. A few local
-    maxima cost a few labellings of the box, far cheaper than the reconstruction's sort of every
-    pixel; with more than `LEVEL_SET_PEAKS_UP_TO` the reconstruction is used. One difference,
-    where it does not matter: when the whole box is one plateau of the reconstruction (one
-    h-maximum whose level set takes in the background), scikit-image's ``local_maxima`` finds no
-    maximum and this finds that one; either way there is nothing to split.
+    set to label; C is an h-maximum when nothing in it is higher than that maximum. A few
+    labellings of the box are far cheaper than the reconstruction's sort of every pixel; a
+    component that needs more than `LEVEL_SETS_UP_TO` (a noisy blob) goes to the reconstruction.
+    One difference, where it does not matter: when the whole box is one plateau of the
+    reconstruction (one h-maximum whose level set takes in the background), scikit-image's
+    ``local_maxima`` finds no maximum and this finds that one; either way there is nothing to
+    split.
     """
     flat = _batch.local_maxima(distance, inside)
-    if len(flat) > LEVEL_SET_PEAKS_UP_TO:
-        return _markers_by_reconstruction(distance, inside, depth)
     seeds = distance - depth  # the reconstruction's seed, in the same arithmetic
     order = np.argsort(-distance.reshape(-1)[flat], kind="stable")
     covered = np.zeros(distance.shape, dtype=bool)
     tops: list[tuple[int, np.ndarray]] = []
+    labellings = 0
     for index in flat[order].tolist():
         at = np.unravel_index(index, distance.shape)
         if covered[at]:  # inside the level set of a higher (or equal) maximum: not a top of its own
             continue
+        if labellings == LEVEL_SETS_UP_TO:
+            return _markers_by_reconstruction(distance, inside, depth)
+        labellings += 1
         level, _ = ndimage.label(distance >= seeds[at], structure=_EIGHT)
         region = level == level[at]
         covered |= region
