@@ -414,6 +414,20 @@ class Packed:
             canvas[r + 1 : r + 1 + mask.shape[0], c + 1 : c + 1 + mask.shape[1]] = mask
         return cls(canvas, rows, cols, heights, widths, cells)
 
+    @classmethod
+    def of_components(cls, labels: np.ndarray, components: Sequence[tuple[int, tuple[slice, slice]]]) -> "Packed":
+        """`of` the masks ``labels[box] == label`` of ``components`` (``(label, box)`` pairs),
+        each compared straight into its place in the canvas."""
+        boxes = np.array([(b[0].start, b[0].stop, b[1].start, b[1].stop) for _, b in components],
+                         dtype=np.int64).reshape(-1, 4)
+        heights, widths = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
+        rows, cols, height, width, cells = _pack(heights + 1, widths + 1, cells=True)
+        canvas = np.zeros((height + 1, width + 1), dtype=bool)
+        for (label, box), r, c, h, w in zip(components, rows.tolist(), cols.tolist(), heights.tolist(),
+                                            widths.tolist()):
+            np.equal(labels[box], label, out=canvas[r + 1 : r + 1 + h, c + 1 : c + 1 + w])
+        return cls(canvas, rows, cols, heights, widths, cells)
+
     def mask(self, k: int) -> np.ndarray:
         r, c = int(self.rows[k]) + 1, int(self.cols[k]) + 1
         return self.canvas[r : r + int(self.heights[k]), c : c + int(self.widths[k])]

@@ -657,7 +657,7 @@ def _group_instances(
     """One group's components packed, holes filled (noting the components a filled hole
     swallows) and, with ``split`` (depth px, depth fraction), cut by the watershed; ``threads``
     for the distance transform (it holds the GIL: the other groups' threads wait meanwhile)."""
-    packed = _batch.Packed.of([components[box] == component for component, box in candidates])
+    packed = _batch.Packed.of_components(components, candidates)
     enclosed: set[int] = set()
     if fill:
         for k in packed.fill_holes().tolist():
