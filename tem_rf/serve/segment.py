@@ -193,7 +193,11 @@ def overlay_background(
     image: np.ndarray, mask: np.ndarray, *, max_size: int = OVERLAY_MAX_SIZE
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The overlay's micrograph as RGB (contrast 0.5-99.5 percentile, block-averaged to at most
-    ``max_size`` px) and the mask at that scale (block max): ``(rgb, mask, factor)``."""
+    ``max_size`` px) and the mask's outline (inner boundary pixels) at that scale, of the mask's
+    block max: ``(rgb, outline, factor)``. It needs no particle, so `segment_file` draws it while
+    the particles are found."""
+    from skimage.segmentation import find_boundaries
+
     factor = max(1, math.ceil(max(image.shape) / max_size))
     shown = np.asarray(image, np.float32)
     shown_mask = np.asarray(mask) > 0
@@ -204,7 +208,7 @@ def overlay_background(
         shown_mask = _block_max(shown_mask, factor)
     low, high = np.percentile(shown, (0.5, 99.5))
     grey = np.clip((shown - low) / max(high - low, 1e-12) * 255, 0, 255).astype(np.uint8)
-    return np.repeat(grey[:, :, None], 3, axis=2), shown_mask, factor
+    return np.repeat(grey[:, :, None], 3, axis=2), find_boundaries(shown_mask, mode="inner"), factor
 
 
 def write_overlay(
@@ -233,14 +237,14 @@ def write_overlay(
 
     from tem_rf.core.files import atomic_path
 
-    rgb, shown_mask, factor = background or overlay_background(image, mask, max_size=max_size)
+    rgb, mask_outline, factor = background or overlay_background(image, mask, max_size=max_size)
     shown_labels = None if labels is None else np.asarray(labels)
     if shown_labels is not None and factor > 1:
         shown_labels = _block_max(shown_labels, factor)
     if shown_labels is None:
-        rgb[find_boundaries(shown_mask, mode="inner")] = OVERLAY_COLOUR
+        rgb[mask_outline] = OVERLAY_COLOUR
     else:
-        rgb[find_boundaries(shown_mask, mode="inner")] = MASK_OUTLINE_COLOUR
+        rgb[mask_outline] = MASK_OUTLINE_COLOUR
         rgb[find_boundaries(shown_labels, mode="inner") & (shown_labels > 0)] = OVERLAY_COLOUR
     with atomic_path(target) as tmp:
         # zlib level 1: on micrographs 4x faster than the default 6, and the file is smaller.
