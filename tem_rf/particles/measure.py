@@ -613,18 +613,29 @@ class _Group:
         canvas (local ids from 1), with their boxes."""
         packed = self.packed
         canvas_labels = np.zeros(packed.canvas.shape, dtype=np.int32)
-        canvas_boxes, image_boxes, cells = [], [], []
+        canvas_boxes, image_boxes, cells, pieces = [], [], [], []
+        rows, cols = (packed.rows + 1).tolist(), (packed.cols + 1).tolist()
         for k, parts in kept:
             box = self.candidates[k][1]
-            r0, c0 = box[0].start, box[1].start
-            cr, cc = int(packed.rows[k]) + 1, int(packed.cols[k]) + 1
-            cells.append(((slice(cr, cr + box[0].stop - r0), slice(cc, cc + box[1].stop - c0)), box))
+            r0, c0, cr, cc = box[0].start, box[1].start, rows[k], cols[k]
+            cell = (slice(cr, cr + box[0].stop - r0), slice(cc, cc + box[1].stop - c0))
+            cells.append((cell, box))
+            if k not in self.pieces:  # the whole (filled) component: its cell, cut to it below
+                number = len(canvas_boxes) + 1
+                labels[box][packed.canvas[cell]] = first_id + number - 1
+                canvas_labels[cell] = number
+                canvas_boxes.append((cr, cc, box[0].stop - r0, box[1].stop - c0))
+                image_boxes.append((r0, c0, box[0].stop - r0, box[1].stop - c0))
+                continue
             for part, pr, pc in parts:
                 height, width = part.shape
                 labels[r0 + pr : r0 + pr + height, c0 + pc : c0 + pc + width][part] = first_id + len(image_boxes)
-                canvas_labels[cr + pr : cr + pr + height, cc + pc : cc + pc + width][part] = len(canvas_boxes) + 1
+                pieces.append((cr + pr, cc + pc, part, len(canvas_boxes) + 1))
                 canvas_boxes.append((cr + pr, cc + pc, height, width))
                 image_boxes.append((r0 + pr, c0 + pc, height, width))
+        canvas_labels *= packed.canvas  # the painted cells cut to their components
+        for row, col, part, number in pieces:
+            canvas_labels[row : row + part.shape[0], col : col + part.shape[1]][part] = number
         self.canvas_labels = canvas_labels
         self.canvas_boxes = np.array(canvas_boxes, dtype=np.int64).reshape(-1, 4)
         self.image_boxes = np.array(image_boxes, dtype=np.int64).reshape(-1, 4)
