@@ -24,8 +24,8 @@ one. The group's particles are then measured together from that canvas. The resu
 of the per-particle reference (`_measure_particles_each`, kept for the tests): the same labels
 and values, the mean probability summed in float64. A 4096x4096 mask with ~3200 particles takes
 about 0.35 s with 2 threads, 0.42 s with one (``benchmarks/bench_particles.py``); `segment`
-overlaps it with writing its other outputs (``benchmarks/bench_inference.py``: it adds 16-22 %,
-about 19 %, to segmenting a 4096x4096 micrograph with N=2 on 2 CPU cores).
+overlaps it with writing its other outputs (``benchmarks/bench_inference.py``: it adds 13-19 %
+to segmenting a 4096x4096 micrograph with N=2 on 2 CPU cores).
 
 Masks made of thousands of irregular blobs (a poorly trained network's noise) are slower, since
 most blobs are split one by one: about 6 s for a 40 %-filled 4096x4096 noise mask, 2 s for a
