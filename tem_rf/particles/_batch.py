@@ -408,11 +408,10 @@ class Packed:
     def of(cls, masks: Sequence[np.ndarray]) -> "Packed":
         heights = np.array([m.shape[0] for m in masks], dtype=np.int64)
         widths = np.array([m.shape[1] for m in masks], dtype=np.int64)
-        rows, cols, height, width, cells = _pack(heights + 1, widths + 1, cells=True)
-        canvas = np.zeros((height + 1, width + 1), dtype=bool)
-        for mask, r, c in zip(masks, rows.tolist(), cols.tolist()):
-            canvas[r + 1 : r + 1 + mask.shape[0], c + 1 : c + 1 + mask.shape[1]] = mask
-        return cls(canvas, rows, cols, heights, widths, cells)
+        packed = cls._laid_out(heights, widths)
+        for k, mask in enumerate(masks):
+            packed.mask(k)[...] = mask
+        return packed
 
     @classmethod
     def of_components(cls, labels: np.ndarray, components: Sequence[tuple[int, tuple[slice, slice]]]) -> "Packed":
@@ -420,13 +419,16 @@ class Packed:
         each compared straight into its place in the canvas."""
         boxes = np.array([(b[0].start, b[0].stop, b[1].start, b[1].stop) for _, b in components],
                          dtype=np.int64).reshape(-1, 4)
-        heights, widths = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
+        packed = cls._laid_out(boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2])
+        for k, (label, box) in enumerate(components):
+            np.equal(labels[box], label, out=packed.mask(k))
+        return packed
+
+    @classmethod
+    def _laid_out(cls, heights: np.ndarray, widths: np.ndarray) -> "Packed":
+        """An empty canvas with a cell for each box of these sizes."""
         rows, cols, height, width, cells = _pack(heights + 1, widths + 1, cells=True)
-        canvas = np.zeros((height + 1, width + 1), dtype=bool)
-        for (label, box), r, c, h, w in zip(components, rows.tolist(), cols.tolist(), heights.tolist(),
-                                            widths.tolist()):
-            np.equal(labels[box], label, out=canvas[r + 1 : r + 1 + h, c + 1 : c + 1 + w])
-        return cls(canvas, rows, cols, heights, widths, cells)
+        return cls(np.zeros((height + 1, width + 1), dtype=bool), rows, cols, heights, widths, cells)
 
     def mask(self, k: int) -> np.ndarray:
         r, c = int(self.rows[k]) + 1, int(self.cols[k]) + 1
