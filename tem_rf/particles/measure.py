@@ -581,7 +581,7 @@ class _Group:
     """A share of the components of a mask, packed in one canvas (`_batch.Packed`), measured
     by one thread: after `_instances_in_groups`, ``canvas_labels`` holds its particles' local
     ids 1..m in their cells, ``canvas_boxes`` / ``image_boxes`` their boxes ``[m, 4]`` in the
-    canvas and in the image, and ``probability`` (if given) the probability map in the cells."""
+    canvas and in the image, and ``probability_cells`` each kept component's (canvas cell, image box)."""
 
     candidates: list[tuple[int, tuple[slice, slice]]]
     packed: _batch.Packed
@@ -593,10 +593,12 @@ class _Group:
     image_boxes: np.ndarray | None = None
     probability_cells: list[tuple[tuple[slice, slice], tuple[slice, slice]]] | None = None
 
-    def kept(self, enclosed: set[int], min_area_px: float) -> list[tuple[int, list[tuple[np.ndarray, int, int]]]]:
+    def kept(self, enclosed: set[int],
+             min_area_px: float) -> list[tuple[int, list[tuple[np.ndarray, int, int]] | None]]:
         """Its particles: ``(k, pieces)`` for each candidate ``k`` that is neither inside another
         component's hole nor below the minimum area, pieces (mask, row0, col0 in its box) at
-        least the minimum area (the whole filled component when it is not split)."""
+        least the minimum area; None for a component that is not split (one particle: the whole
+        filled component, its canvas cell)."""
         out = []
         for k, (component, _) in enumerate(self.candidates):
             if component in enclosed or self.areas[k] < min_area_px:
@@ -604,10 +606,10 @@ class _Group:
             if k in self.pieces:
                 out.append((k, [piece for piece in self.pieces[k] if np.count_nonzero(piece[0]) >= min_area_px]))
             else:
-                out.append((k, [(self.packed.mask(k), 0, 0)]))
+                out.append((k, None))
         return out
 
-    def assemble(self, labels: np.ndarray, kept: list[tuple[int, list[tuple[np.ndarray, int, int]]]],
+    def assemble(self, labels: np.ndarray, kept: list[tuple[int, list[tuple[np.ndarray, int, int]] | None]],
                  first_id: int) -> None:
         """Writes the ``kept`` particles into ``labels`` (ids from ``first_id``) and into its
         canvas (local ids from 1), with their boxes."""
@@ -620,7 +622,7 @@ class _Group:
             r0, c0, cr, cc = box[0].start, box[1].start, rows[k], cols[k]
             cell = (slice(cr, cr + box[0].stop - r0), slice(cc, cc + box[1].stop - c0))
             cells.append((cell, box))
-            if k not in self.pieces:  # the whole (filled) component: its cell, cut to it below
+            if parts is None:  # the whole (filled) component: its cell, cut to it below
                 number = len(canvas_boxes) + 1
                 labels[box][packed.canvas[cell]] = first_id + number - 1
                 canvas_labels[cell] = number
@@ -721,11 +723,11 @@ def _instances_in_groups(
     parts = [candidates[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
     groups = list(pool.map(lambda part: _group_instances(components, part, fill, split, min_area_px, threads), parts))
     enclosed = set().union(*(group.enclosed for group in groups))
-    # Ids in scan order of the components; a split component's pieces in their own order.
     # Ids in scan order of the components (a split component's pieces in their own order); each
     # group writes its own particles, at their own pixels.
     kept = [group.kept(enclosed, min_area_px) for group in groups]
-    first_ids = np.cumsum([1] + [sum(len(parts) for _, parts in each) for each in kept]).tolist()
+    first_ids = np.cumsum([1] + [sum(1 if parts is None else len(parts) for _, parts in each)
+                                 for each in kept]).tolist()
     list(pool.map(lambda g: groups[g].assemble(labels, kept[g], first_ids[g]), range(len(groups))))
     return groups, labels
 
