@@ -43,7 +43,7 @@ def shared(tmp_path_factory) -> Path:
                        split_fractions=(0.5, 0.25, 0.25), num_shards=1, progress=False)
     train.train(train.TrainConfig(data_dir=str(root / "dataset"), model_dir=str(root / "run"), epochs=1,
                                   batch_size=2, precision="float32", strategy="default"), progress=False)
-    export_run(root / "run", root / "export")
+    export_run(root / "run", root / "export", raw_dtypes=())  # segment reads serving_default
     return root
 
 

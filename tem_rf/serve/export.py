@@ -66,6 +66,15 @@ class ExportError(ValueError):
     """An export that cannot be written: the message is ``<path>: <problem>``."""
 
 
+def check_raw_dtypes(raw_dtypes: Iterable[str]) -> tuple[str, ...]:
+    """``raw_dtypes`` as a tuple in `RAW_DTYPES`' order, each once; unknown names are a ValueError."""
+    raw_dtypes = [str(dtype).strip() for dtype in raw_dtypes]
+    unknown = [dtype for dtype in raw_dtypes if dtype not in RAW_DTYPES]
+    if unknown:
+        raise ValueError(f"raw dtype(s) {', '.join(unknown)} not among {', '.join(RAW_DTYPES)}")
+    return tuple(dtype for dtype in RAW_DTYPES if dtype in raw_dtypes)
+
+
 def is_tem_rf_export(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder written by `export_saved_model` and holds nothing else.
 
@@ -505,8 +514,11 @@ def build_metadata(
     compute_dtype: str = "float32",
     source: str | None = None,
     run_dir: str | os.PathLike | None = None,
+    raw_dtypes: Iterable[str] = RAW_DTYPES,
 ) -> dict[str, Any]:
     """The ``tem_rf.json`` asset: everything needed to preprocess, tile and interpret the model.
+
+    ``signature.raw.keys`` lists the raw-micrograph signatures of ``raw_dtypes``.
 
     It holds no absolute path of the training machine (`strip_paths`): ``source`` is the model
     file's name, and paths in the run config become relative to ``run_dir`` (the run folder) or,
@@ -552,7 +564,7 @@ def build_metadata(
             ),
             "min_size_px": minimum_input_size(rf_px),
             "raw": {
-                "keys": {dtype: RAW_SIGNATURE_PREFIX + dtype for dtype in RAW_DTYPES},
+                "keys": {dtype: RAW_SIGNATURE_PREFIX + dtype for dtype in check_raw_dtypes(raw_dtypes)},
                 "input": RAW_SIGNATURE_INPUT,
                 "input_shape": "[batch, height, width] or [batch, height, width, 1]",
                 "outputs": {SIGNATURE_OUTPUT: "float32 [batch, height, width]",
@@ -580,12 +592,14 @@ def export_saved_model(
     overwrite: bool = False,
     protected: Iterable[str | os.PathLike] = (),
     run_dir: str | os.PathLike | None = None,
+    raw_dtypes: Iterable[str] = RAW_DTYPES,
 ) -> dict[str, Any]:
     """Writes ``model`` as a SavedModel with its signatures and ``assets/tem_rf.json``.
 
     Signatures: ``serving_default`` (also ``serving_preprocessed`` and ``serve``): float32
     ``image`` ``[batch, H, W, 1]`` preprocessed as in training -> ``particle_probability``;
-    ``serving_raw_<dtype>`` for each of `RAW_DTYPES`: raw ``micrograph`` ``[batch, H, W]`` or
+    ``serving_raw_<dtype>`` for each of ``raw_dtypes`` (default all of `RAW_DTYPES`; each costs
+    about half a second to trace and write): raw ``micrograph`` ``[batch, H, W]`` or
     ``[batch, H, W, 1]`` -> ``particle_probability`` and ``particle_mask``, tem_rf's
     preprocessing in the graph (`raw_micrograph_fn`).
 
@@ -604,14 +618,16 @@ def export_saved_model(
 
     check(Path(export_dir))
     check_model(model)
+    raw_dtypes = check_raw_dtypes(raw_dtypes)
     serving_model = model if keep_mixed_precision else float32_model(model)
     metadata = build_metadata(
         serving_model, config, compute_dtype=model_compute_dtype(serving_model), source=source,
-        run_dir=run_dir,
+        run_dir=run_dir, raw_dtypes=raw_dtypes,
     )
+    functions = serving_functions(serving_model, metadata, raw_dtypes=raw_dtypes)
     try:
         with atomic_directory(export_dir, check) as tmp:
-            write_saved_model(serving_model, metadata, tmp, export_dir)
+            write_saved_model(serving_model, metadata, tmp, export_dir, functions)
     except OSError as error:  # moving the finished export into place
         raise ExportError(f"{export_dir}: cannot write the export: {error}") from error
     return metadata
@@ -666,16 +682,46 @@ def export_run(
     *,
     keep_mixed_precision: bool = False,
     overwrite: bool = False,
+    raw_dtypes: Iterable[str] = RAW_DTYPES,
 ) -> dict[str, Any]:
     """Exports a run directory's network (or a ``.keras`` file) with its run config.
 
-    ``export_dir`` is checked (`check_export_target`, the run directory protected) before the
-    model is loaded.
+    ``export_dir`` is checked (`check_export_target`, the run directory protected) and
+    ``raw_dtypes`` too (`check_raw_dtypes`) before the model is loaded.
     """
     protected = model_folders(model_path)
+    raw_dtypes = check_raw_dtypes(raw_dtypes)
     check_export_target(export_dir, overwrite=overwrite, protected=protected)
     model, config, model_file = load_run(model_path)
     return export_saved_model(
         model, export_dir, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file),
-        overwrite=overwrite, protected=protected, run_dir=Path(model_file).parent,
+        overwrite=overwrite, protected=protected, run_dir=Path(model_file).parent, raw_dtypes=raw_dtypes,
     )
+
+
+def format_export_summary(metadata: dict[str, Any], export_dir: str | os.PathLike) -> str:
+    """What `experiments.export` prints after a SavedModel export: signatures, geometry, pixel size."""
+    nm = metadata["receptive_field_nm"]
+    pixel = metadata["pixel_size_nm"]
+    raw_keys = metadata["signature"]["raw"]["keys"]
+    lines = [
+        f"exported {metadata['architecture']} to {export_dir}",
+        "  serving_default (= serving_preprocessed): float32 image [batch, height, width, 1], "
+        "preprocessed -> particle_probability [batch, height, width] float32",
+    ]
+    if raw_keys:
+        lines.append(
+            f"  {RAW_SIGNATURE_PREFIX}{'/'.join(raw_keys)}: raw micrograph [batch, height, width(, 1)], "
+            "preprocessing in the graph -> particle_probability, particle_mask"
+        )
+    lines.append(
+        f"  receptive field {metadata['receptive_field_px']} px"
+        + (f" = {nm:.2f} nm" if nm is not None else "")
+        + f", size divisor {metadata['size_divisor']}, tiling halo {metadata['halo_px']} px"
+    )
+    lines.append(
+        "  training pixel size "
+        + (f"{pixel:.4g} nm" if pixel is not None else "unknown")
+        + f", compute dtype {metadata['signature']['compute_dtype']}, metadata assets/tem_rf.json"
+    )
+    return "\n".join(lines)

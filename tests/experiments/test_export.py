@@ -19,8 +19,10 @@ CONFIG = {"architecture": "N2_k2-2_d1-1-1", "num_blocks": 2, "pool_sizes": [2, 2
 PREVIOUS_CONFIG = {"architecture": "previous", "pixel_size_nm": 0.5}
 
 
-def _run(*args):
-    return call_main("experiments.export", *args)
+def _run(*args, all_signatures=False):
+    """The binary; unless ``all_signatures``, without raw-micrograph signatures (half a second each):
+    what these tests check is the preprocessed signature and what the export writes and keeps."""
+    return call_main("experiments.export", *args, *(() if all_signatures else ("--raw_dtypes=",)))
 
 
 def tree(root):
@@ -39,7 +41,7 @@ def sources(tmp_path_factory):
     (root / "run").mkdir()
     model.save(root / "run" / "best.keras")
     (root / "run" / "config.json").write_text(json.dumps(CONFIG))
-    export_saved_model(residual_unet(2, seed=1), root / "previous", PREVIOUS_CONFIG)
+    export_saved_model(residual_unet(2, seed=1), root / "previous", PREVIOUS_CONFIG, raw_dtypes=())
     x = np.random.default_rng(0).normal(size=(1, 12, 20, 1)).astype("float32")
     return root, x, model(x).numpy()[..., 1]
 
@@ -216,8 +218,32 @@ def test_bioimageio_without_the_extra_names_the_extra_in_one_line(work, monkeypa
 
 
 def test_the_saved_model_lists_its_raw_signatures(work):
-    out = _run(f"--model={work / 'run'}", f"--out_dir={work / 'exported'}")
+    out = _run(f"--model={work / 'run'}", f"--out_dir={work / 'exported'}", all_signatures=True)
     assert out.returncode == 0, out.stderr
     assert "serving_raw_uint8/uint16/int16/int32/float32/float64" in out.stdout
     signatures = tf.saved_model.load(str(work / "exported")).signatures
     assert {"serving_default", "serving_preprocessed", "serving_raw_uint16"} <= set(signatures)
+
+
+def test_raw_dtypes_chooses_the_raw_signatures(work):
+    out = _run(f"--model={work / 'run'}", f"--out_dir={work / 'two'}", "--raw_dtypes=float32,uint16",
+               all_signatures=True)
+    assert out.returncode == 0, out.stderr
+    assert "serving_raw_uint16/float32: raw micrograph" in out.stdout
+    signatures = set(tf.saved_model.load(str(work / "two")).signatures)
+    assert {name for name in signatures if name.startswith("serving_raw_")} == {"serving_raw_uint16", "serving_raw_float32"}
+    metadata = json.loads((work / "two" / "assets" / "tem_rf.json").read_text())
+    assert metadata["signature"]["raw"]["keys"] == {"uint16": "serving_raw_uint16", "float32": "serving_raw_float32"}
+
+    none = _run(f"--model={work / 'run'}", f"--out_dir={work / 'none'}")  # --raw_dtypes=
+    assert none.returncode == 0 and "serving_raw_" not in none.stdout
+    assert not any(name.startswith("serving_raw_") for name in tf.saved_model.load(str(work / "none")).signatures)
+
+    before = tree(work)
+    bad = _run(f"--model={work / 'run'}", f"--out_dir={work / 'bad'}", "--raw_dtypes=uint16,uint12",
+               all_signatures=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "error: --raw_dtypes: raw dtype(s) uint12 not among uint8, uint16, int16, int32, float32, float64"
+    )
+    assert tree(work) == before

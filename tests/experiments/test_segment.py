@@ -18,7 +18,7 @@ def _run(*args):
 
 
 def test_segment_saved_model_over_a_glob(tmp_path):
-    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152}, raw_dtypes=())
     images = tmp_path / "session"
     images.mkdir()
     demo, _ = make_micrograph("high_res", size=72, rng=0)
@@ -66,7 +66,7 @@ def test_segment_bad_model_and_inputs_are_one_clear_line(tmp_path):
 
 
 def test_segment_output_dir_that_is_a_file_and_several_failures(tmp_path):
-    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152}, raw_dtypes=())
     (tmp_path / "notes.txt").write_text("x")
     tifffile.imwrite(tmp_path / "tiny.tif", np.arange(9, dtype=np.uint16).reshape(3, 3))
     tifffile.imwrite(tmp_path / "flat.tif", np.ones((8, 8), np.uint16))
@@ -84,7 +84,7 @@ def test_segment_output_dir_that_is_a_file_and_several_failures(tmp_path):
 
 
 def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
-    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152}, raw_dtypes=())
     session = tmp_path / "session"
     session.mkdir()
     frames = np.random.default_rng(0).normal(1000, 30, size=(3, 36, 40)).astype(np.float32)
@@ -125,7 +125,7 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
 
 
 def test_segment_measures_particles_and_nomeasure_skips_it(tmp_path):
-    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152})
+    export_saved_model(residual_unet(2, seed=0), tmp_path / "model", {"pixel_size_nm": 0.02152}, raw_dtypes=())
     images = tmp_path / "session"
     images.mkdir()
     for index in range(2):

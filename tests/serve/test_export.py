@@ -259,7 +259,7 @@ def test_mixed_precision_model_exports_float32(tmp_path):
     reference_fp32 = float32_model(model)(x).numpy()[..., 1]
     assert reference_fp32.dtype == np.float32
 
-    metadata = export_saved_model(model, tmp_path / "fp32")
+    metadata = export_saved_model(model, tmp_path / "fp32", raw_dtypes=())
     output = tf.saved_model.load(str(tmp_path / "fp32")).signatures["serving_default"](
         image=tf.constant(x)
     )["particle_probability"]
@@ -267,7 +267,7 @@ def test_mixed_precision_model_exports_float32(tmp_path):
     assert metadata["signature"]["compute_dtype"] == "float32"
     np.testing.assert_allclose(output.numpy(), reference_fp32, atol=1e-5)
 
-    metadata = export_saved_model(model, tmp_path / "fp16", keep_mixed_precision=True)
+    metadata = export_saved_model(model, tmp_path / "fp16", keep_mixed_precision=True, raw_dtypes=())
     output = tf.saved_model.load(str(tmp_path / "fp16")).signatures["serving_default"](
         image=tf.constant(x)
     )["particle_probability"]
@@ -279,7 +279,7 @@ def test_mixed_precision_model_exports_float32(tmp_path):
 def test_failed_export_leaves_the_existing_export(exported, tmp_path):
     root, _, _, _ = exported
     target = tmp_path / "saved_model"
-    export_run(root / "run", target)
+    export_run(root / "run", target, raw_dtypes=())
     before = read_metadata(target)["exported_at"]
     with pytest.raises(ModelLoadError):
         export_run(tmp_path / "missing_run", target, overwrite=True)
@@ -307,7 +307,7 @@ def test_bad_model_paths_get_one_clear_error(tmp_path):
 def test_unknown_pixel_size_exports_none(tmp_path):
     _make_run_dir(tmp_path / "run", pixel_size_nm=float("nan"))
     model, config, _ = load_run(tmp_path / "run")
-    metadata = export_saved_model(model, tmp_path / "sm", config)
+    metadata = export_saved_model(model, tmp_path / "sm", config, raw_dtypes=())
     assert metadata["pixel_size_nm"] is None and metadata["receptive_field_nm"] is None
     assert read_metadata(tmp_path / "sm")["config"]["pixel_size_nm"] is None  # NaN is not JSON
 
@@ -341,7 +341,7 @@ def test_export_refuses_a_previous_export_unless_overwrite(exported, tmp_path):
         export_run(root / "run", tmp_path / "sm")
     assert _tree(tmp_path) == before
     model = residual_unet(2, seed=3)
-    metadata = export_saved_model(model, tmp_path / "sm", {"architecture": "new"}, overwrite=True)
+    metadata = export_saved_model(model, tmp_path / "sm", {"architecture": "new"}, overwrite=True, raw_dtypes=())
     assert read_metadata(tmp_path / "sm") == metadata and metadata["config"] == {"architecture": "new"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
 
@@ -376,7 +376,7 @@ def test_a_failed_overwrite_keeps_the_previous_export_and_leaves_no_temporary(ex
     monkeypatch.setattr(tf.saved_model, "save", save_then_fail)
     expected = KeyboardInterrupt if isinstance(failure, KeyboardInterrupt) else ExportError
     with pytest.raises(expected) as raised:
-        export_saved_model(residual_unet(2, seed=3), tmp_path / "sm", overwrite=True)
+        export_saved_model(residual_unet(2, seed=3), tmp_path / "sm", overwrite=True, raw_dtypes=())
     if expected is ExportError:
         assert str(raised.value).startswith(f"{tmp_path / 'sm'}: cannot write the export: ")
     assert _tree(tmp_path) == before

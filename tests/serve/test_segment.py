@@ -552,11 +552,13 @@ def test_tiles_of_a_large_micrograph_show_progress(predictor, capsys):
     assert capsys.readouterr().err == ""  # one network call, or no description: nothing to show
 
 
-def test_frozen_heap_keeps_alive_objects_out_of_collections_and_hands_them_back():
+def test_frozen_heap_keeps_alive_objects_out_of_collections_and_hands_them_back(request):
     import gc
 
     from tem_rf.serve.segment import frozen_heap
 
+    gc.unfreeze()  # conftest froze the test session's modules; this test starts with none frozen
+    request.addfinalizer(gc.freeze)
     assert gc.get_freeze_count() == 0
     with frozen_heap():
         frozen = gc.get_freeze_count()

@@ -205,7 +205,7 @@ def test_a_run_records_the_preprocessing_and_exports_without_its_dataset(tmp_pat
     assert config["preprocessing"] == read_json(data_dir / "dataset.json")["preprocessing"]
     assert config["preprocessing"]["xray_threshold"] == 4.5
     shutil.rmtree(data_dir)
-    metadata = export_run(run, tmp_path / "exported")
+    metadata = export_run(run, tmp_path / "exported", raw_dtypes=())
     assert metadata["normalisation"]["xray_threshold"] == 4.5
     assert metadata["normalisation"]["dataset_preprocessing"] == config["preprocessing"]
 
@@ -214,6 +214,6 @@ def test_a_run_without_recorded_preprocessing_exports_the_default_with_a_warning
     from tem_rf.data.preprocess import DEFAULT_XRAY_THRESHOLD
     from tem_rf.serve.export import export_run
 
-    metadata = export_run(run_dir, tmp_path / "exported")
+    metadata = export_run(run_dir, tmp_path / "exported", raw_dtypes=())
     assert metadata["normalisation"]["xray_threshold"] == DEFAULT_XRAY_THRESHOLD
     assert "records no dataset preprocessing" in caplog.text
