@@ -1,7 +1,10 @@
-"""Shared test setup: quiet TensorFlow, two logical CPU devices, a fresh Keras state per test."""
+"""Shared test setup: quiet TensorFlow, two logical CPU devices, a fresh Keras state per test, and
+read-only inputs built once per test process (a tiny dataset and a one-epoch run on it)."""
 
 import gc
+import hashlib
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -40,3 +43,35 @@ def _fresh_keras_state():
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _read_only(root: Path):
+    """Yields ``root``; afterwards fails the session if a test changed, added or removed a file."""
+    before = _digest(root)
+    yield root
+    assert _digest(root) == before, f"{root}: a test changed this shared read-only input; work on a copy"
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """`make_tiny_dataset`'s default dataset (5 low-res demo micrographs, 32 px patches), read-only."""
+    from training_helpers import make_tiny_dataset
+
+    yield from _read_only(make_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset")))
+
+
+@pytest.fixture(scope="session")
+def one_epoch_run(tiny_dataset, tmp_path_factory):
+    """A finished one-epoch run on `tiny_dataset` (N=2, pools 2, batch 8, learning rate 1e-2, seed
+    752, float32, no TensorBoard images), read-only: tests that train on or change it use a copy."""
+    from training_helpers import train_config
+    from tem_rf import train
+
+    run = tmp_path_factory.mktemp("one_epoch") / "run"
+    train.train(train_config(tiny_dataset, run, epochs=1, num_images=0), progress=False)
+    yield from _read_only(run)

@@ -74,6 +74,12 @@ def _copy(name: str) -> Callable[[Path, Path], None]:
     return setup
 
 
+def _copy_into(name: str, relative: str) -> Callable[[Path, Path], None]:
+    def setup(ws: Path, src: Path) -> None:
+        shutil.copytree(src / name, ws / relative, symlinks=True)
+    return setup
+
+
 def _steps(*setups: Callable[[Path, Path], None]) -> Callable[[Path, Path], None]:
     def setup(ws: Path, src: Path) -> None:
         for step in setups:
@@ -197,6 +203,26 @@ CASES = [
          r"error: .*mine: exists, is not empty and holds no dataset", _write("mine/notes.txt")),
     Case("tfrecords-out-dir-holds-a-dataset", TFREC, (*RAW_SRC, "--out_dir={ws}/dataset"),
          r"error: .*dataset: already holds a dataset .*--overwrite", _copy("dataset")),
+    # --overwrite replaces only what tem_rf wrote (dataset.json's shards, demo.json's files)
+    Case("tfrecords-overwrite-a-dataset-beside-a-users-notes", TFREC, (*RAW_SRC, "--out_dir={ws}/dataset", "--overwrite"),
+         r"error: .*dataset: holds notes\.txt, which tem_rf did not write \(not listed in its dataset\.json\)",
+         _steps(_copy("dataset"), _write("dataset/notes.txt"))),
+    Case("tfrecords-overwrite-a-dataset-holding-a-run", TFREC, (*RAW_SRC, "--out_dir={ws}/dataset", "--overwrite"),
+         r"error: .*dataset: holds run/, which tem_rf did not write", _steps(_copy("dataset"), _copy_into("run", "dataset/run"))),
+    Case("tfrecords-overwrite-a-dataset-holding-its-inputs", TFREC,
+         ("--images={ws}/dataset/raw/images", "--labels={ws}/dataset/raw/labels", "--patch_size=64",
+          "--min_particle_pixels=20", "--noprogress", "--out_dir={ws}/dataset", "--overwrite"),
+         r"error: .*dataset: holds raw/, which tem_rf did not write", _steps(_copy("dataset"), _copy_into("raw", "dataset/raw"))),
+    Case("tfrecords-overwrite-a-dataset-beside-a-users-file-in-a-split", TFREC,
+         (*RAW_SRC, "--out_dir={ws}/dataset", "--overwrite"),
+         r"error: .*dataset: holds train/mine\.tfrecord, which tem_rf did not write",
+         _steps(_copy("dataset"), _write("dataset/train/mine.tfrecord"))),
+    Case("tfrecords-overwrite-a-dataset-whose-record-is-damaged", TFREC, (*RAW_SRC, "--out_dir={ws}/dataset", "--overwrite"),
+         r"error: .*dataset: holds a dataset\.json that cannot be read",
+         _steps(_copy("dataset"), _write("dataset/dataset.json", "{not json"))),
+    Case("demo-data-overwrite-beside-a-users-notes", DEMO, ("--out_dir={ws}/raw", "--num_images=1", "--size=64", "--overwrite"),
+         r"error: .*raw: holds images/notes\.txt, which tem_rf did not write \(not listed in its demo\.json\)",
+         _steps(_copy("raw"), _write("raw/images/notes.txt"))),
     Case("tfrecords-two-files-one-stem", TFREC, (*RAW, "--out_dir={ws}/ds"), r"error: .*: has the same stem as",
          _steps(_copy("raw"), _same_stem)),
     Case("tfrecords-one-image-under-two-names", TFREC, (*RAW, "--out_dir={ws}/ds"),

@@ -27,6 +27,18 @@ def make_tiny_dataset(root: Path, kind: str = "low_res", num_images: int = 5, si
     return out
 
 
+def train_config(data_dir: Path, model_dir: Path, **overrides):
+    """The tests' small training setup (N=2, pools 2, batch 8, 2 epochs, learning rate 1e-2, seed
+    752, float32, default strategy, images every epoch) with ``overrides``."""
+    from tem_rf import train
+
+    values = dict(data_dir=str(data_dir), model_dir=str(model_dir), num_blocks=2, pool_sizes=(2,),
+                  batch_size=8, epochs=2, learning_rate=1e-2, seed=752, precision="float32",
+                  strategy="default", image_every=1)
+    values.update(overrides)
+    return train.TrainConfig(**values)
+
+
 def run_weights(run_dir: Path, name: str = "model.keras") -> list[np.ndarray]:
     import tem_rf.models  # noqa: F401  (custom layers)
 

@@ -22,44 +22,28 @@ import numpy as np
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
-    """Yields a temporary path next to ``target``; renames it onto ``target`` on success.
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary file path next to ``target``; renames it onto ``target`` on success.
 
-    With ``directory=True`` the temporary path is an empty directory and an existing ``target``
-    directory is replaced only after the new one is complete. On error the temporary is removed.
+    On error the temporary is removed. Folders are written with `atomic_directory`, which never
+    deletes what the caller has not agreed to replace.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        tmp = Path(name)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
         yield tmp
-        # mkstemp/mkdtemp create owner-only files; give the result the usual umask permissions
-        # so that colleagues on a shared file system can read the outputs.
+        # mkstemp creates owner-only files; give the result the usual umask permissions so that
+        # colleagues on a shared file system can read the outputs.
         umask = os.umask(0)
         os.umask(umask)
         if tmp.exists():
-            os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~umask)
-        if directory:
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                if old.exists():
-                    shutil.rmtree(old)
-                target.rename(old)
-                tmp.rename(target)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(target)
-        else:
-            os.replace(tmp, target)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
+        if tmp.exists():
             tmp.unlink()
         raise
 
@@ -69,8 +53,7 @@ def atomic_directory(
     target: str | os.PathLike, check: Callable[[Path], None] | None = None
 ) -> Iterator[Path]:
     """Yields an empty folder ``.NAME.tmp-XXXX`` beside ``target``; moves it onto ``target`` once
-    the block ends without error. Unlike ``atomic_path(directory=True)`` it never deletes what the
-    caller has not agreed to replace.
+    the block ends without error. It never deletes what the caller has not agreed to replace.
 
     ``target`` may be absent or an empty folder. Anything else is refused with
     ``FileExistsError`` (naming it) unless ``check`` is given: ``check(target)`` raises when

@@ -47,7 +47,8 @@ from tem_rf.data.reading import (
     read_mask_and_rule,
     read_micrograph,
 )
-from tem_rf.core.files import atomic_path, os_error_text, write_json
+from tem_rf.core.files import atomic_directory, os_error_text, write_json
+from tem_rf.core.manifest import check_only_owned
 from tem_rf.core.parsing import parse_list
 from tem_rf.core.progress import progress_bar
 from tem_rf.core.units import require_pixel_size
@@ -428,17 +429,36 @@ def _quiet_logger(name: str) -> Iterator[None]:
         quieted.setLevel(level)
 
 
+def dataset_files(info: dict) -> list[str]:
+    """The files a dataset consists of, relative to its folder: dataset.json and every shard."""
+    return [DATASET_JSON] + [
+        shard["file"] for split in SPLITS for shard in info.get("splits", {}).get(split, {}).get("shards", [])
+    ]
+
+
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuses an ``out_dir`` that `build_dataset` may not write: a file, a folder of other files,
+    a dataset without ``overwrite``, and a dataset folder holding anything its dataset.json does
+    not list (`check_only_owned`: replacing the dataset deletes only what tem_rf wrote)."""
     if not out_dir.exists():
         existing = next((p for p in out_dir.absolute().parents if p.exists()), None)
         if existing is not None and not existing.is_dir():
             raise InputError(existing, f"is a file, so {out_dir} cannot be created as a folder")
         return
-    if not out_dir.is_dir():
-        raise InputError(out_dir, "exists and is not a folder")
+    if out_dir.is_symlink() or not out_dir.is_dir():
+        raise InputError(out_dir, "exists and is not a folder" if not out_dir.is_dir() else "is a symbolic link")
     if (out_dir / DATASET_JSON).exists():
         if not overwrite:
             raise InputError(out_dir, "already holds a dataset (dataset.json); pass --overwrite to replace it")
+        try:
+            info = json.loads((out_dir / DATASET_JSON).read_text())
+            files = dataset_files(info)
+        except (OSError, ValueError, TypeError, AttributeError, KeyError):
+            raise InputError(
+                out_dir, f"holds a {DATASET_JSON} that cannot be read, so what tem_rf wrote there is not "
+                "known; nothing is replaced: remove the folder yourself or choose another one"
+            ) from None
+        check_only_owned(out_dir, files, SPLITS, record=DATASET_JSON)
         return
     if any(out_dir.iterdir()):
         # Never replace a folder we did not write: it may hold the user's other files.
@@ -633,7 +653,7 @@ def build_dataset(
         info = _write_dataset(
             out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge,
             xray_threshold, num_shards, dataset_pixel_size, fractions, seed, progress,
-            read_options, split_files,
+            read_options, split_files, overwrite,
         )
     except Exception as error:  # not writable, disk full: name the folder, not a temporary file
         if isinstance(error, OSError):
@@ -696,14 +716,16 @@ def format_dataset_summary(info: dict, out_dir: str | os.PathLike) -> str:
 
 def _write_dataset(
     out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge, xray_threshold,
-    num_shards, dataset_pixel_size, fractions, seed, progress, read_options, split_files,
+    num_shards, dataset_pixel_size, fractions, seed, progress, read_options, split_files, overwrite,
 ) -> dict:
     """Pass 2 of `build_dataset`: preprocess, tile and write into a temporary folder, then rename."""
     # TensorFlow is imported only now, so bad input is reported without its start-up time.
     from tem_rf.data.tfrecords import ShardWriter, encode_example
 
     splits_info = {}
-    with atomic_path(out_dir, directory=True) as tmp:
+    # The target is checked again just before the new dataset replaces it: a file added meanwhile
+    # is not deleted with the old dataset.
+    with atomic_directory(out_dir, lambda target: _check_out_dir(target, overwrite)) as tmp:
         ordered = [(split, by_name[name]) for split in SPLITS for name in assignment[split]]
         writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
         for split, source in progress_bar(ordered, desc="writing", unit="image", enabled=progress):

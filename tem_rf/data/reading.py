@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.units import pixel_size_or_none
 
 logger = logging.getLogger(__name__)
@@ -105,15 +106,6 @@ _ROSETTASCIIO_MODULES = {
 # Instance-id masks are piecewise constant: two touching particles are the only place where two
 # neighbouring non-zero pixels differ. A greyscale photo differs almost everywhere.
 _MAX_INSTANCE_EDGE_FRACTION = 0.1
-
-
-class InputError(ValueError):
-    """Bad input data. The message always names the file (or folder) and what is wrong with it."""
-
-    def __init__(self, path: str | os.PathLike | None, problem: str):
-        self.path = None if path is None else Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}" if path is not None else problem)
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from tem_rf.core.files import atomic_path, os_error_text
+from tem_rf.core.files import atomic_directory, os_error_text
 from tem_rf.core.units import require_pixel_size
 
 KINDS = ("high_res", "low_res")
+DEMO_JSON = "demo.json"  # lists the files of a demo dataset (`demo_files`)
 # The paper's datasets: 5 nm Au at 0.02152 nm/px (TEAM 0.5, 423 e/A^2) and 20 nm Au at
 # 0.1243 nm/px (TitanX, 16 e/A^2).
 DEFAULT_PIXEL_SIZE_NM = {"high_res": 0.02152, "low_res": 0.1243}
@@ -240,6 +241,36 @@ def make_micrograph(
     return image, mask
 
 
+def demo_files(info: dict) -> list[str]:
+    """The files a demo dataset consists of, relative to its folder: demo.json, images, masks and
+    particle tables, as its demo.json lists them."""
+    return [DEMO_JSON] + [str(path) for key in ("images", "labels", "particles") for path in info.get(key, [])]
+
+
+def _check_demo_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuses an ``out_dir`` the demo data may not be written to (a file, a folder of other
+    files, demo data without ``overwrite``, demo data beside files its demo.json does not list)."""
+    from tem_rf.core.errors import InputError
+    from tem_rf.core.manifest import check_only_owned
+
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise InputError(out_dir, "exists and is not a folder; choose a new folder for the demo data")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    if not (out_dir / DEMO_JSON).exists():
+        raise InputError(out_dir, "exists, is not empty and holds no demo dataset; choose a new folder")
+    if not overwrite:
+        raise InputError(out_dir, "already holds a demo dataset; pass --overwrite to replace it")
+    try:
+        files = demo_files(json.loads((out_dir / DEMO_JSON).read_text()))
+    except (OSError, ValueError, TypeError, AttributeError):
+        raise InputError(
+            out_dir, f"holds a {DEMO_JSON} that cannot be read, so what tem_rf wrote there is not known; "
+            "nothing is replaced: remove the folder yourself or choose another one"
+        ) from None
+    check_only_owned(out_dir, files, ("images", "labels", "particles"), record=DEMO_JSON)
+
+
 def write_demo_dataset(
     out_dir: str | os.PathLike,
     num_images: int = 10,
@@ -256,7 +287,8 @@ def write_demo_dataset(
     and diameters, listed in ``demo.json``'s ``particles``).
 
     The folder is written under a temporary name and renamed when complete. An existing
-    ``out_dir`` is replaced only with ``overwrite`` and only if it holds a demo dataset.
+    ``out_dir`` is replaced only with ``overwrite`` and only if it holds a demo dataset and nothing
+    else (`demo_files`: what its demo.json lists).
     """
     import tifffile
     from PIL import Image
@@ -267,18 +299,13 @@ def write_demo_dataset(
     out_dir = Path(out_dir)
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "exists and is not a folder; choose a new folder for the demo data")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / "demo.json").exists():
-            raise InputError(out_dir, "exists, is not empty and holds no demo dataset; choose a new folder")
-        if not overwrite:
-            raise InputError(out_dir, "already holds a demo dataset; pass --overwrite to replace it")
+    _check_demo_out_dir(out_dir, overwrite)
     pixel_size_nm = _pixel_size_or_default(kind, pixel_size_nm)
     rng = np.random.default_rng(seed)
     names = []
     try:
-        with atomic_path(out_dir, directory=True) as tmp:
+        # Checked again just before the swap: a file added meanwhile is not deleted.
+        with atomic_directory(out_dir, lambda target: _check_demo_out_dir(target, overwrite)) as tmp:
             (tmp / "images").mkdir()
             (tmp / "labels").mkdir()
             (tmp / "particles").mkdir()
@@ -310,7 +337,7 @@ def write_demo_dataset(
                 "particles": [f"particles/{n}.csv" for n in names],
                 "note": "synthetic data from tem_rf.data.synthetic; for running and testing the pipeline",
             }
-            (tmp / "demo.json").write_text(json.dumps(info, indent=2) + "\n")
+            (tmp / DEMO_JSON).write_text(json.dumps(info, indent=2) + "\n")
     except OSError as error:  # disk full, not writable: name the folder asked for
         raise InputError(out_dir, f"cannot write the demo data: {os_error_text(error)}") from None
     return info

@@ -171,6 +171,42 @@ def test_non_dataset_folder_is_never_replaced(tmp_path, pairs):
     assert (out / "thesis.tex").read_text() == "keep me"
 
 
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_replaces_only_what_dataset_json_lists(built, pairs, tmp_path):
+    out, _ = built  # 2 shards a split
+    (out / "train" / "notes.txt").write_text("my notes on the train split")
+    before = _files(out)
+    with pytest.raises(InputError, match=r"holds train/notes\.txt, which tem_rf did not write \(not listed in its dataset\.json\)"):
+        build_dataset(pairs, out, patch_size=32, min_particle_pixels=50, overwrite=True, progress=False)
+    assert _files(out) == before
+    (out / "train" / "notes.txt").unlink()
+    # A rebuild with another shard count replaces every shard of the old one (listed in its dataset.json).
+    new = build_dataset(pairs, out, patch_size=32, min_particle_pixels=50, num_shards=1, overwrite=True, progress=False)
+    assert sorted(_files(out)) == sorted(["dataset.json"] + [s["file"] for split in new["splits"].values() for s in split["shards"]])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_file_added_while_the_dataset_is_written_is_not_deleted(built, pairs, tmp_path, monkeypatch):
+    from tem_rf.data import dataset
+
+    out, _ = built
+    real = dataset.preprocess_with_stats
+
+    def user_saves_a_file(*args, **kwargs):
+        (out / "added.txt").write_text("saved during the rebuild")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dataset, "preprocess_with_stats", user_saves_a_file)
+    before_shards = {k: v for k, v in _files(out).items()}
+    with pytest.raises(InputError, match=r"holds added\.txt, which tem_rf did not write"):
+        build_dataset(pairs, out, patch_size=64, min_particle_pixels=50, overwrite=True, progress=False)
+    assert _files(out) == {**before_shards, "added.txt": b"saved during the rebuild"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def _no_output(parent, out):
     return not out.exists() and not [p for p in parent.iterdir() if p.name.startswith(".")]
 

@@ -8,6 +8,7 @@ import tifffile
 
 from tem_rf.data.reading import read_mask, read_micrograph
 from tem_rf.core.files import read_csv
+from tem_rf.data import synthetic
 from tem_rf.data.synthetic import Particle, make_micrograph, particle_records, write_demo_dataset
 
 
@@ -103,3 +104,21 @@ def test_particle_records_of_a_cut_particle():
     (record,) = particle_records([Particle(1.0, 30.0, 10.0, 10.0, 0.0)], 64, 0.2)
     assert record["touches_edge"] is True and record["diameter_px"] == pytest.approx(20.0)
     assert 0 < record["area_px"] < np.pi * 100
+
+
+def test_overwrite_replaces_a_demo_dataset_and_nothing_else(tmp_path):
+    from tem_rf.core.errors import InputError
+
+    out = tmp_path / "demo"
+    synthetic.write_demo_dataset(out, num_images=2, size=64, kind="low_res", seed=0)
+    with pytest.raises(InputError, match="already holds a demo dataset; pass --overwrite"):
+        synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1)
+    (out / "particles" / "my_counts.csv").write_text("counted by hand\n")
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match=r"holds particles/my_counts\.csv, which tem_rf did not write \(not listed in its demo\.json\)"):
+        synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1, overwrite=True)
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    (out / "particles" / "my_counts.csv").unlink()
+    info = synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1, overwrite=True)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(synthetic.demo_files(info))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no temporaries

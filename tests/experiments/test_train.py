@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from training_helpers import make_tiny_dataset, max_weight_difference, run_weights
+from training_helpers import max_weight_difference, run_weights
 
 from binaries import ROOT, binary_cmd, binary_env, call_main
 
@@ -33,9 +33,9 @@ def _free_ports(count):
     return ports
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_tiny_dataset(tmp_path_factory.mktemp("train_binary"))
+@pytest.fixture
+def tiny_data(tiny_dataset):
+    return tiny_dataset
 
 
 @pytest.mark.large

@@ -9,7 +9,6 @@ import pytest
 
 from tem_rf import data, metrics
 from tem_rf.study import scoring as evaluation
-from tem_rf import train as training
 from tem_rf.core.files import read_csv
 from tem_rf.train.rundir import RunDir
 
@@ -18,17 +17,9 @@ from training_helpers import make_tiny_dataset, read_json
 
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluation")
-    data_dir = make_tiny_dataset(root)
-    run = root / "run"
-    training.train(
-        training.TrainConfig(data_dir=str(data_dir), model_dir=str(run), epochs=1, learning_rate=1e-2,
-                             precision="float32", strategy="default"),
-        progress=False,
-    )
-    return data_dir, run
+@pytest.fixture
+def trained_run(tiny_dataset, one_epoch_run):
+    return tiny_dataset, one_epoch_run
 
 
 def test_evaluate_model_matches_training_metrics(trained_run):

@@ -14,19 +14,12 @@ import tensorflow as tf
 from tem_rf import train as training
 
 from training_helpers import make_tiny_dataset, max_weight_difference, read_json, run_weights
+from training_helpers import train_config as _config
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return make_tiny_dataset(tmp_path_factory.mktemp("training"))
-
-
-def _config(data_dir, model_dir, **overrides):
-    values = dict(data_dir=str(data_dir), model_dir=str(model_dir), num_blocks=2, pool_sizes=(2,),
-                  batch_size=8, epochs=2, learning_rate=1e-2, seed=752, precision="float32",
-                  strategy="default", image_every=1)
-    values.update(overrides)
-    return training.TrainConfig(**values)
+@pytest.fixture
+def tiny_data(tiny_dataset):
+    return tiny_dataset
 
 
 def _history(run_dir):
@@ -146,14 +139,6 @@ def test_missing_data_dir(tmp_path):
     with pytest.raises(training.TrainingError, match="does not exist"):
         training.Trainer(_config(tmp_path / "nowhere", tmp_path / "run"))
     assert not (tmp_path / "run").exists()
-
-
-@pytest.fixture(scope="module")
-def one_epoch_run(tiny_data, tmp_path_factory):
-    """A finished one-epoch run; tests that may change it train on a copy (`_copy_run`)."""
-    run = tmp_path_factory.mktemp("one_epoch") / "run"
-    training.train(_config(tiny_data, run, epochs=1, num_images=0), progress=False)
-    return run
 
 
 def _copy_run(run, tmp_path):

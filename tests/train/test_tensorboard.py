@@ -22,7 +22,7 @@ from tensorboard.util import tensor_util
 from tem_rf import train as training
 from tem_rf.train import tensorboard as tb
 
-from training_helpers import make_tiny_dataset, read_json
+from training_helpers import read_json
 
 ARCHITECTURES = ("N2_k2-2_d1-1-1", "N2_k2-4_d1-1-1")
 PIXEL_SIZE_NM = 0.5  # make_tiny_dataset's
@@ -55,12 +55,12 @@ def _history(run):
 
 
 @pytest.fixture(scope="module")
-def sweep_run(tmp_path_factory):
+def sweep_run(tmp_path_factory, tiny_dataset):
     """A sweep of two architectures x one seed whose first run is trained (2 epochs)."""
     from tem_rf.study import sweep
 
     root = tmp_path_factory.mktemp("tensorboard")
-    data_dir = make_tiny_dataset(root)
+    data_dir = tiny_dataset
     architectures = [sweep.Architecture(2, (2, 2), (1, 1, 1)), sweep.Architecture(2, (2, 4), (1, 1, 1))]
     runs = sweep.plan(architectures, (752,))
     base = dict(data_dir=str(data_dir), epochs=2, batch_size=8, learning_rate=1e-2, precision="float32",
