@@ -42,34 +42,26 @@ _RELATIVE_WIDTH = flags.DEFINE_float("relative_width", 0.1, "Widening of a latti
 _PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size in nm; default: the dataset's.")
 _REDRAW = flags.DEFINE_boolean("redraw_dice_vs_rf", False, "Draw dice vs receptive field even if the sweep has it.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Patches per forward/gradient pass.", lower_bound=1)
+_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an earlier analysis in --out_dir (all of its files).")
 flags.mark_flags_as_required(["sweep_dir", "out_dir"])
-
-
-def _numbers(flag: flags.FlagHolder, kind: type = float) -> list | None:
-    """A list flag's comma-separated values as numbers; None when the flag is not given."""
-    try:
-        return None if flag.value is None else [kind(v) for v in flag.value if v.strip()]
-    except ValueError:
-        raise ValueError(
-            f"--{flag.name} must be comma-separated numbers, got {','.join(flag.value)!r}"
-        ) from None
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.getLogger("tem_rf").setLevel(logging.INFO)
+    from tem_rf.core.parsing import parse_number_list
     from tem_rf.study import sweep_figures
 
     try:
         report = sweep_figures.analyze_sweep(
             _SWEEP_DIR.value, _OUT_DIR.value, data_dir=_DATA_DIR.value, split=_SPLIT.value,
             architectures=_ARCHITECTURES.value, seed=_SEED.value, weights=_WEIGHTS.value,
-            num_examples=_NUM_EXAMPLES.value, example_indices=_numbers(_EXAMPLES, int),
+            num_examples=_NUM_EXAMPLES.value, example_indices=parse_number_list(_EXAMPLES.value, "example_indices", int),
             max_patches=_MAX_PATCHES.value, erf_images=_ERF_IMAGES.value, pixel_size_nm=_PIXEL_SIZE.value,
-            band_options={flag.name: _numbers(flag) for flag in (_BAND_PX, _BAND_NM_INV, _SPACINGS)}
+            band_options={flag.name: parse_number_list(flag.value, flag.name) for flag in (_BAND_PX, _BAND_NM_INV, _SPACINGS)}
             | {"relative_width": _RELATIVE_WIDTH.value},
-            redraw_dice_vs_rf=_REDRAW.value, batch_size=_BATCH_SIZE.value,
+            redraw_dice_vs_rf=_REDRAW.value, batch_size=_BATCH_SIZE.value, overwrite=_OVERWRITE.value,
         )
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None

@@ -22,6 +22,7 @@ _WEIGHTS = flags.DEFINE_enum("weights", "best", ["best", "model"], "best.keras o
 _AUGMENT = flags.DEFINE_boolean("augment", True, "Score all 8 dihedral variants of each patch.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Batch size.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write the CSV/JSON; default: the run dir.")
+_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an earlier evaluation's CSV and JSON of the same names.")
 flags.mark_flag_as_required("run_dir")
 
 
@@ -33,6 +34,7 @@ def main(argv: list[str]) -> None:
         summary, paths = evaluate_run(
             _RUN_DIR.value, _DATA_DIR.value, _SPLIT.value, weights=_WEIGHTS.value,
             augment=_AUGMENT.value, batch_size=_BATCH_SIZE.value, out_dir=_OUT_DIR.value,
+            overwrite=_OVERWRITE.value,
         )
     except (OSError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None

@@ -28,26 +28,25 @@ _RESOLUTION = flags.DEFINE_enum("resolution", "auto", ["auto", "high", "low"],
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch size of the dataset (limits pools and RF).")
 _NUM_BLOCKS = tem_flags.define_int_list("num_blocks", (2, 3, 4), "Depths N to consider.")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the advice as JSON here.")
+_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an existing --json_out file.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Progress bar while building the architectures.")
 
 
 def main(argv: list[str]) -> None:
     del argv
+    from tem_rf.core.outputs import check_new_files
     from tem_rf.study import recommend
 
     try:
+        if _JSON_OUT.value:
+            check_new_files([_JSON_OUT.value], _OVERWRITE.value)  # before the architectures are built
         advice = recommend.recommend(
             _DIAMETER_NM.value, _PIXEL_SIZE_NM.value, images=_IMAGES.value, sweep_dir=_SWEEP_DIR.value,
             resolution=_RESOLUTION.value, patch_size=_PATCH_SIZE.value, num_blocks=_NUM_BLOCKS.value,
             progress=_PROGRESS.value,
         )
         if _JSON_OUT.value:
-            from tem_rf.core.files import os_error_text, write_json
-
-            try:
-                write_json(_JSON_OUT.value, recommend.to_json(advice))
-            except OSError as err:
-                raise OSError(f"{_JSON_OUT.value}: cannot write: {os_error_text(err)}") from None
+            recommend.write_advice(advice, _JSON_OUT.value, overwrite=_OVERWRITE.value)
     except (ValueError, OSError) as err:
         raise SystemExit(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     print(recommend.format_recommendation(advice))

@@ -261,6 +261,9 @@ CASES = [
     Case("train-edited-patch-size", "experiments.train", ("--data_dir={ws}/dataset", "--model_dir={ws}/new_run", "--noprogress"),
          r"error: .*patch_size", _steps(_copy("dataset"), _edit_dataset_json(lambda i: i.update(patch_size=128)))),
     # evaluate
+    Case("evaluate-over-an-earlier-evaluation", "experiments.evaluate",
+         ("--run_dir={src}/run", "--split=val", "--noaugment", "--out_dir={ws}/scores"),
+         r"error: .*scores/eval_val\.json: exists; pass --overwrite to replace it", _write("scores/eval_val.json")),
     Case("evaluate-run-missing", "experiments.evaluate", ("--run_dir={ws}/nowhere",), r"error: .*nowhere: no such run"),
     Case("evaluate-patches-the-divisor-does-not-divide", "experiments.evaluate",
          ("--run_dir={src}/run", "--data_dir={ws}/odd", "--noaugment", "--out_dir={ws}/scores"),
@@ -315,6 +318,12 @@ CASES = [
     Case("fourier-unresolved-lattice-spacing", "experiments.fourier_baseline",
          ("--data_dir={src}/dataset", "--lattice_spacings_nm=0.235", "--out_csv={ws}/f.csv"),
          r"error: lattice spacing\(s\) 0.235 nm are not resolved at 0.5 nm/px"),
+    Case("fourier-over-a-users-csv", "experiments.fourier_baseline",
+         ("--data_dir={src}/dataset", "--band_px=4,12", "--out_csv={ws}/f.csv"),
+         r"error: .*f\.csv: exists; pass --overwrite to replace it", _write("f.csv")),
+    Case("fourier-over-a-users-json", "experiments.fourier_baseline",
+         ("--data_dir={src}/dataset", "--band_px=4,12", "--out_csv={ws}/f.csv", "--out_json={ws}/summary.json"),
+         r"error: .*summary\.json: exists; pass --overwrite to replace it", _write("summary.json")),
     Case("fourier-dataset-missing", "experiments.fourier_baseline", ("--data_dir={ws}/nowhere", "--out_csv={ws}/f.csv"),
          r"error: .*nowhere"),
     # measure
@@ -335,6 +344,9 @@ CASES = [
     # recommend
     Case("recommend-pixel-size-nan", "experiments.recommend", ("--pixel_size_nm=nan", "--particle_diameter_nm=5"),
          "error: pixel_size_nm must be a positive"),
+    Case("recommend-over-a-users-json", "experiments.recommend",
+         ("--pixel_size_nm=0.5", "--particle_diameter_nm=20", "--num_blocks=2", "--json_out={ws}/advice.json"),
+         r"error: .*advice\.json: exists; pass --overwrite to replace it", _write("advice.json")),
     Case("recommend-sweep-dir-without-results", "experiments.recommend", ("--sweep_dir={ws}/sweep",),
          r"error: .*sweep: no sweep results", _write("sweep/notes.txt")),
 ]

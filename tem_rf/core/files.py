@@ -75,7 +75,7 @@ def atomic_directory(
             raise FileExistsError(f"{target}: folder exists and is not empty")
 
     verify()
-    made = _make_parents(location.parent)
+    made = make_parents(location.parent)
     tmp = None
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{location.name}.tmp-", dir=location.parent))
@@ -88,15 +88,19 @@ def atomic_directory(
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        for folder in reversed(made):
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_made_folders(made)
         raise
 
 
-def _make_parents(folder: Path) -> list[Path]:
+def remove_made_folders(made: list[Path]) -> None:
+    """Removes the folders `make_parents` made (one call's or several calls' lists, in order),
+    innermost first; a folder that is not empty (something else was put there) stays."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def make_parents(folder: Path) -> list[Path]:
     """Makes ``folder`` and its missing parents; returns those made, outermost first."""
     missing = []
     while not os.path.lexists(folder) and folder != folder.parent:

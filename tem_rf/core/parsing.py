@@ -64,3 +64,12 @@ def parse_sequences(text: str, what: str) -> list[tuple[int, ...]]:
 def int_or_list(values: tuple[int, ...]) -> int | tuple[int, ...]:
     """A single value stays an int (broadcast by the builder); several stay a tuple."""
     return values[0] if len(values) == 1 else values
+
+
+def parse_number_list(values: list[str] | None, what: str, kind: type = float) -> list | None:
+    """A list flag's comma-separated values (absl's ``DEFINE_list``) as numbers of ``kind``; None
+    when the flag is not given. A value that is not a number is a ValueError naming ``--what``."""
+    try:
+        return None if values is None else [kind(v) for v in values if v.strip()]
+    except ValueError:
+        raise ValueError(f"--{what} must be comma-separated numbers, got {','.join(values)!r}") from None

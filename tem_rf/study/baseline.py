@@ -117,6 +117,7 @@ def run_fourier_baseline(
     batch_size: int = 8,
     max_patches: int | None = None,
     progress: bool = False,
+    overwrite: bool = False,
     **filter_options: float | None,
 ) -> dict[str, Any]:
     """Scores the Fourier filter on a split, writes the per-patch CSV and the summary JSON; returns
@@ -125,10 +126,12 @@ def run_fourier_baseline(
     The band comes from ``band_px`` / ``band_nm_inv`` (``"low,high"``) or ``lattice_spacings_nm``
     (``"0.235,0.204"``), else from the split's radial power spectrum (labels unused). The pixel
     size is ``pixel_size_nm`` or the dataset's. ``out_json`` defaults to ``out_csv`` with .json.
+    Existing files are replaced only with ``overwrite``; the two are written as one result.
     ``filter_options`` (``sigma_px``, ``min_contrast``, ``noise_floor``) go to `score_fourier_filter`.
     Raises ValueError or OSError with a message naming the bad value or path.
     """
     from tem_rf.core.files import os_error_text, write_csv, write_json
+    from tem_rf.core.outputs import check_new_files, new_files
     from tem_rf.data import read_dataset_info
 
     # Band values and the dataset are checked before the split is read.
@@ -148,9 +151,9 @@ def run_fourier_baseline(
         )
     out_csv = Path(out_csv)
     out_json = Path(out_json) if out_json else out_csv.with_suffix(".json")
-    for path in (out_csv, out_json):
-        if path.is_dir():
-            raise ValueError(f"{path}: is a folder; --out_csv/--out_json name files")
+    if out_csv == out_json:
+        raise ValueError(f"{out_csv}: --out_csv and --out_json name the same file")
+    check_new_files((out_csv, out_json), overwrite)
     from tem_rf.study import fourier
 
     automatic = not any(given.values())
@@ -173,8 +176,9 @@ def run_fourier_baseline(
         pixel_size_nm=pixel_size,
     )
     try:
-        write_csv(out_csv, rows)
-        write_json(out_json, summary)
+        with new_files((out_csv, out_json), overwrite=overwrite) as temporary:
+            write_csv(temporary[out_csv], rows)
+            write_json(temporary[out_json], summary)
     except OSError as err:  # name the folder asked for, not the temporary file
         raise OSError(f"{out_csv.parent}: cannot write the results: {os_error_text(err)}") from None
     return summary | {"csv": str(out_csv), "json": str(out_json)}

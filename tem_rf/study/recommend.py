@@ -445,6 +445,19 @@ def to_json(rec: Recommendation) -> dict[str, Any]:
     return json_safe(dataclasses.asdict(rec))
 
 
+def write_advice(rec: Recommendation, path: str | Path, *, overwrite: bool = False) -> None:
+    """Writes `to_json` of ``rec`` to ``path``; an existing file is replaced only with ``overwrite``."""
+    from tem_rf.core.files import os_error_text, write_json
+    from tem_rf.core.outputs import new_files
+
+    path = Path(path)
+    try:
+        with new_files([path], overwrite=overwrite) as temporary:
+            write_json(temporary[path], to_json(rec))
+    except OSError as err:
+        raise OSError(f"{path}: cannot write: {os_error_text(err)}") from None
+
+
 __all__ = [
     "DEFAULT_DILATION_SETS",
     "RULES",
@@ -458,4 +471,5 @@ __all__ = [
     "recommend",
     "sweep_command",
     "to_json",
+    "write_advice",
 ]

@@ -84,15 +84,19 @@ def evaluate_run(
     augment: bool = True,
     batch_size: int = 8,
     out_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Scores a run directory (or a ``.keras`` file) and writes ``eval_<split>.csv``/``.json``.
 
     The dataset is the run's own (its config's ``data_dir``) unless ``data_dir`` is given; scores
     on another dataset go to ``eval_<split>_<dataset folder name>.*``, so they never replace the
-    run's own. Files go to ``out_dir``, by default the run directory. Returns the summary and the
-    paths written (``csv``, ``json``); raises OSError or ValueError naming the problem.
+    run's own. Files go to ``out_dir``, by default the run directory; existing ones are replaced
+    only with ``overwrite``, and the two files are written as one result (`new_files`). Returns
+    the summary and the paths written (``csv``, ``json``); raises OSError or ValueError naming the
+    problem.
     """
     from tem_rf.core.files import os_error_text, write_csv, write_json
+    from tem_rf.core.outputs import check_new_files, new_files
     from tem_rf.train.rundir import RunDir
 
     run_path = Path(run_path)
@@ -103,16 +107,18 @@ def evaluate_run(
     data_dir = data_dir or own_data
     if data_dir is None:
         raise ValueError(f"{run_path}: no config.json with the run's dataset beside it; pass --data_dir")
-    summary, rows = evaluate_model(run.load_model(weights), data_dir, split, augment=augment, batch_size=batch_size)
-    summary.update(run=str(run_path), weights=weights, data_dir=str(data_dir))
     stem = f"eval_{split}"
     if own_data is None or Path(data_dir).resolve() != Path(own_data).resolve():
         stem += f"_{Path(data_dir).resolve().name}"  # another dataset: keep the run's own scores
     out_dir = Path(out_dir) if out_dir else run.path
     paths = {"csv": out_dir / f"{stem}.csv", "json": out_dir / f"{stem}.json"}
+    check_new_files(paths.values(), overwrite)  # before the scoring, not after it
+    summary, rows = evaluate_model(run.load_model(weights), data_dir, split, augment=augment, batch_size=batch_size)
+    summary.update(run=str(run_path), weights=weights, data_dir=str(data_dir))
     try:
-        write_csv(paths["csv"], rows)
-        write_json(paths["json"], summary)
+        with new_files(paths.values(), overwrite=overwrite) as temporary:
+            write_csv(temporary[paths["csv"]], rows)
+            write_json(temporary[paths["json"]], summary)
     except OSError as err:
         raise OSError(f"{out_dir}: cannot write the results: {os_error_text(err)}") from err
     return summary, paths

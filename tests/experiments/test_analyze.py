@@ -102,3 +102,31 @@ def test_analyze_bad_input_is_one_clear_line(fake_sweep, tmp_path):
         assert result.returncode != 0 and "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith(message)
         assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_an_earlier_analysis_is_replaced_only_with_overwrite_and_as_a_whole(fake_sweep, tmp_path):
+    sweep, _ = fake_sweep
+    out = tmp_path / "analysis"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes beside the analysis")
+    (out / "erf.csv").write_text("an erf.csv of mine")
+    (out / "pool_vs_dilation.png").write_text("a previous analysis' figure")
+    args = (f"--sweep_dir={sweep}", f"--out_dir={out}", "--num_examples=1", "--erf_images=1", "--max_patches=2",
+            "--architectures=N2_k2-2_d1-1-1,N2_k2-4_d1-1-1")
+    refused = _run(*args)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    # the first of the analysis' files (in `analysis_files` order) that is there
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {out / 'pool_vs_dilation.png'}: exists; pass --overwrite to replace it")
+    assert sorted(p.name for p in out.iterdir()) == ["erf.csv", "notes.txt", "pool_vs_dilation.png"]
+    assert (out / "erf.csv").read_text() == "an erf.csv of mine"
+
+    replaced = _run(*args, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert (out / "notes.txt").read_text() == "my notes beside the analysis"  # not one of the analysis' files
+    assert (out / "erf.csv").read_text().startswith("architecture,")
+    assert (out / "pool_vs_dilation.png").read_bytes()[:8] == PNG_SIGNATURE
+    report = json.loads((out / "analysis.json").read_text())
+    written = {Path(path).name for path in report["outputs"].values()}
+    assert sorted(p.name for p in out.iterdir()) == sorted(written | {"notes.txt"})
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporaries

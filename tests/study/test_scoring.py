@@ -89,7 +89,8 @@ def test_evaluate_binary_bad_paths_are_one_clear_line(trained_run, tmp_path):
     (tmp_path / "file").write_text("x")
     for args, message in [
         ([f"--run_dir={tmp_path / 'nothere'}"], f"error: {tmp_path / 'nothere'}: no such run directory"),
-        ([f"--run_dir={run}", f"--out_dir={tmp_path / 'file' / 'out'}"], f"error: {tmp_path / 'file' / 'out'}: cannot write"),
+        ([f"--run_dir={run}", f"--out_dir={tmp_path / 'file' / 'out'}"],
+         f"error: {tmp_path / 'file'}: cannot write eval_val.csv into it: it is a file, not a folder"),
     ]:
         out = _evaluate(*args, "--split=val", "--noaugment")
         assert out.returncode != 0 and "Traceback" not in out.stderr
