@@ -88,6 +88,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tem_rf.serve.predictor import ModelLoadError
+    from tem_rf.core.errors import InputError
     from tem_rf.serve.export import ExportError, check_raw_dtypes, export_run, format_export_summary
 
     if _FORMAT.value == "bioimageio":
@@ -103,7 +104,7 @@ def main(argv: list[str]) -> None:
             _MODEL.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, overwrite=_OVERWRITE.value,
             raw_dtypes=raw_dtypes,
         )
-    except (ModelLoadError, ExportError) as error:
+    except (ModelLoadError, ExportError, InputError) as error:
         sys.exit(f"error: {error}")
     except OSError as error:  # reading the model; writing errors are ExportError
         sys.exit(f"error: {_MODEL.value}: {error}")

@@ -378,6 +378,52 @@ def test_the_table_covers_every_binary():
     assert len(CASES) >= 40
 
 
+# ---------------------------------------------------------------------------- one writer per output
+
+# (id, binary, args, the output, a temporary a killed run of the binary leaves)
+WRITER_CASES = [
+    ("segment", "experiments.segment", ("--model={src}/export", "--input={src}/raw/images", "--out_dir={ws}/seg",
+                                        "--noprogress"), "seg", "seg/.segmentation.json.k1lled0x.tmp"),
+    ("measure", "experiments.measure", ("--model={src}/export", "--images={src}/raw/images", "--labels={src}/raw/labels",
+                                        "--out_dir={ws}/m", "--noprogress"), "m", "m/.instances.csv.k1lled0x.tmp"),
+    ("make-tfrecords", TFREC, (*RAW_SRC, "--out_dir={ws}/ds"), "ds", ".ds.tmp-k1lled0x/train/train-00000.partial"),
+    ("make-demo-data", DEMO, ("--out_dir={ws}/raw", "--size=64", "--num_images=1"), "raw",
+     ".raw.tmp-k1lled0x/images/high_res_000.tif"),
+    ("export", "experiments.export", ("--model={src}/run", "--out_dir={ws}/export", "--raw_dtypes="), "export",
+     ".export.tmp-k1lled0x/saved_model.pb"),
+]
+
+
+@pytest.mark.parametrize("binary, args, output, _", [c[1:] for c in WRITER_CASES], ids=[c[0] for c in WRITER_CASES])
+def test_a_second_writer_of_the_same_output_is_refused(binary, args, output, _, shared, tmp_path):
+    from tem_rf.core.locks import output_lock
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with output_lock(ws / output):  # as another process writing it holds it (flock is per open file)
+        before = tree_digest(ws)
+        result = call_main(binary, *(a.format(ws=ws, src=shared) for a in args))
+        assert tree_digest(ws) == before
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {ws / output}: another tem_rf command (pid {os.getpid()}) is writing this output; wait for it "
+        "to end or choose another output"
+    )
+    assert tree_digest(ws) == {}
+
+
+@pytest.mark.parametrize("binary, args, output, stale", [c[1:] for c in WRITER_CASES], ids=[c[0] for c in WRITER_CASES])
+def test_the_next_run_clears_what_a_killed_one_left(binary, args, output, stale, shared, tmp_path):
+    ws = tmp_path / "ws"
+    (ws / stale).parent.mkdir(parents=True)
+    (ws / stale).write_text("left by a killed run")
+    (ws / ".notes.tmp").write_text("a user's hidden file")
+    result = call_main(binary, *(a.format(ws=ws, src=shared) for a in args))
+    assert result.returncode == 0, result.stderr[-2000:]
+    left = sorted(str(p.relative_to(ws)) for p in ws.rglob(".*"))
+    assert left == [".notes.tmp"], left
+
+
 # ---------------------------------------------------------------------------- a full disk, for real
 
 # A file-size limit makes every write past it fail (EFBIG) as a full disk fails them (ENOSPC):

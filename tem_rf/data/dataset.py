@@ -48,6 +48,7 @@ from tem_rf.data.reading import (
     read_micrograph,
 )
 from tem_rf.core.files import atomic_directory, os_error_text, write_json
+from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.manifest import check_only_owned
 from tem_rf.core.parsing import parse_list
 from tem_rf.core.progress import progress_bar
@@ -723,9 +724,11 @@ def _write_dataset(
     from tem_rf.data.tfrecords import ShardWriter, encode_example
 
     splits_info = {}
-    # The target is checked again just before the new dataset replaces it: a file added meanwhile
-    # is not deleted with the old dataset.
-    with atomic_directory(out_dir, lambda target: _check_out_dir(target, overwrite)) as tmp:
+    # One writer at a time (a second make_tfrecords into the same folder is refused), which may
+    # clear what a killed one left. The target is checked again just before the new dataset
+    # replaces it: a file added meanwhile is not deleted with the old dataset.
+    with output_lock(out_dir), atomic_directory(out_dir, lambda target: _check_out_dir(target, overwrite)) as tmp:
+        remove_stale_temporaries([out_dir], keep=[tmp])
         ordered = [(split, by_name[name]) for split in SPLITS for name in assignment[split]]
         writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
         for split, source in progress_bar(ordered, desc="writing", unit="image", enabled=progress):

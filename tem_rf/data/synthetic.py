@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from tem_rf.core.files import atomic_directory, os_error_text
+from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.units import require_pixel_size
 
 KINDS = ("high_res", "low_res")
@@ -305,7 +306,9 @@ def write_demo_dataset(
     names = []
     try:
         # Checked again just before the swap: a file added meanwhile is not deleted.
-        with atomic_directory(out_dir, lambda target: _check_demo_out_dir(target, overwrite)) as tmp:
+        with output_lock(out_dir), \
+                atomic_directory(out_dir, lambda target: _check_demo_out_dir(target, overwrite)) as tmp:
+            remove_stale_temporaries([out_dir], keep=[tmp])
             (tmp / "images").mkdir()
             (tmp / "labels").mkdir()
             (tmp / "particles").mkdir()

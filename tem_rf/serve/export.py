@@ -610,6 +610,7 @@ def export_saved_model(
     failures to write are `ExportError` naming ``export_dir``. Returns the metadata written.
     """
     from tem_rf.core.files import atomic_directory
+    from tem_rf.core.locks import output_lock, remove_stale_temporaries
 
     protected = list(protected)
 
@@ -626,7 +627,8 @@ def export_saved_model(
     )
     functions = serving_functions(serving_model, metadata, raw_dtypes=raw_dtypes)
     try:
-        with atomic_directory(export_dir, check) as tmp:
+        with output_lock(export_dir), atomic_directory(export_dir, check) as tmp:
+            remove_stale_temporaries([export_dir], keep=[tmp])  # a killed export's
             write_saved_model(serving_model, metadata, tmp, export_dir, functions)
     except OSError as error:  # moving the finished export into place
         raise ExportError(f"{export_dir}: cannot write the export: {error}") from error

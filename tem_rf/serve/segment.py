@@ -318,15 +318,22 @@ def _file_options(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def planned_outputs(paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, **options: Any) -> list[Path]:
+    """Every file a run over ``paths`` may write into ``output_dir``: the run's own files
+    (segmentation.json, pooled particles) and each micrograph's."""
+    output_dir = Path(output_dir)
+    return list(run_output_files(paths, output_dir, measure=options.get("measure", True)).values()) + [
+        file for path in paths for file in output_files(path, output_dir, **_file_options(options)).values()
+    ]
+
+
 def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, **options: Any) -> None:
     """Raises `InputError` naming ``output_dir`` when a file this run would write is already there
     (an earlier run's results, or a user's file of that name): replaced only with ``overwrite``."""
     from tem_rf.data.reading import InputError
 
     output_dir = Path(output_dir)
-    planned = list(run_output_files(paths, output_dir, measure=options.get("measure", True)).values()) + [
-        file for path in paths for file in output_files(path, output_dir, **_file_options(options)).values()
-    ]
+    planned = planned_outputs(paths, output_dir, **options)
     existing = [file.name for file in planned if file.exists() or file.is_symlink()]
     if existing:
         more = f" and {len(existing) - 1} more of this run's outputs" if len(existing) > 1 else ""
@@ -999,6 +1006,7 @@ def segment_micrographs(
     ``overwrite``.
     """
     from tem_rf.core.files import os_error_text
+    from tem_rf.core.locks import output_lock, remove_stale_temporaries
     from tem_rf.data.reading import InputError
     from tem_rf.serve.predictor import load_predictor
 
@@ -1012,15 +1020,19 @@ def segment_micrographs(
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     check_particle_options(options)
     paths = expand_inputs(inputs)
-    if not overwrite:
-        check_no_overwrite(paths, out_dir, **options)
-    predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
-    description = describe_predictor(predictor)
-    if on_model_loaded is not None:
-        on_model_loaded(description)
-    try:
-        with frozen_heap():
-            results, failures = segment_files(paths, predictor, out_dir, **options)
-    except OSError as error:
-        raise InputError(out_dir, f"cannot write the results: {os_error_text(error)}") from None
+    # One writer per output folder: a second segment into it is refused instead of both ending
+    # well and one replacing the other's files. Under the lock a killed run's temporaries go.
+    with output_lock(out_dir):
+        if not overwrite:
+            check_no_overwrite(paths, out_dir, **options)
+        remove_stale_temporaries(planned_outputs(paths, out_dir, **options))
+        predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
+        description = describe_predictor(predictor)
+        if on_model_loaded is not None:
+            on_model_loaded(description)
+        try:
+            with frozen_heap():
+                results, failures = segment_files(paths, predictor, out_dir, **options)
+        except OSError as error:
+            raise InputError(out_dir, f"cannot write the results: {os_error_text(error)}") from None
     return SegmentationRun(description, paths, out_dir, results, failures)

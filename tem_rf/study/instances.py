@@ -20,7 +20,6 @@ is scored: a bad pair (no mask, a shape mismatch, an unreadable file) stops the 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -189,6 +188,8 @@ def measure_instances(
     `tem_rf.train.rundir.ModelLoadError`) for bad input, before anything is written.
     """
     from tem_rf.core.files import json_safe, os_error_text, write_csv, write_json
+    from tem_rf.core.locks import output_lock, remove_stale_temporaries
+    from tem_rf.core.outputs import new_files
     from tem_rf.core.progress import progress_bar
     from tem_rf.core.units import pixel_size_or_none
     from tem_rf.data.dataset import find_image_files, match_masks
@@ -208,89 +209,88 @@ def measure_instances(
     _min_particle_area(None, None if min_particle_area_nm2 is None else 1.0, min_particle_area_nm2,
                        min_particle_area_px)  # option mistakes, before anything is read
     out_dir = Path(out_dir)
-    csv_path, json_path = _check_out_dir(out_dir, overwrite)
-    pairs = match_masks(find_image_files(images), labels)
-    if method == "network":
-        if predictor is None:
-            if model is None:
-                raise InputError(None, "--model is needed with --method=network (or use --method=fourier)")
-            from tem_rf.serve.predictor import load_predictor
+    _check_out_dir(out_dir, overwrite)  # a file in the way is named before the lock is made
+    # One writer per output folder (a second measure into it is refused at once); under the lock
+    # a killed run's temporaries go.
+    with output_lock(out_dir):
+        csv_path, json_path = _check_out_dir(out_dir, overwrite)
+        remove_stale_temporaries([csv_path, json_path])
+        pairs = match_masks(find_image_files(images), labels)
+        if method == "network":
+            if predictor is None:
+                if model is None:
+                    raise InputError(None, "--model is needed with --method=network (or use --method=fourier)")
+                from tem_rf.serve.predictor import load_predictor
 
-            predictor = load_predictor(model)
-        description = describe_predictor(predictor)
-    else:
-        fourier = fourier or FourierOptions()
-        if model is not None:
-            logger.warning("--model %s is not used by --method=fourier", model)
-        description = fourier.describe()
-    if on_ready is not None:
-        on_ready(description)
+                predictor = load_predictor(model)
+            description = describe_predictor(predictor)
+        else:
+            fourier = fourier or FourierOptions()
+            if model is not None:
+                logger.warning("--model %s is not used by --method=fourier", model)
+            description = fourier.describe()
+        if on_ready is not None:
+            on_ready(description)
 
-    scored = []
-    with frozen_heap():  # a loaded model's objects stay out of full garbage collections
-        for image_path, mask_path in progress_bar(pairs, desc="measuring", unit="micrograph", enabled=progress):
-            start = time.perf_counter()
-            micrograph = read_micrograph(image_path)
-            true = read_instances(mask_path)
-            if true.shape != micrograph.data.shape:
-                raise InputError(
-                    mask_path, f"is {true.shape[0]}x{true.shape[1]} px, but its micrograph {image_path.name} is "
-                    f"{micrograph.data.shape[0]}x{micrograph.data.shape[1]} px"
-                )
-            pixel_size = pixel_size_or_none(micrograph.pixel_size_nm) or pixel_size_or_none(pixel_size_nm)
-            min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
-            extra: dict[str, Any] = {}
-            if method == "network":
-                probability, mask = segment_image(micrograph.data, predictor, tile_size=tile_size,
-                                                  batch_size=batch_size, threshold=threshold, path=image_path)
-            else:
-                mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
-            _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,
-                                             return_labels=True)
-            scored.append((image_path, mask_path, pixel_size, predicted, true, extra, time.perf_counter() - start))
+        scored = []
+        with frozen_heap():  # a loaded model's objects stay out of full garbage collections
+            for image_path, mask_path in progress_bar(pairs, desc="measuring", unit="micrograph", enabled=progress):
+                start = time.perf_counter()
+                micrograph = read_micrograph(image_path)
+                true = read_instances(mask_path)
+                if true.shape != micrograph.data.shape:
+                    raise InputError(
+                        mask_path, f"is {true.shape[0]}x{true.shape[1]} px, but its micrograph {image_path.name} is "
+                        f"{micrograph.data.shape[0]}x{micrograph.data.shape[1]} px"
+                    )
+                pixel_size = pixel_size_or_none(micrograph.pixel_size_nm) or pixel_size_or_none(pixel_size_nm)
+                min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
+                extra: dict[str, Any] = {}
+                if method == "network":
+                    probability, mask = segment_image(micrograph.data, predictor, tile_size=tile_size,
+                                                      batch_size=batch_size, threshold=threshold, path=image_path)
+                else:
+                    mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
+                _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,
+                                                 return_labels=True)
+                scored.append((image_path, mask_path, pixel_size, predicted, true, extra, time.perf_counter() - start))
 
-    known = all(item[2] is not None for item in scored)
-    if not known and any(item[2] is not None for item in scored):
-        logger.warning("some micrographs have no pixel size: every diameter is compared in px")
-    rows, scores = [], []
-    for image_path, mask_path, pixel_size, predicted, true, extra, seconds in scored:
-        score = score_instances(predicted, true, pixel_size if known else None, iou_threshold=iou_threshold,
-                                exclude_edge=not include_edge, return_samples=True)
-        scores.append(score)
-        rows.append({
-            "image": str(image_path), "mask": str(mask_path), "pixel_size_nm": pixel_size,
-            **{column: score[column] for column in SCORE_COLUMNS}, **extra, "seconds": round(seconds, 3),
-        })
-    pooled = pool_scores(scores)
-    summary = {
-        "method": method,
-        "description": description,
-        "model": None if method != "network" else getattr(predictor, "source", None),
-        "fourier": dataclasses.asdict(fourier) if method == "fourier" else None,
-        "images": str(images),
-        "labels": str(labels),
-        "options": {
-            "tile_size": tile_size, "batch_size": batch_size, "threshold": threshold,
-            "min_particle_area_nm2": min_particle_area_nm2, "min_particle_area_px": min_particle_area_px,
-            "pixel_size_nm": pixel_size_nm, "iou_threshold": iou_threshold, "include_edge": include_edge,
-        },
-        "pooled": pooled,
-        "per_image": rows,
-    }
-    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_csv(csv_path, [{k: (v if not isinstance(v, list) else " ".join(map(str, v))) for k, v in row.items()}
-                             for row in rows])
-        write_json(json_path, json_safe(summary))
-    except OSError as error:  # disk full: leave nothing half-written
-        if not json_path.exists():
-            csv_path.unlink(missing_ok=True)
-        for folder in made:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise InputError(out_dir, f"cannot write the results: {os_error_text(error)}") from None
-    return InstanceRun(method, description, rows, pooled, csv_path, json_path)
+        known = all(item[2] is not None for item in scored)
+        if not known and any(item[2] is not None for item in scored):
+            logger.warning("some micrographs have no pixel size: every diameter is compared in px")
+        rows, scores = [], []
+        for image_path, mask_path, pixel_size, predicted, true, extra, seconds in scored:
+            score = score_instances(predicted, true, pixel_size if known else None, iou_threshold=iou_threshold,
+                                    exclude_edge=not include_edge, return_samples=True)
+            scores.append(score)
+            rows.append({
+                "image": str(image_path), "mask": str(mask_path), "pixel_size_nm": pixel_size,
+                **{column: score[column] for column in SCORE_COLUMNS}, **extra, "seconds": round(seconds, 3),
+            })
+        pooled = pool_scores(scores)
+        summary = {
+            "method": method,
+            "description": description,
+            "model": None if method != "network" else getattr(predictor, "source", None),
+            "fourier": dataclasses.asdict(fourier) if method == "fourier" else None,
+            "images": str(images),
+            "labels": str(labels),
+            "options": {
+                "tile_size": tile_size, "batch_size": batch_size, "threshold": threshold,
+                "min_particle_area_nm2": min_particle_area_nm2, "min_particle_area_px": min_particle_area_px,
+                "pixel_size_nm": pixel_size_nm, "iou_threshold": iou_threshold, "include_edge": include_edge,
+            },
+            "pooled": pooled,
+            "per_image": rows,
+        }
+        try:  # the two files are one result: a full disk leaves the previous pair (or nothing)
+            with new_files((csv_path, json_path), overwrite=overwrite) as temporary:
+                write_csv(temporary[csv_path], [{k: (v if not isinstance(v, list) else " ".join(map(str, v)))
+                                                 for k, v in row.items()} for row in rows])
+                write_json(temporary[json_path], json_safe(summary))
+        except OSError as error:
+            raise InputError(out_dir, f"cannot write the results: {os_error_text(error)}") from None
+        return InstanceRun(method, description, rows, pooled, csv_path, json_path)
 
 
 __all__ = ["FourierOptions", "InstanceRun", "METHODS", "measure_instances", "read_instances"]

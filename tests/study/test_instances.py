@@ -137,3 +137,22 @@ def test_bad_pairs_and_existing_outputs_are_refused_before_writing(tmp_path):
     measure_instances(tmp_path / "images", tmp_path / "labels", tmp_path / "out", predictor=_threshold_predictor(),
                       overwrite=True, min_particle_area_px=20)
     assert json.loads((tmp_path / "out" / "instances.json").read_text())["pooled"]["f1"] == 1.0
+
+
+def test_a_full_disk_during_overwrite_keeps_the_previous_pair(tmp_path, monkeypatch):
+    from tem_rf.core import files
+
+    _write_pair(tmp_path, "a")
+    measure_instances(tmp_path / "images", tmp_path / "labels", tmp_path / "out", predictor=_threshold_predictor())
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    real_dumps = files.json.dumps
+
+    def disk_full(*args, **kwargs):  # the CSV is written, then the JSON fails
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.json, "dumps", disk_full)
+    with pytest.raises(InputError, match=r"out: cannot write the results: No space left on device"):
+        measure_instances(tmp_path / "images", tmp_path / "labels", tmp_path / "out", predictor=_threshold_predictor(),
+                          threshold=0.9, overwrite=True)
+    monkeypatch.setattr(files.json, "dumps", real_dumps)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # old CSV and JSON, no temporary
