@@ -101,3 +101,48 @@ def _move_into_place(temporaries: dict[Path, Path]) -> None:
     for old in aside.values():
         with contextlib.suppress(OSError):
             old.unlink()
+
+
+class WriteJournal:
+    """Files a long command writes into place one after another (a folder of micrographs'
+    outputs), kept as one result: `claim` each file before writing it (a previous file of that
+    name is set aside), then `commit` at the end (the set-aside files are deleted) or `roll_back`
+    on failure (this run's files are deleted and the set-aside ones put back), so a failed or
+    interrupted run leaves the targets as they were. Set-aside files are ``.NAME.old-XXXXXXXX``
+    beside their target, which `tem_rf.core.locks.remove_stale_temporaries` clears after a kill.
+    """
+
+    def __init__(self) -> None:
+        self._aside: dict[Path, Path] = {}
+        self._written: list[Path] = []
+
+    def claim(self, targets: Iterable[str | os.PathLike]) -> None:
+        """Records ``targets`` as this run's; sets aside a previous file at each."""
+        for target in map(Path, targets):
+            if target in self._aside or target in self._written:
+                continue
+            if os.path.lexists(target):
+                fd, name = tempfile.mkstemp(prefix=f".{target.name}.old-", dir=target.parent)
+                os.close(fd)
+                os.rename(target, name)
+                self._aside[target] = Path(name)
+            self._written.append(target)
+
+    def roll_back(self) -> None:
+        """Deletes this run's files and puts the set-aside ones back."""
+        for target in self._written:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        for target, old in self._aside.items():
+            with contextlib.suppress(OSError):
+                os.rename(old, target)
+        self._aside.clear()
+        self._written.clear()
+
+    def commit(self) -> None:
+        """Keeps this run's files; deletes the set-aside ones."""
+        for old in self._aside.values():
+            with contextlib.suppress(OSError):
+                old.unlink()
+        self._aside.clear()
+        self._written.clear()

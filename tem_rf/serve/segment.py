@@ -714,10 +714,14 @@ def segment_files(
     in a thread while the next one is read and segmented.
     """
     from tem_rf.core.files import json_safe, write_json
+    from tem_rf.core.outputs import WriteJournal
     from tem_rf.core.progress import progress_bar
     from tem_rf.data.reading import InputError
 
     output_dir = Path(output_dir)
+    # The run is one result: a failure or interrupt, up to the summary, deletes every file it
+    # wrote and puts back what it replaced (--overwrite), so no mix of old and new is left.
+    journal = WriteJournal()
     made = [p for p in (output_dir, *output_dir.parents) if not p.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
     results: list[SegmentationResult] = []
@@ -772,28 +776,40 @@ def segment_files(
                 failures.append((str(path), str(error)))
                 continue
             finish_writing()
+            journal.claim(segmented.files.values())
             writing = (path, writer.submit(_write_segmented, segmented))
         finish_writing()
+        if not results:  # nothing segmented: no result, so what was there before stays
+            journal.roll_back()
+            remove_made_folders()
+            return results, failures
+        run_files = run_output_files(paths, output_dir, measure=measure)
+        journal.claim(run_files.values())
+        pooled = None
+        if "particles_csv" in run_files:
+            pooled = write_pooled_particles(
+                results, particles_of, run_files["particles_csv"], run_files["histogram"]
+            )
+        write_json(output_dir / SUMMARY_FILE, json_safe(_run_summary(predictor, options, results, failures, pooled)))
     except BaseException:
         # A write failed or the user interrupted. A micrograph still being written is waited for
-        # (a thread cannot be stopped): kept if it was written whole, else its outputs removed.
+        # (a thread cannot be stopped), then the whole run is undone.
         if writing is not None:
             with contextlib.suppress(BaseException):
                 finish_writing()
-        if not results:
-            remove_made_folders()
+        writer.shutdown(wait=True)
+        journal.roll_back()
+        remove_made_folders()
         raise
     finally:
         writer.shutdown(wait=True)
-    if not results:
-        remove_made_folders()
-        return results, failures
-    run_files = run_output_files(paths, output_dir, measure=measure)
-    pooled = None
-    if "particles_csv" in run_files:
-        pooled = write_pooled_particles(
-            results, particles_of, run_files["particles_csv"], run_files["histogram"]
-        )
+    journal.commit()
+    return results, failures
+
+
+def _run_summary(predictor: Predictor, options: dict[str, Any], results: list[SegmentationResult],
+                 failures: list[tuple[str, str]], pooled: dict[str, Any] | None) -> dict[str, Any]:
+    """segmentation.json: the model, tiling, options, each micrograph's result and each failure."""
     summary = {
         "model": predictor.source,
         "architecture": predictor.metadata.get("architecture"),
@@ -806,8 +822,7 @@ def segment_files(
     }
     if pooled is not None:
         summary["pooled"] = pooled
-    write_json(output_dir / SUMMARY_FILE, json_safe(summary))
-    return results, failures
+    return summary
 
 
 def _pooled_unit(results: Sequence[SegmentationResult]) -> tuple[str, list[float]]:

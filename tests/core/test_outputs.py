@@ -97,3 +97,22 @@ def test_a_file_made_at_a_target_meanwhile_is_not_replaced(tmp_path):
             temporary[tmp_path / "a.csv"].write_text("new")
             (tmp_path / "a.csv").write_text("another process's")
     assert _tree(tmp_path) == {"a.csv": b"another process's"}
+
+
+def test_a_write_journal_rolls_back_to_the_previous_files_or_commits_the_new_ones(tmp_path):
+    from tem_rf.core.outputs import WriteJournal
+
+    (tmp_path / "a_mask.tif").write_text("old a")
+    for keep in (False, True):
+        journal = WriteJournal()
+        journal.claim([tmp_path / "a_mask.tif", tmp_path / "b_mask.tif"])
+        assert not (tmp_path / "a_mask.tif").exists()  # set aside, under a hidden name
+        (tmp_path / "a_mask.tif").write_text("new a")
+        (tmp_path / "b_mask.tif").write_text("new b")
+        if keep:
+            journal.commit()
+            assert _tree(tmp_path) == {"a_mask.tif": b"new a", "b_mask.tif": b"new b"}
+        else:
+            journal.roll_back()
+            assert _tree(tmp_path) == {"a_mask.tif": b"old a"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_mask.tif", "b_mask.tif"]

@@ -571,3 +571,36 @@ def test_frozen_heap_keeps_alive_objects_out_of_collections_and_hands_them_back(
     with pytest.raises(RuntimeError), frozen_heap():
         raise RuntimeError("a failure inside")
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_run_that_fails_half_way_leaves_the_previous_run_whole(predictor, tmp_path, monkeypatch, failure):
+    # The first micrograph's outputs are written, the second's overlay fails (a full disk, or the
+    # user's Ctrl-C): the earlier run's files come back byte for byte, nothing new stays.
+    from tem_rf.serve import segment as segment_lib
+
+    rng = np.random.default_rng(6)
+    paths = [_write_tiff(tmp_path / f"{name}.tif", rng.normal(1000, 30, size=(32, 36)).astype("float32"))
+             for name in ("a", "b", "c")]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    segment_files(paths, predictor, out, progress=False, threshold=0.3)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "segmentation.json" in before and "particles.csv" in before and "b_overlay.png" in before
+    real = segment_lib.write_overlay
+
+    def failing(target, *args, **kwargs):
+        if Path(target).name.startswith("b_"):
+            raise failure
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(segment_lib, "write_overlay", failing)
+    with pytest.raises(type(failure)):
+        segment_files(paths, predictor, out, progress=False, threshold=0.7)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # hidden set-aside files gone too
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(type(failure)):
+        segment_files(paths, predictor, fresh, progress=False)
+    assert not fresh.exists()  # a's outputs went with the failed run
