@@ -708,10 +708,11 @@ def segment_files(
     A bad file does not stop the others: returns ``(results, failures)`` where each failure is
     ``(path, message)``; failures are logged as errors as they happen. A ``segmentation.json``
     summary (model, tiling, per-file results and failures) is written to ``output_dir``, unless no
-    file could be segmented: then a folder this call made is removed again. A write error (disk
-    full) removes the failing micrograph's outputs, and the folder if this call made it and it
-    is empty, and is raised. Each micrograph's outputs are written (and its particles measured)
-    in a thread while the next one is read and segmented.
+    file could be segmented: then a folder this call made is removed again. The run is one
+    result: a write error (disk full) or an interrupt deletes every file the run wrote, puts back
+    the files it replaced and removes the folders it made, then is raised. Each micrograph's
+    outputs are written (and its particles measured) in a thread while the next one is read and
+    segmented.
     """
     from tem_rf.core.files import json_safe, write_json
     from tem_rf.core.outputs import WriteJournal
