@@ -115,6 +115,7 @@ def main(argv: list[str]) -> None:
 
 
 def _export_bioimageio() -> None:
+    from tem_rf.core.errors import InputError
     from tem_rf.serve.predictor import ModelLoadError
     from tem_rf.serve.export import ExportError
 
@@ -126,7 +127,7 @@ def _export_bioimageio() -> None:
             _MODEL.value, _OUT_DIR.value, authors=_AUTHORS.value, license_id=_LICENSE.value,
             overwrite=_OVERWRITE.value, test_image=_TEST_IMAGE.value,
         )
-    except (ModelLoadError, ExportError) as error:
+    except (ModelLoadError, ExportError, InputError) as error:
         sys.exit(f"error: {error}")
     except OSError as error:
         sys.exit(f"error: {_MODEL.value}: {error}")

@@ -282,6 +282,7 @@ def export_bioimageio(
     import tensorflow as tf
 
     from tem_rf.core.files import atomic_path
+    from tem_rf.core.locks import output_lock, remove_stale_temporaries
     from tem_rf.train.rundir import load_run
 
     model, config, model_file = load_run(model_path)
@@ -346,8 +347,9 @@ def export_bioimageio(
         from bioimageio.spec import save_bioimageio_package
 
         save_bioimageio_package(descr, output_path=work / "package.zip")
-        try:
-            with atomic_path(target) as tmp:
+        try:  # one writer of the package at a time, which may clear a killed one's temporary
+            with output_lock(target), atomic_path(target) as tmp:
+                remove_stale_temporaries([target], keep=[tmp])
                 check_package_target(target, overwrite=overwrite)
                 shutil.copyfile(work / "package.zip", tmp)
         except OSError as error:

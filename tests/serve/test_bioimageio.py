@@ -107,8 +107,10 @@ def test_an_existing_zip_is_replaced_only_when_it_is_a_tem_rf_package_and_overwr
         export_bioimageio(root / "run", path, authors=["Jane Doe"], license_id="MIT")
     copy = tmp_path / "copy.bioimageio.zip"
     copy.write_bytes(path.read_bytes())
+    (tmp_path / ".copy.bioimageio.zip.k1lled0x.tmp").write_bytes(b"half a package of a killed export")
     export_bioimageio(root / "run", copy, authors=["Jane Doe"], license_id="MIT", overwrite=True)
     assert is_tem_rf_package(copy) and "license: MIT" in zipfile.ZipFile(copy).read("rdf.yaml").decode()
+    # no temporary: neither this export's nor the killed one's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.bioimageio.zip", "mine.bioimageio.zip"]
 
 
