@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tem_rf.core.units import pixel_size_or_none
+from tem_rf.serve.scale import (
+    ScalePlan, check_scale_options, describe_plan, micrograph_pixel_size, plan_scale, scale_record, to_micrograph_grid, to_network_grid,
+)
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
 
 if TYPE_CHECKING:
@@ -119,14 +122,19 @@ def segment_image(
     threshold: float = 0.5,
     path: str | os.PathLike | None = None,
     tile_progress: bool = False,
+    scale: ScalePlan | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Preprocesses a raw 2-D micrograph as in training, then ``(probability, mask)``.
 
     ``probability`` is float32, ``mask`` uint8 0/1 (``probability > threshold``; 0.5 equals the
-    argmax the dice metrics use), both of the image's shape. Raises `tem_rf.data.reading.InputError`
-    naming ``path`` for images that are smaller than the size divisor, non-finite or constant.
+    argmax the dice metrics use), both of the image's shape. With a resampling ``scale``
+    (`tem_rf.serve.scale.plan_scale`) x-ray outliers are removed on the micrograph's grid, the
+    image is resampled to the network's grid and standardised there, and the probability is
+    resampled back before the threshold. Raises `tem_rf.data.reading.InputError` naming ``path``
+    for images that are smaller than the size divisor, non-finite or constant.
     """
     from tem_rf.data import preprocess_micrograph
+    from tem_rf.data.preprocess import standardise
     from tem_rf.data.reading import InputError
 
     threshold = check_threshold(threshold)
@@ -134,20 +142,26 @@ def segment_image(
     if image.ndim != 2:
         raise InputError(path, f"expected a 2-D grey image, got shape {image.shape}")
     divisor = predictor.size_divisor
-    if min(image.shape) < divisor:
+    seen = scale.network_shape if scale is not None else image.shape
+    if min(seen) < divisor:
+        resampled = f" (resampled to {seen[0]}x{seen[1]} px)" if tuple(seen) != image.shape else ""
         raise InputError(
             path,
-            f"image is {image.shape[0]}x{image.shape[1]} px, smaller than the network's size "
+            f"image is {image.shape[0]}x{image.shape[1]} px{resampled}, smaller than the network's size "
             f"divisor {divisor} (product of its pool sizes); it cannot be segmented",
         )
     try:
         standardised = preprocess_micrograph(image, xray_threshold=predictor.xray_threshold)
+        if scale is not None and scale.resampled:
+            standardised = standardise(to_network_grid(standardised, scale))
     except ValueError as error:  # NaN/inf or constant image
         raise InputError(path, str(error)) from None
     probability = predict_probability(
         standardised, predictor, tile_size=tile_size, batch_size=batch_size,
         progress_desc=f"{Path(path).name if path else 'micrograph'}: tiles" if tile_progress else None,
     )
+    if scale is not None:
+        probability = to_micrograph_grid(probability, scale)
     return probability, (probability > threshold).astype(np.uint8)
 
 
@@ -271,6 +285,9 @@ class SegmentationResult:
     # measured: `tem_rf.particles.summarise` (count, diameter mean/std/median/quartiles in
     # ``diameter_unit``, nm or px, area fraction; JSON-clean) plus the minimum area used
     particles: dict[str, Any] | None = None
+    # where the pixel size came from ("file", "flag", "unknown") and the grid the network saw
+    # (`tem_rf.serve.scale.scale_record`: resample factor, network shape, training pixel size)
+    scale: dict[str, Any] | None = None
 
 
 def output_stem(path: str | os.PathLike) -> str:
@@ -360,6 +377,8 @@ def segment_file(
     measure: bool = True,
     min_particle_area_nm2: float | None = None,
     min_particle_area_px: float | None = None,
+    pixel_size_nm: float | None = None,
+    resample: str = "auto",
     return_particles: bool = False,
     tile_progress: bool = False,
     _deferred: bool = False,
@@ -373,8 +392,11 @@ def segment_file(
     ``min_particle_area_px`` dropped) go to ``<stem>_particles.csv`` and ``<stem>_labels.tif``
     (uint16 instance ids), their summary to the result's ``particles``, and the overlay shows
     each particle's outline. TIFFs carry the micrograph's pixel size. ``frame`` and ``signal`` go
-    to `tem_rf.data.reading.read_micrograph` (one frame of a stack; a signal by title). Raises
-    `tem_rf.data.reading.InputError` for unreadable or unusable files. With
+    to `tem_rf.data.reading.read_micrograph` (one frame of a stack; a signal by title). The
+    network sees the micrograph at its training pixel size (`tem_rf.serve.scale`: ``resample``
+    ``"auto"`` or ``"never"``; ``pixel_size_nm`` for files that record none); every output is on
+    the micrograph's own grid. Raises `tem_rf.data.reading.InputError` for unreadable or unusable
+    files, and for micrographs that cannot be served at the network's scale. With
     ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
     measuring). ``_deferred`` (for `segment_files`): read and segment only, and return what
     `_write_segmented` writes.
@@ -383,18 +405,23 @@ def segment_file(
 
     start = time.perf_counter()
     micrograph = read_micrograph(path, frame=frame, signal=signal)
-    pixel_size_nm = pixel_size_or_none(micrograph.pixel_size_nm)
+    pixel_size_nm, source = micrograph_pixel_size(path, micrograph.pixel_size_nm, pixel_size_nm)
+    if source == "flag":  # the outputs carry it, and particles are measured in nm
+        micrograph = dataclasses.replace(micrograph, pixel_size_nm=pixel_size_nm)
+    plan = plan_scale(path, micrograph.shape, pixel_size_nm, source, predictor.pixel_size_nm, resample)
     min_area = None
     if measure:
         min_area = _min_particle_area(path, pixel_size_nm, min_particle_area_nm2, min_particle_area_px)
-    ok = check_pixel_size(path, micrograph.pixel_size_nm, predictor.pixel_size_nm)
+    ok = plan.resampled or check_pixel_size(path, pixel_size_nm, predictor.pixel_size_nm)
+    if plan.resampled:
+        logger.info("%s: %s", path, describe_plan(plan))
     probability, mask = segment_image(
         micrograph.data, predictor, tile_size=tile_size, batch_size=batch_size,
-        threshold=threshold, path=path, tile_progress=tile_progress,
+        threshold=threshold, path=path, tile_progress=tile_progress, scale=plan,
     )
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
     segmented = _Segmented(path, micrograph, probability, mask, files, ok, min_area, save_probability, overlay,
-                           overlay_max_size, start)
+                           overlay_max_size, start, plan)
     if _deferred:  # `segment_files` writes it while the next micrograph is segmented
         return segmented
     result, particles = _write_segmented(segmented)
@@ -417,6 +444,7 @@ class _Segmented:
     overlay: bool
     overlay_max_size: int
     start: float
+    scale: ScalePlan
 
 
 def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
@@ -439,6 +467,7 @@ def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
     finally:
         pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - s.start
+    result.scale = scale_record(s.scale)
     return result, particles
 
 
@@ -1035,6 +1064,7 @@ def segment_micrographs(
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     check_particle_options(options)
+    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"))
     paths = expand_inputs(inputs)
     # One writer per output folder: a second segment into it is refused instead of both ending
     # well and one replacing the other's files. Under the lock a killed run's temporaries go.

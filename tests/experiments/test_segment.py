@@ -1,8 +1,10 @@
 """experiments/segment.py end to end: SavedModel in, masks/overlays out, bad files reported."""
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 from PIL import Image
 
@@ -32,13 +34,13 @@ def test_segment_saved_model_over_a_glob(tmp_path):
     nan_image[1, 2] = np.nan
     tifffile.imwrite(images / "holes.tif", nan_image)
 
-    out = _run(
+    out = _run(  # rgb.png records no pixel size: --pixel_size_nm gives it
         f"--model={tmp_path / 'model'}", f"--input={images / '*.tif'},{images / '*.png'}",
-        f"--out_dir={tmp_path / 'masks'}", "--tile_size=32", "--save_probability",
+        f"--out_dir={tmp_path / 'masks'}", "--tile_size=32", "--save_probability", "--pixel_size_nm=0.02152",
     )
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
-    assert "demo.tif: pixel size 0.03 nm differs from the training pixel size 0.02152 nm" in out.stderr
+    assert "differs from the training pixel size" not in out.stderr  # resampled to it instead
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: 1 of 3 micrographs failed: {images / 'holes.tif'}: contains 1 NaN or infinite "
         "pixel(s); fix or mask them first"
@@ -52,6 +54,19 @@ def test_segment_saved_model_over_a_glob(tmp_path):
     assert not (masks / "holes_mask.tif").exists()
     summary = json.loads((masks / "segmentation.json").read_text())
     assert summary["halo_px"] == 24 and len(summary["results"]) == 2
+    scales = {Path(r["input"]).name: r["scale"] for r in summary["results"]}
+    # 0.03 nm/px seen at the training 0.02152 nm/px: 72 px become round(72 x 1.394) = 100 px
+    assert scales["demo.tif"]["pixel_size_source"] == "file"
+    assert scales["demo.tif"]["resample_factor"] == pytest.approx(0.03 / 0.02152)
+    assert scales["demo.tif"]["network_shape"] == [100, 100]
+    assert scales["rgb.png"] == {"pixel_size_nm": 0.02152, "pixel_size_source": "flag", "training_pixel_size_nm": 0.02152,
+                                 "resample_factor": 1.0, "network_shape": [50, 61]}
+    assert tifffile.TiffFile(masks / "rgb_mask.tif").imagej_metadata["unit"] == "nm"  # the flag's pixel size, recorded
+
+    native = _run(f"--model={tmp_path / 'model'}", f"--input={images / 'demo.tif'}", f"--out_dir={tmp_path / 'native'}",
+                  "--resample=never", "--nomeasure")
+    assert native.returncode == 0, native.stderr
+    assert "demo.tif: pixel size 0.03 nm differs from the training pixel size 0.02152 nm" in native.stderr
 
 
 def test_segment_bad_model_and_inputs_are_one_clear_line(tmp_path):
@@ -74,7 +89,8 @@ def test_segment_output_dir_that_is_a_file_and_several_failures(tmp_path):
                f"--out_dir={tmp_path / 'notes.txt'}")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'notes.txt'}: is a file, not a folder (--out_dir)"
-    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / '*.tif'}", f"--out_dir={tmp_path / 'o'}")
+    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / '*.tif'}", f"--out_dir={tmp_path / 'o'}",
+               "--resample=never")  # uncalibrated files, at their own grid
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: 2 of 2 micrographs failed: {tmp_path / 'flat.tif'}, {tmp_path / 'tiny.tif'} "
@@ -91,10 +107,10 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
     tifffile.imwrite(session / "stack.tif", frames, photometric="minisblack")
     model = f"--model={tmp_path / 'model'}"
     for value in ("nan", "1.5"):
-        out = _run(model, f"--input={session}", f"--out_dir={session}", f"--threshold={value}")
+        out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", f"--threshold={value}")
         assert out.returncode == 1 and "Traceback" not in out.stderr
         assert out.stderr.strip().splitlines()[-1] == f"error: --threshold must be a probability from 0 to 1, got {value}"
-    out = _run(model, f"--input={session}", f"--out_dir={session}")
+    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}")
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: 1 of 1 micrographs failed: {session / 'stack.tif'}: is a stack of 3 frames of 36x40 px, "
@@ -102,16 +118,16 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
     )
     # Outputs go next to the micrographs; a second run does not segment them, and replaces the
     # first run's outputs only when asked to.
-    out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1")
+    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1")
     assert out.returncode == 0, out.stderr
     first = {p.name: p.read_bytes() for p in session.iterdir()}
-    out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1")
+    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1")
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
         f"error: {session}: already holds segmentation.json and 4 more of this run's outputs; pass "
         "--overwrite to replace them, or choose another --out_dir"
     )
     assert {p.name: p.read_bytes() for p in session.iterdir()} == first
-    out = _run(model, f"--input={session}", f"--out_dir={session}", "--frame=1", "--overwrite")
+    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1", "--overwrite")
     assert out.returncode == 0, out.stderr
     assert "wrote 1 of 1 segmentations" in out.stdout
     assert ("left out 3 file(s) written by an earlier segmentation (stack_labels.tif, stack_mask.tif, "

@@ -181,8 +181,9 @@ def test_rgb_saved_grey_micrograph_is_segmented_as_grey(predictor, tmp_path):
     grey = np.random.default_rng(1).integers(0, 255, size=(40, 52)).astype(np.uint8)
     Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
     _write_tiff(tmp_path / "grey.tif", grey, pixel_size_nm=None)
-    rgb = segment_file(tmp_path / "rgb.png", predictor, tmp_path / "out", save_probability=True)
-    segment_file(tmp_path / "grey.tif", predictor, tmp_path / "out", save_probability=True)
+    # Neither file records a pixel size: the network is applied at their own grid.
+    rgb = segment_file(tmp_path / "rgb.png", predictor, tmp_path / "out", save_probability=True, resample="never")
+    segment_file(tmp_path / "grey.tif", predictor, tmp_path / "out", save_probability=True, resample="never")
     assert rgb.shape == (40, 52)
     np.testing.assert_array_equal(
         tifffile.imread(tmp_path / "out" / "rgb_prob.tif"),
@@ -375,7 +376,8 @@ def test_frame_of_a_stack_is_segmented_and_recorded(predictor, tmp_path):
     tifffile.imwrite(tmp_path / "stack.tif", frames, photometric="minisblack")
     with pytest.raises(InputError, match="is a stack of 3 frames of 32x40 px"):
         segment_file(tmp_path / "stack.tif", predictor, tmp_path / "out")
-    result = segment_file(tmp_path / "stack.tif", predictor, tmp_path / "out", frame=2, save_probability=True)
+    result = segment_file(tmp_path / "stack.tif", predictor, tmp_path / "out", frame=2, save_probability=True,
+                          resample="never")  # an uncalibrated stack: the network's own grid
     assert result.frame == 2 and result.shape == (32, 40)
     expected, _ = segment_image(frames[2], predictor, tile_size=None)
     np.testing.assert_allclose(tifffile.imread(result.probability), expected, atol=1e-5)
@@ -526,9 +528,9 @@ def test_two_micrographs_give_a_pooled_csv_and_a_size_histogram(tmp_path, caplog
 def test_particle_options_that_cannot_apply_are_refused(tmp_path):
     path, _ = _disc_micrograph(tmp_path / "nopix.tif", pixel_size_nm=None)
     with pytest.raises(InputError, match=r"nopix\.tif: pixel size unknown, so --min_particle_area_nm2 cannot apply"):
-        segment_file(path, _threshold_predictor(), tmp_path / "out", min_particle_area_nm2=5.0)
+        segment_file(path, _threshold_predictor(), tmp_path / "out", min_particle_area_nm2=5.0, resample="never")
     assert not (tmp_path / "out").exists()
-    result = segment_file(path, _threshold_predictor(), tmp_path / "out", min_particle_area_px=20)
+    result = segment_file(path, _threshold_predictor(), tmp_path / "out", min_particle_area_px=20, resample="never")
     assert result.particles["diameter_unit"] == "px" and result.particles["count"] == 5
     for options, message in (
         ({"min_particle_area_nm2": 1.0, "min_particle_area_px": 4}, "not both"),

@@ -1,0 +1,166 @@
+"""Applying a network at the scale it learned: each micrograph is resampled to the training pixel
+size before the network and its probability resampled back to the micrograph's own grid.
+
+The paper's central quantity is a physical length: a network trained at 0.02152 nm/px has a
+receptive field of so many nanometres and learned lattice fringes and particle edges of a
+physical size. At another magnification it would see other features, so `plan_scale` decides,
+per micrograph, the grid the network sees:
+
+* the micrograph's pixel size comes from its file, else from ``--pixel_size_nm`` (the file's
+  own calibration wins);
+* ``policy="auto"`` resamples when it differs from the training pixel size by more than
+  `SCALE_TOLERANCE`; ``"never"`` applies the network at the native grid (then a mismatch is only
+  warned about);
+* a network trained without a pixel size applies at the native grid (sizes in px);
+* a micrograph without a pixel size, for a network that has one, is refused naming both ways out;
+* a factor beyond `MAX_SCALE_FACTOR` either way is refused with the numbers: resampling cannot
+  make a micrograph at 3,000x the training pixel size into one the network can read.
+
+`to_network_grid` and `to_micrograph_grid` resample with scikit-image (linear interpolation,
+Gaussian anti-aliasing when shrinking). Particles are measured on the micrograph's own grid, in nm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+
+import numpy as np
+
+from tem_rf.core.errors import InputError
+from tem_rf.core.units import pixel_size_or_none
+
+logger = logging.getLogger(__name__)
+
+RESAMPLE_POLICIES = ("auto", "never")
+SCALE_TOLERANCE = 0.02  # pixel sizes within 2 % of the training one: the network's own grid
+MAX_SCALE_FACTOR = 8.0  # resampled by more than this either way: refused
+PIXEL_SIZE_SOURCES = ("file", "flag", "unknown")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalePlan:
+    """The grid one micrograph is segmented on.
+
+    ``factor`` is the micrograph's pixel size over the training one: the network sees the
+    micrograph resized by it (> 1: enlarged, < 1: shrunk), 1.0 at the native grid.
+    """
+
+    pixel_size_nm: float | None
+    pixel_size_source: str
+    training_pixel_size_nm: float | None
+    factor: float
+    shape: tuple[int, int]
+    network_shape: tuple[int, int]
+
+    @property
+    def resampled(self) -> bool:
+        return self.network_shape != self.shape
+
+
+def check_scale_options(pixel_size_nm: float | None, resample: str) -> None:
+    """Refuses, before anything is read, a ``--pixel_size_nm`` that is not a positive number and an
+    unknown ``--resample`` policy."""
+    if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:
+        raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
+    if resample not in RESAMPLE_POLICIES:
+        raise InputError(None, f"--resample must be one of {', '.join(RESAMPLE_POLICIES)}, got {resample!r}")
+
+
+def micrograph_pixel_size(
+    path: str | os.PathLike | None, file_pixel_size_nm: float | None, flag_pixel_size_nm: float | None
+) -> tuple[float | None, str]:
+    """The pixel size to use and where it came from: the file's, else the flag's, else unknown."""
+    file_value = pixel_size_or_none(file_pixel_size_nm)
+    flag_value = pixel_size_or_none(flag_pixel_size_nm)
+    if file_value is not None:
+        if flag_value is not None and not math.isclose(file_value, flag_value, rel_tol=0.01):
+            logger.warning("%s: the file says %.4g nm/px, --pixel_size_nm says %.4g; using the file's",
+                           path, file_value, flag_value)
+        return file_value, "file"
+    if flag_value is not None:
+        return flag_value, "flag"
+    return None, "unknown"
+
+
+def plan_scale(
+    path: str | os.PathLike | None,
+    shape: tuple[int, int],
+    pixel_size_nm: float | None,
+    pixel_size_source: str,
+    training_pixel_size_nm: float | None,
+    policy: str = "auto",
+) -> ScalePlan:
+    """The `ScalePlan` of a micrograph of ``shape`` (module docstring); raises `InputError` naming
+    ``path`` for a micrograph that cannot be served at the network's scale."""
+    if policy not in RESAMPLE_POLICIES:
+        raise InputError(None, f"--resample must be one of {', '.join(RESAMPLE_POLICIES)}, got {policy!r}")
+    shape = (int(shape[0]), int(shape[1]))
+    training = pixel_size_or_none(training_pixel_size_nm)
+    native = ScalePlan(pixel_size_nm, pixel_size_source, training, 1.0, shape, shape)
+    if policy == "never" or training is None:
+        return native
+    if pixel_size_nm is None:
+        raise InputError(
+            path,
+            f"has no pixel size and the network was trained at {training:.4g} nm/px, so it cannot be "
+            "resampled to the network's scale: give --pixel_size_nm, or --resample=never to apply the "
+            "network at the micrograph's own grid (sizes then in px)",
+        )
+    factor = pixel_size_nm / training
+    if abs(factor - 1.0) <= SCALE_TOLERANCE:
+        return native
+    if not 1.0 / MAX_SCALE_FACTOR <= factor <= MAX_SCALE_FACTOR:
+        raise InputError(
+            path,
+            f"pixel size {pixel_size_nm:.4g} nm is {factor:.3g}x the network's training pixel size "
+            f"{training:.4g} nm; resampling by more than {MAX_SCALE_FACTOR:g}x either way is refused "
+            "(the particles and fringes the network learned would not survive it): bin or crop the "
+            "micrograph nearer that pixel size, or use a network trained at this one",
+        )
+    network_shape = (max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor)))
+    return ScalePlan(pixel_size_nm, pixel_size_source, training, factor, shape, network_shape)
+
+
+def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from skimage.transform import resize
+
+    shrinking = shape[0] < image.shape[0] or shape[1] < image.shape[1]
+    out = resize(image, shape, order=1, mode="reflect", anti_aliasing=shrinking, preserve_range=True)
+    return out.astype(np.float32, copy=False)
+
+
+def to_network_grid(image: np.ndarray, plan: ScalePlan) -> np.ndarray:
+    """``image`` (the micrograph's grid) on the network's grid of ``plan``."""
+    return image if not plan.resampled else _resize(image, plan.network_shape)
+
+
+def to_micrograph_grid(probability: np.ndarray, plan: ScalePlan) -> np.ndarray:
+    """A probability on the network's grid back on the micrograph's own, clipped to [0, 1]."""
+    if not plan.resampled:
+        return probability
+    return np.clip(_resize(probability, plan.shape), 0.0, 1.0)
+
+
+def describe_plan(plan: ScalePlan) -> str:
+    """One phrase for logs and summaries: the pixel sizes and what was done."""
+    if plan.pixel_size_nm is None:
+        return "pixel size unknown: the network's native grid, sizes in px"
+    here = f"{plan.pixel_size_nm:.4g} nm/px ({plan.pixel_size_source})"
+    if not plan.resampled:
+        return f"{here}, segmented at its own grid"
+    return (f"{here}, resampled x{plan.factor:.3g} to the training {plan.training_pixel_size_nm:.4g} nm/px "
+            f"({plan.shape[0]}x{plan.shape[1]} -> {plan.network_shape[0]}x{plan.network_shape[1]} px)")
+
+
+def scale_record(plan: ScalePlan) -> dict[str, object]:
+    """What segmentation.json records per micrograph about its scale."""
+    return {
+        "pixel_size_nm": plan.pixel_size_nm,
+        "pixel_size_source": plan.pixel_size_source,
+        "training_pixel_size_nm": plan.training_pixel_size_nm,
+        "resample_factor": plan.factor,
+        "network_shape": list(plan.network_shape),
+    }

@@ -1,0 +1,114 @@
+"""tem_rf.serve.scale: every network applied at the pixel size it learned; sizes that do not depend
+on the micrograph's pixel size; micrographs that cannot be served refused with the numbers."""
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+from skimage.transform import resize
+
+from tem_rf.core.errors import InputError
+from tem_rf.data.synthetic import make_micrograph
+from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
+from tem_rf.serve.scale import (
+    MAX_SCALE_FACTOR, ScalePlan, micrograph_pixel_size, plan_scale, to_micrograph_grid, to_network_grid,
+)
+from tem_rf.serve.segment import segment_file
+
+TRAINING_NM = 0.5  # the demo's low-resolution pixel size
+
+
+def _blur_predictor(sigma_px=3.0, pixel_size_nm=TRAINING_NM):
+    """A stub network with a receptive field in pixels, like a real one: particles are where the
+    standardised image, blurred over ``sigma_px`` of the network's grid, is dark."""
+
+    def function(images):
+        images = np.asarray(images)[..., 0]
+        blurred = np.stack([ndimage.gaussian_filter(image, sigma_px) for image in images])
+        return {SIGNATURE_OUTPUT: (1.0 / (1.0 + np.exp(8.0 * blurred))).astype(np.float32)}
+
+    metadata = {"size_divisor": 4, "halo_px": 12, "pixel_size_nm": pixel_size_nm, "architecture": "stub"}
+    return Predictor(function, metadata, "stub")
+
+
+def _write(path, image, pixel_size_nm):
+    kwargs = {}
+    if pixel_size_nm is not None:
+        kwargs = dict(imagej=True, resolution=(1 / pixel_size_nm, 1 / pixel_size_nm), metadata={"unit": "nm"})
+    tifffile.imwrite(path, image.astype(np.float32), **kwargs)
+    return path
+
+
+def test_sizes_do_not_depend_on_the_pixel_size(tmp_path):
+    # One demo micrograph drawn at the training pixel size, and the same field saved at half and
+    # at twice the sampling (its new pixel size recorded): the particles found agree.
+    image, _ = make_micrograph("low_res", size=384, pixel_size_nm=TRAINING_NM, rng=11)
+    predictor = _blur_predictor()
+    results = {}
+    for name, scale in (("native", 1.0), ("coarse", 0.5), ("fine", 2.0)):
+        shape = (round(image.shape[0] * scale),) * 2
+        data = image if scale == 1.0 else resize(image, shape, order=1, anti_aliasing=scale < 1, preserve_range=True)
+        path = _write(tmp_path / f"{name}.tif", data, TRAINING_NM / scale)
+        result = segment_file(path, predictor, tmp_path / "out", tile_size=None, overlay=False)
+        assert result.shape == shape and result.scale["resample_factor"] == pytest.approx(1 / scale)
+        results[name] = result.particles
+    native = results["native"]
+    assert native["count"] >= 20 and native["diameter_unit"] == "nm"
+    for name in ("coarse", "fine"):
+        assert results[name]["count"] == pytest.approx(native["count"], rel=0.05), name
+        assert results[name]["diameter_median"] == pytest.approx(native["diameter_median"], rel=0.03), name
+    # Without resampling the network's 3 px blur is another physical length: the sizes drift.
+    never = segment_file(tmp_path / "coarse.tif", predictor, tmp_path / "never", tile_size=None, overlay=False,
+                         resample="never")
+    assert never.pixel_size_warning
+    assert abs(never.particles["diameter_median"] / native["diameter_median"] - 1) > 0.03  # +7 % here
+    never = segment_file(tmp_path / "fine.tif", predictor, tmp_path / "never_fine", tile_size=None, overlay=False,
+                         resample="never")
+    assert never.particles["count"] > 1.5 * native["count"]  # noise blobs split the particles: 98 vs 37 here
+
+
+def test_the_plan_follows_the_rules():
+    assert micrograph_pixel_size("a.tif", 0.1, 0.2) == (0.1, "file")  # the file's own calibration wins
+    assert micrograph_pixel_size("a.png", None, 0.2) == (0.2, "flag")
+    assert micrograph_pixel_size("a.png", None, None) == (None, "unknown")
+    within = plan_scale("a.tif", (100, 80), 0.505, "file", 0.5)  # 1 % off: the network's own grid
+    assert not within.resampled and within.factor == 1.0
+    plan = plan_scale("a.tif", (100, 80), 0.25, "file", 0.5)
+    assert plan == ScalePlan(0.25, "file", 0.5, 0.5, (100, 80), (50, 40)) and plan.resampled
+    assert not plan_scale("a.tif", (100, 80), 0.25, "file", 0.5, policy="never").resampled
+    assert not plan_scale("a.png", (100, 80), None, "unknown", None).resampled  # trained without a pixel size
+    with pytest.raises(InputError, match=r"a\.png: has no pixel size and the network was trained at 0\.5 nm/px.*"
+                                         r"--pixel_size_nm, or --resample=never"):
+        plan_scale("a.png", (100, 80), None, "unknown", 0.5)
+    for pixel_size, factor in ((1500.0, "3e\\+03x"), (0.05, "0.1x")):  # 3,000x and 1/10 of the training pixel size
+        with pytest.raises(InputError, match=rf"a\.dm4: pixel size {pixel_size:g} nm is {factor} the network's "
+                                             rf"training pixel size 0\.5 nm; resampling by more than 8x"):
+            plan_scale("a.dm4", (100, 80), pixel_size, "file", 0.5)
+    assert plan_scale("a.tif", (100, 80), 0.5 * MAX_SCALE_FACTOR, "file", 0.5).network_shape == (800, 640)
+    with pytest.raises(InputError, match="--resample must be one of auto, never"):
+        plan_scale("a.tif", (100, 80), 0.5, "file", 0.5, policy="always")
+
+
+def test_resampling_there_and_back_keeps_a_smooth_probability():
+    rows, cols = np.mgrid[:120, :90]
+    probability = (0.5 + 0.5 * np.sin(rows / 9.0) * np.cos(cols / 7.0)).astype(np.float32)
+    for micrograph_nm in (0.25, 1.0):
+        plan = plan_scale(None, probability.shape, micrograph_nm, "file", 0.5)
+        back = to_micrograph_grid(to_network_grid(probability, plan), plan)
+        assert back.shape == probability.shape and back.dtype == np.float32
+        assert 0.0 <= back.min() and back.max() <= 1.0
+        assert np.abs(back - probability)[5:-5, 5:-5].max() < 0.05
+
+
+def test_segment_refuses_an_uncalibrated_micrograph_and_takes_the_flag(tmp_path):
+    image, _ = make_micrograph("low_res", size=96, pixel_size_nm=TRAINING_NM, rng=3)
+    path = _write(tmp_path / "export.tif", image, None)
+    with pytest.raises(InputError, match="export.tif: has no pixel size"):
+        segment_file(path, _blur_predictor(), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    result = segment_file(path, _blur_predictor(), tmp_path / "out", pixel_size_nm=1.0, overlay=False)
+    assert result.pixel_size_nm == 1.0 and result.scale["pixel_size_source"] == "flag"
+    assert result.scale["resample_factor"] == 2.0 and result.scale["network_shape"] == [192, 192]
+    assert result.particles["diameter_unit"] == "nm"
+    with tifffile.TiffFile(result.mask) as tif:  # the flag's pixel size travels with the outputs
+        assert tif.imagej_metadata["unit"] == "nm"
