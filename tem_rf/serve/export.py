@@ -55,6 +55,8 @@ PREPROCESSED_SIGNATURE_KEY = "serving_preprocessed"  # the same function as serv
 RAW_SIGNATURE_PREFIX = "serving_raw_"  # + dtype: raw micrographs, tem_rf's preprocessing in the graph
 RAW_DTYPES = ("uint8", "uint16", "int16", "int32", "float32", "float64")
 RAW_SIGNATURE_INPUT = "micrograph"
+SCALED_SIGNATURE_KEY = "serving_raw_float32_scaled"  # raw float32 + its pixel size: resampled in the graph
+PIXEL_SIZE_INPUT = "pixel_size_nm"
 MASK_OUTPUT = "particle_mask"
 MASK_THRESHOLD = 0.5
 PADDING_MODE = "reflect"  # how images are padded to the size divisor (numpy / tf.pad "REFLECT")
@@ -452,6 +454,81 @@ def raw_micrograph_fn(
     return serve_raw
 
 
+def scaled_micrograph_fn(
+    probability_fn: Callable,
+    training_pixel_size_nm: float,
+    *,
+    xray_threshold: float | None,
+    min_size: int | None = None,
+    receptive_field_px: int | None = None,
+    mask_threshold: float = MASK_THRESHOLD,
+) -> Callable:
+    """A ``tf.function`` from raw float32 micrographs ``[B, H, W]`` and their pixel size
+    (``pixel_size_nm``, a float64 scalar) to ``particle_probability`` and ``particle_mask`` on the
+    micrographs' own grid, the network applied at ``training_pixel_size_nm`` as `segment` applies
+    it (`tem_rf.serve.scale`): preprocessing on the micrograph's grid, bilinear resampling to the
+    network's (anti-aliased when shrinking) and standardising there, the probability resampled
+    back. Within `SCALE_TOLERANCE` of the training pixel size nothing is resampled; a factor
+    beyond `MAX_SCALE_FACTOR` either way, or a pixel size that is not a positive number, is an
+    InvalidArgumentError saying so.
+    """
+    import tensorflow as tf
+
+    from tem_rf.serve.scale import MAX_SCALE_FACTOR, SCALE_TOLERANCE
+
+    training = float(training_pixel_size_nm)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, name=RAW_SIGNATURE_INPUT),
+                                  tf.TensorSpec([], tf.float64, name=PIXEL_SIZE_INPUT)])
+    def serve_scaled(micrograph, pixel_size_nm):
+        factor = pixel_size_nm / training
+        checks = [tf.debugging.assert_equal(
+            tf.logical_and(tf.math.is_finite(factor), tf.logical_and(
+                factor >= 1.0 / MAX_SCALE_FACTOR, factor <= MAX_SCALE_FACTOR)), True,
+            message=f"pixel_size_nm must be a positive number within {MAX_SCALE_FACTOR:g}x of the training "
+                    f"pixel size {training:g} nm either way",
+        )]
+        height, width = tf.shape(micrograph)[1], tf.shape(micrograph)[2]
+        with tf.control_dependencies(checks):  # everything below waits for the pixel size check
+            factor = tf.identity(factor)
+            standardised = preprocess_micrograph_tf(micrograph, xray_threshold)[..., None]
+
+        def native():
+            return probability_fn(standardised)[SIGNATURE_OUTPUT]
+
+        def resampled():
+            grid = tf.maximum(tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float64) * factor), tf.int32), 1)
+            with tf.control_dependencies(_check_size(grid[0], grid[1], min_size, receptive_field_px)):
+                image = tf.image.resize(standardised, grid, method="bilinear", antialias=True)
+            image = tf.cast(image, tf.float64)
+            mean = tf.reduce_mean(image, axis=[1, 2, 3], keepdims=True)
+            std = tf.sqrt(tf.reduce_mean(tf.square(image - mean), axis=[1, 2, 3], keepdims=True))
+            probability = probability_fn(tf.cast((image - mean) / std, tf.float32))[SIGNATURE_OUTPUT]
+            back = tf.image.resize(probability[..., None], [height, width], method="bilinear", antialias=True)
+            return tf.clip_by_value(back[..., 0], 0.0, 1.0)
+
+        probability = tf.cond(tf.abs(factor - 1.0) > SCALE_TOLERANCE, resampled, native)
+        return {SIGNATURE_OUTPUT: probability, MASK_OUTPUT: tf.cast(probability > mask_threshold, tf.uint8)}
+
+    return serve_scaled
+
+
+def _scaled_entry(pixel_size_nm: float | None, raw_dtypes: tuple[str, ...]) -> dict[str, Any]:
+    """``signature.raw.scaled`` of the metadata: exported with the float32 raw signature when the
+    network has a training pixel size."""
+    from tem_rf.serve.scale import MAX_SCALE_FACTOR, SCALE_TOLERANCE
+
+    if pixel_size_nm is None or "float32" not in raw_dtypes:
+        return {}
+    return {"scaled": {
+        "key": SCALED_SIGNATURE_KEY,
+        "inputs": {RAW_SIGNATURE_INPUT: "float32 [batch, height, width]", PIXEL_SIZE_INPUT: "float64 scalar, nm/px"},
+        "description": f"resampled in the graph to the training pixel size {pixel_size_nm:g} nm and back (bilinear, "
+                       f"anti-aliased when shrinking) beyond {100 * SCALE_TOLERANCE:g} %; refused beyond "
+                       f"{MAX_SCALE_FACTOR:g}x either way",
+    }}
+
+
 def _normalisation(config: dict[str, Any]) -> dict[str, Any]:
     """How images must be preprocessed before the network: the training preprocessing.
 
@@ -565,6 +642,7 @@ def build_metadata(
             "min_size_px": minimum_input_size(rf_px),
             "raw": {
                 "keys": {dtype: RAW_SIGNATURE_PREFIX + dtype for dtype in check_raw_dtypes(raw_dtypes)},
+                **_scaled_entry(pixel_size_nm, check_raw_dtypes(raw_dtypes)),
                 "input": RAW_SIGNATURE_INPUT,
                 "input_shape": "[batch, height, width] or [batch, height, width, 1]",
                 "outputs": {SIGNATURE_OUTPUT: "float32 [batch, height, width]",
@@ -646,6 +724,10 @@ def serving_functions(model: Any, metadata: dict[str, Any], *, raw_dtypes: Itera
         functions[RAW_SIGNATURE_PREFIX + dtype] = raw_micrograph_fn(
             preprocessed, dtype, xray_threshold=threshold, **limits
         )
+    if "scaled" in metadata["signature"]["raw"]:
+        functions[SCALED_SIGNATURE_KEY] = scaled_micrograph_fn(
+            preprocessed, metadata["pixel_size_nm"], xray_threshold=threshold, **limits
+        )
     return functions
 
 
@@ -715,6 +797,11 @@ def format_export_summary(metadata: dict[str, Any], export_dir: str | os.PathLik
         lines.append(
             f"  {RAW_SIGNATURE_PREFIX}{'/'.join(raw_keys)}: raw micrograph [batch, height, width(, 1)], "
             "preprocessing in the graph -> particle_probability, particle_mask"
+        )
+    if "scaled" in metadata["signature"]["raw"]:
+        lines.append(
+            f"  {SCALED_SIGNATURE_KEY}: float32 micrograph [batch, height, width] + pixel_size_nm, resampled "
+            "to the training pixel size in the graph -> particle_probability, particle_mask"
         )
     lines.append(
         f"  receptive field {metadata['receptive_field_px']} px"

@@ -231,7 +231,10 @@ def test_raw_dtypes_chooses_the_raw_signatures(work):
     assert out.returncode == 0, out.stderr
     assert "serving_raw_uint16/float32: raw micrograph" in out.stdout
     signatures = set(tf.saved_model.load(str(work / "two")).signatures)
-    assert {name for name in signatures if name.startswith("serving_raw_")} == {"serving_raw_uint16", "serving_raw_float32"}
+    # with float32, the network's pixel size known: the signature that resamples to it
+    assert {name for name in signatures if name.startswith("serving_raw_")} == {
+        "serving_raw_uint16", "serving_raw_float32", "serving_raw_float32_scaled"}
+    assert "serving_raw_float32_scaled: float32 micrograph [batch, height, width] + pixel_size_nm" in out.stdout
     metadata = json.loads((work / "two" / "assets" / "tem_rf.json").read_text())
     assert metadata["signature"]["raw"]["keys"] == {"uint16": "serving_raw_uint16", "float32": "serving_raw_float32"}
 

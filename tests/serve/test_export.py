@@ -169,6 +169,28 @@ def test_raw_signatures_equal_segment_for_every_dtype_and_layout(exported):
             np.testing.assert_array_equal(mask.numpy()[clear], (expected > 0.5)[clear].astype(np.uint8))
 
 
+def test_the_scaled_signature_equals_segment_at_any_pixel_size(exported):
+    from tem_rf.serve.scale import plan_scale
+
+    root, _, _, _ = exported
+    metadata = read_metadata(root / "saved_model")
+    assert metadata["signature"]["raw"]["scaled"]["key"] == "serving_raw_float32_scaled"
+    scaled = tf.saved_model.load(str(root / "saved_model")).signatures["serving_raw_float32_scaled"]
+    predictor = load_predictor(root / "run")
+    counts = _raw_micrographs((1, 60, 52), seed=8).astype(np.float32)
+    for factor in (0.5, 1.01, 1.37, 2.0):  # the micrograph's pixel size over the training one
+        pixel_size = PIXEL_SIZE_NM * factor
+        plan = plan_scale(None, counts.shape[1:], pixel_size, "file", PIXEL_SIZE_NM)
+        expected = segment_image(counts[0], predictor, tile_size=None, scale=plan)[0]
+        output = scaled(micrograph=tf.constant(counts), pixel_size_nm=tf.constant(pixel_size, tf.float64))
+        probability = output["particle_probability"].numpy()[0]
+        assert probability.shape == counts.shape[1:]
+        np.testing.assert_allclose(probability, expected, atol=1e-3, err_msg=str(factor))
+    for pixel_size in (PIXEL_SIZE_NM * 9, 0.0, float("nan")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="within 8x of the training pixel size"):
+            scaled(micrograph=tf.constant(counts), pixel_size_nm=tf.constant(pixel_size, tf.float64))
+
+
 def test_raw_signature_in_a_python_where_tem_rf_cannot_be_imported(exported, tmp_path):
     root, _, _, _ = exported
     counts = _raw_micrographs((1, 61, 53), seed=4)
