@@ -105,6 +105,7 @@ class Recommendation:
     lattice: LatticeEvidence | None = None
     sweep: SweepAdvice | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    binning: dict[str, Any] | None = None  # `binning_advice`: binning instead of a heavier network
 
 
 # ------------------------------------------------------------------------------ the grid
@@ -148,6 +149,29 @@ def _pick(rows: Sequence[dict[str, Any]], regime: str, min_rf_px: float | None) 
     if regime == "low_res" or min_rf_px is None:
         return rows[0] if rows else None
     return next((r for r in rows if r["receptive_field_px"] >= min_rf_px), None)
+
+
+def binning_advice(lightest: dict[str, Any], diameter_nm: float, pixel_size_nm: float, min_rf_fraction: float,
+                   lattice_spacing_nm: float | None = None) -> dict[str, Any] | None:
+    """The paper's RF-in-nm finding applied to the data instead of the network: the smallest
+    integer binning at which the ``lightest`` network's receptive field spans a particle
+    (RF >= ``min_rf_fraction`` of its diameter), so finely sampled micrographs need no heavier
+    network. None when no binning is needed. With a ``lattice_spacing_nm``, the most binning that
+    keeps the fringes resolved (>= 2 px a period, Nyquist) is given, and whether it suffices."""
+    rf_px = int(lightest["receptive_field_px"])
+    factor = max(1, math.ceil(min_rf_fraction * diameter_nm / (rf_px * pixel_size_nm) - 1e-9))
+    if factor == 1:
+        return None
+    advice = {
+        "factor": factor, "pixel_size_nm": factor * pixel_size_nm, "architecture": lightest["architecture"],
+        "trainable_params": lightest["trainable_params"], "receptive_field_px": rf_px,
+        "receptive_field_nm": rf_px * factor * pixel_size_nm, "particle_diameter_px": diameter_nm / (factor * pixel_size_nm),
+        "max_factor_for_fringes": None, "fringes_resolved": None,
+    }
+    if lattice_spacing_nm is not None:
+        most = max(1, math.floor(lattice_spacing_nm / (2 * pixel_size_nm)))
+        advice |= {"max_factor_for_fringes": most, "fringes_resolved": factor <= most}
+    return advice
 
 
 def _with_nm(row: dict[str, Any], pixel_size_nm: float | None, role: str | None = None) -> dict[str, Any]:
@@ -373,6 +397,10 @@ def recommend(
         if pick is not None:
             suggestions.append(_with_nm(pick, pixel_size_nm))
     confirm = [_with_nm(r, pixel_size_nm, role) for r, role in _confirm_rows(table, choice, regime, min_rf_px)] if choice else []
+    binning = None
+    if table and regime != "low_res" and particle_diameter_nm is not None:
+        binning = binning_advice(min(table, key=_weight), particle_diameter_nm, pixel_size_nm, 1 - tolerance,
+                                 lattice.spacing_nm if lattice is not None and lattice.found else None)
     return Recommendation(
         regime=regime, regime_from=regime_from, rule=rule, source=f"{PAPER}, {source}",
         pixel_size_nm=pixel_size_nm, pixel_size_from=pixel_from, particle_diameter_nm=particle_diameter_nm,
@@ -380,6 +408,7 @@ def recommend(
         choice=None if choice is None else _with_nm(choice, pixel_size_nm), suggestions=suggestions,
         confirm=confirm, sweep_command=sweep_command(confirm) if confirm else None,
         table=[_with_nm(r, pixel_size_nm) for r in table], lattice=lattice, sweep=advice, notes=notes,
+        binning=binning,
     )
 
 
@@ -424,6 +453,19 @@ def format_recommendation(rec: Recommendation) -> str:
         lines += ["confirm on your data (DATA: a dataset of the same patch size; 5 seeds each):", header]
         lines += [_row_line(r, r["role"]) for r in rec.confirm]
         lines.append(f"  {rec.sweep_command}")
+    if (b := rec.binning) is not None:
+        line = (f"or bin: binned x{b['factor']} ({b['pixel_size_nm']:.4g} nm/px; the particle {b['particle_diameter_px']:.1f} px), "
+                f"the lightest network {b['architecture']} ({b['trainable_params']} parameters, RF {b['receptive_field_px']} px "
+                f"= {b['receptive_field_nm']:.2f} nm) spans a particle")
+        line += f" with {b['factor'] ** 2}x fewer pixels to segment"
+        if b["fringes_resolved"] is None and rec.regime != "low_res":
+            line += "; check that lattice fringes stay resolved (>= 2 px a period) at that pixel size (--images tells)"
+        if b["fringes_resolved"] is False:
+            line += (f"; but the lattice fringes stay resolved only up to x{b['max_factor_for_fringes']}: keep the "
+                     "sampling and the heavier network")
+        elif b["fringes_resolved"]:
+            line += f" and the lattice fringes stay resolved (up to x{b['max_factor_for_fringes']})"
+        lines.append(line)
     if (sw := rec.sweep) is not None:
         lines.append(f"your sweep ({sw.source}): best {sw.best['architecture']} {sw.best['hard_dice_mean']:.4f} "
                      f"+- {sw.best['hard_dice_std']:.4f}; lightest within one std of it: {sw.choice['architecture']}")
@@ -471,5 +513,6 @@ __all__ = [
     "recommend",
     "sweep_command",
     "to_json",
+    "binning_advice",
     "write_advice",
 ]

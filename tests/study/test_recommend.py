@@ -211,3 +211,25 @@ def test_the_sweep_command_trains_exactly_the_confirming_architectures():
     assert names == {r["architecture"] for r in dilated}
     # The dilation sets searched are the sweep's defaults (its all-ones set is the pool grid's).
     assert tuple(d for d in default_dilations if set(d) != {1}) == rec_lib.DEFAULT_DILATION_SETS
+
+
+def test_binning_lets_the_lightest_network_span_the_particle():
+    lightest = {"architecture": "N2_k2-2_d1-1-1", "trainable_params": 8074, "receptive_field_px": 44}
+    # 8 nm particles at 0.1 nm/px are 80 px; RF 44 px spans 95 % of one (76 px) once binned x2.
+    advice = rec_lib.binning_advice(lightest, 8.0, 0.1, 0.95)
+    assert advice["factor"] == 2 and advice["pixel_size_nm"] == pytest.approx(0.2)
+    assert advice["receptive_field_nm"] == pytest.approx(8.8) and advice["particle_diameter_px"] == pytest.approx(40)
+    assert advice["fringes_resolved"] is None
+    assert rec_lib.binning_advice(lightest, 4.0, 0.1, 0.95) is None  # 40 px: it spans already
+    # Au {111} fringes (0.235 nm) at 0.1 nm/px are 2.35 px a period: no binning keeps them resolved.
+    fringes = rec_lib.binning_advice(lightest, 8.0, 0.1, 0.95, lattice_spacing_nm=0.235)
+    assert fringes["max_factor_for_fringes"] == 1 and fringes["fringes_resolved"] is False
+
+
+def test_the_recommendation_carries_the_binning_advice(n2_rows):
+    rec = rec_lib.recommend(5.0, HIGH_RES_PX, resolution="high", num_blocks=(2,))
+    assert rec.binning["factor"] == 6 and rec.binning["architecture"] == "N2_k2-2_d1-1-1"  # 232 px: ceil(221 / 44)
+    text = rec_lib.format_recommendation(rec)
+    assert "or bin: binned x6 (0.1291 nm/px" in text and "36x fewer pixels" in text and "fringes stay resolved" in text
+    assert rec_lib.to_json(rec)["binning"]["factor"] == 6
+    assert rec_lib.recommend(20.0, LOW_RES_PX, resolution="low", num_blocks=(2,)).binning is None  # RF does not matter
