@@ -40,6 +40,8 @@ _MIN_AREA_PX = flags.DEFINE_float("min_particle_area_px", None, "Smallest predic
 _PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size (nm) of micrographs whose file records none.")
 _RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the network sees each micrograph "
                               "resampled to its training pixel size; never: at the micrograph's own grid.")
+_RESCALE = flags.DEFINE_enum("rescale", "auto", ["auto", "never"], "auto: a network trained without a pixel size "
+                             "sees micrographs rescaled so their particles have the trained sizes in px.")
 _IOU = flags.DEFINE_float("iou_threshold", 0.5, "A predicted and a true particle match at this IoU or more.")
 _INCLUDE_EDGE = flags.DEFINE_boolean("include_edge", False, "Keep edge particles in the diameter distributions.")
 _BAND_PX = flags.DEFINE_string("band_px", None, "Fourier band 'low,high' in FFT pixels (of --band_fft_size).")
@@ -78,7 +80,7 @@ def main(argv: list[str]) -> None:
             _IMAGES.value, _LABELS.value, _OUT_DIR.value, method=_METHOD.value, model=_MODEL.value,
             fourier=fourier, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
             threshold=_THRESHOLD.value, min_particle_area_nm2=_MIN_AREA_NM2.value,
-            min_particle_area_px=_MIN_AREA_PX.value, pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value,
+            min_particle_area_px=_MIN_AREA_PX.value, pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value, rescale=_RESCALE.value,
             iou_threshold=_IOU.value, include_edge=_INCLUDE_EDGE.value, overwrite=_OVERWRITE.value,
             progress=_PROGRESS.value, on_ready=print,
         )

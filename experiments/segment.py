@@ -67,6 +67,8 @@ _MIN_AREA_PX = flags.DEFINE_float(
 _PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size (nm) of micrographs whose file records none.")
 _RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the network sees each micrograph "
                               "resampled to its training pixel size; never: at the micrograph's own grid.")
+_RESCALE = flags.DEFINE_enum("rescale", "auto", ["auto", "never"], "auto: a network trained without a pixel size "
+                             "sees micrographs rescaled so their particles have the trained sizes in px.")
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace outputs already in --out_dir under this run's file names."
 )
@@ -93,7 +95,7 @@ def main(argv: list[str]) -> None:
             overlay_max_size=_OVERLAY_MAX.value, progress=_PROGRESS.value,
             frame=_FRAME.value, signal=_SIGNAL.value, measure=_MEASURE.value,
             min_particle_area_nm2=_MIN_AREA_NM2.value, min_particle_area_px=_MIN_AREA_PX.value,
-            pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value,
+            pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value, rescale=_RESCALE.value,
         )
     except (InputError, ModelLoadError) as error:
         sys.exit(f"error: {error}")

@@ -45,8 +45,10 @@ from tem_rf.data.reading import (
     MICROGRAPH_SUFFIXES,
     InputError,
     read_mask_and_rule,
+    read_mask_values,
     read_micrograph,
 )
+from tem_rf.data.particle_sizes import mask_particle_diameters, summarise_diameters
 from tem_rf.core.files import atomic_directory, os_error_text, write_json
 from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.manifest import check_only_owned
@@ -417,6 +419,7 @@ class _Source:
     split: str | None = None
     xray_pixels_replaced: int = 0
     notes: list[str] = field(default_factory=list)
+    particle_diameters_px: np.ndarray | None = None  # whole particles of the mask (`particle_sizes`)
 
 
 @contextlib.contextmanager
@@ -516,7 +519,7 @@ def _check_pair(
     image: Path, mask: Path, patch_size: int, min_particle_pixels: int, edge: str, read_options: dict
 ) -> _Source:
     micrograph = read_micrograph(image, **read_options)
-    label, rule = read_mask_and_rule(mask)
+    values, label, rule = read_mask_values(mask)
     if micrograph.shape != label.shape:
         raise InputError(
             mask,
@@ -533,7 +536,9 @@ def _check_pair(
         raise InputError(image, "image is constant (every pixel the same value), nothing to learn from")
     kept, total = count_kept_patches(label, patch_size, min_particle_pixels, edge)
     digest = hashlib.sha256(np.ascontiguousarray(micrograph.data).tobytes()).hexdigest()
-    return _Source(image, mask, rule, micrograph.shape, micrograph.pixel_size_nm, None, kept, total, digest)
+    diameters = mask_particle_diameters(values, label, instance_ids=rule.startswith("binarised instance-id"))
+    return _Source(image, mask, rule, micrograph.shape, micrograph.pixel_size_nm, None, kept, total, digest,
+                   particle_diameters_px=diameters)
 
 
 def _check_distinct_images(sources: Sequence[_Source]) -> None:
@@ -778,6 +783,11 @@ def _write_dataset(
                 "edge": edge,
                 "mask_rule": "non-zero = particle (0/1, 0/N and instance-id masks)",
             },
+            # the training split's whole particles, for scale matching at inference (`particle_sizes`)
+            "particle_diameter_px": summarise_diameters(
+                d for s in sources if s.split == "train" and s.particle_diameters_px is not None
+                for d in s.particle_diameters_px
+            ),
             "split_fractions": None if split_files else list(fractions),
             "split_files": {k: str(Path(v).resolve()) for k, v in split_files.items()} if split_files else None,
             "read_options": read_options,

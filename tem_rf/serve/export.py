@@ -621,6 +621,8 @@ def build_metadata(
         "halo_px": geometry.halo_px,
         "size_divisor": geometry.size_divisor,
         "pixel_size_nm": pixel_size_nm,
+        # the training particles' diameters in px (`tem_rf.data.particle_sizes`), or None
+        "particle_diameter_px": config.get("particle_diameter_px"),
         "normalisation": _normalisation(config),
         "padding": f"{PADDING_MODE} at the bottom and right to multiples of size_divisor",
         "class_names": class_names,

@@ -71,6 +71,12 @@ class Predictor:
         return pixel_size_or_none(self.metadata.get("pixel_size_nm"))
 
     @property
+    def particle_diameter_px(self) -> dict[str, Any] | None:
+        """The training particles' diameters (px): count and quantiles, or None when unknown."""
+        value = self.metadata.get("particle_diameter_px")
+        return value if isinstance(value, dict) and value.get("median") else None
+
+    @property
     def xray_threshold(self) -> float | None:
         """The training x-ray threshold; None means training removed no outliers."""
         from tem_rf.data.preprocess import DEFAULT_XRAY_THRESHOLD

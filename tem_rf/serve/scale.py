@@ -36,6 +36,8 @@ from tem_rf.core.units import pixel_size_or_none
 logger = logging.getLogger(__name__)
 
 RESAMPLE_POLICIES = ("auto", "never")
+RESCALE_POLICIES = ("auto", "never")
+MIN_PARTICLES_TO_MATCH = 5  # fewer whole particles in a first pass: too few to judge their size
 SCALE_TOLERANCE = 0.02  # pixel sizes within 2 % of the training one: the network's own grid
 MAX_SCALE_FACTOR = 8.0  # resampled by more than this either way: refused
 PIXEL_SIZE_SOURCES = ("file", "flag", "unknown")
@@ -55,19 +57,25 @@ class ScalePlan:
     factor: float
     shape: tuple[int, int]
     network_shape: tuple[int, int]
+    # set when the factor comes from matching particle sizes (`particle_scale_plan`): the median
+    # diameter (px) of a first pass's particles, and the training particles' median
+    first_pass_particle_px: float | None = None
+    trained_particle_px: float | None = None
 
     @property
     def resampled(self) -> bool:
         return self.network_shape != self.shape
 
 
-def check_scale_options(pixel_size_nm: float | None, resample: str) -> None:
+def check_scale_options(pixel_size_nm: float | None, resample: str, rescale: str = "auto") -> None:
     """Refuses, before anything is read, a ``--pixel_size_nm`` that is not a positive number and an
-    unknown ``--resample`` policy."""
+    unknown ``--resample`` or ``--rescale`` policy."""
     if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:
         raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
     if resample not in RESAMPLE_POLICIES:
         raise InputError(None, f"--resample must be one of {', '.join(RESAMPLE_POLICIES)}, got {resample!r}")
+    if rescale not in RESCALE_POLICIES:
+        raise InputError(None, f"--rescale must be one of {', '.join(RESCALE_POLICIES)}, got {rescale!r}")
 
 
 def micrograph_pixel_size(
@@ -147,8 +155,67 @@ def to_micrograph_grid(probability: np.ndarray, plan: ScalePlan) -> np.ndarray:
     return np.clip(_resize(probability, plan.shape), 0.0, 1.0)
 
 
+SPECK_FRACTION = 0.25  # components below this fraction of the area-weighted median: specks, not particles
+
+
+def particle_median_px(mask: np.ndarray) -> float | None:
+    """The median equivalent diameter (px) of a mask's whole 8-connected particles; None for fewer
+    than `MIN_PARTICLES_TO_MATCH`.
+
+    At a scale the network never learned, a mask holds many specks of noise beside the particles;
+    they are many but small, so the median weighted by area is the particles' size, and
+    components below `SPECK_FRACTION` of it are left out before the plain median is taken."""
+    from tem_rf.data.particle_sizes import mask_particle_diameters
+
+    diameters = np.sort(mask_particle_diameters(mask, mask, instance_ids=False))
+    if diameters.size < MIN_PARTICLES_TO_MATCH:
+        return None
+    weights = np.cumsum(diameters ** 2)
+    weighted_median = diameters[np.searchsorted(weights, weights[-1] / 2)]
+    particles = diameters[diameters >= SPECK_FRACTION * weighted_median]
+    return float(np.median(particles)) if particles.size >= MIN_PARTICLES_TO_MATCH else None
+
+
+def particle_scale_plan(plan: ScalePlan, first_pass_mask: np.ndarray, trained: dict | None) -> ScalePlan | None:
+    """For a network trained without a pixel size: the plan that brings a micrograph's particles
+    to the sizes the network learned, or None when they are already among them.
+
+    ``trained`` is the training particles' diameter summary (`tem_rf.data.particle_sizes`). The
+    particles of the first pass (``first_pass_mask`` on ``plan``'s grid: whole 8-connected
+    components, specks left out: `particle_median_px`) have a median diameter; inside the trained 5-95 % range nothing changes, else the
+    micrograph is resized by trained median / found median (within `MAX_SCALE_FACTOR` either way).
+    The paper's finding (quality depends on the receptive field relative to the particle) applied
+    at inference time."""
+    if not trained or not trained.get("median") or plan.resampled:
+        return None
+    found = particle_median_px(first_pass_mask)
+    if found is None:
+        return None
+    if trained["q05"] <= found <= trained["q95"]:
+        return None
+    factor = min(max(trained["median"] / found, 1.0 / MAX_SCALE_FACTOR), MAX_SCALE_FACTOR)
+    if abs(factor - 1.0) <= SCALE_TOLERANCE:
+        return None
+    network_shape = (max(1, round(plan.shape[0] * factor)), max(1, round(plan.shape[1] * factor)))
+    return dataclasses.replace(plan, factor=factor, network_shape=network_shape, first_pass_particle_px=found,
+                               trained_particle_px=float(trained["median"]))
+
+
+def trained_min_area_px(trained: dict | None, factor: float = 1.0) -> float | None:
+    """The smallest particle counted on a micrograph without a pixel size, from the training
+    particles instead of a fixed 16 px: a disc of half the trained 5th-percentile diameter, on the
+    micrograph's grid (network grid / ``factor``). None when the sizes are unknown."""
+    if not trained or not trained.get("q05"):
+        return None
+    return float(math.pi / 4 * (trained["q05"] / 2 / factor) ** 2)
+
+
 def describe_plan(plan: ScalePlan) -> str:
     """One phrase for logs and summaries: the pixel sizes and what was done."""
+    if plan.first_pass_particle_px is not None:
+        return (f"particles of {plan.first_pass_particle_px:.1f} px in a first pass, {plan.trained_particle_px:.1f} px "
+                f"in training: rescaled x{plan.factor:.3g} ({plan.shape[0]}x{plan.shape[1]} -> "
+                f"{plan.network_shape[0]}x{plan.network_shape[1]} px)")
     if plan.pixel_size_nm is None:
         return "pixel size unknown: the network's native grid, sizes in px"
     here = f"{plan.pixel_size_nm:.4g} nm/px ({plan.pixel_size_source})"
@@ -166,4 +233,6 @@ def scale_record(plan: ScalePlan) -> dict[str, object]:
         "training_pixel_size_nm": plan.training_pixel_size_nm,
         "resample_factor": plan.factor,
         "network_shape": list(plan.network_shape),
+        "first_pass_particle_px": plan.first_pass_particle_px,
+        "trained_particle_px": plan.trained_particle_px,
     }

@@ -31,7 +31,9 @@ import numpy as np
 
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.scale import (
-    ScalePlan, check_scale_options, describe_plan, micrograph_pixel_size, plan_scale, scale_record, to_micrograph_grid, to_network_grid,
+    ScalePlan, check_scale_options, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
+    plan_scale,
+    scale_record, to_micrograph_grid, to_network_grid, trained_min_area_px,
 )
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
 
@@ -361,6 +363,41 @@ def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.
         )
 
 
+def _trained_particles(predictor: Predictor) -> dict[str, Any] | None:
+    """The training particles' sizes (px) when they are what the network's scale is: a network
+    trained without a pixel size."""
+    return predictor.particle_diameter_px if predictor.pixel_size_nm is None else None
+
+
+def segment_at_scale(
+    image: np.ndarray, predictor: Predictor, plan: ScalePlan, *, rescale: str = "auto", **options: Any
+) -> tuple[np.ndarray, np.ndarray, ScalePlan]:
+    """`segment_image` at ``plan``'s grid; then, for a network trained without a pixel size and
+    ``rescale="auto"``, again at the grid where the micrograph's particles have the trained sizes
+    when a first pass finds them outside that range (`tem_rf.serve.scale.particle_scale_plan`).
+    Returns ``(probability, mask, the plan used)``; ``options`` go to `segment_image`."""
+    probability, mask = segment_image(image, predictor, scale=plan, **options)
+    trained = _trained_particles(predictor)
+    rescaled = particle_scale_plan(plan, mask, trained) if rescale == "auto" else None
+    if rescaled is None:
+        return probability, mask, plan
+    where = options.get("path") or "micrograph"
+    second = segment_image(image, predictor, scale=rescaled, **options)
+    # A first pass at a scale the network never learned may find noise, not particles: the
+    # rescaled pass is kept only when its particles, on the network's grid, are the trained sizes.
+    found = particle_median_px(second[1])
+    if found is None or not trained["q05"] <= found * rescaled.factor <= trained["q95"]:
+        logger.warning("%s: its particles could not be brought to the trained sizes (%.1f px in a first pass, "
+                       "%s after rescaling x%.3g, %.1f-%.1f px in training); segmented at its own grid: give "
+                       "--rescale=never to silence this, or resample the micrograph yourself",
+                       where, rescaled.first_pass_particle_px,
+                       "none" if found is None else f"{found * rescaled.factor:.1f} px", rescaled.factor,
+                       trained["q05"], trained["q95"])
+        return probability, mask, plan
+    logger.info("%s: %s", where, describe_plan(rescaled))
+    return *second, rescaled
+
+
 def segment_file(
     path: str | os.PathLike,
     predictor: Predictor,
@@ -379,6 +416,7 @@ def segment_file(
     min_particle_area_px: float | None = None,
     pixel_size_nm: float | None = None,
     resample: str = "auto",
+    rescale: str = "auto",
     return_particles: bool = False,
     tile_progress: bool = False,
     _deferred: bool = False,
@@ -394,8 +432,11 @@ def segment_file(
     each particle's outline. TIFFs carry the micrograph's pixel size. ``frame`` and ``signal`` go
     to `tem_rf.data.reading.read_micrograph` (one frame of a stack; a signal by title). The
     network sees the micrograph at its training pixel size (`tem_rf.serve.scale`: ``resample``
-    ``"auto"`` or ``"never"``; ``pixel_size_nm`` for files that record none); every output is on
-    the micrograph's own grid. Raises `tem_rf.data.reading.InputError` for unreadable or unusable
+    ``"auto"`` or ``"never"``; ``pixel_size_nm`` for files that record none). A network trained
+    without a pixel size sees it rescaled so that its particles have the sizes it learned, when a
+    first pass finds them outside that range (``rescale``, `tem_rf.serve.scale.particle_scale_plan`);
+    the smallest particle counted then follows the trained sizes too. Every output is on the
+    micrograph's own grid. Raises `tem_rf.data.reading.InputError` for unreadable or unusable
     files, and for micrographs that cannot be served at the network's scale. With
     ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
     measuring). ``_deferred`` (for `segment_files`): read and segment only, and return what
@@ -415,10 +456,12 @@ def segment_file(
     ok = plan.resampled or check_pixel_size(path, pixel_size_nm, predictor.pixel_size_nm)
     if plan.resampled:
         logger.info("%s: %s", path, describe_plan(plan))
-    probability, mask = segment_image(
-        micrograph.data, predictor, tile_size=tile_size, batch_size=batch_size,
-        threshold=threshold, path=path, tile_progress=tile_progress, scale=plan,
+    probability, mask, plan = segment_at_scale(
+        micrograph.data, predictor, plan, rescale=rescale, tile_size=tile_size, batch_size=batch_size,
+        threshold=threshold, path=path, tile_progress=tile_progress,
     )
+    if measure and pixel_size_nm is None and min_particle_area_nm2 is None and min_particle_area_px is None:
+        min_area = trained_min_area_px(_trained_particles(predictor), plan.factor) or min_area
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
     segmented = _Segmented(path, micrograph, probability, mask, files, ok, min_area, save_probability, overlay,
                            overlay_max_size, start, plan)
@@ -1064,7 +1107,7 @@ def segment_micrographs(
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     check_particle_options(options)
-    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"))
+    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "auto"))
     paths = expand_inputs(inputs)
     # One writer per output folder: a second segment into it is refused instead of both ending
     # well and one replacing the other's files. Under the lock a killed run's temporaries go.

@@ -170,6 +170,7 @@ def measure_instances(
     min_particle_area_px: float | None = None,
     pixel_size_nm: float | None = None,
     resample: str = "auto",
+    rescale: str = "auto",
     iou_threshold: float = 0.5,
     include_edge: bool = False,
     overwrite: bool = False,
@@ -184,7 +185,8 @@ def measure_instances(
     ``predictor``) or ``fourier`` (``fourier``: the band and filter settings). ``pixel_size_nm``
     is used for micrographs whose file records none; diameters are in nm when every micrograph
     has a pixel size, else in px. The network sees each micrograph at its training pixel size
-    (``resample``: ``"auto"`` or ``"never"``, `tem_rf.serve.scale`). ``include_edge`` keeps particles touching the image edge in the
+    (``resample``: ``"auto"`` or ``"never"``, `tem_rf.serve.scale`), or, trained without one, with
+    its particles at the trained sizes in px (``rescale``). ``include_edge`` keeps particles touching the image edge in the
     diameter distributions. ``on_ready`` gets a one-line description of the method before the
     first micrograph. Raises `tem_rf.data.reading.InputError` (or
     `tem_rf.train.rundir.ModelLoadError`) for bad input, before anything is written.
@@ -197,9 +199,9 @@ def measure_instances(
     from tem_rf.data.dataset import find_image_files, match_masks
     from tem_rf.data.reading import InputError, read_micrograph
     from tem_rf.particles import measure_particles, pool_scores, score_instances
-    from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale
+    from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
     from tem_rf.serve.segment import (
-        _min_particle_area, check_threshold, describe_predictor, frozen_heap, segment_image,
+        _min_particle_area, check_threshold, describe_predictor, frozen_heap, segment_at_scale,
     )
 
     if method not in METHODS:
@@ -209,7 +211,7 @@ def measure_instances(
     if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:
         raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
     threshold = check_threshold(threshold)
-    check_scale_options(pixel_size_nm, resample)
+    check_scale_options(pixel_size_nm, resample, rescale)
     _min_particle_area(None, None if min_particle_area_nm2 is None else 1.0, min_particle_area_nm2,
                        min_particle_area_px)  # option mistakes, before anything is read
     out_dir = Path(out_dir)
@@ -253,10 +255,12 @@ def measure_instances(
                 if method == "network":  # at the network's training pixel size (`tem_rf.serve.scale`)
                     plan = plan_scale(image_path, micrograph.data.shape, pixel_size, source, predictor.pixel_size_nm,
                                       resample)
-                    probability, mask = segment_image(micrograph.data, predictor, tile_size=tile_size,
-                                                      batch_size=batch_size, threshold=threshold, path=image_path,
-                                                      scale=plan)
+                    probability, mask, plan = segment_at_scale(
+                        micrograph.data, predictor, plan, rescale=rescale, tile_size=tile_size, batch_size=batch_size,
+                        threshold=threshold, path=image_path)
                     extra = {"resample_factor": plan.factor}
+                    if pixel_size is None and min_particle_area_nm2 is None and min_particle_area_px is None:
+                        min_area = trained_min_area_px(predictor.particle_diameter_px, plan.factor) or min_area
                 else:
                     mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
                 _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,

@@ -295,6 +295,8 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             # The dataset's preprocessing travels with the run: export needs no dataset.
             preprocessing=self.data_info["preprocessing"],
+            # The particle sizes (px) it learned from: `segment --rescale` matches new micrographs to them.
+            particle_diameter_px=self.data_info.get("particle_diameter_px"),
             tem_rf_version=tem_rf.__version__,
         )
         return resolved

@@ -543,3 +543,12 @@ def test_frame_takes_one_frame_of_every_stack(tmp_path, pair_writer):
     assert first[2]["source"][0].numpy().decode() == source
     assert (first[2]["patch_row"][0], first[2]["patch_col"][0]) == (0, 0)
     np.testing.assert_allclose(first[0][0, :, :, 0].numpy(), expected, atol=1e-5)
+
+
+def test_the_training_particles_sizes_are_recorded(built):
+    out, info = built
+    sizes = info["particle_diameter_px"]
+    assert sizes == read_dataset_info(out)["particle_diameter_px"]
+    # write_pair draws discs of radius 18 (37 px across; some overlap or touch the edge)
+    assert sizes["count"] >= 1 and 34 <= sizes["q05"] <= sizes["median"] <= sizes["q95"]
+    assert 35 <= sizes["median"] <= 40 or sizes["q95"] > 40  # merged discs are larger, never smaller

@@ -60,7 +60,8 @@ def test_segment_saved_model_over_a_glob(tmp_path):
     assert scales["demo.tif"]["resample_factor"] == pytest.approx(0.03 / 0.02152)
     assert scales["demo.tif"]["network_shape"] == [100, 100]
     assert scales["rgb.png"] == {"pixel_size_nm": 0.02152, "pixel_size_source": "flag", "training_pixel_size_nm": 0.02152,
-                                 "resample_factor": 1.0, "network_shape": [50, 61]}
+                                 "resample_factor": 1.0, "network_shape": [50, 61], "first_pass_particle_px": None,
+                                 "trained_particle_px": None}
     assert tifffile.TiffFile(masks / "rgb_mask.tif").imagej_metadata["unit"] == "nm"  # the flag's pixel size, recorded
 
     native = _run(f"--model={tmp_path / 'model'}", f"--input={images / 'demo.tif'}", f"--out_dir={tmp_path / 'native'}",

@@ -112,3 +112,54 @@ def test_segment_refuses_an_uncalibrated_micrograph_and_takes_the_flag(tmp_path)
     assert result.particles["diameter_unit"] == "nm"
     with tifffile.TiffFile(result.mask) as tif:  # the flag's pixel size travels with the outputs
         assert tif.imagej_metadata["unit"] == "nm"
+
+
+def _uncalibrated(predictor, trained):
+    """``predictor`` as a network trained without a pixel size on particles of ``trained`` sizes."""
+    metadata = {**predictor.metadata, "pixel_size_nm": None, "particle_diameter_px": trained}
+    return Predictor(predictor.function, metadata, "stub")
+
+
+def test_a_network_without_pixel_size_sees_particles_at_the_trained_sizes(tmp_path):
+    # Literature figures carry no pixel size: a network trained on such images learned particles
+    # of some size in px. The same field saved at 1/4, 1/2 and 2x the sampling, uncalibrated, is
+    # rescaled so that its particles have the trained sizes, and gives the native result.
+    from tem_rf.data.particle_sizes import mask_particle_diameters, summarise_diameters
+
+    image, mask = make_micrograph("low_res", size=384, pixel_size_nm=TRAINING_NM, rng=11)
+    trained = summarise_diameters(mask_particle_diameters(mask, mask, instance_ids=False))
+    predictor = _uncalibrated(_blur_predictor(), trained)
+    native = segment_file(_write(tmp_path / "native.tif", image, None), predictor, tmp_path / "out", tile_size=None,
+                          overlay=False)
+    assert native.scale["resample_factor"] == 1.0 and native.particles["diameter_unit"] == "px"
+    assert native.particles["count"] >= 20
+    for name, sampling in (("quarter", 0.25), ("coarse", 0.5), ("fine", 2.0)):
+        size = round(384 * sampling)
+        path = _write(tmp_path / f"{name}.tif", resize(image, (size, size), order=1, anti_aliasing=sampling < 1,
+                                                      preserve_range=True), None)
+        result = segment_file(path, predictor, tmp_path / "out", tile_size=None, overlay=False)
+        # the first pass, at a scale the network never learned, sizes the particles roughly (3.15 for 4)
+        assert result.scale["resample_factor"] == pytest.approx(1 / sampling, rel=0.25), name
+        assert result.scale["trained_particle_px"] == trained["median"]
+        assert not trained["q05"] <= result.scale["first_pass_particle_px"] <= trained["q95"], name
+        assert result.particles["count"] == pytest.approx(native.particles["count"], rel=0.05), name
+        # px of its own grid: the native sizes times the sampling
+        assert result.particles["diameter_median"] / sampling == pytest.approx(native.particles["diameter_median"],
+                                                                              rel=0.05), name
+    plain = segment_file(tmp_path / "quarter.tif", predictor, tmp_path / "plain", tile_size=None, overlay=False,
+                         rescale="never")
+    assert plain.particles["count"] < 0.5 * native.particles["count"]  # 6 of 36 here
+
+
+def test_a_rescaled_pass_whose_particles_miss_the_trained_sizes_is_not_kept(tmp_path, caplog):
+    from tem_rf.data.particle_sizes import summarise_diameters
+
+    image, _ = make_micrograph("low_res", size=384, pixel_size_nm=TRAINING_NM, rng=5)
+    trained = summarise_diameters([300.0] * 10)  # particles far larger than any this network finds
+    predictor = _uncalibrated(_blur_predictor(), trained)
+    first = segment_file(_write(tmp_path / "a.tif", image, None), predictor, tmp_path / "never", tile_size=None,
+                         overlay=False, rescale="never")
+    with caplog.at_level("WARNING"):
+        result = segment_file(tmp_path / "a.tif", predictor, tmp_path / "auto", tile_size=None, overlay=False)
+    assert "could not be brought to the trained sizes" in caplog.text
+    assert result.scale["resample_factor"] == 1.0 and result.particles == first.particles

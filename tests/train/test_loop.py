@@ -314,3 +314,33 @@ def test_mixed_float16_uses_loss_scaling_and_learns(tiny_data, tmp_path):
     results = trainer.fit(progress=False)
     losses = [float(r["train_loss"]) for r in _history(tmp_path / "run")]
     assert np.isfinite(results["test_loss"]) and losses[-1] < losses[0]
+
+
+def test_a_run_records_the_particle_sizes_it_learned(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from tem_rf import data
+    from tem_rf.serve.export import build_metadata
+
+    rows, cols = np.mgrid[:96, :96]
+    pairs = []
+    for index in range(3):  # two whole discs of radius 10 each: 21 px across
+        mask = (((rows - 30) ** 2 + (cols - 30) ** 2 <= 100) | ((rows - 64) ** 2 + (cols - 60) ** 2 <= 100))
+        image = np.random.default_rng(index).poisson(300, (96, 96)) - 100 * mask
+        tifffile.imwrite(tmp_path / f"m{index}.tif", image.astype(np.uint16))
+        tifffile.imwrite(tmp_path / f"m{index}_mask.tif", mask.astype(np.uint8) * 255)
+        pairs.append((tmp_path / f"m{index}.tif", tmp_path / f"m{index}_mask.tif"))
+    info = data.build_dataset(pairs, tmp_path / "data", patch_size=32, min_particle_pixels=20,
+                              split_fractions=(0.34, 0.33, 0.33), num_shards=1, progress=False)
+    sizes = info["particle_diameter_px"]
+    assert sizes["count"] == 2 and sizes["median"] == pytest.approx(np.sqrt(4 * 317 / np.pi), abs=0.01)
+    config = training.Trainer(_config(tmp_path / "data", tmp_path / "run")).resolved_config()
+    assert config["particle_diameter_px"] == sizes
+    assert build_metadata(_network_of(config), config)["particle_diameter_px"] == sizes
+
+
+def _network_of(config):
+    from tem_rf.models import residual_unet
+
+    return residual_unet(config["num_blocks"], config["pool_sizes"], config["dilations"])
