@@ -165,6 +165,16 @@ class SettingChange:
         return f"--{flag_name(self.name)} is {new} but {trained} {old}"
 
 
+# What every config.json tem_rf has written holds: a checkpoint beside a config.json without one of
+# them belongs to an unknown network, and is never resumed (an empty {} would resume anything).
+REQUIRED_TO_RESUME = ("num_blocks", "pool_sizes", "dilations", "seed", "batch_size", "learning_rate", "data_dir")
+
+
+def missing_to_resume(saved: Mapping[str, Any]) -> list[str]:
+    """The `REQUIRED_TO_RESUME` settings a run's config.json lacks (or holds as null)."""
+    return [name for name in REQUIRED_TO_RESUME if saved.get(name) is None]
+
+
 def resume_changes(
     saved: Mapping[str, Any], current: Mapping[str, Any], names: Iterable[str] | None = None
 ) -> list[SettingChange]:

@@ -29,7 +29,7 @@ import numpy as np
 from tem_rf.core.files import os_error_text
 from tem_rf.core.progress import progress_bar
 from tem_rf.train import tensorboard
-from tem_rf.train.config import TrainConfig, TrainingError, resume_changes
+from tem_rf.train.config import TrainConfig, TrainingError, missing_to_resume, resume_changes
 from tem_rf.train.distribute import is_chief, make_strategy, resolve_precision, strategy_name
 from tem_rf.train.rundir import RunDir
 
@@ -333,6 +333,12 @@ class Trainer:
             saved = self.run.config()
         except ValueError as err:
             raise TrainingError(f"{err}; cannot tell which run {self.model_dir} holds") from None
+        missing = missing_to_resume(saved)
+        if missing:
+            raise TrainingError(
+                f"{self.run.config_file}: lacks {', '.join(missing)}, so the network its checkpoints hold is "
+                "unknown and is not resumed; use another --model_dir (or restore the run's config.json)"
+            )
         changes = resume_changes(saved, self.resolved_config())
         if changes:
             raise TrainingError(

@@ -344,3 +344,15 @@ def _network_of(config):
     from tem_rf.models import residual_unet
 
     return residual_unet(config["num_blocks"], config["pool_sizes"], config["dilations"])
+
+
+@pytest.mark.parametrize("edit", [lambda config: {}, lambda config: {k: v for k, v in config.items() if k != "pool_sizes"},
+                                  lambda config: {**config, "num_blocks": None}], ids=["empty", "no-pools", "null-depth"])
+def test_a_damaged_config_never_resumes_into_another_network(one_epoch_run, tiny_data, tmp_path, edit):
+    run = _copy_run(one_epoch_run, tmp_path)
+    config = read_json(run / "config.json")
+    (run / "config.json").write_text(json.dumps(edit(config)))
+    before = _snapshot(run)
+    with pytest.raises(training.TrainingError, match=r"config\.json: lacks .*so the network its checkpoints hold is unknown"):
+        training.train(_config(tiny_data, run, epochs=2, num_blocks=3, num_images=0), progress=False)  # another network
+    assert _snapshot(run) == before
