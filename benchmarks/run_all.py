@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import shlex
 import subprocess
 import sys
@@ -37,14 +38,14 @@ _PRECISIONS = flags.DEFINE_string(
 )
 _ONLY = flags.DEFINE_list(
     "only", None,
-    "Run only these (input_pipeline, training, profile, inference, data_prep, particles); the other figures "
+    "Run only these (input_pipeline, training, profile, inference, data_prep, particles, scale); the other figures "
     "are kept from the last all.json of the same mode.",
 )
 _REPORT = flags.DEFINE_string("report", None, "Markdown report (default: BENCHMARKS.md; quick: under results/quick).")
 _NOTE = flags.DEFINE_string("note", "", "A line about the run's conditions (e.g. shared machine) for the report.")
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("input_pipeline", "training", "profile", "inference", "data_prep", "particles")
+NAMES = ("input_pipeline", "training", "profile", "inference", "data_prep", "particles", "scale")
 
 
 def machine_info() -> dict[str, Any]:
@@ -95,6 +96,7 @@ def plan(quick: bool, precisions: str, results: Path, torch: bool) -> dict[str, 
             "data_prep": ["benchmarks.bench_data_prep", "--num_images=3", "--size=2048", "--repeats=1",
                           out("data_prep")],
             "particles": ["benchmarks.bench_particles", "--size=1024", "--repeats=1", out("particles")],
+            "scale": ["benchmarks.bench_scale", "--size=1024", "--repeats=1", out("scale")],
         }
     return {
         "input_pipeline": ["benchmarks.bench_input_pipeline", "--patch_size=512", "--batch_size=8",
@@ -109,6 +111,7 @@ def plan(quick: bool, precisions: str, results: Path, torch: bool) -> dict[str, 
         "data_prep": ["benchmarks.bench_data_prep", "--num_images=6", "--size=4096", "--repeats=2",
                       out("data_prep")],
         "particles": ["benchmarks.bench_particles", "--size=4096", "--repeats=5", out("particles")],
+        "scale": ["benchmarks.bench_scale", "--size=4096", "--repeats=3", out("scale")],
     }
 
 
@@ -191,6 +194,17 @@ def report_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{r['size']}^2 mask, {row['particles']} particles ({row['configuration'].split(', 1 thread')[0]}), "
                 f"{row['threads']} thread{'' if row['threads'] == 1 else 's'}, best of {len(row['seconds'])}",
                 f"{_fmt(row['best_s'], 3)} s (CPU {_fmt(row['cpu_s'], 3)} s)", cmd))
+    if "scale" in results:
+        r, cmd = results["scale"]["result"], results["scale"]["command"]
+        for row in r["rows"]:
+            resampled = statistics.median(row["resampled_s"])
+            rows.append((
+                "Applying the network at its training pixel size (resampling there and back)",
+                f"N={r['num_blocks']}, {r['size']}^2 micrograph at {row['pixel_size_factor']:g}x the training pixel "
+                f"size (network grid {'x'.join(map(str, row['network_grid']))}), median of {len(row['resampled_s'])}",
+                f"{_fmt(resampled)} s: {100 * row['overhead']:+.1f} % on the network alone at that grid "
+                f"({_fmt(statistics.median(row['on_grid_s']))} s), {100 * row['vs_native']:+.1f} % on the native grid "
+                f"({_fmt(statistics.median(row['native_grid_s']))} s)", cmd))
     return rows
 
 
