@@ -207,8 +207,13 @@ def _documentation(metadata: dict[str, Any], config: dict[str, Any], where: str,
     ) or "not recorded"
     pixel_line = (
         f"**Training pixel size: {pixel:.4g} nm/px.** The network learnt particle sizes and lattice "
-        f"fringes in pixels: resample your micrographs to {pixel:.4g} nm/px first (more than 10 % off "
-        "and the segmentation may be poor)."
+        f"fringes in pixels: resample your micrographs to {pixel:.4g} nm/px first (more than 2 % off "
+        "and tem_rf's own `segment` does; more than 10 % and the segmentation may be poor), then "
+        "resample the output back. In Fiji: *Image > Scale...* with the factor (your pixel size / "
+        f"{pixel:.4g}), *Interpolation: Bilinear* and *Averaging when downsizing* ticked; back with the "
+        "inverse factor. In napari (Python): `skimage.transform.rescale(image, factor, order=1, "
+        "anti_aliasing=factor < 1)`, and back with `skimage.transform.resize(output, image.shape, "
+        "order=1)`. Factors beyond 8x either way are not served by tem_rf."
         if pixel else "**Training pixel size: unknown** (the dataset recorded none): use micrographs "
         "at the magnification of the training data."
     )
