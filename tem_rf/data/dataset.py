@@ -120,6 +120,8 @@ def list_input_files(
 def find_image_files(images: str | os.PathLike) -> list[Path]:
     """Micrograph files from a folder (not recursive), a glob pattern, or a single file, sorted."""
     text = str(images)
+    if not text.strip():  # Path("") is the current folder: never read it for an empty flag
+        raise InputError(None, "no micrographs named (an empty path): give a folder, a quoted glob or a file")
     if _is_glob(text):
         entries = [Path(p) for p in glob.glob(text)]
         where = text
