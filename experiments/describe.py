@@ -43,7 +43,11 @@ def main(argv: list[str]) -> None:
 
 
 def _describe() -> None:
+    from tem_rf.core.units import require_pixel_size
     from tem_rf.models import architectures
+
+    if _PIXEL_SIZE_NM.value is not None:  # a negative or NaN size would print negative or NaN nm
+        require_pixel_size(_PIXEL_SIZE_NM.value, "--pixel_size_nm")
 
     if _GRID.value:
         grid = architectures.architecture_grid(
