@@ -192,6 +192,8 @@ CASES = [
     Case("demo-data-pixel-size-0", DEMO, ("--out_dir={ws}/d", "--pixel_size_nm=0"), "error: pixel_size_nm must be a positive"),
     Case("demo-data-pixel-size-nan", DEMO, ("--out_dir={ws}/d", "--pixel_size_nm=nan"), "error: pixel_size_nm must be a positive"),
     Case("demo-data-pixel-size-negative", DEMO, ("--out_dir={ws}/d", "--pixel_size_nm=-1"), "error: pixel_size_nm must be a positive"),
+    Case("demo-data-size-below-one-particle", DEMO, ("--out_dir={ws}/d", "--size=128", "--kind=high_res"),
+         r"error: --size=128 px is smaller than every high_res particle \(139-372 px across at 0.02152 nm/px\)"),
     Case("demo-data-out-dir-is-a-file", DEMO, ("--out_dir={ws}/notes.txt",), r"error: .*notes\.txt", _write("notes.txt")),
     Case("demo-data-out-dir-holds-user-files", DEMO, ("--out_dir={ws}/mine",), r"error: .*mine", _write("mine/notes.txt")),
     # make_tfrecords
@@ -398,8 +400,8 @@ WRITER_CASES = [
     ("measure", "experiments.measure", ("--model={src}/export", "--images={src}/raw/images", "--labels={src}/raw/labels",
                                         "--out_dir={ws}/m", "--noprogress"), "m", "m/.instances.csv.k1lled0x.tmp"),
     ("make-tfrecords", TFREC, (*RAW_SRC, "--out_dir={ws}/ds"), "ds", ".ds.tmp-k1lled0x/train/train-00000.partial"),
-    ("make-demo-data", DEMO, ("--out_dir={ws}/raw", "--size=64", "--num_images=1"), "raw",
-     ".raw.tmp-k1lled0x/images/high_res_000.tif"),
+    ("make-demo-data", DEMO, ("--out_dir={ws}/raw", "--size=64", "--num_images=1", "--kind=low_res",
+                              "--pixel_size_nm=0.5"), "raw", ".raw.tmp-k1lled0x/images/low_res_000.tif"),
     ("export", "experiments.export", ("--model={src}/run", "--out_dir={ws}/export", "--raw_dtypes="), "export",
      ".export.tmp-k1lled0x/saved_model.pb"),
 ]

@@ -302,6 +302,13 @@ def write_demo_dataset(
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     _check_demo_out_dir(out_dir, overwrite)
     pixel_size_nm = _pixel_size_or_default(kind, pixel_size_nm)
+    smallest_px, largest_px = (d / pixel_size_nm for d in DEFAULT_DIAMETER_NM[kind])
+    if smallest_px > size:  # any particle drawn covers the micrograph: masks of 70-100 % particle
+        raise ValueError(
+            f"--size={size} px is smaller than every {kind} particle ({smallest_px:.0f}-{largest_px:.0f} px across "
+            f"at {pixel_size_nm:g} nm/px): give --size of a few times {math.ceil(largest_px)} px or a larger "
+            "--pixel_size_nm"
+        )
     rng = np.random.default_rng(seed)
     names = []
     try:

@@ -62,13 +62,13 @@ def test_seeded_fast_and_noisy():
 
 
 def test_write_demo_dataset_like_a_microscope_export(tmp_path):
-    info = write_demo_dataset(tmp_path / "demo", num_images=2, size=96, kind="low_res", seed=1)
+    info = write_demo_dataset(tmp_path / "demo", num_images=2, size=128, kind="low_res", seed=1)
     tif = tmp_path / "demo" / info["images"][0]
     assert tifffile.imread(tif).dtype == np.uint16
     micrograph = read_micrograph(tif)
     assert micrograph.pixel_size_nm == pytest.approx(0.1243)
     rng = np.random.default_rng(1)
-    image, mask = make_micrograph("low_res", 96, 0.1243, rng)
+    image, mask = make_micrograph("low_res", 128, 0.1243, rng)
     np.testing.assert_array_equal(micrograph.data, np.rint(image))
     np.testing.assert_array_equal(read_mask(tmp_path / "demo" / info["labels"][0]), mask)
     with pytest.raises(ValueError, match="already holds a demo dataset"):
@@ -110,15 +110,15 @@ def test_overwrite_replaces_a_demo_dataset_and_nothing_else(tmp_path):
     from tem_rf.core.errors import InputError
 
     out = tmp_path / "demo"
-    synthetic.write_demo_dataset(out, num_images=2, size=64, kind="low_res", seed=0)
+    synthetic.write_demo_dataset(out, num_images=2, size=64, kind="low_res", seed=0, pixel_size_nm=0.5)
     with pytest.raises(InputError, match="already holds a demo dataset; pass --overwrite"):
-        synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1)
+        synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1, pixel_size_nm=0.5)
     (out / "particles" / "my_counts.csv").write_text("counted by hand\n")
     before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(InputError, match=r"holds particles/my_counts\.csv, which tem_rf did not write \(not listed in its demo\.json\)"):
-        synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1, overwrite=True)
+        synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1, pixel_size_nm=0.5, overwrite=True)
     assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     (out / "particles" / "my_counts.csv").unlink()
-    info = synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1, overwrite=True)
+    info = synthetic.write_demo_dataset(out, num_images=1, size=64, kind="low_res", seed=1, pixel_size_nm=0.5, overwrite=True)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(synthetic.demo_files(info))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no temporaries
