@@ -40,8 +40,8 @@ _MIN_AREA_PX = flags.DEFINE_float("min_particle_area_px", None, "Smallest predic
 _PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size (nm) of micrographs whose file records none.")
 _RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the network sees each micrograph "
                               "resampled to its training pixel size; never: at the micrograph's own grid.")
-_RESCALE = flags.DEFINE_enum("rescale", "auto", ["auto", "never"], "auto: a network trained without a pixel size "
-                             "sees micrographs rescaled so their particles have the trained sizes in px.")
+_RESCALE = flags.DEFINE_enum("rescale", "never", ["auto", "never"], "auto: a network trained without a pixel size "
+                             "sees micrographs rescaled so their particles have the trained sizes in px (see README).")
 _IOU = flags.DEFINE_float("iou_threshold", 0.5, "A predicted and a true particle match at this IoU or more.")
 _INCLUDE_EDGE = flags.DEFINE_boolean("include_edge", False, "Keep edge particles in the diameter distributions.")
 _BAND_PX = flags.DEFINE_string("band_px", None, "Fourier band 'low,high' in FFT pixels (of --band_fft_size).")

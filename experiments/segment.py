@@ -67,8 +67,8 @@ _MIN_AREA_PX = flags.DEFINE_float(
 _PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size (nm) of micrographs whose file records none.")
 _RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the network sees each micrograph "
                               "resampled to its training pixel size; never: at the micrograph's own grid.")
-_RESCALE = flags.DEFINE_enum("rescale", "auto", ["auto", "never"], "auto: a network trained without a pixel size "
-                             "sees micrographs rescaled so their particles have the trained sizes in px.")
+_RESCALE = flags.DEFINE_enum("rescale", "never", ["auto", "never"], "auto: a network trained without a pixel size "
+                             "sees micrographs rescaled so their particles have the trained sizes in px (see README).")
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace outputs already in --out_dir under this run's file names."
 )

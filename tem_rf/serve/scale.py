@@ -67,7 +67,7 @@ class ScalePlan:
         return self.network_shape != self.shape
 
 
-def check_scale_options(pixel_size_nm: float | None, resample: str, rescale: str = "auto") -> None:
+def check_scale_options(pixel_size_nm: float | None, resample: str, rescale: str = "never") -> None:
     """Refuses, before anything is read, a ``--pixel_size_nm`` that is not a positive number and an
     unknown ``--resample`` or ``--rescale`` policy."""
     if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:

@@ -370,7 +370,7 @@ def _trained_particles(predictor: Predictor) -> dict[str, Any] | None:
 
 
 def segment_at_scale(
-    image: np.ndarray, predictor: Predictor, plan: ScalePlan, *, rescale: str = "auto", **options: Any
+    image: np.ndarray, predictor: Predictor, plan: ScalePlan, *, rescale: str = "never", **options: Any
 ) -> tuple[np.ndarray, np.ndarray, ScalePlan]:
     """`segment_image` at ``plan``'s grid; then, for a network trained without a pixel size and
     ``rescale="auto"``, again at the grid where the micrograph's particles have the trained sizes
@@ -416,7 +416,7 @@ def segment_file(
     min_particle_area_px: float | None = None,
     pixel_size_nm: float | None = None,
     resample: str = "auto",
-    rescale: str = "auto",
+    rescale: str = "never",
     return_particles: bool = False,
     tile_progress: bool = False,
     _deferred: bool = False,
@@ -1111,7 +1111,7 @@ def segment_micrographs(
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     check_particle_options(options)
-    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "auto"))
+    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "never"))
     paths = expand_inputs(inputs)
     # One writer per output folder: a second segment into it is refused instead of both ending
     # well and one replacing the other's files. Under the lock a killed run's temporaries go.

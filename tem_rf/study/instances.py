@@ -170,7 +170,7 @@ def measure_instances(
     min_particle_area_px: float | None = None,
     pixel_size_nm: float | None = None,
     resample: str = "auto",
-    rescale: str = "auto",
+    rescale: str = "never",
     iou_threshold: float = 0.5,
     include_edge: bool = False,
     overwrite: bool = False,

@@ -137,7 +137,7 @@ def test_a_network_without_pixel_size_sees_particles_at_the_trained_sizes(tmp_pa
         size = round(384 * sampling)
         path = _write(tmp_path / f"{name}.tif", resize(image, (size, size), order=1, anti_aliasing=sampling < 1,
                                                       preserve_range=True), None)
-        result = segment_file(path, predictor, tmp_path / "out", tile_size=None, overlay=False)
+        result = segment_file(path, predictor, tmp_path / "out", tile_size=None, overlay=False, rescale="auto")
         # the first pass, at a scale the network never learned, sizes the particles roughly (3.15 for 4)
         assert result.scale["resample_factor"] == pytest.approx(1 / sampling, rel=0.25), name
         assert result.scale["trained_particle_px"] == trained["median"]
@@ -146,8 +146,7 @@ def test_a_network_without_pixel_size_sees_particles_at_the_trained_sizes(tmp_pa
         # px of its own grid: the native sizes times the sampling
         assert result.particles["diameter_median"] / sampling == pytest.approx(native.particles["diameter_median"],
                                                                               rel=0.05), name
-    plain = segment_file(tmp_path / "quarter.tif", predictor, tmp_path / "plain", tile_size=None, overlay=False,
-                         rescale="never")
+    plain = segment_file(tmp_path / "quarter.tif", predictor, tmp_path / "plain", tile_size=None, overlay=False)
     assert plain.particles["count"] < 0.5 * native.particles["count"]  # 6 of 36 here
 
 
@@ -158,8 +157,9 @@ def test_a_rescaled_pass_whose_particles_miss_the_trained_sizes_is_not_kept(tmp_
     trained = summarise_diameters([300.0] * 10)  # particles far larger than any this network finds
     predictor = _uncalibrated(_blur_predictor(), trained)
     first = segment_file(_write(tmp_path / "a.tif", image, None), predictor, tmp_path / "never", tile_size=None,
-                         overlay=False, rescale="never")
+                         overlay=False)  # rescale="never", the default
     with caplog.at_level("WARNING"):
-        result = segment_file(tmp_path / "a.tif", predictor, tmp_path / "auto", tile_size=None, overlay=False)
+        result = segment_file(tmp_path / "a.tif", predictor, tmp_path / "auto", tile_size=None, overlay=False,
+                              rescale="auto")
     assert "could not be brought to the trained sizes" in caplog.text
     assert result.scale["resample_factor"] == 1.0 and result.particles == first.particles
