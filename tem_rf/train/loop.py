@@ -317,8 +317,6 @@ class Trainer:
         (the "resume" rule of each TrainConfig field), or checkpoints of an unknown run. A run
         with no checkpoint yet (it failed in its first epoch) has nothing to resume: it starts
         anew with the new settings."""
-        import tensorflow as tf
-
         if not self.run.config_file.exists():
             leftovers = self.run.run_files()
             if leftovers:
@@ -327,7 +325,7 @@ class Trainer:
                     "belong to is unknown; use another --model_dir (or delete the folder to start anew)"
                 )
             return
-        if tf.train.latest_checkpoint(str(self.run.checkpoints_dir)) is None:
+        if self.run.latest_checkpoint() is None:
             return
         try:
             saved = self.run.config()
@@ -395,11 +393,12 @@ class Trainer:
         work.remove_stale_temporaries()
         manager = tf.train.CheckpointManager(self.checkpoint, work.checkpoints_dir, max_to_keep=2)
         # Every worker resumes from the chief's checkpoint, so all start from the same epoch.
-        latest = tf.train.latest_checkpoint(str(self.run.checkpoints_dir))
+        latest = self.run.latest_checkpoint()
         if latest:
             try:
                 self.checkpoint.restore(latest).expect_partial()
-            except (tf.errors.OpError, ValueError, AssertionError) as err:
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as err:
+                # IndexError: a truncated data file ("Read less bytes than requested")
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise TrainingError(
                     f"{latest}: corrupt or unreadable checkpoint ({reason}); delete {self.run.checkpoints_dir} "

@@ -153,6 +153,37 @@ class RunDir:
         present = [name for name in names if (self.path / name).exists()]
         return [f"{name}/" if name == CHECKPOINTS_DIR else name for name in present]
 
+    def latest_checkpoint(self) -> str | None:
+        """The checkpoint to resume from (a path prefix), or None when there is none.
+
+        The one the ``checkpoint`` index names, when its files are there; else the highest-numbered
+        ``ckpt-N`` whose index and data files are (an index naming a deleted checkpoint, or no
+        index at all), with a warning naming both: TensorFlow's own lookup answers "none" then, and
+        the run would silently start again from epoch 1 over the checkpoint that is still there.
+        """
+        import tensorflow as tf
+
+        folder = self.checkpoints_dir
+        if not folder.is_dir():
+            return None
+        state = tf.train.get_checkpoint_state(str(folder))
+        named = state.model_checkpoint_path if state is not None else None
+        if named:
+            named_path = Path(named) if os.path.isabs(named) else folder / named
+            if named_path.with_name(named_path.name + ".index").is_file():
+                return str(named_path)
+        present = sorted(
+            int(match.group(1)) for path in folder.glob("ckpt-*.index")
+            if (match := re.fullmatch(r"ckpt-(\d+)\.index", path.name))
+            and any(folder.glob(f"ckpt-{match.group(1)}.data-*"))
+        )
+        if not present:
+            return None
+        newest = str(folder / f"ckpt-{present[-1]}")
+        logger.warning("%s: the checkpoint index names %s, which is not there; resuming from %s, the newest "
+                       "checkpoint in the folder", folder, named or "nothing", newest)
+        return newest
+
     def remove_stale_temporaries(self) -> list[Path]:
         """Removes what a killed writer left: temporaries of the run files (``.best.keras.*.tmp``,
         ...) and of checkpoints (``ckpt-N_temp/``, ``*.tempstate*``, ``checkpoint.tmp*``). Only

@@ -356,3 +356,31 @@ def test_a_damaged_config_never_resumes_into_another_network(one_epoch_run, tiny
     with pytest.raises(training.TrainingError, match=r"config\.json: lacks .*so the network its checkpoints hold is unknown"):
         training.train(_config(tiny_data, run, epochs=2, num_blocks=3, num_images=0), progress=False)  # another network
     assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("index", ["names a deleted checkpoint", "deleted"])
+def test_a_damaged_checkpoint_index_resumes_from_the_checkpoint_that_is_there(one_epoch_run, tiny_data, tmp_path,
+                                                                             caplog, index):
+    run = _copy_run(one_epoch_run, tmp_path)
+    if index == "deleted":
+        (run / "checkpoints" / "checkpoint").unlink()
+    else:
+        (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n'
+                                                         'all_model_checkpoint_paths: "ckpt-5"\n')
+    first_epoch = _history(one_epoch_run)[0]
+    with caplog.at_level("WARNING"):
+        results = training.train(_config(tiny_data, run, epochs=2, num_images=0), progress=False)
+    assert "resuming from" in caplog.text and "ckpt-1, the newest checkpoint in the folder" in caplog.text
+    assert results["epochs_trained"] == 2
+    history = _history(run)
+    assert [int(row["epoch"]) for row in history] == [1, 2] and history[0] == first_epoch  # epoch 1 not trained again
+
+
+def test_a_truncated_checkpoint_data_file_is_named(one_epoch_run, tiny_data, tmp_path):
+    run = _copy_run(one_epoch_run, tmp_path)
+    data = next((run / "checkpoints").glob("ckpt-1.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    before = _snapshot(run)
+    with pytest.raises(training.TrainingError, match="ckpt-1: corrupt or unreadable checkpoint"):
+        training.train(_config(tiny_data, run, epochs=2, num_images=0), progress=False)
+    assert _snapshot(run) == before
