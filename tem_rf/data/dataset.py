@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "val", "test")
+XRAY_WARN_FRACTION = 0.01  # x-ray removal replacing more of a micrograph than this is warned about
 DATASET_JSON = "dataset.json"
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 # A mask matches image "<stem>.<ext>" when its own stem is "<stem>" or "<stem><suffix>"
@@ -747,6 +748,12 @@ def _write_dataset(
             except ValueError as error:
                 raise InputError(source.image, str(error)) from None
             source.xray_pixels_replaced = result.xray_pixels_replaced
+            replaced = result.xray_pixels_replaced / micrograph.data.size
+            if replaced > XRAY_WARN_FRACTION:  # x-ray hits are rare single pixels, not a fifth of an image
+                note = (f"x-ray outlier removal replaced {replaced:.1%} of the pixels (threshold {xray_threshold:g}): "
+                        "the micrograph's own detail is being smoothed away; raise --xray_threshold")
+                source.notes.append(note)
+                logger.warning("%s: %s", source.image, note)
             written = 0
             for patch in tile(result.image, label, patch_size, min_particle_pixels, edge):
                 writers[split].write(

@@ -552,3 +552,17 @@ def test_the_training_particles_sizes_are_recorded(built):
     # write_pair draws discs of radius 18 (37 px across; some overlap or touch the edge)
     assert sizes["count"] >= 1 and 34 <= sizes["q05"] <= sizes["median"] <= sizes["q95"]
     assert 35 <= sizes["median"] <= 40 or sizes["q95"] > 40  # merged discs are larger, never smaller
+
+
+def test_an_xray_threshold_that_replaces_much_of_a_micrograph_is_said(pairs, tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        info = build_dataset(pairs, tmp_path / "low", patch_size=64, min_particle_pixels=50, xray_threshold=1.0,
+                             progress=False)
+    fractions = [s["xray_pixels_replaced"] / (s["height"] * s["width"]) for s in info["sources"]]
+    assert min(fractions) > 0.05  # a threshold of 1 robust SD flags a good part of any noisy image
+    assert "x-ray outlier removal replaced" in caplog.text and "raise --xray_threshold" in caplog.text
+    assert all("x-ray outlier removal replaced" in s["notes"][-1] for s in info["sources"] if s["split"])
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_dataset(pairs, tmp_path / "default", patch_size=64, min_particle_pixels=50, progress=False)
+    assert "x-ray outlier removal replaced" not in caplog.text  # the default threshold: a few hits at most
