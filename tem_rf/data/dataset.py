@@ -436,6 +436,17 @@ def _quiet_logger(name: str) -> Iterator[None]:
         quieted.setLevel(level)
 
 
+def dataset_fingerprint(info: dict) -> str:
+    """One hash of what a dataset is: each split's source images and its shards (name, count,
+    size, SHA-256). A rebuild with another split or other shard contents has another one; a run
+    records it and refuses to resume on another (`tem_rf.train`)."""
+    content = {split: {"sources": info["splits"][split].get("sources", []),
+                       "shards": [[s["file"], s["count"], s.get("bytes"), s.get("sha256")]
+                                  for s in info["splits"][split].get("shards", [])]}
+               for split in SPLITS}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 def dataset_files(info: dict) -> list[str]:
     """The files a dataset consists of, relative to its folder: dataset.json and every shard."""
     return [DATASET_JSON] + [

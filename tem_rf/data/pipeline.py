@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from tem_rf.data.dataset import DATASET_JSON, SPLITS, read_dataset_info
 from tem_rf.data.reading import InputError
-from tem_rf.data.tfrecords import decode_example, scan_tfrecord, verify_tfrecords
+from tem_rf.data.tfrecords import decode_example, file_sha256, scan_tfrecord, verify_tfrecords
 
 NUM_DIHEDRAL = 8
 AUTOTUNE = tf.data.AUTOTUNE
@@ -139,13 +139,23 @@ def _read_records(records: list) -> list[bytes]:
 _VERIFIED_SHARDS: set[tuple] = set()
 
 
-def _verify_shards(scanned: list[tuple[Path, list]]) -> None:
+def _verify_shards(scanned: list[tuple[Path, list]], digests: dict[Path, str] | None = None) -> None:
+    """Record CRCs of each shard not checked yet in this process, and its SHA-256 against
+    ``digests`` (dataset.json's, where it lists one): a shard copied from another build of the
+    same images has the same size and record count, not the same bytes."""
     keys = []
     for path, records in scanned:
         stat = path.stat()
         keys.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino))
     unchecked = [shard for shard, key in zip(scanned, keys) if key not in _VERIFIED_SHARDS]
-    verify_tfrecords(unchecked)
+    verify_tfrecords(unchecked)  # first: a damaged record is named as such
+    for path, _ in unchecked:
+        expected = (digests or {}).get(path)
+        if expected and file_sha256(path) != expected:
+            raise InputError(
+                path, "is not the shard this dataset wrote (its SHA-256 differs from dataset.json's, though size, "
+                "count and record checksums agree: a shard of another build?); rebuild the dataset or copy the right shard",
+            )
     _VERIFIED_SHARDS.update(keys)
 
 
@@ -211,7 +221,7 @@ def load_split(
     variants = NUM_DIHEDRAL if augment else 1
     num_elements = len(records) * variants
     patch_size = int(info["patch_size"])
-    _verify_shards(scanned)
+    _verify_shards(scanned, {data_dir / s["file"]: s["sha256"] for s in info["splits"][split]["shards"] if s.get("sha256")})
     _check_patch_size(data_dir, patch_size, Path(records[0].path), _read_records(records[:1])[0])
 
     def epoch_indices(epoch_number: tf.Tensor) -> tf.data.Dataset:

@@ -126,6 +126,18 @@ class ShardInfo:
     file: str  # relative to the dataset directory, e.g. "train/train-00000-of-00004.tfrecord"
     count: int
     bytes: int
+    sha256: str = ""  # of the whole file: another build's shard of the same size is told apart
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class ShardWriter:
@@ -173,7 +185,7 @@ class ShardWriter:
             name = shard_name(self._split, index, used)
             final = self._split_dir / name
             os.replace(self._partial(index), final)
-            shards.append(ShardInfo(f"{self._split}/{name}", count, final.stat().st_size))
+            shards.append(ShardInfo(f"{self._split}/{name}", count, final.stat().st_size, file_sha256(final)))
         return shards
 
 

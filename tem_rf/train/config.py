@@ -133,6 +133,7 @@ DERIVED_SAME = {
     "patch_size": "the dataset in --data_dir changed: its patch size",
     "steps_per_epoch": "the dataset in --data_dir changed: steps per epoch",
     "preprocessing": "the dataset in --data_dir changed: its preprocessing",
+    "dataset_fingerprint": "the dataset in --data_dir was rebuilt (another split or other shard contents)",
 }
 
 
@@ -158,6 +159,8 @@ class SettingChange:
     def describe(self, trained: str = "this run was trained with") -> str:
         """E.g. ``--learning_rate is 0.01 but this run was trained with 0.001``."""
         old, new = _shown(self.old), _shown(self.new)
+        if self.name == "dataset_fingerprint":  # two hashes: their first digits tell them apart
+            old, new = old[:12], new[:12]
         if self.name in DERIVED_SAME:
             return f"{DERIVED_SAME[self.name]} is {new} but {trained} {old}"
         if self.name in _FIELDS and resume_rule(self.name) == "grow":

@@ -275,6 +275,7 @@ class Trainer:
     def resolved_config(self) -> dict[str, Any]:
         """The config as run: flags plus what was derived (architecture, RF, precision...)."""
         import tem_rf
+        from tem_rf.data.dataset import dataset_fingerprint
 
         resolved = dataclasses.asdict(self.config)
         resolved.update(
@@ -297,6 +298,8 @@ class Trainer:
             preprocessing=self.data_info["preprocessing"],
             # The particle sizes (px) it learned from: `segment --rescale` matches new micrographs to them.
             particle_diameter_px=self.data_info.get("particle_diameter_px"),
+            # What the dataset was (split membership, shard contents): a resume on a rebuilt one is refused.
+            dataset_fingerprint=dataset_fingerprint(self.data_info),
             tem_rf_version=tem_rf.__version__,
         )
         return resolved

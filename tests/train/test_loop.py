@@ -384,3 +384,43 @@ def test_a_truncated_checkpoint_data_file_is_named(one_epoch_run, tiny_data, tmp
     with pytest.raises(training.TrainingError, match="ckpt-1: corrupt or unreadable checkpoint"):
         training.train(_config(tiny_data, run, epochs=2, num_images=0), progress=False)
     assert _snapshot(run) == before
+
+
+def test_a_resume_on_a_rebuilt_dataset_is_refused(one_epoch_run, tiny_dataset, tmp_path):
+    from tem_rf.data.dataset import build_dataset, dataset_fingerprint, find_image_files, match_masks
+
+    run = _copy_run(one_epoch_run, tmp_path)
+    info = read_json(tiny_dataset / "dataset.json")
+    assert read_json(run / "config.json")["dataset_fingerprint"] == dataset_fingerprint(info)
+    # The same micrographs built again with another split, in place of the run's dataset.
+    demo = tiny_dataset.parent / "demo_low_res"
+    rebuilt = tmp_path / "rebuilt"
+    build_dataset(match_masks(find_image_files(demo / "images"), demo / "labels"), rebuilt, patch_size=32,
+                  min_particle_pixels=20, split_fractions=(0.6, 0.2, 0.2), seed=7, num_shards=2, progress=False)
+    config = read_json(run / "config.json")
+    (run / "config.json").write_text(json.dumps({**config, "data_dir": str(rebuilt)}))
+    before = _snapshot(run)
+    with pytest.raises(training.TrainingError, match="the dataset in --data_dir was rebuilt"):
+        training.train(_config(rebuilt, run, epochs=2, num_images=0), progress=False)
+    assert _snapshot(run) == before
+
+
+def test_a_shard_of_another_build_is_refused_though_size_and_count_agree(tiny_dataset, tmp_path):
+    from tem_rf import data
+    from tem_rf.core.errors import InputError
+
+    copy = tmp_path / "data"
+    shutil.copytree(tiny_dataset, copy)
+    info = read_json(copy / "dataset.json")
+    shard = copy / info["splits"]["train"]["shards"][0]["file"]
+    # Another valid shard of the same size and count: its first two records swapped, as another
+    # build of the same images could have written them.
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(shard))]
+    assert len(records) >= 2 and len(records[0]) == len(records[1]) and records[0] != records[1]
+    records[0], records[1] = records[1], records[0]
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for record in records:
+            writer.write(record)
+    assert shard.stat().st_size == info["splits"]["train"]["shards"][0]["bytes"]
+    with pytest.raises(InputError, match="is not the shard this dataset wrote"):
+        data.load_split(copy, "train", 4)
