@@ -40,7 +40,6 @@ RESCALE_POLICIES = ("auto", "never")
 MIN_PARTICLES_TO_MATCH = 5  # fewer whole particles in a first pass: too few to judge their size
 SCALE_TOLERANCE = 0.02  # pixel sizes within 2 % of the training one: the network's own grid
 MAX_SCALE_FACTOR = 8.0  # resampled by more than this either way: refused
-PIXEL_SIZE_SOURCES = ("file", "flag", "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,15 +66,23 @@ class ScalePlan:
         return self.network_shape != self.shape
 
 
+def _check_policy(flag: str, value: str, policies: tuple[str, ...]) -> None:
+    if value not in policies:
+        raise InputError(None, f"--{flag} must be one of {', '.join(policies)}, got {value!r}")
+
+
+def _network_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
+    """``shape`` resized by ``factor``, at least 1 px a side (rounded as the SavedModel's graph does)."""
+    return max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor))
+
+
 def check_scale_options(pixel_size_nm: float | None, resample: str, rescale: str = "never") -> None:
     """Refuses, before anything is read, a ``--pixel_size_nm`` that is not a positive number and an
     unknown ``--resample`` or ``--rescale`` policy."""
     if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:
         raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
-    if resample not in RESAMPLE_POLICIES:
-        raise InputError(None, f"--resample must be one of {', '.join(RESAMPLE_POLICIES)}, got {resample!r}")
-    if rescale not in RESCALE_POLICIES:
-        raise InputError(None, f"--rescale must be one of {', '.join(RESCALE_POLICIES)}, got {rescale!r}")
+    _check_policy("resample", resample, RESAMPLE_POLICIES)
+    _check_policy("rescale", rescale, RESCALE_POLICIES)
 
 
 def micrograph_pixel_size(
@@ -104,8 +111,7 @@ def plan_scale(
 ) -> ScalePlan:
     """The `ScalePlan` of a micrograph of ``shape`` (module docstring); raises `InputError` naming
     ``path`` for a micrograph that cannot be served at the network's scale."""
-    if policy not in RESAMPLE_POLICIES:
-        raise InputError(None, f"--resample must be one of {', '.join(RESAMPLE_POLICIES)}, got {policy!r}")
+    _check_policy("resample", policy, RESAMPLE_POLICIES)
     shape = (int(shape[0]), int(shape[1]))
     training = pixel_size_or_none(training_pixel_size_nm)
     native = ScalePlan(pixel_size_nm, pixel_size_source, training, 1.0, shape, shape)
@@ -129,8 +135,7 @@ def plan_scale(
             "(the particles and fringes the network learned would not survive it): bin or crop the "
             "micrograph nearer that pixel size, or use a network trained at this one",
         )
-    network_shape = (max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor)))
-    return ScalePlan(pixel_size_nm, pixel_size_source, training, factor, shape, network_shape)
+    return ScalePlan(pixel_size_nm, pixel_size_source, training, factor, shape, _network_shape(shape, factor))
 
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -182,8 +187,9 @@ def particle_scale_plan(plan: ScalePlan, first_pass_mask: np.ndarray, trained: d
 
     ``trained`` is the training particles' diameter summary (`tem_rf.data.particle_sizes`). The
     particles of the first pass (``first_pass_mask`` on ``plan``'s grid: whole 8-connected
-    components, specks left out: `particle_median_px`) have a median diameter; inside the trained 5-95 % range nothing changes, else the
-    micrograph is resized by trained median / found median (within `MAX_SCALE_FACTOR` either way).
+    components, specks left out: `particle_median_px`) have a median diameter; inside the trained
+    5-95 % range nothing changes, else the micrograph is resized by trained median / found median
+    (within `MAX_SCALE_FACTOR` either way).
     The paper's finding (quality depends on the receptive field relative to the particle) applied
     at inference time."""
     if not trained or not trained.get("median") or plan.resampled:
@@ -196,9 +202,8 @@ def particle_scale_plan(plan: ScalePlan, first_pass_mask: np.ndarray, trained: d
     factor = min(max(trained["median"] / found, 1.0 / MAX_SCALE_FACTOR), MAX_SCALE_FACTOR)
     if abs(factor - 1.0) <= SCALE_TOLERANCE:
         return None
-    network_shape = (max(1, round(plan.shape[0] * factor)), max(1, round(plan.shape[1] * factor)))
-    return dataclasses.replace(plan, factor=factor, network_shape=network_shape, first_pass_particle_px=found,
-                               trained_particle_px=float(trained["median"]))
+    return dataclasses.replace(plan, factor=factor, network_shape=_network_shape(plan.shape, factor),
+                               first_pass_particle_px=found, trained_particle_px=float(trained["median"]))
 
 
 def trained_min_area_px(trained: dict | None, factor: float = 1.0) -> float | None:

@@ -32,8 +32,7 @@ import numpy as np
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.scale import (
     ScalePlan, check_scale_options, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
-    plan_scale,
-    scale_record, to_micrograph_grid, to_network_grid, trained_min_area_px,
+    plan_scale, scale_record, to_micrograph_grid, to_network_grid, trained_min_area_px,
 )
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
 
@@ -363,7 +362,7 @@ def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.
         )
 
 
-def _trained_particles(predictor: Predictor) -> dict[str, Any] | None:
+def trained_particles(predictor: Predictor) -> dict[str, Any] | None:
     """The training particles' sizes (px) when they are what the network's scale is: a network
     trained without a pixel size."""
     return predictor.particle_diameter_px if predictor.pixel_size_nm is None else None
@@ -377,7 +376,7 @@ def segment_at_scale(
     when a first pass finds them outside that range (`tem_rf.serve.scale.particle_scale_plan`).
     Returns ``(probability, mask, the plan used)``; ``options`` go to `segment_image`."""
     probability, mask = segment_image(image, predictor, scale=plan, **options)
-    trained = _trained_particles(predictor)
+    trained = trained_particles(predictor)
     rescaled = particle_scale_plan(plan, mask, trained) if rescale == "auto" else None
     if rescaled is None:
         return probability, mask, plan
@@ -461,7 +460,7 @@ def segment_file(
         threshold=threshold, path=path, tile_progress=tile_progress,
     )
     if measure and pixel_size_nm is None and min_particle_area_nm2 is None and min_particle_area_px is None:
-        min_area = trained_min_area_px(_trained_particles(predictor), plan.factor) or min_area
+        min_area = trained_min_area_px(trained_particles(predictor), plan.factor) or min_area
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
     segmented = _Segmented(path, micrograph, probability, mask, files, ok, min_area, save_probability, overlay,
                            overlay_max_size, start, plan)

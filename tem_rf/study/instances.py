@@ -201,7 +201,7 @@ def measure_instances(
     from tem_rf.particles import measure_particles, pool_scores, score_instances
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
     from tem_rf.serve.segment import (
-        _min_particle_area, check_threshold, describe_predictor, frozen_heap, segment_at_scale,
+        _min_particle_area, check_threshold, describe_predictor, frozen_heap, segment_at_scale, trained_particles,
     )
 
     if method not in METHODS:
@@ -260,7 +260,7 @@ def measure_instances(
                         threshold=threshold, path=image_path)
                     extra = {"resample_factor": plan.factor}
                     if pixel_size is None and min_particle_area_nm2 is None and min_particle_area_px is None:
-                        min_area = trained_min_area_px(predictor.particle_diameter_px, plan.factor) or min_area
+                        min_area = trained_min_area_px(trained_particles(predictor), plan.factor) or min_area
                 else:
                     mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
                 _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,
