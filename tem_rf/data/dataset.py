@@ -44,10 +44,10 @@ from tem_rf.data.reading import (
     MASK_SUFFIXES,
     MICROGRAPH_SUFFIXES,
     InputError,
-    read_mask_and_rule,
     read_mask_values,
     read_micrograph,
 )
+from tem_rf.data.instance_masks import instance_labels_from_values, patch_instance_ids
 from tem_rf.data.particle_sizes import mask_particle_diameters, summarise_diameters
 from tem_rf.core.files import atomic_directory, os_error_text, write_json
 from tem_rf.core.locks import output_lock, remove_stale_temporaries
@@ -423,6 +423,7 @@ class _Source:
     xray_pixels_replaced: int = 0
     notes: list[str] = field(default_factory=list)
     particle_diameters_px: np.ndarray | None = None  # whole particles of the mask (`particle_sizes`)
+    instances_from: str | None = None  # how its particle ids were read (`instance_masks`)
 
 
 @contextlib.contextmanager
@@ -753,7 +754,8 @@ def _write_dataset(
         for split, source in progress_bar(ordered, desc="writing", unit="image", enabled=progress):
             with _quiet_logger("tem_rf.data.reading"):  # its notes were logged in the checking pass
                 micrograph = read_micrograph(source.image, **read_options)
-                label, _ = read_mask_and_rule(source.mask)
+                values, label, rule = read_mask_values(source.mask)
+                instances, source.instances_from = instance_labels_from_values(values, rule)
             try:
                 result = preprocess_with_stats(micrograph.data, xray_threshold)
             except ValueError as error:
@@ -766,11 +768,11 @@ def _write_dataset(
                 source.notes.append(note)
                 logger.warning("%s: %s", source.image, note)
             written = 0
-            for patch in tile(result.image, label, patch_size, min_particle_pixels, edge):
+            for patch in tile(result.image, label, patch_size, min_particle_pixels, edge, instances):
                 writers[split].write(
                     encode_example(
                         patch.image, patch.label, source.image.name, patch.row, patch.col,
-                        source.pixel_size_nm,
+                        source.pixel_size_nm, patch_instance_ids(patch.instances, source.mask),
                     )
                 )
                 written += 1
@@ -803,6 +805,8 @@ def _write_dataset(
                 "edge": edge,
                 "mask_rule": "non-zero = particle (0/1, 0/N and instance-id masks)",
             },
+            # every record's particle ids (`tem_rf.data.instance_masks`): the boundary target's source
+            "instances": "uint16 ids per patch: a mask's instance ids, or a binary mask's 8-connected components",
             # the training split's whole particles, for scale matching at inference (`particle_sizes`)
             "particle_diameter_px": summarise_diameters(
                 d for s in sources if s.split == "train" and s.particle_diameters_px is not None
@@ -820,6 +824,7 @@ def _write_dataset(
                     "image_path": str(s.image.resolve()),
                     "mask_path": str(s.mask.resolve()),
                     "mask_rule": s.mask_rule,
+                    "instances_from": s.instances_from,
                     "split": s.split,
                     "height": s.shape[0],
                     "width": s.shape[1],

@@ -29,10 +29,16 @@ import numpy as np
 import tensorflow as tf
 
 from tem_rf.data.dataset import DATASET_JSON, SPLITS, read_dataset_info
+from tem_rf.data.instance_masks import (
+    BACKGROUND, BOUNDARY, DEFAULT_BOUNDARY_WIDTH, INTERIOR, check_boundary_width,
+)
 from tem_rf.data.reading import InputError
 from tem_rf.data.tfrecords import decode_example, file_sha256, scan_tfrecord, verify_tfrecords
 
 NUM_DIHEDRAL = 8
+# What a label holds (`load_split`'s ``target``): the paper's two classes, or particle interiors
+# and boundaries (`tem_rf.data.instance_masks`).
+TARGETS = ("mask", "boundary")
 AUTOTUNE = tf.data.AUTOTUNE
 # Splits up to this size are held in memory as serialised records (about 4x less CPU per patch
 # than opening the shard at an offset per element); kept well below protobuf's 2 GB graph limit,
@@ -67,6 +73,21 @@ def dihedral_transform(image: tf.Tensor, index: tf.Tensor | int) -> tf.Tensor:
     return tf.switch_case(
         tf.convert_to_tensor(index, dtype=tf.int32), [branch(*ops) for ops in _DIHEDRAL_OPS]
     )
+
+
+def boundary_classes_tf(instances: tf.Tensor, width: int) -> tf.Tensor:
+    """`tem_rf.data.instance_masks.boundary_classes` of one patch's ids ``[H, W]`` as int32 0/1/2.
+
+    Max pooling's SAME padding ignores pixels outside the patch, as the NumPy reference does.
+    Ids are compared as float32, exact for the uint16 ids a patch holds."""
+    ids = tf.cast(instances, tf.float32)[tf.newaxis, ..., tf.newaxis]
+    size = 2 * int(width) + 1
+    highest = tf.nn.max_pool2d(ids, size, 1, "SAME")
+    lowest = -tf.nn.max_pool2d(-ids, size, 1, "SAME")
+    particle = ids > 0
+    boundary = particle & ((highest != ids) | (lowest != ids))
+    classes = tf.where(boundary, BOUNDARY, tf.where(particle, INTERIOR, BACKGROUND))
+    return classes[0, ..., 0]
 
 
 def epoch_order(num_elements: int, shuffle_seed: int | None, epoch: int) -> np.ndarray:
@@ -195,8 +216,15 @@ def load_split(
     repeat: bool = False,
     drop_remainder: bool = False,
     with_info: bool = False,
+    target: str = "mask",
+    boundary_width: int = DEFAULT_BOUNDARY_WIDTH,
 ) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of ``(image [B,H,W,1] float32, label [B,H,W] int32)``.
+
+    ``target``: the label's classes (`TARGETS`): ``"mask"`` the paper's 0 background, 1 particle;
+    ``"boundary"`` 0 background, 1 particle interior, 2 particle boundary, made from the stored
+    particle ids with ``boundary_width`` (`tem_rf.data.instance_masks`; datasets written before
+    ids were stored are refused with `InputError`).
 
     ``augment=True`` expands every patch into its 8 dihedral variants (image and label together),
     so an epoch has ``8 * count`` elements. With ``shuffle_seed`` the order of epoch ``epoch`` is a
@@ -212,8 +240,16 @@ def load_split(
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    boundary_width = check_boundary_width(boundary_width)
     data_dir = Path(data_dir)
     info = read_dataset_info(data_dir)
+    if target == "boundary" and not info.get("instances"):
+        raise InputError(
+            data_dir / DATASET_JSON, "was written before datasets stored particle ids, which the boundary target "
+            "is made from: rebuild it with make_tfrecords (same flags) to train with --target=boundary",
+        )
     scanned = _scan_shards(data_dir, info, split)
     records = [scanned[shard][1][position] for shard, position in _written_order([len(r) for _, r in scanned])]
     if not records:
@@ -264,9 +300,12 @@ def load_split(
         )
 
     def parse(serialized: tf.Tensor, transform: tf.Tensor):
-        features = decode_example(serialized)
+        features = decode_example(serialized, instances=target == "boundary")
         image = features["image"][..., tf.newaxis]
-        label = features["label"][..., tf.newaxis]
+        if target == "boundary":  # the window is symmetric: the classes commute with the transform
+            label = tf.cast(boundary_classes_tf(features["instances"], boundary_width), tf.uint8)[..., tf.newaxis]
+        else:
+            label = features["label"][..., tf.newaxis]
         if augment:
             # The same transform index for both, so the label follows the image; transforming
             # the uint8 label separately moves a quarter of the bytes a stacked float copy would.

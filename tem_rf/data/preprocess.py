@@ -200,6 +200,7 @@ class Patch:
     col: int
     image: np.ndarray
     label: np.ndarray
+    instances: np.ndarray | None = None  # the particles' ids in the patch, when tiled with them
 
 
 def tile(
@@ -208,16 +209,21 @@ def tile(
     patch_size: int = DEFAULT_PATCH_SIZE,
     min_particle_pixels: int = DEFAULT_MIN_PARTICLE_PIXELS,
     edge: str = "shift",
+    instances: np.ndarray | None = None,
 ) -> Iterator[Patch]:
     """Yields ``patch_size`` square patches in row-major order, skipping those with fewer than
-    ``min_particle_pixels`` particle pixels (the paper drops background-only patches)."""
+    ``min_particle_pixels`` particle pixels (the paper drops background-only patches); with
+    ``instances`` (instance labels of the image), each patch carries its share of them."""
     if image.shape != label.shape:
         raise ValueError(f"image shape {image.shape} differs from label shape {label.shape}")
+    if instances is not None and instances.shape != label.shape:
+        raise ValueError(f"instances shape {instances.shape} differs from label shape {label.shape}")
     for row in patch_starts(image.shape[0], patch_size, edge):
         for col in patch_starts(image.shape[1], patch_size, edge):
-            label_patch = label[row : row + patch_size, col : col + patch_size]
+            window = (slice(row, row + patch_size), slice(col, col + patch_size))
+            label_patch = label[window]
             if int(np.count_nonzero(label_patch)) >= min_particle_pixels:
-                yield Patch(row, col, image[row : row + patch_size, col : col + patch_size], label_patch)
+                yield Patch(row, col, image[window], label_patch, None if instances is None else instances[window])
 
 
 def count_kept_patches(

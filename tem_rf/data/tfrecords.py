@@ -6,7 +6,10 @@ Features (documented in README, "TFRecord schema"):
 ``image`` bytes, float32 little-endian row-major H*W (standardised);
 ``label`` bytes, uint8 H*W (0 background, 1 particle); ``height``, ``width`` int64;
 ``source`` bytes (source image file name); ``patch_row``, ``patch_col`` int64 (top-left corner
-in the source image); ``pixel_size_nm`` float (NaN when unknown).
+in the source image); ``pixel_size_nm`` float (NaN when unknown); ``instances`` bytes, uint16
+little-endian H*W: each particle's id within the patch (0 background, 1..m,
+`tem_rf.data.instance_masks`), absent in datasets written before tem_rf 0.4 (dataset.json says
+whether it is there: ``instances``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ FEATURES = {
     "patch_row": tf.io.FixedLenFeature([], tf.int64),
     "patch_col": tf.io.FixedLenFeature([], tf.int64),
     "pixel_size_nm": tf.io.FixedLenFeature([], tf.float32),
+    # Empty in records written before instance ids were stored.
+    "instances": tf.io.FixedLenFeature([], tf.string, default_value=b""),
 }
 
 # A TFRecord is: uint64 length, uint32 masked CRC of the length, data, uint32 masked CRC of data.
@@ -74,14 +79,22 @@ def encode_example(
     patch_row: int,
     patch_col: int,
     pixel_size_nm: float | None,
+    instances: np.ndarray | None = None,
 ) -> bytes:
-    """Serialises one patch (image float32 [H,W], label 0/1 [H,W]) as a `tf.train.Example`."""
+    """Serialises one patch (image float32 [H,W], label 0/1 [H,W], optionally its particles'
+    ids uint16 [H,W], nonzero exactly where the label is) as a `tf.train.Example`."""
     image = np.asarray(image)
     label = np.asarray(label)
     if image.ndim != 2 or image.shape != label.shape:
         raise ValueError(f"image {image.shape} and label {label.shape} must be equal 2-D shapes")
     if label.size and label.max() > 1:
         raise ValueError("label must be 0/1")
+    if instances is not None:
+        instances = np.asarray(instances)
+        if instances.shape != label.shape or instances.dtype != np.uint16:
+            raise ValueError(f"instances must be uint16 {label.shape}, got {instances.dtype} {instances.shape}")
+        if not np.array_equal(instances != 0, label != 0):
+            raise ValueError("instances must be nonzero exactly where the label is particle")
 
     def int64(value: int) -> tf.train.Feature:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
@@ -101,19 +114,25 @@ def encode_example(
                 "patch_row": int64(patch_row),
                 "patch_col": int64(patch_col),
                 "pixel_size_nm": tf.train.Feature(float_list=tf.train.FloatList(value=[size])),
+                **({} if instances is None else
+                   {"instances": raw(np.ascontiguousarray(instances, dtype="<u2").tobytes())}),
             }
         )
     )
     return example.SerializeToString()
 
 
-def decode_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+def decode_example(serialized: tf.Tensor, *, instances: bool = False) -> dict[str, tf.Tensor]:
     """Parses one serialised example: ``image`` float32 [H,W], ``label`` uint8 [H,W], and the
-    scalar features as stored."""
+    scalar features as stored; with ``instances``, ``instances`` uint16 [H,W] (only for records
+    that hold it: an older record fails the reshape). Without, ``instances`` is left as bytes."""
     features = tf.io.parse_single_example(serialized, FEATURES)
     shape = tf.stack([features["height"], features["width"]])
     features["image"] = tf.reshape(tf.io.decode_raw(features["image"], tf.float32, little_endian=True), shape)
     features["label"] = tf.reshape(tf.io.decode_raw(features["label"], tf.uint8), shape)
+    if instances:
+        features["instances"] = tf.reshape(
+            tf.io.decode_raw(features["instances"], tf.uint16, little_endian=True), shape)
     return features
 
 

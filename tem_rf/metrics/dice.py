@@ -13,7 +13,9 @@ def _particle_probability(labels: np.ndarray, probabilities: np.ndarray) -> np.n
     if probabilities.shape == labels.shape:
         return probabilities
     if probabilities.shape[:-1] == labels.shape:
-        return probabilities[..., PARTICLE_CLASS]
+        if probabilities.shape[-1] == 2:
+            return probabilities[..., PARTICLE_CLASS]
+        return probabilities[..., PARTICLE_CLASS:].sum(axis=-1)  # interior + boundary
     raise ValueError(
         f"probabilities of shape {probabilities.shape} do not match labels of shape {labels.shape}"
     )
@@ -37,21 +39,23 @@ def dice(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
 def hard_dice(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """Dice of the binarised prediction against the particle label, pooled over all pixels.
 
-    ``probabilities`` is ``[..., C]`` (argmax is taken) or the particle probability with the
-    labels' shape (thresholded at 0.5, which is argmax for two classes).
+    ``probabilities`` is ``[..., 2]`` (argmax is taken), ``[..., 3]`` of a boundary-target
+    network or the particle probability with the labels' shape (thresholded at 0.5, which is
+    argmax for two classes). Every label above 0 is particle.
     """
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities)
-    if probabilities.shape[:-1] == labels.shape and probabilities.shape != labels.shape:
+    two_classes = probabilities.shape[:-1] == labels.shape and probabilities.shape[-1:] == (2,)
+    if two_classes and probabilities.shape != labels.shape:
         predicted = probabilities.argmax(axis=-1) == PARTICLE_CLASS
     else:
         predicted = _particle_probability(labels, probabilities) > 0.5
-    return dice(predicted, labels == PARTICLE_CLASS)
+    return dice(predicted, labels >= PARTICLE_CLASS)
 
 
 def soft_dice(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """Dice of the particle probability against the particle label, pooled over all pixels."""
     labels = np.asarray(labels)
     prob = _particle_probability(labels, probabilities)
-    truth = (labels == PARTICLE_CLASS).astype(np.float64)
+    truth = (labels >= PARTICLE_CLASS).astype(np.float64)
     return dice_from_counts((prob * truth).sum(), prob.sum(), truth.sum())

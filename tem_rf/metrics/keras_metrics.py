@@ -2,7 +2,8 @@
 
 Hard dice binarises the prediction (argmax over classes, i.e. particle probability above the
 background's); soft dice uses the particle probability itself. Labels are integer class maps
-(0 background, 1 particle).
+(0 background, 1 particle; or 0 background, 1 interior, 2 boundary with three output classes,
+whose particle probability is the sum of the two, binarised at 0.5).
 
 Empty masks: when the label and the prediction are both empty (``|X| + |Y| = 0``) the score is
 1, since the prediction is exactly right; when only one is empty it is 0.
@@ -40,7 +41,8 @@ class _PooledDice(keras.metrics.Metric):
         if sample_weight is not None:
             raise ValueError(f"{self.name} does not take sample weights")
         probabilities = ops.cast(y_pred, "float32")
-        truth = ops.cast(ops.equal(ops.cast(y_true, "int32"), PARTICLE_CLASS), "float32")
+        # every class above background is particle (interior and boundary of a boundary target)
+        truth = ops.cast(ops.greater_equal(ops.cast(y_true, "int32"), PARTICLE_CLASS), "float32")
         prediction = self._prediction(probabilities)
         # Sum per image in float32 (exact below 2^24 pixels), then in float64 across images.
         axes = tuple(range(1, len(truth.shape))) if len(truth.shape) > 1 else None
@@ -73,7 +75,9 @@ class HardDice(_PooledDice):
         super().__init__(name=name, **kwargs)
 
     def _prediction(self, probabilities):
-        return ops.cast(ops.equal(ops.argmax(probabilities, axis=-1), PARTICLE_CLASS), "float32")
+        if probabilities.shape[-1] == 2:
+            return ops.cast(ops.equal(ops.argmax(probabilities, axis=-1), PARTICLE_CLASS), "float32")
+        return ops.cast(ops.sum(probabilities[..., PARTICLE_CLASS:], axis=-1) > 0.5, "float32")
 
 
 @keras.saving.register_keras_serializable(package="tem_rf")
@@ -84,4 +88,6 @@ class SoftDice(_PooledDice):
         super().__init__(name=name, **kwargs)
 
     def _prediction(self, probabilities):
-        return probabilities[..., PARTICLE_CLASS]
+        if probabilities.shape[-1] == 2:
+            return probabilities[..., PARTICLE_CLASS]
+        return ops.sum(probabilities[..., PARTICLE_CLASS:], axis=-1)

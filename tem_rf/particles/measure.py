@@ -523,6 +523,7 @@ def measure_particles(
     pixel_size_nm: float | None = None,
     *,
     probability: Any = None,
+    boundary: Any = None,
     min_area_nm2: float | None = None,
     min_area_px: float | None = None,
     fill: bool = True,
@@ -540,6 +541,9 @@ def measure_particles(
     ``mean_probability``. Minimum area: ``min_area_nm2`` (default `DEFAULT_MIN_AREA_NM2`) or
     ``min_area_px`` (default `DEFAULT_MIN_AREA_PX` without a pixel size), see `min_area_in_px`.
     ``fill``: fill holes; ``split_touching``: the distance-transform watershed (module docstring).
+    ``boundary``: the particle boundary probability of a boundary-target network (with
+    ``probability``): the particles are then its learned interiors grown over the mask
+    (`tem_rf.particles.learned_instances`) instead of the distance-transform split.
     With ``return_labels``, returns ``(particles, labels)``: an int32 image, 0 background and
     each particle's pixels set to its id. ``on_labels`` is called with that image as soon as it
     is known, before the particles are measured (a caller may draw it meanwhile; read only).
@@ -556,6 +560,8 @@ def measure_particles(
         threads = default_threads()
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    if boundary is not None:
+        return _measure_learned(binary, pixel_size_nm, probability, boundary, threshold, fill, return_labels, on_labels)
     split = (split_depth_px, split_depth_fraction) if split_touching else None
     with ThreadPoolExecutor(max_workers=threads) as pool:
         groups, labels = _instances_in_groups(binary, threshold, fill, split, threads, pool)
@@ -573,6 +579,20 @@ def measure_particles(
         ))
         boxes = np.concatenate([group.image_boxes for group in groups])
         particles = _batch.particles(ids, measured_all, boxes, binary.shape, pixel_size_nm)
+    return (particles, labels) if return_labels else particles
+
+
+def _measure_learned(binary, pixel_size_nm, probability, boundary, min_area_px, fill, return_labels, on_labels):
+    """`measure_particles` with a boundary-target network's boundary probability."""
+    from tem_rf.particles.learned_instances import instances_from_boundary
+
+    if probability is None:
+        raise ValueError("boundary needs the particle probability too")
+    boundary = _probability(boundary, binary.shape)
+    labels = instances_from_boundary(probability, boundary, binary, min_area_px=min_area_px, fill=fill)
+    if on_labels is not None:
+        on_labels(labels)
+    particles = measure_labels(labels, pixel_size_nm, probability=probability)
     return (particles, labels) if return_labels else particles
 
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tem_rf.core.classes import CLASS_NAMES, PARTICLE_CLASS
+from tem_rf.core.classes import BOUNDARY_CLASS, PARTICLE_CLASS, class_names
 from tem_rf.core.files import json_safe, read_json_object
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.train.rundir import ModelLoadError, load_run
@@ -58,6 +58,7 @@ RAW_SIGNATURE_INPUT = "micrograph"
 SCALED_SIGNATURE_KEY = "serving_raw_float32_scaled"  # raw float32 + its pixel size: resampled in the graph
 PIXEL_SIZE_INPUT = "pixel_size_nm"
 MASK_OUTPUT = "particle_mask"
+BOUNDARY_OUTPUT = "boundary_probability"  # boundary-target networks only (`tem_rf.data.instance_masks`)
 MASK_THRESHOLD = 0.5
 PADDING_MODE = "reflect"  # how images are padded to the size divisor (numpy / tf.pad "REFLECT")
 # What a SavedModel written by `export_saved_model` holds at its top level.
@@ -196,10 +197,15 @@ def check_model(model: Any) -> None:
     in_shape, out_shape = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
     if len(in_shape) != 4 or in_shape[-1] != 1:
         raise ModelLoadError(f"model {model.name!r} input {in_shape} is not [batch, H, W, 1]")
-    if len(out_shape) != 4 or (out_shape[-1] or 0) <= PARTICLE_CLASS:
+    if len(out_shape) != 4 or out_shape[-1] not in (2, 3):
         raise ModelLoadError(
-            f"model {model.name!r} output {out_shape} is not [batch, H, W, classes>=2]"
+            f"model {model.name!r} output {out_shape} is not [batch, H, W, 2 or 3 classes]"
         )
+
+
+def has_boundary_class(model: Any) -> bool:
+    """Whether a network was trained with the boundary target (three output classes)."""
+    return model.outputs[0].shape[-1] == 3
 
 
 def _reflect_indices(size: Any, total: Any) -> Any:
@@ -246,7 +252,9 @@ def _check_size(height: Any, width: Any, min_size: int | None, receptive_field_p
 def particle_probability_fn(
     model: Any, size_divisor: int, *, min_size: int | None = None, receptive_field_px: int | None = None
 ) -> Callable:
-    """A ``tf.function`` from float32 ``[B, H, W, 1]`` to the particle probability ``[B, H, W]``.
+    """A ``tf.function`` from float32 ``[B, H, W, 1]`` to the particle probability ``[B, H, W]``
+    (``particle_probability``) and, for a boundary-target network, the particle boundary's
+    ``[B, H, W]`` (``boundary_probability``; the particle probability is interior + boundary).
 
     Any ``H, W`` is accepted (with ``min_size``: at least that, else an InvalidArgumentError
     saying so): the image is padded by reflection at the bottom and right to multiples of
@@ -258,6 +266,7 @@ def particle_probability_fn(
     import tensorflow as tf
 
     divisor = int(size_divisor)
+    boundary = has_boundary_class(model)
 
     @tf.function(
         input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name=SIGNATURE_INPUT)]
@@ -267,9 +276,11 @@ def particle_probability_fn(
         with tf.control_dependencies(_check_size(height, width, min_size, receptive_field_px)):
             pad_h, pad_w = (-height) % divisor, (-width) % divisor
         padded = pad_reflect(image, pad_h, pad_w)
-        probabilities = model(padded, training=False)
-        particle = tf.cast(probabilities[..., PARTICLE_CLASS], tf.float32)
-        return {SIGNATURE_OUTPUT: particle[:, :height, :width]}
+        probabilities = tf.cast(model(padded, training=False), tf.float32)[:, :height, :width]
+        if not boundary:
+            return {SIGNATURE_OUTPUT: probabilities[..., PARTICLE_CLASS]}
+        return {SIGNATURE_OUTPUT: tf.reduce_sum(probabilities[..., PARTICLE_CLASS:], axis=-1),
+                BOUNDARY_OUTPUT: probabilities[..., BOUNDARY_CLASS]}
 
     return serve
 
@@ -418,12 +429,13 @@ def raw_micrograph_fn(
     receptive_field_px: int | None = None,
     mask_threshold: float = MASK_THRESHOLD,
     rank: int | None = None,
-    outputs: tuple[str, ...] = (SIGNATURE_OUTPUT, MASK_OUTPUT),
+    outputs: tuple[str, ...] | None = None,
     statistics_margin: int = 0,
 ) -> Callable:
     """A ``tf.function`` from raw micrographs of ``dtype``, ``[B, H, W]`` or ``[B, H, W, 1]``
-    (``rank`` None: either), to ``particle_probability`` float32 ``[B, H, W]`` and
-    ``particle_mask`` uint8 0/1 (probability > ``mask_threshold``).
+    (``rank`` None: either), to ``particle_probability`` float32 ``[B, H, W]``, ``particle_mask``
+    uint8 0/1 (probability > ``mask_threshold``) and, from a boundary-target network,
+    ``boundary_probability``; ``outputs`` None: all of them, else those named.
 
     Inside the graph: tem_rf's preprocessing (`preprocess_micrograph_tf`: x-ray outliers
     removed with ``xray_threshold``, each micrograph standardised), then ``probability_fn`` (the
@@ -447,9 +459,9 @@ def raw_micrograph_fn(
             images = tf.reshape(micrograph, dims[:3])
         with tf.control_dependencies(_check_size(dims[1], dims[2], min_size, receptive_field_px)):
             standardised = preprocess_micrograph_tf(images, xray_threshold, statistics_margin)
-        probability = probability_fn(standardised[..., None])[SIGNATURE_OUTPUT]
-        result = {SIGNATURE_OUTPUT: probability, MASK_OUTPUT: tf.cast(probability > mask_threshold, tf.uint8)}
-        return {name: result[name] for name in outputs}
+        result = dict(probability_fn(standardised[..., None]))
+        result[MASK_OUTPUT] = tf.cast(result[SIGNATURE_OUTPUT] > mask_threshold, tf.uint8)
+        return result if outputs is None else {name: result[name] for name in outputs}
 
     return serve_raw
 
@@ -493,8 +505,12 @@ def scaled_micrograph_fn(
             factor = tf.identity(factor)
             standardised = preprocess_micrograph_tf(micrograph, xray_threshold)[..., None]
 
+        # the particle's, and the boundary's if any
+        names = tuple(probability_fn.get_concrete_function().structured_outputs)
+
         def native():
-            return probability_fn(standardised)[SIGNATURE_OUTPUT]
+            result = probability_fn(standardised)
+            return tf.stack([result[name] for name in names], axis=-1)
 
         def resampled():
             grid = tf.maximum(tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float64) * factor), tf.int32), 1)
@@ -503,12 +519,15 @@ def scaled_micrograph_fn(
             image = tf.cast(image, tf.float64)
             mean = tf.reduce_mean(image, axis=[1, 2, 3], keepdims=True)
             std = tf.sqrt(tf.reduce_mean(tf.square(image - mean), axis=[1, 2, 3], keepdims=True))
-            probability = probability_fn(tf.cast((image - mean) / std, tf.float32))[SIGNATURE_OUTPUT]
-            back = tf.image.resize(probability[..., None], [height, width], method="bilinear", antialias=True)
-            return tf.clip_by_value(back[..., 0], 0.0, 1.0)
+            result = probability_fn(tf.cast((image - mean) / std, tf.float32))
+            maps = tf.stack([result[name] for name in names], axis=-1)
+            back = tf.image.resize(maps, [height, width], method="bilinear", antialias=True)
+            return tf.clip_by_value(back, 0.0, 1.0)
 
-        probability = tf.cond(tf.abs(factor - 1.0) > SCALE_TOLERANCE, resampled, native)
-        return {SIGNATURE_OUTPUT: probability, MASK_OUTPUT: tf.cast(probability > mask_threshold, tf.uint8)}
+        maps = tf.cond(tf.abs(factor - 1.0) > SCALE_TOLERANCE, resampled, native)
+        result = {name: maps[..., index] for index, name in enumerate(names)}
+        result[MASK_OUTPUT] = tf.cast(result[SIGNATURE_OUTPUT] > mask_threshold, tf.uint8)
+        return result
 
     return serve_scaled
 
@@ -609,7 +628,7 @@ def build_metadata(
     pixel_size_nm = pixel_size_or_none(config.get("pixel_size_nm"))
     geometry = model_geometry(model)
     rf_px = geometry.receptive_field.pixels
-    class_names = list(config.get("class_names") or CLASS_NAMES)
+    boundary = has_boundary_class(model)
     metadata = {
         "schema_version": METADATA_SCHEMA_VERSION,
         "tem_rf_version": tem_rf.__version__,
@@ -625,8 +644,10 @@ def build_metadata(
         "particle_diameter_px": config.get("particle_diameter_px"),
         "normalisation": _normalisation(config),
         "padding": f"{PADDING_MODE} at the bottom and right to multiples of size_divisor",
-        "class_names": class_names,
+        "class_names": list(class_names(3 if boundary else 2)),
         "particle_class": PARTICLE_CLASS,
+        # boundary: the network tells touching particles apart (`tem_rf.particles.learned_instances`)
+        "target": "boundary" if boundary else "mask",
         "signature": {
             "key": SIGNATURE_KEY,
             "input": SIGNATURE_INPUT,
@@ -635,6 +656,7 @@ def build_metadata(
             "output": SIGNATURE_OUTPUT,
             "output_shape": [None, None, None],
             "output_dtype": "float32",
+            "boundary_output": BOUNDARY_OUTPUT if boundary else None,
             "compute_dtype": compute_dtype,
             "aliases": [PREPROCESSED_SIGNATURE_KEY, PREPROCESSED_ENDPOINT],
             "description": (
@@ -648,7 +670,9 @@ def build_metadata(
                 "input": RAW_SIGNATURE_INPUT,
                 "input_shape": "[batch, height, width] or [batch, height, width, 1]",
                 "outputs": {SIGNATURE_OUTPUT: "float32 [batch, height, width]",
-                            MASK_OUTPUT: f"uint8 [batch, height, width], 1 where probability > {MASK_THRESHOLD}"},
+                            MASK_OUTPUT: f"uint8 [batch, height, width], 1 where probability > {MASK_THRESHOLD}",
+                            **({BOUNDARY_OUTPUT: "float32 [batch, height, width], particle boundary probability"}
+                               if boundary else {})},
                 "mask_threshold": MASK_THRESHOLD,
                 "preprocessing": "in the graph: x-ray outlier removal (normalisation.xray_threshold), "
                                  "then each micrograph standardised (mean 0, std 1), in float64",

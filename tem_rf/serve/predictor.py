@@ -15,6 +15,7 @@ from tem_rf.core.files import read_json_object
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.train.rundir import ModelLoadError, RunDir, load_run
 from tem_rf.serve.export import (
+    BOUNDARY_OUTPUT,
     METADATA_FILENAME,
     SIGNATURE_INPUT,
     SIGNATURE_KEY,
@@ -51,7 +52,8 @@ class Predictor:
     """A network ready to segment: a callable on preprocessed images plus its metadata.
 
     ``predictor(images)`` maps float32 ``[B, H, W, 1]`` (H, W >= size divisor) to the particle
-    probability float32 ``[B, H, W]``.
+    probability float32 ``[B, H, W]``; for a boundary-target network (`has_boundary`) to
+    ``[B, H, W, 2]``: the particle probability, then the particle boundary's.
     """
 
     function: Callable
@@ -65,6 +67,11 @@ class Predictor:
     @property
     def halo_px(self) -> int:
         return int(self.metadata["halo_px"])
+
+    @property
+    def has_boundary(self) -> bool:
+        """Whether the network predicts particle boundaries (``train --target=boundary``)."""
+        return self.metadata.get("target") == "boundary"
 
     @property
     def pixel_size_nm(self) -> float | None:
@@ -87,7 +94,11 @@ class Predictor:
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 4 or images.shape[-1] != 1:
             raise ValueError(f"expected images [batch, H, W, 1], got shape {images.shape}")
-        return np.asarray(self.function(images)[SIGNATURE_OUTPUT], dtype=np.float32)
+        outputs = self.function(images)
+        particle = np.asarray(outputs[SIGNATURE_OUTPUT], dtype=np.float32)
+        if not self.has_boundary:
+            return particle
+        return np.stack([particle, np.asarray(outputs[BOUNDARY_OUTPUT], dtype=np.float32)], axis=-1)
 
 
 def _assertion_text(message: str) -> str:

@@ -139,13 +139,16 @@ def plan_scale(
 
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` [H, W] (or [H, W, C], each channel alike) resized to ``shape``."""
     # TensorFlow's bilinear resize with its anti-aliasing kernel when shrinking (a triangle filter
     # widened by the factor): 4-10x faster than scikit-image's Gaussian + interpolation on a 4096²
     # micrograph, and the same operation a SavedModel can run in its graph.
     import tensorflow as tf
 
-    out = tf.image.resize(np.asarray(image, np.float32)[None, ..., None], shape, method="bilinear", antialias=True)
-    return out[0, ..., 0].numpy()
+    image = np.asarray(image, np.float32)
+    channels = image if image.ndim == 3 else image[..., None]
+    out = tf.image.resize(channels[None], shape, method="bilinear", antialias=True)[0].numpy()
+    return out if image.ndim == 3 else out[..., 0]
 
 
 def to_network_grid(image: np.ndarray, plan: ScalePlan) -> np.ndarray:
@@ -154,7 +157,8 @@ def to_network_grid(image: np.ndarray, plan: ScalePlan) -> np.ndarray:
 
 
 def to_micrograph_grid(probability: np.ndarray, plan: ScalePlan) -> np.ndarray:
-    """A probability on the network's grid back on the micrograph's own, clipped to [0, 1]."""
+    """A probability [H, W] (or probabilities [H, W, C]) on the network's grid back on the
+    micrograph's own, clipped to [0, 1]."""
     if not plan.resampled:
         return probability
     return np.clip(_resize(probability, plan.shape), 0.0, 1.0)

@@ -114,7 +114,24 @@ def check_threshold(threshold: float) -> float:
     return value
 
 
+@dataclasses.dataclass
+class PixelMaps:
+    """What a network says about each pixel of a micrograph, on the micrograph's grid."""
+
+    probability: np.ndarray  # float32 particle probability
+    mask: np.ndarray  # uint8 0/1: probability > threshold
+    boundary: np.ndarray | None = None  # float32 particle boundary probability (boundary-target networks)
+
+
 def segment_image(
+    image: np.ndarray, predictor: Predictor, **options: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """`segment_maps`' ``(probability, mask)``."""
+    maps = segment_maps(image, predictor, **options)
+    return maps.probability, maps.mask
+
+
+def segment_maps(
     image: np.ndarray,
     predictor: Predictor,
     *,
@@ -124,13 +141,14 @@ def segment_image(
     path: str | os.PathLike | None = None,
     tile_progress: bool = False,
     scale: ScalePlan | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Preprocesses a raw 2-D micrograph as in training, then ``(probability, mask)``.
+) -> PixelMaps:
+    """Preprocesses a raw 2-D micrograph as in training, then its `PixelMaps`.
 
     ``probability`` is float32, ``mask`` uint8 0/1 (``probability > threshold``; 0.5 equals the
-    argmax the dice metrics use), both of the image's shape. With a resampling ``scale``
+    argmax the dice metrics use), both of the image's shape; ``boundary`` the particle boundary
+    probability of a boundary-target network, else None. With a resampling ``scale``
     (`tem_rf.serve.scale.plan_scale`) x-ray outliers are removed on the micrograph's grid, the
-    image is resampled to the network's grid and standardised there, and the probability is
+    image is resampled to the network's grid and standardised there, and the probabilities are
     resampled back before the threshold. Raises `tem_rf.data.reading.InputError` naming ``path``
     for images that are smaller than the size divisor, non-finite or constant.
     """
@@ -163,7 +181,10 @@ def segment_image(
     )
     if scale is not None:
         probability = to_micrograph_grid(probability, scale)
-    return probability, (probability > threshold).astype(np.uint8)
+    boundary = None
+    if probability.ndim == 3:  # particle and boundary probabilities
+        probability, boundary = probability[..., 0], probability[..., 1]
+    return PixelMaps(probability, (probability > threshold).astype(np.uint8), boundary)
 
 
 def _write_tiff(target: Path, data: np.ndarray, pixel_size_nm: float | None) -> None:
@@ -370,21 +391,21 @@ def trained_particles(predictor: Predictor) -> dict[str, Any] | None:
 
 def segment_at_scale(
     image: np.ndarray, predictor: Predictor, plan: ScalePlan, *, rescale: str = "never", **options: Any
-) -> tuple[np.ndarray, np.ndarray, ScalePlan]:
-    """`segment_image` at ``plan``'s grid; then, for a network trained without a pixel size and
+) -> tuple[PixelMaps, ScalePlan]:
+    """`segment_maps` at ``plan``'s grid; then, for a network trained without a pixel size and
     ``rescale="auto"``, again at the grid where the micrograph's particles have the trained sizes
     when a first pass finds them outside that range (`tem_rf.serve.scale.particle_scale_plan`).
-    Returns ``(probability, mask, the plan used)``; ``options`` go to `segment_image`."""
-    probability, mask = segment_image(image, predictor, scale=plan, **options)
+    Returns ``(maps, the plan used)``; ``options`` go to `segment_maps`."""
+    maps = segment_maps(image, predictor, scale=plan, **options)
     trained = trained_particles(predictor)
-    rescaled = particle_scale_plan(plan, mask, trained) if rescale == "auto" else None
+    rescaled = particle_scale_plan(plan, maps.mask, trained) if rescale == "auto" else None
     if rescaled is None:
-        return probability, mask, plan
+        return maps, plan
     where = options.get("path") or "micrograph"
-    second = segment_image(image, predictor, scale=rescaled, **options)
+    second = segment_maps(image, predictor, scale=rescaled, **options)
     # A first pass at a scale the network never learned may find noise, not particles: the
     # rescaled pass is kept only when its particles, on the network's grid, are the trained sizes.
-    found = particle_median_px(second[1])
+    found = particle_median_px(second.mask)
     if found is None or not trained["q05"] <= found * rescaled.factor <= trained["q95"]:
         logger.warning("%s: its particles could not be brought to the trained sizes (%.1f px in a first pass, "
                        "%s after rescaling x%.3g, %.1f-%.1f px in training); segmented at its own grid: give "
@@ -392,9 +413,9 @@ def segment_at_scale(
                        where, rescaled.first_pass_particle_px,
                        "none" if found is None else f"{found * rescaled.factor:.1f} px", rescaled.factor,
                        trained["q05"], trained["q95"])
-        return probability, mask, plan
+        return maps, plan
     logger.info("%s: %s", where, describe_plan(rescaled))
-    return *second, rescaled
+    return second, rescaled
 
 
 def segment_file(
@@ -455,14 +476,14 @@ def segment_file(
     ok = plan.resampled or check_pixel_size(path, pixel_size_nm, predictor.pixel_size_nm)
     if plan.resampled:
         logger.info("%s: %s", path, describe_plan(plan))
-    probability, mask, plan = segment_at_scale(
+    maps, plan = segment_at_scale(
         micrograph.data, predictor, plan, rescale=rescale, tile_size=tile_size, batch_size=batch_size,
         threshold=threshold, path=path, tile_progress=tile_progress,
     )
     if measure and pixel_size_nm is None and min_particle_area_nm2 is None and min_particle_area_px is None:
         min_area = trained_min_area_px(trained_particles(predictor), plan.factor) or min_area
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
-    segmented = _Segmented(path, micrograph, probability, mask, files, ok, min_area, save_probability, overlay,
+    segmented = _Segmented(path, micrograph, maps, files, ok, min_area, save_probability, overlay,
                            overlay_max_size, start, plan)
     if _deferred:  # `segment_files` writes it while the next micrograph is segmented
         return segmented
@@ -477,8 +498,7 @@ class _Segmented:
 
     path: str | os.PathLike
     micrograph: Any
-    probability: np.ndarray
-    mask: np.ndarray
+    maps: PixelMaps
     files: dict[str, Path]
     pixel_size_ok: bool
     min_area: float | None
@@ -500,11 +520,11 @@ def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
     measured, labels = None, Future()
     if s.min_area is not None:
         measured = pool.submit(
-            _measure_and_write, s.path, s.mask, s.probability, pixel_size_or_none(s.micrograph.pixel_size_nm),
+            _measure_and_write, s.path, s.maps, pixel_size_or_none(s.micrograph.pixel_size_nm),
             s.min_area, s.files["particles_csv"], labels,
         )
     try:
-        result, particles = _write_outputs(s.path, s.micrograph, s.mask, s.probability, s.files, measured, labels,
+        result, particles = _write_outputs(s.path, s.micrograph, s.maps.mask, s.maps.probability, s.files, measured, labels,
                                            s.pixel_size_ok, s.save_probability, s.overlay, s.overlay_max_size)
     finally:
         pool.shutdown(wait=True)
@@ -574,7 +594,7 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
 
 
 def _measure_and_write(
-    path: str | os.PathLike, mask: np.ndarray, probability: np.ndarray, pixel_size_nm: float | None,
+    path: str | os.PathLike, maps: PixelMaps, pixel_size_nm: float | None,
     min_area: float, csv_path: Path, labels_ready: Future,
 ) -> tuple[list, np.ndarray, dict[str, Any]]:
     """`segment_file`'s particles: measured, written (CSV), summarised; ``labels_ready`` gets the
@@ -593,10 +613,11 @@ def _measure_and_write(
         labels_ready.set_result(labels)
 
     # segment's mask is 0/1 uint8: the same bytes are a bool mask, no copy needed.
+    mask = maps.mask
     binary = mask.view(np.bool_) if mask.dtype == np.uint8 and mask.max(initial=0) <= 1 else mask
     particles, labels = measure_particles(
-        binary, pixel_size_nm, probability=probability, min_area_px=min_area, return_labels=True,
-        on_labels=labels_known,
+        binary, pixel_size_nm, probability=maps.probability, boundary=maps.boundary, min_area_px=min_area,
+        return_labels=True, on_labels=labels_known,
     )
     write_particles_csv(csv_path, particles)
     return particles, labels, summarise(particles, mask.shape, pixel_size_nm) | {"min_area_px": min_area}

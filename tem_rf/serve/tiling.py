@@ -93,7 +93,8 @@ def predict_probability(
     halo: int | None = None,
     progress_desc: str | None = None,
 ) -> np.ndarray:
-    """Particle probability of a preprocessed 2-D image, float32 of the same shape.
+    """Particle probability of a preprocessed 2-D image, float32 of the same shape (``[H, W, 2]``
+    with the boundary probability, from a boundary-target network: what the predictor gives).
 
     The image is padded to the size divisor (`pad_to_divisor`); with ``tile_size`` None (or at
     least the padded image) it goes through the network in one pass, else in tiles of
@@ -120,7 +121,7 @@ def predict_probability(
     rows, cols = plan_axis(padded_h, tile_size, halo), plan_axis(padded_w, tile_size, halo)
     window_h, window_w = min(tile_size + 2 * halo, padded_h), min(tile_size + 2 * halo, padded_w)
     tiles = [(r, c) for r in rows for c in cols]
-    probability = np.empty((padded_h, padded_w), np.float32)
+    probability = None  # made at the first output: [H, W], or [H, W, 2] with a boundary map
     batch = np.empty((min(batch_size, len(tiles)), window_h, window_w, 1), np.float32)
     # A large micrograph takes many network calls: show them, so a long wait is not a silent one.
     bar = progress_bar(desc=progress_desc or "tiles", total=len(tiles), unit="tile",
@@ -132,6 +133,8 @@ def predict_probability(
                 r.window_start : r.window_start + window_h, c.window_start : c.window_start + window_w
             ]
         output = predictor(batch[: len(chunk)])
+        if probability is None:
+            probability = np.empty((padded_h, padded_w, *output.shape[3:]), np.float32)
         for i, (r, c) in enumerate(chunk):
             probability[r.core_start : r.core_stop, c.core_start : c.core_stop] = output[
                 i,

@@ -2,11 +2,13 @@
 
 `measure_instances` is ``experiments/measure.py``: whole micrographs and their instance-id masks
 (0 background, 1..n particles, as EMPS ships them; a binary mask is split into its 8-connected
-components) are matched with `tem_rf.data.dataset.match_masks`; each micrograph is segmented by a
-network (`tem_rf.serve.segment.segment_image`, the same tiling and preprocessing as ``segment``)
-or by the Fourier filter (`tem_rf.study.fourier.fourier_filter` on the preprocessed micrograph),
-its particles found as ``segment`` finds them (`tem_rf.particles.measure_particles`) and scored
-with `tem_rf.particles.score_instances`: instance precision / recall / F1 at IoU >= 0.5, mean
+components: `tem_rf.data.instance_masks.read_instance_labels`) are matched with
+`tem_rf.data.dataset.match_masks`; each micrograph is segmented by a network
+(`tem_rf.serve.segment.segment_maps`, the same tiling and preprocessing as ``segment``) or by the
+Fourier filter (`tem_rf.study.fourier.fourier_filter` on the preprocessed micrograph), its
+particles found as ``segment`` finds them (`tem_rf.particles.measure_particles`: from the learned
+interiors for a boundary-target network) and scored: the pixel dice of the mask (paper Eq. 2,
+pooled over pixels), and with `tem_rf.particles.score_instances` instance precision / recall / F1 at IoU >= 0.5, mean
 matched IoU, count error, median diameter error (nm and %) and the two-sample KS statistic of
 the diameter distributions (particles touching the image edge left out of the diameters). The
 images are pooled with `tem_rf.particles.pool_scores`.
@@ -37,7 +39,7 @@ CSV_FILE = "instances.csv"
 JSON_FILE = "instances.json"
 # Per-image CSV columns, in order (the scores of `tem_rf.particles.score_instances`).
 SCORE_COLUMNS = (
-    "predicted_count", "true_count", "matched", "false_positives", "false_negatives", "precision",
+    "pixel_dice", "predicted_count", "true_count", "matched", "false_positives", "false_negatives", "precision",
     "recall", "f1", "mean_matched_iou", "count_error", "count_error_percent", "diameter_unit",
     "predicted_median_diameter", "true_median_diameter", "median_diameter_error",
     "median_diameter_error_percent", "ks_statistic",
@@ -62,33 +64,19 @@ class InstanceRun:
             return "-" if value is None else format(value, spec)
 
         unit = self.pooled.get("diameter_unit", "nm")
-        header = (f"{'micrograph':<28}{'true':>6}{'found':>7}{'P':>7}{'R':>7}{'F1':>7}{'IoU':>7}"
+        header = (f"{'micrograph':<28}{'dice':>7}{'true':>6}{'found':>7}{'P':>7}{'R':>7}{'F1':>7}{'IoU':>7}"
                   f"{'median d ' + unit:>13}{'(true)':>8}{'err %':>8}{'KS':>7}")
         lines = [header, "-" * len(header)]
         for row in [*self.rows, {"image": "pooled", **self.pooled}]:
             lines.append(
-                f"{Path(str(row['image'])).name[:27]:<28}{row['true_count']:>6}{row['predicted_count']:>7}"
+                f"{Path(str(row['image'])).name[:27]:<28}{fmt(row.get('pixel_dice')):>7}{row['true_count']:>6}"
+                f"{row['predicted_count']:>7}"
                 f"{fmt(row['precision']):>7}{fmt(row['recall']):>7}{fmt(row['f1']):>7}"
                 f"{fmt(row['mean_matched_iou']):>7}{fmt(row['predicted_median_diameter'], '.3g'):>13}"
                 f"{fmt(row['true_median_diameter'], '.3g'):>8}{fmt(row['median_diameter_error_percent'], '+.1f'):>8}"
                 f"{fmt(row['ks_statistic']):>7}"
             )
         return lines
-
-
-def read_instances(path: str | os.PathLike) -> np.ndarray:
-    """An instance-id mask as int64 labels 0..k (0 background): instance ids (also colour label
-    images, one colour per particle) are renumbered consecutively; a binary mask (0/1, 0/N) is
-    split into its 8-connected components. Checked as `tem_rf.data.reading.read_mask` checks
-    masks (`InputError` naming the file for anything that is not a label mask)."""
-    from tem_rf.data import reading
-    from tem_rf.particles import instance_labels
-
-    values, binary, rule = reading.read_mask_values(Path(path))  # every check and message of a mask
-    if "instance-id" not in rule:
-        return instance_labels(binary.astype(bool))
-    _, renumbered = np.unique(np.asarray(values), return_inverse=True)  # 0 stays 0: it is the minimum
-    return renumbered.reshape(np.shape(values)).astype(np.int64)
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
@@ -197,7 +185,9 @@ def measure_instances(
     from tem_rf.core.progress import progress_bar
     from tem_rf.core.units import pixel_size_or_none
     from tem_rf.data.dataset import find_image_files, match_masks
+    from tem_rf.data.instance_masks import read_instance_labels
     from tem_rf.data.reading import InputError, read_micrograph
+    from tem_rf.metrics.dice import dice_from_counts
     from tem_rf.particles import measure_particles, pool_scores, score_instances
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
     from tem_rf.serve.segment import (
@@ -243,7 +233,7 @@ def measure_instances(
             for image_path, mask_path in progress_bar(pairs, desc="measuring", unit="micrograph", enabled=progress):
                 start = time.perf_counter()
                 micrograph = read_micrograph(image_path)
-                true = read_instances(mask_path)
+                true = read_instance_labels(mask_path)
                 if true.shape != micrograph.data.shape:
                     raise InputError(
                         mask_path, f"is {true.shape[0]}x{true.shape[1]} px, but its micrograph {image_path.name} is "
@@ -255,31 +245,40 @@ def measure_instances(
                 if method == "network":  # at the network's training pixel size (`tem_rf.serve.scale`)
                     plan = plan_scale(image_path, micrograph.data.shape, pixel_size, source, predictor.pixel_size_nm,
                                       resample)
-                    probability, mask, plan = segment_at_scale(
+                    maps, plan = segment_at_scale(
                         micrograph.data, predictor, plan, rescale=rescale, tile_size=tile_size, batch_size=batch_size,
                         threshold=threshold, path=image_path)
+                    mask, probability, boundary = maps.mask, maps.probability, maps.boundary
                     extra = {"resample_factor": plan.factor}
                     if pixel_size is None and min_particle_area_nm2 is None and min_particle_area_px is None:
                         min_area = trained_min_area_px(trained_particles(predictor), plan.factor) or min_area
                 else:
                     mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
-                _, predicted = measure_particles(mask, pixel_size, probability=probability, min_area_px=min_area,
-                                                 return_labels=True)
+                    boundary = None
+                _, predicted = measure_particles(mask, pixel_size, probability=probability, boundary=boundary,
+                                                 min_area_px=min_area, return_labels=True)
+                # the pixel overlap of the segmentation itself (paper Eq. 2), before particles are found
+                counts = (int(np.count_nonzero(mask.astype(bool) & (true > 0))), int(np.count_nonzero(mask)),
+                          int(np.count_nonzero(true)))
+                extra = {**extra, "pixel_counts": counts}
                 scored.append((image_path, mask_path, pixel_size, predicted, true, extra, time.perf_counter() - start))
 
         known = all(item[2] is not None for item in scored)
         if not known and any(item[2] is not None for item in scored):
             logger.warning("some micrographs have no pixel size: every diameter is compared in px")
-        rows, scores = [], []
+        rows, scores, pixel_totals = [], [], [0, 0, 0]
         for image_path, mask_path, pixel_size, predicted, true, extra, seconds in scored:
             score = score_instances(predicted, true, pixel_size if known else None, iou_threshold=iou_threshold,
                                     exclude_edge=not include_edge, return_samples=True)
+            counts = extra.pop("pixel_counts")
+            score["pixel_dice"] = dice_from_counts(*counts)
+            pixel_totals = [a + b for a, b in zip(pixel_totals, counts)]
             scores.append(score)
             rows.append({
                 "image": str(image_path), "mask": str(mask_path), "pixel_size_nm": pixel_size,
                 **{column: score[column] for column in SCORE_COLUMNS}, **extra, "seconds": round(seconds, 3),
             })
-        pooled = pool_scores(scores)
+        pooled = {"pixel_dice": dice_from_counts(*pixel_totals), **pool_scores(scores)}  # dice pooled over pixels
         summary = {
             "method": method,
             "description": description,
@@ -305,4 +304,4 @@ def measure_instances(
         return InstanceRun(method, description, rows, pooled, csv_path, json_path)
 
 
-__all__ = ["FourierOptions", "InstanceRun", "METHODS", "measure_instances", "read_instances"]
+__all__ = ["FourierOptions", "InstanceRun", "METHODS", "measure_instances"]

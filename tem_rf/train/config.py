@@ -12,6 +12,7 @@ from typing import Any
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+TARGETS = ("mask", "boundary")  # `tem_rf.data.pipeline.TARGETS`, without importing TensorFlow
 
 
 
@@ -41,6 +42,21 @@ class TrainConfig:
     dilations: tuple[int, ...] = dataclasses.field(
         default=(1,),
         metadata={"help": "Dilation, one value or one per level plus the bottleneck, e.g. 1,1,2.", "resume": "same"},
+    )
+    target: str = dataclasses.field(
+        default="mask",
+        metadata={
+            "help": "What the network learns: mask (the paper's background/particle) or boundary (background, "
+            "particle interior, particle boundary: touching particles are told apart; needs a dataset with "
+            "particle ids, tem_rf >= 0.4).",
+            "choices": ("mask", "boundary"),
+            "resume": "same",
+        },
+    )
+    boundary_width: int = dataclasses.field(
+        default=2,
+        metadata={"help": "--target=boundary: particle pixels within this many px of another particle or the "
+                          "background are boundary.", "resume": "same"},
     )
     batch_size: int = dataclasses.field(
         default=8, metadata={"help": "Global batch size (split over replicas).", "resume": "same"}
@@ -92,6 +108,11 @@ class TrainConfig:
         metadata={"help": "Multi-worker: keep non-chief workers' final weights (lockstep checks).", "resume": "free"},
     )
 
+    @property
+    def num_classes(self) -> int:
+        """The network's output classes: 2 (background, particle) or 3 with the boundary target."""
+        return 3 if self.target == "boundary" else 2
+
     def validated(self) -> "TrainConfig":
         """Checks values and expands pools/dilations to one per level; raises TrainingError."""
         from tem_rf.models import normalize_architecture
@@ -100,7 +121,9 @@ class TrainConfig:
             raise TrainingError(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
         if self.strategy not in STRATEGIES:
             raise TrainingError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
-        for name in ("batch_size", "epochs", "image_every", "num_images"):
+        if self.target not in TARGETS:
+            raise TrainingError(f"unknown target {self.target!r}; choose one of {TARGETS}")
+        for name in ("batch_size", "epochs", "image_every", "num_images", "boundary_width"):
             value = getattr(self, name)
             if value < (0 if name == "num_images" else 1):
                 raise TrainingError(f"{name} must be positive, got {value}")

@@ -155,6 +155,7 @@ class Trainer:
                     config.pool_sizes,
                     config.dilations,
                     seed=config.seed,
+                    num_classes=config.num_classes,
                     # Global-batch statistics: the result does not depend on the replica count.
                     synchronized_bn=self.strategy.num_replicas_in_sync > 1,
                 )
@@ -250,12 +251,18 @@ class Trainer:
             shuffle_seed=self.config.seed,
             epoch=epoch,
             drop_remainder=True,
+            **self._target,
         )
+
+    @property
+    def _target(self) -> dict[str, Any]:
+        """`load_split`'s label options for this run's target."""
+        return {"target": self.config.target, "boundary_width": self.config.boundary_width}
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Pixel-pooled loss, hard and soft dice on a split (8 dihedral variants by default)."""
         dataset = self._data.load_split(
-            self.config.data_dir, split, self.config.batch_size, augment=self.config.eval_augment
+            self.config.data_dir, split, self.config.batch_size, augment=self.config.eval_augment, **self._target
         )
         self.hard_dice.reset_state()
         self.soft_dice.reset_state()
@@ -551,7 +558,7 @@ class Trainer:
 
     def _preview_batch(self):
         """A few fixed validation patches for the TensorBoard image panel."""
-        dataset = self._data.load_split(self.config.data_dir, "val", self.config.num_images)
+        dataset = self._data.load_split(self.config.data_dir, "val", self.config.num_images, **self._target)
         for images, labels in dataset.take(1):
             return images, labels
         return None
@@ -565,12 +572,15 @@ class Trainer:
         if not (regular or best):
             return
         images, labels = preview
-        probabilities = self.model(images, training=False)[..., 1:2]
+        probabilities = self.model(images, training=False)
+        # the particle probability: channel 1, or interior + boundary of a boundary target
+        probabilities = tf.reduce_sum(probabilities[..., 1:], axis=-1, keepdims=True)
         if regular:
             low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
             high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
             tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
-            tf.summary.image("label", tf.cast(labels[..., None], tf.float32), max_outputs=8)
+            top = float(self.config.num_classes - 1)  # boundary labels: interior grey, boundary white
+            tf.summary.image("label", tf.cast(labels[..., None], tf.float32) / top, max_outputs=8)
             tf.summary.image("particle_probability", probabilities, max_outputs=8)
         if best:
             tf.summary.image(

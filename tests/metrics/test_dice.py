@@ -95,3 +95,21 @@ def test_metric_merges_replicas_in_a_distributed_step():
     for batch in dataset:
         step(batch)
     assert float(metric.result()) == pytest.approx(metrics.soft_dice(labels, probs), rel=1e-6)
+
+
+def test_boundary_target_dice_counts_interior_and_boundary_as_particle():
+    # labels: 0 background, 1 interior, 2 boundary; predictions [..., 3]
+    labels = np.array([[0, 1, 2, 2]])
+    probs = np.array([[[0.9, 0.05, 0.05],   # background, right
+                       [0.4, 0.3, 0.3],     # particle 0.6 > 0.5 (no class above 0.4 alone)
+                       [0.6, 0.1, 0.3],     # particle 0.4: missed
+                       [0.1, 0.1, 0.8]]], np.float32)
+    # hard: predicted {1, 3}, true {1, 2, 3}: 2*2 / (2 + 3)
+    assert metrics.hard_dice(labels, probs) == pytest.approx(0.8)
+    # soft: particle probabilities 0.1, 0.6, 0.4, 0.9 against truth 0, 1, 1, 1
+    assert metrics.soft_dice(labels, probs) == pytest.approx(2 * 1.9 / (2.0 + 3))
+    hard, soft = metrics.HardDice(), metrics.SoftDice()
+    hard.update_state(labels, probs)
+    soft.update_state(labels, probs)
+    assert float(hard.result()) == pytest.approx(0.8)
+    assert float(soft.result()) == pytest.approx(2 * 1.9 / 5)

@@ -11,7 +11,8 @@ from PIL import Image
 from tem_rf.data.reading import InputError
 from tem_rf.data.synthetic import make_micrograph
 from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
-from tem_rf.study.instances import FourierOptions, measure_instances, read_instances
+from tem_rf.data.instance_masks import read_instance_labels as read_instances
+from tem_rf.study.instances import FourierOptions, measure_instances
 
 PIXEL_SIZE_NM = 0.5
 # Radius-8 discs: two touching (one particle each in the truth), one cut by the image edge.
@@ -75,7 +76,20 @@ def test_a_perfect_network_scores_f1_one(tmp_path):
     assert pooled["f1"] == 1.0 and pooled["true_count"] == 8 and pooled["images"] == 2
     assert pooled["ks_statistic"] < 0.5 and pooled["true_median_diameter"] == pytest.approx(8.0, rel=0.05)
     lines = (tmp_path / "out" / "instances.csv").read_text().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("image,mask,pixel_size_nm,predicted_count")
+    assert len(lines) == 3 and lines[0].startswith("image,mask,pixel_size_nm,pixel_dice,predicted_count")
+    # pixel dice: per micrograph, and pooled over all pixels (not the mean of the two)
+    from tem_rf.data.reading import read_micrograph
+    from tem_rf.metrics import dice_from_counts
+    from tem_rf.serve.segment import segment_image
+
+    counts = []
+    for name in ("a", "b"):
+        _, mask = segment_image(read_micrograph(tmp_path / "images" / f"{name}.tif").data, _threshold_predictor())
+        truth = read_instances(tmp_path / "labels" / f"{name}.tif") > 0
+        counts.append(np.array([np.sum(mask.astype(bool) & truth), mask.sum(), truth.sum()]))
+    assert [row["pixel_dice"] for row in run.rows] == pytest.approx([dice_from_counts(*c) for c in counts])
+    assert pooled["pixel_dice"] == pytest.approx(dice_from_counts(*sum(counts)))
+    assert 0.99 < run.rows[0]["pixel_dice"] < 1.0 == run.rows[1]["pixel_dice"]
     assert run.table_lines()[-1].startswith("pooled")
 
 

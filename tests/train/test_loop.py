@@ -163,6 +163,8 @@ def _snapshot(folder):
         (dict(deterministic=False), "--deterministic is false but this run was trained with true"),
         (dict(batch_size=4), "--batch_size is 4 but this run was trained with 8"),
         (dict(pool_sizes=(2, 4)), "--pool_sizes is 2,4 but this run was trained with 2,2"),
+        (dict(target="boundary"), "--target is boundary but this run was trained with mask"),
+        (dict(boundary_width=3), "--boundary_width is 3 but this run was trained with 2"),
         (dict(seed=2245, eval_augment=False), "--seed is 2245 but this run was trained with 752; "
                                              "--eval_augment is false but this run was trained with true"),
     ],

@@ -155,7 +155,7 @@ def test_the_run_logs_its_hparams_session(sweep_run):
         "architecture": ARCHITECTURES[0], "num_blocks": 2, "pool_sizes": "2,2", "dilations": "1,1,1",
         "receptive_field_px": rf, "receptive_field_nm": pytest.approx(rf * PIXEL_SIZE_NM),
         "trainable_params": config["trainable_params"], "seed": 752, "learning_rate": pytest.approx(1e-2),
-        "batch_size": 8, "precision": "float32",
+        "batch_size": 8, "precision": "float32", "target": "mask",
     }
     assert rf == config["receptive_field_px"] == 44
 

@@ -1,0 +1,77 @@
+"""Particles from a boundary-target network's interiors (`tem_rf.particles.learned_instances`)."""
+
+import numpy as np
+import pytest
+
+from tem_rf.data.instance_masks import BOUNDARY, boundary_classes
+from tem_rf.particles import label_particles, measure_particles
+from tem_rf.particles.learned_instances import MIN_SEED_PX, instances_from_boundary
+
+
+def probabilities(labels: np.ndarray, width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The particle and boundary probabilities a perfect boundary-target network gives."""
+    classes = boundary_classes(labels, width)
+    particle = (classes > 0).astype(np.float32)
+    return particle, (classes == BOUNDARY).astype(np.float32)
+
+
+def bricks() -> np.ndarray:
+    """Four 10x14 rectangles packed edge to edge (ids in scan order), and a 2x2 speck."""
+    labels = np.zeros((30, 40), np.int32)
+    labels[3:13, 3:17], labels[3:13, 17:31] = 1, 2
+    labels[13:23, 3:17], labels[13:23, 17:31] = 3, 4
+    labels[26:28, 36:38] = 5
+    return labels
+
+
+def test_touching_particles_are_parted_where_the_distance_rule_cannot():
+    labels = bricks()
+    particle, boundary = probabilities(labels)
+    found = instances_from_boundary(particle, boundary)
+    np.testing.assert_array_equal(found, labels)  # every pixel back to its own particle, numbered in scan order
+    # The geometric rule sees one rectangle with a flat ridge: one particle.
+    assert label_particles(labels > 0, min_area_px=1)[3:23, 3:31].max() == 1
+
+
+def test_particles_without_an_interior_and_the_minimum_area():
+    labels = bricks()
+    particle, boundary = probabilities(labels)
+    assert np.count_nonzero(boundary[labels == 5]) == 4  # the speck is all boundary: no seed
+    found = instances_from_boundary(particle, boundary, min_area_px=5)
+    assert found.max() == 4 and not found[labels == 5].any()
+    assert instances_from_boundary(particle, boundary)[27, 37] == 5
+
+
+def test_specks_of_interior_do_not_split_a_particle():
+    labels = bricks()
+    particle, boundary = probabilities(labels)
+    boundary[5:11, 5:12] = 1.0  # a thick blot inside particle 1, its interior all around
+    for speck, count in ((MIN_SEED_PX - 1, 5), (MIN_SEED_PX, 6)):
+        holed = boundary.copy()
+        holed[8, 7:7 + speck] = 0.0  # interior pixels inside the blot
+        found = instances_from_boundary(particle, holed)
+        assert found.max() == count
+        assert len(np.unique(found[labels == 1])) == count - 4
+
+
+def test_threshold_holes_and_shapes():
+    particle, boundary = probabilities(bricks())
+    particle[7, 7] = 0.2  # a hole in particle 1: filled
+    assert instances_from_boundary(particle, boundary)[7, 7] == 1
+    assert instances_from_boundary(particle, boundary, fill=False)[7, 7] == 0
+    assert not instances_from_boundary(particle * 0.4, boundary * 0.4).any()  # all below the threshold
+    with pytest.raises(ValueError, match="equal 2-D shapes"):
+        instances_from_boundary(particle, boundary[:-1])
+
+
+def test_measure_particles_uses_the_boundary_map():
+    labels = bricks()
+    particle, boundary = probabilities(labels)
+    particles, found = measure_particles(particle > 0.5, 0.5, probability=particle, boundary=boundary,
+                                         min_area_px=1, return_labels=True)
+    np.testing.assert_array_equal(found, labels)
+    assert [p.area_px for p in particles] == [140, 140, 140, 140, 4]
+    assert particles[0].diameter_nm == pytest.approx(0.5 * np.sqrt(4 * 140 / np.pi))
+    assert len(measure_particles(particle > 0.5, 0.5, probability=particle, min_area_px=1)) == 2
+    with pytest.raises(ValueError, match="particle probability"):
+        measure_particles(particle > 0.5, 0.5, boundary=boundary)
