@@ -42,6 +42,7 @@ _RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the 
                               "resampled to its training pixel size; never: at the micrograph's own grid.")
 _RESCALE = flags.DEFINE_enum("rescale", "never", ["auto", "never"], "auto: a network trained without a pixel size "
                              "sees micrographs rescaled so their particles have the trained sizes in px (see README).")
+_BURNED_IN = tem_flags.define_burned_in_flags()
 _IOU = flags.DEFINE_float("iou_threshold", 0.5, "A predicted and a true particle match at this IoU or more.")
 _INCLUDE_EDGE = flags.DEFINE_boolean("include_edge", False, "Keep edge particles in the diameter distributions.")
 _BAND_PX = flags.DEFINE_string("band_px", None, "Fourier band 'low,high' in FFT pixels (of --band_fft_size).")
@@ -81,6 +82,7 @@ def main(argv: list[str]) -> None:
             fourier=fourier, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
             threshold=_THRESHOLD.value, min_particle_area_nm2=_MIN_AREA_NM2.value,
             min_particle_area_px=_MIN_AREA_PX.value, pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value, rescale=_RESCALE.value,
+            **{name: holder.value for name, holder in _BURNED_IN.items()},
             iou_threshold=_IOU.value, include_edge=_INCLUDE_EDGE.value, overwrite=_OVERWRITE.value,
             progress=_PROGRESS.value, on_ready=print,
         )

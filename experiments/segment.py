@@ -69,6 +69,7 @@ _RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the 
                               "resampled to its training pixel size; never: at the micrograph's own grid.")
 _RESCALE = flags.DEFINE_enum("rescale", "never", ["auto", "never"], "auto: a network trained without a pixel size "
                              "sees micrographs rescaled so their particles have the trained sizes in px (see README).")
+_BURNED_IN = tem_flags.define_burned_in_flags()
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace outputs already in --out_dir under this run's file names."
 )
@@ -96,6 +97,7 @@ def main(argv: list[str]) -> None:
             frame=_FRAME.value, signal=_SIGNAL.value, measure=_MEASURE.value,
             min_particle_area_nm2=_MIN_AREA_NM2.value, min_particle_area_px=_MIN_AREA_PX.value,
             pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value, rescale=_RESCALE.value,
+            **{name: holder.value for name, holder in _BURNED_IN.items()},
         )
     except (InputError, ModelLoadError) as error:
         sys.exit(f"error: {error}")

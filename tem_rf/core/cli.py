@@ -102,6 +102,21 @@ def define_int_list(
     )
 
 
+def define_burned_in_flags() -> dict[str, Any]:
+    """``--info_bar`` and ``--exclude_regions`` (`tem_rf.data.burned_in`), shared by segment and
+    measure; returns the flag holders by the library option name."""
+    from absl import flags
+
+    return {
+        "info_bar": flags.DEFINE_enum(
+            "info_bar", "auto", ["auto", "keep"], "auto: find the info bar microscope software appends "
+            "(a flat full-width strip at the bottom or top) and leave it out of the mask and the particles."),
+        "exclude_regions": flags.DEFINE_string(
+            "exclude_regions", None, "Regions that are not sample (scale bars, panel letters) as NumPy slices in "
+            "px, ROWS,COLS;...: e.g. '-60:,:' is the bottom 60 rows, '0:40,0:60' the top-left corner."),
+    }
+
+
 def define_deprecated_alias(
     old: str, new: str, convert: Callable[[Any], Any] | None = None, flag_values: flags.FlagValues = flags.FLAGS
 ) -> None:

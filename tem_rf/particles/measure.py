@@ -524,6 +524,7 @@ def measure_particles(
     *,
     probability: Any = None,
     boundary: Any = None,
+    exclude: Any = None,
     min_area_nm2: float | None = None,
     min_area_px: float | None = None,
     fill: bool = True,
@@ -543,7 +544,9 @@ def measure_particles(
     ``fill``: fill holes; ``split_touching``: the distance-transform watershed (module docstring).
     ``boundary``: the particle boundary probability of a boundary-target network (with
     ``probability``): the particles are then its learned interiors grown over the mask
-    (`tem_rf.particles.learned_instances`) instead of the distance-transform split.
+    (`tem_rf.particles.learned_instances`) instead of the distance-transform split. ``exclude``:
+    pixels that are not sample (an info bar, a scale bar; `tem_rf.data.burned_in`): no particle
+    there, and a particle next to them is cut by them as by the image edge (``touches_edge``).
     With ``return_labels``, returns ``(particles, labels)``: an int32 image, 0 background and
     each particle's pixels set to its id. ``on_labels`` is called with that image as soon as it
     is known, before the particles are measured (a caller may draw it meanwhile; read only).
@@ -551,6 +554,18 @@ def measure_particles(
     most 4); the results do not depend on it.
     """
     binary = _binary(mask)
+    if exclude is not None:
+        excluded = _binary(exclude, "exclude")
+        if excluded.shape != binary.shape:
+            raise ValueError(f"exclude has shape {excluded.shape}, the mask {binary.shape}")
+        cut = _CutBy(excluded, on_labels)
+        particles, labels = measure_particles(
+            binary & ~excluded, pixel_size_nm, probability=probability, boundary=boundary, min_area_nm2=min_area_nm2,
+            min_area_px=min_area_px, fill=fill, split_touching=split_touching, split_depth_px=split_depth_px,
+            split_depth_fraction=split_depth_fraction, return_labels=True, on_labels=cut.labels_known,
+            threads=threads)
+        particles = cut.flagged(particles, labels)
+        return (particles, labels) if return_labels else particles
     pixel_size_nm = pixel_size_or_none(pixel_size_nm)
     probability = _probability(probability, binary.shape)
     threshold = min_area_in_px(pixel_size_nm, min_area_nm2, min_area_px)
@@ -580,6 +595,24 @@ def measure_particles(
         boxes = np.concatenate([group.image_boxes for group in groups])
         particles = _batch.particles(ids, measured_all, boxes, binary.shape, pixel_size_nm)
     return (particles, labels) if return_labels else particles
+
+
+@dataclass
+class _CutBy:
+    """Particles next to left-out pixels (``excluded``) are cut by them: `flagged` marks them
+    ``touches_edge``. ``labels_known`` passes the labels on to the caller's ``on_labels``."""
+
+    excluded: np.ndarray
+    on_labels: Callable[[np.ndarray], Any] | None
+
+    def labels_known(self, labels: np.ndarray) -> None:
+        if self.on_labels is not None:
+            self.on_labels(labels)
+
+    def flagged(self, particles: list[Particle], labels: np.ndarray) -> list[Particle]:
+        border = ndimage.binary_dilation(self.excluded, structure=_EIGHT)
+        cut = set(np.unique(labels[border]).tolist()) - {0}
+        return [dataclasses.replace(p, touches_edge=True) if p.id in cut else p for p in particles]
 
 
 def _measure_learned(binary, pixel_size_nm, probability, boundary, min_area_px, fill, return_labels, on_labels):

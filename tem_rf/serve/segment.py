@@ -310,6 +310,8 @@ class SegmentationResult:
     # where the pixel size came from ("file", "flag", "unknown") and the grid the network saw
     # (`tem_rf.serve.scale.scale_record`: resample factor, network shape, training pixel size)
     scale: dict[str, Any] | None = None
+    # pixels left out as not sample (`tem_rf.data.burned_in.exclusion_record`): info bar rows, regions
+    excluded: dict[str, Any] | None = None
 
 
 def output_stem(path: str | os.PathLike) -> str:
@@ -383,6 +385,45 @@ def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.
         )
 
 
+def segment_sample(
+    image: np.ndarray,
+    predictor: Predictor,
+    plan_for: Callable[[tuple[int, int]], ScalePlan],
+    *,
+    info_bar: str = "auto",
+    exclude_regions: str | Sequence[str] | None = None,
+    rescale: str = "never",
+    **options: Any,
+) -> tuple[PixelMaps, ScalePlan, np.ndarray | None, dict[str, Any]]:
+    """`segment_at_scale` on the sample alone (`tem_rf.data.burned_in`): an info bar
+    (``info_bar="auto"``) is cut off before the network sees the micrograph and is 0 in the maps;
+    ``exclude_regions`` are 0 in the mask. ``plan_for(shape)`` gives the scale plan of the part
+    segmented. Returns the maps on the whole micrograph, the plan used, the left-out pixels (or
+    None) and what was left out (`tem_rf.data.burned_in.exclusion_record`)."""
+    from tem_rf.data.burned_in import exclusion_mask, exclusion_record, find_info_bar, parse_regions
+
+    regions = parse_regions(exclude_regions)
+    bar = find_info_bar(image, info_bar)
+    rows = slice(bar.top, image.shape[0] - bar.bottom)
+    maps, plan = segment_at_scale(image[rows], predictor, plan_for(image[rows].shape), rescale=rescale, **options)
+    if bar:
+        logger.info("%s: info bar left out (top %d, bottom %d rows)", options.get("path") or "micrograph",
+                    bar.top, bar.bottom)
+
+        def whole(part: np.ndarray | None) -> np.ndarray | None:
+            if part is None:
+                return None
+            full = np.zeros(image.shape, part.dtype)
+            full[rows] = part
+            return full
+
+        maps = PixelMaps(whole(maps.probability), whole(maps.mask), whole(maps.boundary))
+    excluded = exclusion_mask(image.shape, info_bar=bar, regions=regions)
+    if regions and excluded is not None:
+        maps = dataclasses.replace(maps, mask=np.where(excluded, np.uint8(0), maps.mask))
+    return maps, plan, excluded, exclusion_record(bar, regions, excluded)
+
+
 def trained_particles(predictor: Predictor) -> dict[str, Any] | None:
     """The training particles' sizes (px) when they are what the network's scale is: a network
     trained without a pixel size."""
@@ -437,6 +478,8 @@ def segment_file(
     pixel_size_nm: float | None = None,
     resample: str = "auto",
     rescale: str = "never",
+    info_bar: str = "auto",
+    exclude_regions: str | Sequence[str] | None = None,
     return_particles: bool = False,
     tile_progress: bool = False,
     _deferred: bool = False,
@@ -456,7 +499,9 @@ def segment_file(
     without a pixel size sees it rescaled so that its particles have the sizes it learned, when a
     first pass finds them outside that range (``rescale``, `tem_rf.serve.scale.particle_scale_plan`);
     the smallest particle counted then follows the trained sizes too. Every output is on the
-    micrograph's own grid. Raises `tem_rf.data.reading.InputError` for unreadable or unusable
+    micrograph's own grid. Pixels that are not sample (`tem_rf.data.burned_in`: an info bar found
+    with ``info_bar="auto"``, ``exclude_regions``) are 0 in the mask, and particles they cut are
+    flagged ``touches_edge``. Raises `tem_rf.data.reading.InputError` for unreadable or unusable
     files, and for micrographs that cannot be served at the network's scale. With
     ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
     measuring). ``_deferred`` (for `segment_files`): read and segment only, and return what
@@ -469,22 +514,26 @@ def segment_file(
     pixel_size_nm, source = micrograph_pixel_size(path, micrograph.pixel_size_nm, pixel_size_nm)
     if source == "flag":  # the outputs carry it, and particles are measured in nm
         micrograph = dataclasses.replace(micrograph, pixel_size_nm=pixel_size_nm)
-    plan = plan_scale(path, micrograph.shape, pixel_size_nm, source, predictor.pixel_size_nm, resample)
     min_area = None
     if measure:
         min_area = _min_particle_area(path, pixel_size_nm, min_particle_area_nm2, min_particle_area_px)
-    ok = plan.resampled or check_pixel_size(path, pixel_size_nm, predictor.pixel_size_nm)
-    if plan.resampled:
-        logger.info("%s: %s", path, describe_plan(plan))
-    maps, plan = segment_at_scale(
-        micrograph.data, predictor, plan, rescale=rescale, tile_size=tile_size, batch_size=batch_size,
-        threshold=threshold, path=path, tile_progress=tile_progress,
+
+    def plan_for(shape: tuple[int, int]) -> ScalePlan:
+        plan = plan_scale(path, shape, pixel_size_nm, source, predictor.pixel_size_nm, resample)
+        if plan.resampled:
+            logger.info("%s: %s", path, describe_plan(plan))
+        return plan
+
+    maps, plan, excluded, record = segment_sample(
+        micrograph.data, predictor, plan_for, info_bar=info_bar, exclude_regions=exclude_regions, rescale=rescale,
+        tile_size=tile_size, batch_size=batch_size, threshold=threshold, path=path, tile_progress=tile_progress,
     )
+    ok = plan.resampled or check_pixel_size(path, pixel_size_nm, predictor.pixel_size_nm)
     if measure and pixel_size_nm is None and min_particle_area_nm2 is None and min_particle_area_px is None:
         min_area = trained_min_area_px(trained_particles(predictor), plan.factor) or min_area
     files = output_files(path, output_dir, save_probability=save_probability, overlay=overlay, measure=measure)
     segmented = _Segmented(path, micrograph, maps, files, ok, min_area, save_probability, overlay,
-                           overlay_max_size, start, plan)
+                           overlay_max_size, start, plan, (excluded, record))
     if _deferred:  # `segment_files` writes it while the next micrograph is segmented
         return segmented
     result, particles = _write_segmented(segmented)
@@ -507,6 +556,7 @@ class _Segmented:
     overlay_max_size: int
     start: float
     scale: ScalePlan
+    excluded: tuple[np.ndarray | None, dict[str, Any]]  # pixels, `tem_rf.data.burned_in.exclusion_record`
 
 
 def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
@@ -521,7 +571,7 @@ def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
     if s.min_area is not None:
         measured = pool.submit(
             _measure_and_write, s.path, s.maps, pixel_size_or_none(s.micrograph.pixel_size_nm),
-            s.min_area, s.files["particles_csv"], labels,
+            s.min_area, s.files["particles_csv"], labels, s.excluded[0],
         )
     try:
         result, particles = _write_outputs(s.path, s.micrograph, s.maps.mask, s.maps.probability, s.files, measured, labels,
@@ -530,6 +580,7 @@ def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
         pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - s.start
     result.scale = scale_record(s.scale)
+    result.excluded = s.excluded[1]
     return result, particles
 
 
@@ -595,7 +646,7 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
 
 def _measure_and_write(
     path: str | os.PathLike, maps: PixelMaps, pixel_size_nm: float | None,
-    min_area: float, csv_path: Path, labels_ready: Future,
+    min_area: float, csv_path: Path, labels_ready: Future, excluded: np.ndarray | None = None,
 ) -> tuple[list, np.ndarray, dict[str, Any]]:
     """`segment_file`'s particles: measured, written (CSV), summarised; ``labels_ready`` gets the
     labels image as soon as it is known (`segment_file` writes it meanwhile), or `InputError`
@@ -616,8 +667,8 @@ def _measure_and_write(
     mask = maps.mask
     binary = mask.view(np.bool_) if mask.dtype == np.uint8 and mask.max(initial=0) <= 1 else mask
     particles, labels = measure_particles(
-        binary, pixel_size_nm, probability=maps.probability, boundary=maps.boundary, min_area_px=min_area,
-        return_labels=True, on_labels=labels_known,
+        binary, pixel_size_nm, probability=maps.probability, boundary=maps.boundary, exclude=excluded,
+        min_area_px=min_area, return_labels=True, on_labels=labels_known,
     )
     write_particles_csv(csv_path, particles)
     return particles, labels, summarise(particles, mask.shape, pixel_size_nm) | {"min_area_px": min_area}
@@ -643,6 +694,14 @@ def _min_particle_area(
     except ValueError as error:
         flag = "--min_particle_area_px" if area_px is not None else "--min_particle_area_nm2"
         raise InputError(None, f"{flag}: {error}") from None
+
+
+def check_burned_in_options(options: dict[str, Any]) -> None:
+    """Refuses, before the model is loaded, an unknown --info_bar or a region that is not one."""
+    from tem_rf.data.burned_in import check_info_bar_mode, parse_regions
+
+    check_info_bar_mode(options.get("info_bar", "auto"))
+    parse_regions(options.get("exclude_regions"))
 
 
 def check_particle_options(options: dict[str, Any]) -> None:
@@ -1132,6 +1191,7 @@ def segment_micrographs(
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     check_particle_options(options)
     check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "never"))
+    check_burned_in_options(options)
     paths = expand_inputs(inputs)
     # One writer per output folder: a second segment into it is refused instead of both ending
     # well and one replacing the other's files. Under the lock a killed run's temporaries go.

@@ -159,6 +159,8 @@ def measure_instances(
     pixel_size_nm: float | None = None,
     resample: str = "auto",
     rescale: str = "never",
+    info_bar: str = "auto",
+    exclude_regions: str | Sequence[str] | None = None,
     iou_threshold: float = 0.5,
     include_edge: bool = False,
     overwrite: bool = False,
@@ -175,7 +177,8 @@ def measure_instances(
     has a pixel size, else in px. The network sees each micrograph at its training pixel size
     (``resample``: ``"auto"`` or ``"never"``, `tem_rf.serve.scale`), or, trained without one, with
     its particles at the trained sizes in px (``rescale``). ``include_edge`` keeps particles touching the image edge in the
-    diameter distributions. ``on_ready`` gets a one-line description of the method before the
+    diameter distributions. ``info_bar`` and ``exclude_regions`` leave out what is not sample
+    (`tem_rf.data.burned_in`), as ``segment`` does. ``on_ready`` gets a one-line description of the method before the
     first micrograph. Raises `tem_rf.data.reading.InputError` (or
     `tem_rf.train.rundir.ModelLoadError`) for bad input, before anything is written.
     """
@@ -190,8 +193,10 @@ def measure_instances(
     from tem_rf.metrics.dice import dice_from_counts
     from tem_rf.particles import measure_particles, pool_scores, score_instances
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
+    from tem_rf.data.burned_in import exclusion_mask, exclusion_record, find_info_bar, parse_regions
     from tem_rf.serve.segment import (
-        _min_particle_area, check_threshold, describe_predictor, frozen_heap, segment_at_scale, trained_particles,
+        PixelMaps, _min_particle_area, check_burned_in_options, check_threshold, describe_predictor, frozen_heap,
+        segment_sample, trained_particles,
     )
 
     if method not in METHODS:
@@ -202,6 +207,7 @@ def measure_instances(
         raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
     threshold = check_threshold(threshold)
     check_scale_options(pixel_size_nm, resample, rescale)
+    check_burned_in_options({"info_bar": info_bar, "exclude_regions": exclude_regions})
     _min_particle_area(None, None if min_particle_area_nm2 is None else 1.0, min_particle_area_nm2,
                        min_particle_area_px)  # option mistakes, before anything is read
     out_dir = Path(out_dir)
@@ -243,20 +249,28 @@ def measure_instances(
                 min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
                 extra: dict[str, Any] = {}
                 if method == "network":  # at the network's training pixel size (`tem_rf.serve.scale`)
-                    plan = plan_scale(image_path, micrograph.data.shape, pixel_size, source, predictor.pixel_size_nm,
-                                      resample)
-                    maps, plan = segment_at_scale(
-                        micrograph.data, predictor, plan, rescale=rescale, tile_size=tile_size, batch_size=batch_size,
-                        threshold=threshold, path=image_path)
-                    mask, probability, boundary = maps.mask, maps.probability, maps.boundary
+                    def plan_for(shape, image_path=image_path, pixel_size=pixel_size, source=source):
+                        return plan_scale(image_path, shape, pixel_size, source, predictor.pixel_size_nm, resample)
+
+                    maps, plan, excluded, record = segment_sample(
+                        micrograph.data, predictor, plan_for, info_bar=info_bar, exclude_regions=exclude_regions,
+                        rescale=rescale, tile_size=tile_size, batch_size=batch_size, threshold=threshold,
+                        path=image_path)
                     extra = {"resample_factor": plan.factor}
                     if pixel_size is None and min_particle_area_nm2 is None and min_particle_area_px is None:
                         min_area = trained_min_area_px(trained_particles(predictor), plan.factor) or min_area
-                else:
+                else:  # the filter works on the whole micrograph; what is not sample is left out after
                     mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
-                    boundary = None
-                _, predicted = measure_particles(mask, pixel_size, probability=probability, boundary=boundary,
-                                                 min_area_px=min_area, return_labels=True)
+                    regions = parse_regions(exclude_regions)
+                    bar = find_info_bar(micrograph.data, info_bar)
+                    excluded = exclusion_mask(mask.shape, info_bar=bar, regions=regions)
+                    if excluded is not None:
+                        mask = np.where(excluded, np.uint8(0), mask)
+                    maps, record = PixelMaps(probability, mask), exclusion_record(bar, regions, excluded)
+                mask = maps.mask
+                extra["excluded_pixels"] = record["pixels"]
+                _, predicted = measure_particles(mask, pixel_size, probability=maps.probability, boundary=maps.boundary,
+                                                 exclude=excluded, min_area_px=min_area, return_labels=True)
                 # the pixel overlap of the segmentation itself (paper Eq. 2), before particles are found
                 counts = (int(np.count_nonzero(mask.astype(bool) & (true > 0))), int(np.count_nonzero(mask)),
                           int(np.count_nonzero(true)))
@@ -290,6 +304,7 @@ def measure_instances(
                 "tile_size": tile_size, "batch_size": batch_size, "threshold": threshold,
                 "min_particle_area_nm2": min_particle_area_nm2, "min_particle_area_px": min_particle_area_px,
                 "pixel_size_nm": pixel_size_nm, "iou_threshold": iou_threshold, "include_edge": include_edge,
+                "info_bar": info_bar, "exclude_regions": exclude_regions,
             },
             "pooled": pooled,
             "per_image": rows,

@@ -606,3 +606,27 @@ def test_a_run_that_fails_half_way_leaves_the_previous_run_whole(predictor, tmp_
     with pytest.raises(type(failure)):
         segment_files(paths, predictor, fresh, progress=False)
     assert not fresh.exists()  # a's outputs went with the failed run
+
+
+def test_an_info_bar_and_regions_are_left_out_of_mask_and_particles(tmp_path):
+    shape = (112, 128)
+    mask = _discs(shape, DISCS[:3])
+    image = np.where(mask, 1000.0, 200.0) + np.random.default_rng(0).normal(0, 5, shape)
+    bar = np.zeros((20, 128))  # a black info bar with bright 'text' the stub network takes for particles
+    for start in range(10, 60, 8):  # letters 4 px wide
+        bar[6:12, start:start + 4] = 1500.0
+    path = _write_tiff(tmp_path / "sem.tif", np.vstack([image, bar]).astype(np.float32), pixel_size_nm=0.5)
+    result = segment_file(path, _threshold_predictor(), tmp_path / "out", tile_size=None, min_particle_area_px=5,
+                          exclude_regions="0:20,0:30")  # and the corner that halves disc 1
+    written = tifffile.imread(tmp_path / "out" / "sem_mask.tif") > 0
+    assert not written[112:].any() and not written[:20, :30].any()
+    np.testing.assert_array_equal(written[20:112], mask[20:])  # the sample, as without a bar
+    assert result.excluded == {"info_bar_rows": {"top": 0, "bottom": 20}, "regions": "0:20,0:30",
+                               "pixels": 20 * 128 + 20 * 30}
+    rows = list(csv.DictReader(open(tmp_path / "out" / "sem_particles.csv")))
+    # in scan order disc 2, then disc 1 cut by the region (listed, out of the sizes), disc 3; no text
+    assert [r["touches_edge"] for r in rows] == ["False", "True", "False"]
+    kept = segment_file(path, _threshold_predictor(), tmp_path / "kept", tile_size=None, min_particle_area_px=5,
+                        info_bar="keep")
+    assert kept.excluded["pixels"] == 0
+    assert (tifffile.imread(kept.mask)[112:] > 0).any()  # the bar's text taken for particles
