@@ -26,25 +26,13 @@ import sys
 from absl import app, flags
 
 from tem_rf.core import cli as tem_flags
+from tem_rf.study.instances import MeasureOptions  # no TensorFlow: flags and --help stay fast
 
 _MODEL = flags.DEFINE_string("model", None, "SavedModel, run directory or .keras file (--method=network).")
 _IMAGES = flags.DEFINE_string("images", None, "Micrographs: a folder, a quoted glob or one file.")
 _LABELS = flags.DEFINE_string("labels", None, "Folder of their instance-id (or binary) masks.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for instances.csv and instances.json.")
-_METHOD = flags.DEFINE_enum("method", "network", ["network", "fourier"], "What segments the micrographs.")
-_TILE_SIZE = flags.DEFINE_integer("tile_size", 1024, "Core tile size in px (0: one pass).", lower_bound=0)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
-_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "Particle where the probability exceeds this (0-1).")
-_MIN_AREA_NM2 = flags.DEFINE_float("min_particle_area_nm2", None, "Smallest predicted particle counted, nm^2 (default 1).")
-_MIN_AREA_PX = flags.DEFINE_float("min_particle_area_px", None, "Smallest predicted particle counted, px.")
-_PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size (nm) of micrographs whose file records none.")
-_RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the network sees each micrograph "
-                              "resampled to its training pixel size; never: at the micrograph's own grid.")
-_RESCALE = flags.DEFINE_enum("rescale", "never", ["auto", "never"], "auto: a network trained without a pixel size "
-                             "sees micrographs rescaled so their particles have the trained sizes in px (see README).")
-_BURNED_IN = tem_flags.define_burned_in_flags()
-_IOU = flags.DEFINE_float("iou_threshold", 0.5, "A predicted and a true particle match at this IoU or more.")
-_INCLUDE_EDGE = flags.DEFINE_boolean("include_edge", False, "Keep edge particles in the diameter distributions.")
+_OPTIONS = tem_flags.define_flags_from_dataclass(MeasureOptions)  # one flag per option, its default and help
 _BAND_PX = flags.DEFINE_string("band_px", None, "Fourier band 'low,high' in FFT pixels (of --band_fft_size).")
 _BAND_FFT_SIZE = flags.DEFINE_integer("band_fft_size", None, "FFT size --band_px refers to (default: each "
                                       "micrograph's smaller side).", lower_bound=1)
@@ -77,14 +65,10 @@ def main(argv: list[str]) -> None:
             relative_width=_RELATIVE_WIDTH.value, sigma_px=_SIGMA.value, min_contrast=_MIN_CONTRAST.value,
             noise_floor=_NOISE_FLOOR.value,
         )
+        options = tem_flags.options_from_flags(MeasureOptions, _OPTIONS)
         run = measure_instances(
-            _IMAGES.value, _LABELS.value, _OUT_DIR.value, method=_METHOD.value, model=_MODEL.value,
-            fourier=fourier, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
-            threshold=_THRESHOLD.value, min_particle_area_nm2=_MIN_AREA_NM2.value,
-            min_particle_area_px=_MIN_AREA_PX.value, pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value, rescale=_RESCALE.value,
-            **{name: holder.value for name, holder in _BURNED_IN.items()},
-            iou_threshold=_IOU.value, include_edge=_INCLUDE_EDGE.value, overwrite=_OVERWRITE.value,
-            progress=_PROGRESS.value, on_ready=print,
+            _IMAGES.value, _LABELS.value, _OUT_DIR.value, model=_MODEL.value, fourier=fourier, overwrite=_OVERWRITE.value,
+            progress=_PROGRESS.value, on_ready=print, **options.library_options(),
         )
     except (InputError, ModelLoadError, ValueError) as error:
         sys.exit(f"error: {error}")

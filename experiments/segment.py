@@ -17,7 +17,10 @@ Particles smaller than ``--min_particle_area_nm2`` (default 1 nm^2; 16 px withou
 ``--min_particle_area_px`` are not counted. A file that cannot be read or segmented is reported and
 skipped; the exit status is 1 when any file failed. Stacks and time series are segmented one
 frame at a time (``--frame``); in files with several signals (DM, Velox EMD) ``--signal`` picks
-one by title. Outputs of an earlier run found among the inputs are left out.
+one by title. Outputs of an earlier run found among the inputs are left out. The info bar that
+microscope software appends is found and left out (``--info_bar``), and ``--exclude_regions``
+leaves out scale bars or letters inside the image. A network trained with --target=boundary
+finds particles from the interiors it learned instead of the distance-transform split.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sys
 from absl import app, flags
 
 from tem_rf.core import cli as tem_flags
+from tem_rf.serve.options import SegmentOptions  # no TensorFlow: flags and --help stay fast
 
 _MODEL = flags.DEFINE_string(
     "model", None, "SavedModel from experiments/export.py, a run directory or a .keras file."
@@ -35,41 +39,7 @@ _INPUT = flags.DEFINE_list(
     "input", None, "Micrographs: comma-separated files, glob patterns (quoted) or folders."
 )
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for masks, overlays, probabilities.")
-_TILE_SIZE = flags.DEFINE_integer(
-    "tile_size",
-    1024,
-    "Core tile size in px (rounded up to the size divisor); bounds memory. 0: one pass per image.",
-    lower_bound=0,
-)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
-# Checked by the library (one message for NaN and for values outside [0, 1]).
-_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "Particle where the probability exceeds this (0-1).")
-_FRAME = flags.DEFINE_integer(
-    "frame", None, "Segment this frame (0-based) of stacks and time series; refused for single images."
-)
-_SIGNAL = flags.DEFINE_string(
-    "signal", None, "In files with several signals (DM, Velox EMD), segment the one with this title."
-)
-_SAVE_PROB = flags.DEFINE_boolean("save_probability", False, "Also write <stem>_prob.tif.")
-_OVERLAY = flags.DEFINE_boolean("overlay", True, "Write <stem>_overlay.png (mask outlines in red).")
-_OVERLAY_MAX = flags.DEFINE_integer(
-    "overlay_max_size", 1024, "Overlays of larger images are downsampled to this.", lower_bound=16
-)
-_MEASURE = flags.DEFINE_boolean(
-    "measure", True, "Measure the particles: <stem>_particles.csv, <stem>_labels.tif, counts and sizes."
-)
-_MIN_AREA_NM2 = flags.DEFINE_float(
-    "min_particle_area_nm2", None, "Smallest particle counted, in nm^2 (default 1; needs the pixel size)."
-)
-_MIN_AREA_PX = flags.DEFINE_float(
-    "min_particle_area_px", None, "Smallest particle counted, in px (instead of --min_particle_area_nm2)."
-)
-_PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size (nm) of micrographs whose file records none.")
-_RESAMPLE = flags.DEFINE_enum("resample", "auto", ["auto", "never"], "auto: the network sees each micrograph "
-                              "resampled to its training pixel size; never: at the micrograph's own grid.")
-_RESCALE = flags.DEFINE_enum("rescale", "never", ["auto", "never"], "auto: a network trained without a pixel size "
-                             "sees micrographs rescaled so their particles have the trained sizes in px (see README).")
-_BURNED_IN = tem_flags.define_burned_in_flags()
+_OPTIONS = tem_flags.define_flags_from_dataclass(SegmentOptions)  # one flag per option, its default and help
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace outputs already in --out_dir under this run's file names."
 )
@@ -89,15 +59,10 @@ def main(argv: list[str]) -> None:
     from tem_rf.train.rundir import ModelLoadError
 
     try:
+        options = tem_flags.options_from_flags(SegmentOptions, _OPTIONS)
         run = segment_micrographs(
-            _MODEL.value, _INPUT.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value,
-            on_model_loaded=print, overwrite=_OVERWRITE.value, tile_size=_TILE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
-            threshold=_THRESHOLD.value, save_probability=_SAVE_PROB.value, overlay=_OVERLAY.value,
-            overlay_max_size=_OVERLAY_MAX.value, progress=_PROGRESS.value,
-            frame=_FRAME.value, signal=_SIGNAL.value, measure=_MEASURE.value,
-            min_particle_area_nm2=_MIN_AREA_NM2.value, min_particle_area_px=_MIN_AREA_PX.value,
-            pixel_size_nm=_PIXEL_SIZE.value, resample=_RESAMPLE.value, rescale=_RESCALE.value,
-            **{name: holder.value for name, holder in _BURNED_IN.items()},
+            _MODEL.value, _INPUT.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, on_model_loaded=print,
+            overwrite=_OVERWRITE.value, progress=_PROGRESS.value, **options.library_options(),
         )
     except (InputError, ModelLoadError) as error:
         sys.exit(f"error: {error}")

@@ -52,9 +52,11 @@ def define_flags_from_dataclass(
     """Defines one flag per field of ``config_class`` (all, or ``field_names``); returns holders by field.
 
     Each flag takes the field's default (None for a field without one: the binary marks it
-    required), its type (int, float, bool, str, ``tuple[int, ...]`` as ``"2,8"``) and
-    ``metadata["help"]``; ``metadata["flag"]`` renames the flag and ``metadata["choices"]``
-    makes it an enum. So defaults and help texts live once, in the dataclass.
+    required), its type (int, float, bool, str, ``tuple[int, ...]`` as ``"2,8"``, ``tuple[str,
+    ...]`` as a comma-separated list; ``X | None`` as X, unset by default) and
+    ``metadata["help"]``; ``metadata["flag"]`` renames the flag, ``metadata["choices"]`` makes it
+    an enum and ``metadata["lower_bound"]`` bounds a number. So defaults and help texts live once,
+    in the dataclass.
     """
     types = typing.get_type_hints(config_class)
     fields = {field.name: field for field in dataclasses.fields(config_class)}
@@ -64,7 +66,8 @@ def define_flags_from_dataclass(
         flag_name = field.metadata.get("flag", name)
         help_text = field.metadata["help"]
         default = None if field.default is dataclasses.MISSING else field.default
-        kind = types[name]
+        kind = _without_none(types[name])
+        bound = {"lower_bound": field.metadata["lower_bound"]} if "lower_bound" in field.metadata else {}
         if "choices" in field.metadata:
             holders[name] = flags.DEFINE_enum(
                 flag_name, default, list(field.metadata["choices"]), help_text, flag_values=flag_values
@@ -72,9 +75,12 @@ def define_flags_from_dataclass(
         elif kind is bool:
             holders[name] = flags.DEFINE_boolean(flag_name, default, help_text, flag_values=flag_values)
         elif kind is int:
-            holders[name] = flags.DEFINE_integer(flag_name, default, help_text, flag_values=flag_values)
+            holders[name] = flags.DEFINE_integer(flag_name, default, help_text, flag_values=flag_values, **bound)
         elif kind is float:
-            holders[name] = flags.DEFINE_float(flag_name, default, help_text, flag_values=flag_values)
+            holders[name] = flags.DEFINE_float(flag_name, default, help_text, flag_values=flag_values, **bound)
+        elif kind == tuple[str, ...]:
+            holders[name] = flags.DEFINE_list(
+                flag_name, None if default is None else list(default), help_text, flag_values=flag_values)
         elif kind is str:
             holders[name] = flags.DEFINE_string(flag_name, default, help_text, flag_values=flag_values)
         elif kind == tuple[int, ...]:
@@ -82,6 +88,21 @@ def define_flags_from_dataclass(
         else:
             raise TypeError(f"{config_class.__name__}.{name}: no flag type for {kind}")
     return holders
+
+
+def _without_none(kind: Any) -> Any:
+    """``X | None`` -> X; any other type as it is."""
+    arguments = typing.get_args(kind)
+    if type(None) in arguments and len(arguments) == 2:
+        return next(argument for argument in arguments if argument is not type(None))
+    return kind
+
+
+def options_from_flags(options_class: type, holders: dict[str, flags.FlagHolder], **values: Any) -> Any:
+    """An ``options_class`` instance from the flag holders `define_flags_from_dataclass` made
+    (plus ``values`` for fields without a flag); list flags become tuples."""
+    given = {name: tuple(h.value) if isinstance(h.value, list) else h.value for name, h in holders.items()}
+    return options_class(**given, **values)
 
 
 def define_int_list(
@@ -100,21 +121,6 @@ def define_int_list(
     return flags.DEFINE(
         _IntTupleParser(name), name, default, help_text, flag_values=flag_values, serializer=serializer
     )
-
-
-def define_burned_in_flags() -> dict[str, Any]:
-    """``--info_bar`` and ``--exclude_regions`` (`tem_rf.data.burned_in`), shared by segment and
-    measure; returns the flag holders by the library option name."""
-    from absl import flags
-
-    return {
-        "info_bar": flags.DEFINE_enum(
-            "info_bar", "auto", ["auto", "keep"], "auto: find the info bar microscope software appends "
-            "(a flat full-width strip at the bottom or top) and leave it out of the mask and the particles."),
-        "exclude_regions": flags.DEFINE_string(
-            "exclude_regions", None, "Regions that are not sample (scale bars, panel letters) as NumPy slices in "
-            "px, ROWS,COLS;...: e.g. '-60:,:' is the bottom 60 rows, '0:40,0:60' the top-left corner."),
-    }
 
 
 def define_deprecated_alias(

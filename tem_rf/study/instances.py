@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.serve.options import MicrographOptions
+
 logger = logging.getLogger(__name__)
 
 METHODS = ("network", "fourier")
@@ -44,6 +46,18 @@ SCORE_COLUMNS = (
     "predicted_median_diameter", "true_median_diameter", "median_diameter_error",
     "median_diameter_error_percent", "ks_statistic",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureOptions(MicrographOptions):
+    """`tem_rf.serve.options.MicrographOptions` plus how ``measure`` segments and scores."""
+
+    method: str = dataclasses.field(default="network", metadata={
+        "help": "What segments the micrographs: the network of --model, or the Fourier filter.", "choices": METHODS})
+    iou_threshold: float = dataclasses.field(default=0.5, metadata={
+        "help": "A predicted and a true particle match at this IoU or more."})
+    include_edge: bool = dataclasses.field(default=False, metadata={
+        "help": "Keep edge particles in the diameter distributions."})
 
 
 @dataclasses.dataclass
@@ -319,4 +333,4 @@ def measure_instances(
         return InstanceRun(method, description, rows, pooled, csv_path, json_path)
 
 
-__all__ = ["FourierOptions", "InstanceRun", "METHODS", "measure_instances"]
+__all__ = ["FourierOptions", "InstanceRun", "METHODS", "MeasureOptions", "measure_instances"]

@@ -43,6 +43,39 @@ def test_flags_from_dataclass(fresh_flags):
         fresh_flags(["prog", "--pools=2,x"])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    size: float | None = dataclasses.field(default=None, metadata={"help": "Size."})
+    tiles: int = dataclasses.field(default=4, metadata={"help": "Tiles.", "lower_bound": 1})
+    names: tuple[str, ...] = dataclasses.field(default=("a",), metadata={"help": "Names."})
+
+
+def test_optional_bounded_and_list_options(fresh_flags):
+    holders = tem_flags.define_flags_from_dataclass(_Options, flag_values=fresh_flags)
+    fresh_flags(["prog"])
+    assert tem_flags.options_from_flags(_Options, holders) == _Options()
+    fresh_flags.unparse_flags()
+    fresh_flags(["prog", "--size=2.5", "--tiles=3", "--names=x,y"])
+    assert tem_flags.options_from_flags(_Options, holders) == _Options(2.5, 3, ("x", "y"))
+    fresh_flags.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError, match="tiles"):
+        fresh_flags(["prog", "--tiles=0"])
+
+
+def test_segment_and_measure_flags_are_their_options_fields():
+    from tem_rf.serve.options import SegmentOptions
+    from tem_rf.study.instances import MeasureOptions
+
+    for options_class in (SegmentOptions, MeasureOptions):
+        registry = flags.FlagValues()
+        tem_flags.define_flags_from_dataclass(options_class, flag_values=registry)
+        registry(["prog", "--tile_size=0", "--info_bar=keep", "--exclude_regions=-60:,:"])
+        options = options_class(**{f.name: registry[f.name].value for f in dataclasses.fields(options_class)})
+        library = options.library_options()
+        assert library["tile_size"] is None  # 0: one pass
+        assert (library["info_bar"], library["exclude_regions"]) == ("keep", "-60:,:")
+
+
 def test_deprecated_alias_copies_warns_and_refuses_both(fresh_flags, caplog):
     flags.DEFINE_boolean("progress", True, "Progress bars.", flag_values=fresh_flags)
     tem_flags.define_deprecated_alias(
