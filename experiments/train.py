@@ -8,7 +8,9 @@ order follows); a larger --epochs continues a finished run. A resume must pass t
 of every setting that changes results (all but --epochs, which may grow, and --image_every,
 --num_images, --keep_worker_dirs, --progress): another value is refused, naming it. One process
 trains in a folder at a time (a second one is refused). Writes config.json, checkpoints,
-TensorBoard events (logs/), best.keras, model.keras, history.csv and metrics.json.
+TensorBoard events (logs/), best.keras, model.keras, history.csv and metrics.json; with
+--target=boundary, also instance_rule.json (how particles are read, fitted on the validation
+micrographs).
 Several GPUs: --strategy=mirrored (or auto). Several machines: set TF_CONFIG on each and pass
 --strategy=multi_worker (or auto).
 """
@@ -32,12 +34,14 @@ flags.mark_flags_as_required(["data_dir", "model_dir"])
 def main(argv: list[str]) -> None:
     del argv
     from tem_rf import train as training
+    from tem_rf.data.reading import InputError
+    from tem_rf.serve.instance_rule import train_and_fit
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
     try:
         config = TrainConfig(**{name: holder.value for name, holder in _CONFIG.items()})
-        results = training.train(config, progress=_PROGRESS.value)
-    except (training.TrainingError, ValueError, OSError) as err:
+        results = train_and_fit(config, progress=_PROGRESS.value)
+    except (training.TrainingError, InputError, ValueError, OSError) as err:
         raise SystemExit(f"error: {err}") from None
     print(json.dumps(results, indent=2))
     print(f"run directory: {config.model_dir}")

@@ -75,3 +75,20 @@ def one_epoch_run(tiny_dataset, tmp_path_factory):
     run = tmp_path_factory.mktemp("one_epoch") / "run"
     train.train(train_config(tiny_dataset, run, epochs=1, num_images=0), progress=False)
     yield from _read_only(run)
+
+
+@pytest.fixture(scope="session")
+def boundary_run(tiny_dataset, tmp_path_factory):
+    """A finished 3-epoch boundary-target run on `tiny_dataset` (boundary width 1, otherwise as
+    `one_epoch_run`) with its instance rule fitted (`train_and_fit`), and its results; read-only."""
+    import keras
+
+    from training_helpers import train_config
+    from tem_rf.serve.instance_rule import train_and_fit
+
+    run = tmp_path_factory.mktemp("boundary") / "run"
+    keras.backend.clear_session()
+    results = train_and_fit(train_config(tiny_dataset, run, epochs=3, num_images=1, target="boundary",
+                                         boundary_width=1), progress=False)
+    for root in _read_only(run):
+        yield root, results

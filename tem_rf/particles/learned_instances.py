@@ -7,17 +7,24 @@ boundary-target network (`tem_rf.data.instance_masks`) also says where each part
 so its particles are its predicted interiors, grown back to the particle's full extent:
 
 1. particle pixels: particle probability above the threshold (segment's mask), holes filled;
-2. seeds: the 4-connected regions of particle pixels whose interior probability (particle minus
-   boundary) exceeds their boundary probability, each at least `MIN_SEED_PX` pixels (a speck of
-   interior inside a boundary band is noise, not a particle of its own);
+2. seeds: the 4-connected regions of particle pixels whose boundary probability is below the
+   rule's ``boundary_threshold``, each at least ``min_seed_px`` pixels (a speck of interior
+   inside a boundary band is noise, not a particle of its own);
 3. every particle pixel joins the seed it reaches first when flooding up the boundary
    probability (a watershed seeded by the learned interiors, on the particle pixels only);
 4. particle regions that hold no seed (particles too small for an interior) are particles too;
 5. particles below the minimum area are dropped, and the rest numbered 1..n in scan order (by
    each particle's first pixel, row by row).
+
+The two numbers of the `InstanceRule` depend on the network: a network trained briefly predicts
+boundaries with probabilities far below 0.5 (the class is rare), and the seed size follows the
+particles' size. `tem_rf.serve.instance_rule` fits them on a run's validation micrographs after
+training; a network without a fitted rule uses `InstanceRule`'s defaults.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from scipy import ndimage
@@ -25,6 +32,22 @@ from scipy import ndimage
 MIN_SEED_PX = 4
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceRule:
+    """How particles are read from a boundary-target network's maps (module docstring)."""
+
+    boundary_threshold: float = 0.5  # seeds: boundary probability below this
+    min_seed_px: float = MIN_SEED_PX  # seeds smaller than this are noise
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> "InstanceRule":
+        """The rule of a run's or export's record (``instance_rule``), or the defaults."""
+        if not record:
+            return cls()
+        return cls(float(record["boundary_threshold"]), float(record["min_seed_px"]))
+
 
 
 def _scan_order(labels: np.ndarray) -> np.ndarray:
@@ -44,6 +67,7 @@ def instances_from_boundary(
     mask: np.ndarray | None = None,
     *,
     threshold: float = 0.5,
+    rule: InstanceRule | None = None,
     min_area_px: float = 0.0,
     fill: bool = True,
 ) -> np.ndarray:
@@ -63,11 +87,11 @@ def instances_from_boundary(
         raise ValueError(f"mask {inside.shape} and probabilities {particle.shape} differ in shape")
     if fill:
         inside = fill_holes(inside)
-    interior = particle - boundary
-    seeds, count = ndimage.label(inside & (interior > boundary), structure=_FOUR)
+    rule = rule or InstanceRule()
+    seeds, count = ndimage.label(inside & (boundary < rule.boundary_threshold), structure=_FOUR)
     if count:
         sizes = np.bincount(seeds.reshape(-1), minlength=count + 1)
-        small = sizes < MIN_SEED_PX
+        small = sizes < rule.min_seed_px
         small[0] = False
         seeds[small[seeds]] = 0
     labels = watershed(boundary, seeds, mask=inside).astype(np.int32) if seeds.any() else np.zeros(inside.shape, np.int32)
@@ -82,4 +106,4 @@ def instances_from_boundary(
     return _scan_order(labels)
 
 
-__all__ = ["MIN_SEED_PX", "instances_from_boundary"]
+__all__ = ["InstanceRule", "MIN_SEED_PX", "instances_from_boundary"]

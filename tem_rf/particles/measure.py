@@ -524,6 +524,7 @@ def measure_particles(
     *,
     probability: Any = None,
     boundary: Any = None,
+    instance_rule: Any = None,
     exclude: Any = None,
     min_area_nm2: float | None = None,
     min_area_px: float | None = None,
@@ -544,7 +545,8 @@ def measure_particles(
     ``fill``: fill holes; ``split_touching``: the distance-transform watershed (module docstring).
     ``boundary``: the particle boundary probability of a boundary-target network (with
     ``probability``): the particles are then its learned interiors grown over the mask
-    (`tem_rf.particles.learned_instances`) instead of the distance-transform split. ``exclude``:
+    (`tem_rf.particles.learned_instances`, read with ``instance_rule``, an `InstanceRule`: the
+    network's fitted one, else the defaults) instead of the distance-transform split. ``exclude``:
     pixels that are not sample (an info bar, a scale bar; `tem_rf.data.burned_in`): no particle
     there, and a particle next to them is cut by them as by the image edge (``touches_edge``).
     With ``return_labels``, returns ``(particles, labels)``: an int32 image, 0 background and
@@ -560,7 +562,8 @@ def measure_particles(
             raise ValueError(f"exclude has shape {excluded.shape}, the mask {binary.shape}")
         cut = _CutBy(excluded, on_labels)
         particles, labels = measure_particles(
-            binary & ~excluded, pixel_size_nm, probability=probability, boundary=boundary, min_area_nm2=min_area_nm2,
+            binary & ~excluded, pixel_size_nm, probability=probability, boundary=boundary,
+            instance_rule=instance_rule, min_area_nm2=min_area_nm2,
             min_area_px=min_area_px, fill=fill, split_touching=split_touching, split_depth_px=split_depth_px,
             split_depth_fraction=split_depth_fraction, return_labels=True, on_labels=cut.labels_known,
             threads=threads)
@@ -576,7 +579,8 @@ def measure_particles(
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     if boundary is not None:
-        return _measure_learned(binary, pixel_size_nm, probability, boundary, threshold, fill, return_labels, on_labels)
+        return _measure_learned(binary, pixel_size_nm, probability, boundary, instance_rule, threshold, fill,
+                                return_labels, on_labels)
     split = (split_depth_px, split_depth_fraction) if split_touching else None
     with ThreadPoolExecutor(max_workers=threads) as pool:
         groups, labels = _instances_in_groups(binary, threshold, fill, split, threads, pool)
@@ -615,14 +619,14 @@ class _CutBy:
         return [dataclasses.replace(p, touches_edge=True) if p.id in cut else p for p in particles]
 
 
-def _measure_learned(binary, pixel_size_nm, probability, boundary, min_area_px, fill, return_labels, on_labels):
+def _measure_learned(binary, pixel_size_nm, probability, boundary, rule, min_area_px, fill, return_labels, on_labels):
     """`measure_particles` with a boundary-target network's boundary probability."""
     from tem_rf.particles.learned_instances import instances_from_boundary
 
     if probability is None:
         raise ValueError("boundary needs the particle probability too")
     boundary = _probability(boundary, binary.shape)
-    labels = instances_from_boundary(probability, boundary, binary, min_area_px=min_area_px, fill=fill)
+    labels = instances_from_boundary(probability, boundary, binary, rule=rule, min_area_px=min_area_px, fill=fill)
     if on_labels is not None:
         on_labels(labels)
     particles = measure_labels(labels, pixel_size_nm, probability=probability)

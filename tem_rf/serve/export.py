@@ -603,6 +603,14 @@ def strip_paths(value: Any, run_dir: str | os.PathLike | None = None) -> Any:
     return re.split(r"[\\/]", value.rstrip("/\\"))[-1] or None
 
 
+def _instance_rule(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run's fitted instance rule as exports carry it: the rule and how well it did."""
+    if not record:
+        return None
+    keys = ("boundary_threshold", "min_seed_px", "split", "images", "f1")
+    return {key: record.get(key) for key in keys}
+
+
 def build_metadata(
     model: Any,
     config: dict[str, Any] | None = None,
@@ -648,6 +656,8 @@ def build_metadata(
         "particle_class": PARTICLE_CLASS,
         # boundary: the network tells touching particles apart (`tem_rf.particles.learned_instances`)
         "target": "boundary" if boundary else "mask",
+        # how its particles are read: fitted on validation micrographs (`tem_rf.serve.instance_rule`)
+        "instance_rule": _instance_rule(config.get("instance_rule")) if boundary else None,
         "signature": {
             "key": SIGNATURE_KEY,
             "input": SIGNATURE_INPUT,

@@ -74,6 +74,16 @@ class Predictor:
         return self.metadata.get("target") == "boundary"
 
     @property
+    def instance_rule(self) -> Any:
+        """How particles are read from its boundary maps (`tem_rf.particles.learned_instances.InstanceRule`):
+        the rule fitted after training, else the defaults; None for a two-class network."""
+        if not self.has_boundary:
+            return None
+        from tem_rf.particles.learned_instances import InstanceRule
+
+        return InstanceRule.from_record(self.metadata.get("instance_rule"))
+
+    @property
     def pixel_size_nm(self) -> float | None:
         return pixel_size_or_none(self.metadata.get("pixel_size_nm"))
 

@@ -121,6 +121,7 @@ class PixelMaps:
     probability: np.ndarray  # float32 particle probability
     mask: np.ndarray  # uint8 0/1: probability > threshold
     boundary: np.ndarray | None = None  # float32 particle boundary probability (boundary-target networks)
+    rule: Any = None  # how particles are read from the boundary (`tem_rf.particles.learned_instances.InstanceRule`)
 
 
 def segment_image(
@@ -184,7 +185,7 @@ def segment_maps(
     boundary = None
     if probability.ndim == 3:  # particle and boundary probabilities
         probability, boundary = probability[..., 0], probability[..., 1]
-    return PixelMaps(probability, (probability > threshold).astype(np.uint8), boundary)
+    return PixelMaps(probability, (probability > threshold).astype(np.uint8), boundary, predictor.instance_rule)
 
 
 def _write_tiff(target: Path, data: np.ndarray, pixel_size_nm: float | None) -> None:
@@ -417,7 +418,7 @@ def segment_sample(
             full[rows] = part
             return full
 
-        maps = PixelMaps(whole(maps.probability), whole(maps.mask), whole(maps.boundary))
+        maps = PixelMaps(whole(maps.probability), whole(maps.mask), whole(maps.boundary), maps.rule)
     excluded = exclusion_mask(image.shape, info_bar=bar, regions=regions)
     if regions and excluded is not None:
         maps = dataclasses.replace(maps, mask=np.where(excluded, np.uint8(0), maps.mask))
@@ -667,7 +668,8 @@ def _measure_and_write(
     mask = maps.mask
     binary = mask.view(np.bool_) if mask.dtype == np.uint8 and mask.max(initial=0) <= 1 else mask
     particles, labels = measure_particles(
-        binary, pixel_size_nm, probability=maps.probability, boundary=maps.boundary, exclude=excluded,
+        binary, pixel_size_nm, probability=maps.probability, boundary=maps.boundary, instance_rule=maps.rule,
+        exclude=excluded,
         min_area_px=min_area, return_labels=True, on_labels=labels_known,
     )
     write_particles_csv(csv_path, particles)

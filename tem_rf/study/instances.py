@@ -284,7 +284,8 @@ def measure_instances(
                 mask = maps.mask
                 extra["excluded_pixels"] = record["pixels"]
                 _, predicted = measure_particles(mask, pixel_size, probability=maps.probability, boundary=maps.boundary,
-                                                 exclude=excluded, min_area_px=min_area, return_labels=True)
+                                                 instance_rule=maps.rule, exclude=excluded, min_area_px=min_area,
+                                                 return_labels=True)
                 # the pixel overlap of the segmentation itself (paper Eq. 2), before particles are found
                 counts = (int(np.count_nonzero(mask.astype(bool) & (true > 0))), int(np.count_nonzero(mask)),
                           int(np.count_nonzero(true)))

@@ -232,6 +232,7 @@ def run_sweep(
     import keras
 
     from tem_rf import train as training
+    from tem_rf.serve.instance_rule import train_and_fit
 
     sweep_dir = Path(sweep_dir)
     done = []
@@ -252,7 +253,7 @@ def run_sweep(
     for index, spec in enumerate(todo):
         run_dir = spec.run_dir(sweep_dir)
         logger.info("[%d/%d] %s seed %d -> %s", index + 1, len(todo), spec.architecture.name, spec.seed, run_dir)
-        training.train(configs[spec], strategy=strategy, progress=progress)
+        train_and_fit(configs[spec], strategy=strategy, progress=progress)  # and a boundary target's instance rule
         keras.backend.clear_session()
         done.append(run_dir)
     return done

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+# how particles are read from a boundary-target network's maps, fitted on validation micrographs
+# after training (`tem_rf.serve.instance_rule`)
+INSTANCE_RULE_FILE = "instance_rule.json"
 HISTORY_FILE = "history.csv"
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
@@ -64,6 +67,10 @@ class RunDir:
     @property
     def metrics_file(self) -> Path:
         return self.path / METRICS_FILE
+
+    @property
+    def instance_rule_file(self) -> Path:
+        return self.path / INSTANCE_RULE_FILE
 
     @property
     def history_file(self) -> Path:
@@ -275,7 +282,8 @@ def load_run(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
     """Loads the network of a run directory (``best.keras``, else ``model.keras``) or a ``.keras``.
 
     Returns ``(model, config, model_file)``; ``config`` is the run's ``config.json`` (next to a
-    ``.keras`` file, or in the run directory), or ``{}`` when there is none.
+    ``.keras`` file, or in the run directory), or ``{}`` when there is none, with the fitted
+    ``instance_rule`` of ``instance_rule.json`` when the run has one.
     """
     path = Path(path)
     if not path.exists():
@@ -289,4 +297,6 @@ def load_run(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
     else:
         config = {}
         logger.warning("%s: no config.json beside the model; pixel size and config unknown", model_file)
+    if run.instance_rule_file.is_file():
+        config["instance_rule"] = read_json_object(run.instance_rule_file, ModelLoadError)
     return load_keras_model(model_file), config, model_file

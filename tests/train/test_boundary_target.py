@@ -7,22 +7,10 @@ import json
 
 import keras
 import numpy as np
-import pytest
 
-from tem_rf import train as training
 from tem_rf.data.reading import read_micrograph
 
 from training_helpers import read_json
-from training_helpers import train_config as _config
-
-
-@pytest.fixture(scope="module")
-def boundary_run(tiny_dataset, tmp_path_factory):
-    run = tmp_path_factory.mktemp("boundary") / "run"
-    keras.backend.clear_session()
-    results = training.train(_config(tiny_dataset, run, epochs=3, num_images=1, target="boundary",
-                                     boundary_width=1), progress=False)
-    return run, results
 
 
 def test_the_network_learns_three_classes(boundary_run):
@@ -51,6 +39,9 @@ def test_the_export_serves_the_boundary_as_keras_does(boundary_run, tiny_dataset
     metadata = export_run(run, tmp_path / "exported", raw_dtypes=("uint16",))
     assert metadata["target"] == "boundary"
     assert metadata["class_names"] == ["background", "particle interior", "particle boundary"]
+    fitted = read_json(run / "instance_rule.json")
+    assert metadata["instance_rule"] == {key: fitted[key] for key in ("boundary_threshold", "min_seed_px", "split",
+                                                                        "images", "f1")}
     info = json.loads((tiny_dataset / "dataset.json").read_text())
     micrograph = read_micrograph(info["sources"][0]["image_path"]).data
     keras_maps = segment_maps(micrograph, load_predictor(run), tile_size=None)
@@ -77,6 +68,7 @@ def test_segment_counts_the_particles_the_interiors_give(boundary_run, tiny_data
     image = json.loads((tiny_dataset / "dataset.json").read_text())["sources"][0]["image_path"]
     result = segment_file(image, predictor, tmp_path / "out", tile_size=None, min_particle_area_px=1)
     maps = segment_maps(read_micrograph(image).data, predictor, tile_size=None)
-    expected = instances_from_boundary(maps.probability, maps.boundary, maps.mask, min_area_px=1)
+    expected = instances_from_boundary(maps.probability, maps.boundary, maps.mask, rule=predictor.instance_rule,
+                                       min_area_px=1)
     np.testing.assert_array_equal(tifffile.imread(result.labels), expected)
     assert result.particles["count"] == expected.max()
