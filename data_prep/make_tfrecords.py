@@ -6,7 +6,8 @@ r"""Turns folders of micrographs and label masks into a sharded TFRecord dataset
 Each micrograph is cleaned of x-ray outliers, standardised (mean 0, std 1) and cut into
 --patch_size patches; patches with fewer than --min_particle_pixels particle pixels are dropped;
 whole source images go to train/val/test (--split, --seed), or to the splits that list files
-name (--split_files, e.g. a public dataset's train.csv/test.csv). Writes OUT_DIR/dataset.json and
+name (--split_files, e.g. a public dataset's train.csv/test.csv; without a val list, --val_fraction
+of the train list becomes validation). Writes OUT_DIR/dataset.json and
 OUT_DIR/{train,val,test}/*.tfrecord (schema: README, "TFRecord schema").
 
 Mask matching: the mask of images/<stem>.<ext> is the file in --labels named <stem>.png/.tif/.tiff
@@ -38,6 +39,9 @@ _SPLIT_FILES = flags.DEFINE_string(
     "listing image stems or file names (one per line, or a CSV with a filename column). Images "
     "in no list are left out.",
 )
+_VAL_FRACTION = flags.DEFINE_float(
+    "val_fraction", None, "With --split_files of train (and test) only: this share of the train list's images "
+    "becomes validation (default 0.1; 0: no validation split).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the image-to-split assignment.")
 _FRAME = flags.DEFINE_integer(
     "frame", None, "Take this frame (from 0) of every stack / time series in --images.", lower_bound=0
@@ -72,7 +76,7 @@ def main(argv: list[str]) -> None:
     try:
         info = dataset_lib.build_dataset_from_folders(
             _IMAGES.value, _LABELS.value, _OUT_DIR.value, split_fractions=_SPLIT.value,
-            split_files=_SPLIT_FILES.value, frame=_FRAME.value, signal=_SIGNAL.value,
+            split_files=_SPLIT_FILES.value, val_fraction=_VAL_FRACTION.value, frame=_FRAME.value, signal=_SIGNAL.value,
             pixel_size_nm=_PIXEL_SIZE_NM.value, patch_size=_PATCH_SIZE.value,
             min_particle_pixels=_MIN_PARTICLE_PIXELS.value, seed=_SEED.value,
             num_shards=_NUM_SHARDS.value,

@@ -63,6 +63,8 @@ SPLITS = ("train", "val", "test")
 XRAY_WARN_FRACTION = 0.01  # x-ray removal replacing more of a micrograph than this is warned about
 DATASET_JSON = "dataset.json"
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+# --split_files without a val list: this share of the train list's images becomes validation.
+DEFAULT_VAL_FRACTION = 0.1
 # A mask matches image "<stem>.<ext>" when its own stem is "<stem>" or "<stem><suffix>"
 # (case-insensitive), with any mask extension.
 DEFAULT_LABEL_SUFFIXES = (
@@ -302,6 +304,37 @@ def split_sources(
 
 
 SPLIT_FILE_COLUMNS = ("filename", "file", "image", "name", "stem", "id")
+
+
+def _check_val_fraction(val_fraction: float | None, split_files: dict[str, Path] | None) -> float:
+    """``val_fraction`` resolved: the default with train/test lists only, 0 when there is a val
+    list or none at all; ValueError for a value outside [0, 1) or one that cannot apply."""
+    if val_fraction is None:
+        return DEFAULT_VAL_FRACTION if split_files is not None and "val" not in split_files else 0.0
+    if not (math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0):
+        raise ValueError(f"--val_fraction must lie in [0, 1), got {val_fraction}")
+    if split_files is None:
+        raise ValueError("--val_fraction carves validation out of a --split_files train list; with --split, "
+                         "give the validation fraction there")
+    if "val" in split_files and val_fraction > 0:
+        raise ValueError("--val_fraction with a val list in --split_files: give one or the other")
+    return float(val_fraction)
+
+
+def carve_validation(train: Sequence[str], fraction: float, seed: int,
+                     train_list: str | os.PathLike | None = None) -> tuple[list[str], list[str]]:
+    """``(train, val)``: ``round(fraction * n)`` of the ``n`` train images (at least one) become
+    validation, picked by a permutation seeded by ``seed`` of the sorted names (the same images
+    whatever order they come in). `InputError` naming ``train_list`` when fewer than two images
+    are left to share."""
+    names = sorted(train)
+    if len(names) < 2:
+        raise InputError(train_list, f"holds {len(names)} usable image(s): too few to carve a validation split "
+                                     "from; add a val list to --split_files or give --val_fraction=0")
+    count = min(len(names) - 1, max(1, round(fraction * len(names))))
+    order = np.random.default_rng(seed).permutation(len(names))
+    val = sorted(names[i] for i in order[:count])
+    return [n for n in names if n not in set(val)], val
 
 
 def parse_split_files(text: str | dict[str, str | os.PathLike]) -> dict[str, Path]:
@@ -582,6 +615,7 @@ def build_dataset(
     xray_threshold: float | None = DEFAULT_XRAY_THRESHOLD,
     edge: str = "shift",
     split_files: str | dict[str, str | os.PathLike] | None = None,
+    val_fraction: float | None = None,
     frame: int | None = None,
     signal: str | None = None,
     overwrite: bool = False,
@@ -594,7 +628,10 @@ def build_dataset(
     a temporary directory that is renamed onto ``out_dir`` at the end. ``num_shards`` is the most
     shards per split. ``split_files`` ({split: list file}, or "train=PATH,val=PATH,test=PATH")
     keeps a published split instead of ``split_fractions`` (see `read_split_file`); images in no
-    list are left out. ``frame``/``signal`` pick one frame of a stack / one signal of a
+    list are left out. Without a val list, ``val_fraction`` of the train list's usable images
+    (default `DEFAULT_VAL_FRACTION`, at least one; 0: none) become the validation split, chosen by
+    ``seed`` (`carve_validation`): a published split of train and test still trains, since
+    training picks its best epoch on validation. ``frame``/``signal`` pick one frame of a stack / one signal of a
     multi-signal file in every micrograph (`read_micrograph`). Returns the dataset.json content.
     """
     out_dir = Path(out_dir)
@@ -620,6 +657,7 @@ def build_dataset(
         split_files = parse_split_files(split_files)
         for path in split_files.values():
             read_split_file(path)  # a missing or empty list fails before any image is read
+    val_fraction = _check_val_fraction(val_fraction, split_files)
     if frame is not None and frame < 0:
         raise ValueError(f"frame must be >= 0 (frames count from 0), got {frame}")
     _check_out_dir(out_dir, overwrite)
@@ -655,11 +693,18 @@ def build_dataset(
                 "%s: no %dx%d patch has >= %d particle pixels; image left out",
                 source.image, patch_size, patch_size, min_particle_pixels,
             )
+    carved = None
     if split_files is not None:
         usable_names = {s.image.name for s in usable}
         assignment = {split: [n for n in listed[split] if n in usable_names] for split in SPLITS}
         if not assignment["train"]:
             raise InputError(split_files["train"], "no listed image is usable for training")
+        if "val" not in split_files and val_fraction > 0:
+            assignment["train"], assignment["val"] = carve_validation(assignment["train"], val_fraction, seed,
+                                                                       split_files["train"])
+            carved = {"fraction": val_fraction, "seed": seed, "images": len(assignment["val"])}
+            logger.info("validation: %d of the train list's %d usable images (--val_fraction=%g, --seed=%d)",
+                        len(assignment["val"]), len(assignment["val"]) + len(assignment["train"]), val_fraction, seed)
     else:
         try:
             assignment = split_sources([s.image.name for s in usable], fractions, seed)
@@ -674,7 +719,7 @@ def build_dataset(
         info = _write_dataset(
             out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge,
             xray_threshold, num_shards, dataset_pixel_size, fractions, seed, progress,
-            read_options, split_files, overwrite,
+            read_options, split_files, overwrite, carved,
         )
     except Exception as error:  # not writable, disk full: name the folder, not a temporary file
         if isinstance(error, OSError):
@@ -731,13 +776,17 @@ def format_dataset_summary(info: dict, out_dir: str | os.PathLike) -> str:
         lines.append(f"  left out: {count} image{'s' * (count != 1)} ({reason})")
     if info.get("split_files"):
         lines.append("  split from " + ", ".join(f"{k}={v}" for k, v in info["split_files"].items()))
+    carved = info.get("val_from_train")
+    if carved:
+        lines.append(f"  val: {carved['images']} image(s) carved from the train list "
+                     f"(--val_fraction={carved['fraction']:g}, --seed={carved['seed']})")
     lines.append(f"  source images per split: {Path(out_dir) / DATASET_JSON}")
     return "\n".join(lines)
 
 
 def _write_dataset(
     out_dir, sources, by_name, assignment, patch_size, min_particle_pixels, edge, xray_threshold,
-    num_shards, dataset_pixel_size, fractions, seed, progress, read_options, split_files, overwrite,
+    num_shards, dataset_pixel_size, fractions, seed, progress, read_options, split_files, overwrite, carved=None,
 ) -> dict:
     """Pass 2 of `build_dataset`: preprocess, tile and write into a temporary folder, then rename."""
     # TensorFlow is imported only now, so bad input is reported without its start-up time.
@@ -814,6 +863,8 @@ def _write_dataset(
             ),
             "split_fractions": None if split_files else list(fractions),
             "split_files": {k: str(Path(v).resolve()) for k, v in split_files.items()} if split_files else None,
+            # validation carved from the train list (no val list given): fraction, seed, images
+            "val_from_train": carved,
             "read_options": read_options,
             "seed": seed,
             "num_shards": num_shards,

@@ -126,7 +126,8 @@ class Trainer:
             raise TrainingError(
                 f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} of {config.data_dir} "
                 "hold no patches: training needs validation (to pick the best epoch) and test "
-                "patches; rebuild the dataset with a --split that gives every split an image"
+                "patches; rebuild the dataset with a --split that gives every split an image (with --split_files: "
+                "a val list, or --val_fraction above 0)"
             )
         train_count = int(counts["train"]) * (8 if config.augment else 1)
         if train_count < config.batch_size:

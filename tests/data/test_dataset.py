@@ -566,3 +566,47 @@ def test_an_xray_threshold_that_replaces_much_of_a_micrograph_is_said(pairs, tmp
     with caplog.at_level("WARNING"):
         build_dataset(pairs, tmp_path / "default", patch_size=64, min_particle_pixels=50, progress=False)
     assert "x-ray outlier removal replaced" not in caplog.text  # the default threshold: a few hits at most
+
+
+def test_a_published_train_and_test_split_gets_validation_from_the_train_list(tmp_path, pair_writer):
+    names = [f"{i:02d}ef{i}" for i in range(12)]
+    images, labels = _emps_like(tmp_path / "emps", names, pair_writer)
+    (tmp_path / "train.csv").write_text("".join(f"{n}\n" for n in names[:10]))
+    (tmp_path / "test.csv").write_text("".join(f"{n}\n" for n in names[10:]))
+    spec = f"train={tmp_path / 'train.csv'},test={tmp_path / 'test.csv'}"
+    common = dict(patch_size=64, min_particle_pixels=20, num_shards=1, progress=False, split_files=spec)
+    info = build_dataset_from_folders(images, labels, tmp_path / "a", seed=3, **common)
+    val = info["splits"]["val"]["sources"]
+    train = info["splits"]["train"]["sources"]
+    assert len(val) == 1 and len(train) == 9  # 10 % of 10, by image
+    assert set(val + train) == {f"{n}.png" for n in names[:10]}
+    assert info["splits"]["test"]["sources"] == [f"{n}.png" for n in names[10:]]
+    assert info["val_from_train"] == {"fraction": 0.1, "seed": 3, "images": 1}
+    assert "val: 1 image(s) carved from the train list (--val_fraction=0.1, --seed=3)" in format_dataset_summary(
+        info, tmp_path / "a")
+    again = build_dataset_from_folders(images, labels, tmp_path / "b", seed=3, **common)
+    assert again["splits"]["val"]["sources"] == val  # deterministic by seed
+    other = build_dataset_from_folders(images, labels, tmp_path / "c", seed=3, val_fraction=0.3, **common)
+    assert len(other["splits"]["val"]["sources"]) == 3
+    none = build_dataset_from_folders(images, labels, tmp_path / "d", val_fraction=0.0, **common)
+    assert none["counts"]["val"] == 0 and none["val_from_train"] is None
+
+
+def test_val_fraction_that_cannot_apply_is_refused(tmp_path, pair_writer):
+    from tem_rf.data.dataset import carve_validation
+
+    images, labels = _emps_like(tmp_path / "emps", ["a1", "b2", "c3"], pair_writer)
+    (tmp_path / "train.txt").write_text("a1\nb2\n")
+    (tmp_path / "val.txt").write_text("c3\n")
+    common = dict(patch_size=64, min_particle_pixels=20, progress=False)
+    with pytest.raises(ValueError, match="give one or the other"):
+        build_dataset_from_folders(images, labels, tmp_path / "o", val_fraction=0.2,
+                                   split_files=f"train={tmp_path / 'train.txt'},val={tmp_path / 'val.txt'}", **common)
+    with pytest.raises(ValueError, match="with --split, give the validation fraction there"):
+        build_dataset_from_folders(images, labels, tmp_path / "o", val_fraction=0.2, **common)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+        build_dataset_from_folders(images, labels, tmp_path / "o", val_fraction=1.0,
+                                   split_files=f"train={tmp_path / 'train.txt'}", **common)
+    with pytest.raises(InputError, match="one.txt: holds 1 usable image"):
+        carve_validation(["x"], 0.1, 0, "one.txt")
+    assert not (tmp_path / "o").exists()
