@@ -21,45 +21,12 @@ import sys
 from absl import app, flags
 
 from tem_rf.core import cli as tem_flags
+from tem_rf.data.dataset_options import DatasetOptions  # no TensorFlow: flags and --help stay fast
 
 _IMAGES = flags.DEFINE_string("images", None, "Folder of micrographs, or a glob such as 'raw/*.tif'.")
 _LABELS = flags.DEFINE_string("labels", None, "Folder of label masks (matched to images by file stem).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Dataset folder to create.")
-_PIXEL_SIZE_NM = flags.DEFINE_float(
-    "pixel_size_nm", None, "Pixel size in nm, used for images whose files carry none in their metadata."
-)
-_PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch height and width in pixels.", lower_bound=1)
-_MIN_PARTICLE_PIXELS = flags.DEFINE_integer(
-    "min_particle_pixels", 400, "Drop patches with fewer particle pixels than this.", lower_bound=0
-)
-_SPLIT = flags.DEFINE_string("split", "0.7,0.1,0.2", "Train,val,test fractions of source images.")
-_SPLIT_FILES = flags.DEFINE_string(
-    "split_files", None,
-    "Keep a published split instead of --split: train=PATH[,val=PATH][,test=PATH], each file "
-    "listing image stems or file names (one per line, or a CSV with a filename column). Images "
-    "in no list are left out.",
-)
-_VAL_FRACTION = flags.DEFINE_float(
-    "val_fraction", None, "With --split_files of train (and test) only: this share of the train list's images "
-    "becomes validation (default 0.1; 0: no validation split).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the image-to-split assignment.")
-_FRAME = flags.DEFINE_integer(
-    "frame", None, "Take this frame (from 0) of every stack / time series in --images.", lower_bound=0
-)
-_SIGNAL = flags.DEFINE_string(
-    "signal", None, "Take the signal with this title from files holding several (e.g. 'HAADF')."
-)
-_NUM_SHARDS = flags.DEFINE_integer("num_shards", 4, "Most TFRecord shards per split.", lower_bound=1)
-_XRAY_THRESHOLD = flags.DEFINE_float(
-    "xray_threshold", 6.0,
-    "X-ray outlier threshold in robust standard deviations from the 3x3 median; 0 disables.",
-    lower_bound=0.0,
-)
-_EDGE = flags.DEFINE_enum(
-    "edge", "shift", ["shift", "drop"],
-    "Images not a multiple of --patch_size: 'shift' the last patch inward to the edge, or 'drop' "
-    "the leftover strip.",
-)
+_OPTIONS = tem_flags.define_flags_from_dataclass(DatasetOptions)  # one flag per option, its default and help
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace a dataset already in --out_dir.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Progress bars.")
 tem_flags.define_deprecated_alias("quiet", "progress", convert=lambda quiet: not quiet)
@@ -69,19 +36,15 @@ flags.mark_flags_as_required(["images", "labels", "out_dir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if _SPLIT_FILES.value and flags.FLAGS["split"].present:
+    if _OPTIONS["split_files"].value and flags.FLAGS["split"].present:
         raise app.UsageError("give --split (fractions) or --split_files (lists), not both")
     from tem_rf.data import dataset as dataset_lib
 
     try:
+        options = tem_flags.options_from_flags(DatasetOptions, _OPTIONS)
         info = dataset_lib.build_dataset_from_folders(
-            _IMAGES.value, _LABELS.value, _OUT_DIR.value, split_fractions=_SPLIT.value,
-            split_files=_SPLIT_FILES.value, val_fraction=_VAL_FRACTION.value, frame=_FRAME.value, signal=_SIGNAL.value,
-            pixel_size_nm=_PIXEL_SIZE_NM.value, patch_size=_PATCH_SIZE.value,
-            min_particle_pixels=_MIN_PARTICLE_PIXELS.value, seed=_SEED.value,
-            num_shards=_NUM_SHARDS.value,
-            xray_threshold=_XRAY_THRESHOLD.value or None,  # the flag's 0 disables
-            edge=_EDGE.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
+            _IMAGES.value, _LABELS.value, _OUT_DIR.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
+            **options.library_options(),
         )
     except (ValueError, OSError) as error:  # InputError is a ValueError
         sys.exit(f"error: {error}")

@@ -65,6 +65,7 @@ DATASET_JSON = "dataset.json"
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 # --split_files without a val list: this share of the train list's images becomes validation.
 DEFAULT_VAL_FRACTION = 0.1
+DEFAULT_NUM_SHARDS = 4
 # A mask matches image "<stem>.<ext>" when its own stem is "<stem>" or "<stem><suffix>"
 # (case-insensitive), with any mask extension.
 DEFAULT_LABEL_SUFFIXES = (
@@ -611,7 +612,7 @@ def build_dataset(
     min_particle_pixels: int = DEFAULT_MIN_PARTICLE_PIXELS,
     split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
     seed: int = 0,
-    num_shards: int = 4,
+    num_shards: int = DEFAULT_NUM_SHARDS,
     xray_threshold: float | None = DEFAULT_XRAY_THRESHOLD,
     edge: str = "shift",
     split_files: str | dict[str, str | os.PathLike] | None = None,

@@ -111,8 +111,12 @@ def test_split_files_and_the_short_summary(demo, tmp_path):
     result = _run("data_prep.make_tfrecords", *args)
     assert result.returncode == 0, result.stderr
     info = json.loads((out / "dataset.json").read_text())
-    assert info["splits"]["train"]["sources"] == [f"{n}.tif" for n in names[:2]]
-    assert info["splits"]["test"]["sources"] == [f"{names[2]}.tif"] and info["splits"]["val"]["sources"] == []
+    # no val list: one of the two train images becomes validation (--val_fraction, at least one image)
+    assert sorted(info["splits"]["train"]["sources"] + info["splits"]["val"]["sources"]) == [
+        f"{n}.tif" for n in names[:2]]
+    assert len(info["splits"]["val"]["sources"]) == 1 and info["val_from_train"]["images"] == 1
+    assert info["splits"]["test"]["sources"] == [f"{names[2]}.tif"]
+    assert "val: 1 image(s) carved from the train list (--val_fraction=0.1, --seed=0)" in result.stdout
     lines = result.stdout.strip().splitlines()
     assert lines[0] == f"wrote {out} (64x64 px patches from 3 of 4 images; pixel size 0.5 nm)"
     assert lines[1].split()[:2] == ["train", str(info["counts"]["train"])]
