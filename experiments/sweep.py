@@ -24,8 +24,8 @@ from tem_rf.core.parsing import parse_sequences
 from tem_rf.train.config import TrainConfig  # no TensorFlow: flags and --help stay fast
 
 _TRAIN = tem_flags.define_flags_from_dataclass(
-    TrainConfig, ["data_dir", "batch_size", "epochs", "learning_rate", "precision", "strategy", "jit_compile"]
-)
+    TrainConfig, ["data_dir", "target", "boundary_width", "batch_size", "epochs", "learning_rate", "precision",
+                  "strategy", "jit_compile"])
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Sweep directory (runs/, results).")
 _NUM_BLOCKS = tem_flags.define_int_list("num_blocks", (2, 3, 4), "N values of the max-pooling grid.")
 _POOL_CHOICES = tem_flags.define_int_list("pool_choices", (2, 4, 8), "Pool sizes of the grid.")
@@ -68,15 +68,7 @@ def main(argv: list[str]) -> None:
         paths = sweep.write_results(_SWEEP_DIR.value, rows)
     except (ValueError, OSError, RuntimeError) as err:
         raise SystemExit(f"error: {err}") from None
-    for r in rows:
-        nm = "" if r["receptive_field_nm"] is None else f" {r['receptive_field_nm']:6.2f} nm"
-        print(f"{r['architecture']:<24} {r['trainable_params']:>7} params  RF {r['receptive_field_px']:>4} px{nm}"
-              f"  hard dice {r['hard_dice_mean']:.4f} ± {r['hard_dice_std']:.4f} ({r['seeds']} seeds)")
-    print(f"best: {max(rows, key=lambda r: r['hard_dice_mean'])['architecture']}; lightest within one std "
-          f"of it: {sweep.lightest_within_one_std(rows)['architecture']}")
-    for what, path in paths.items():
-        print(f"{what}: {path}")
-
+    print(sweep.format_results(rows, paths))
 
 if __name__ == "__main__":
     tem_flags.run(main)

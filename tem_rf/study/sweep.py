@@ -259,6 +259,20 @@ def run_sweep(
     return done
 
 
+def format_results(rows: Sequence[dict[str, Any]], paths: dict[str, Any]) -> str:
+    """The sweep's report: a line per architecture (parameters, receptive field, hard dice over
+    seeds), the best and the lightest within one std of it, and where the results were written."""
+    lines = []
+    for r in rows:
+        nm = "" if r["receptive_field_nm"] is None else f" {r['receptive_field_nm']:6.2f} nm"
+        lines.append(f"{r['architecture']:<24} {r['trainable_params']:>7} params  RF {r['receptive_field_px']:>4} px{nm}"
+                     f"  hard dice {r['hard_dice_mean']:.4f} ± {r['hard_dice_std']:.4f} ({r['seeds']} seeds)")
+    lines.append(f"best: {max(rows, key=lambda r: r['hard_dice_mean'])['architecture']}; lightest within one std "
+                 f"of it: {lightest_within_one_std(rows)['architecture']}")
+    lines.extend(f"{what}: {path}" for what, path in paths.items())
+    return "\n".join(lines)
+
+
 def check_sweep_file(
     sweep_dir: str | Path, runs: Sequence[RunSpec], settings: dict[str, Any]
 ) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ def test_sweep_of_explicit_pools_and_the_deprecated_pools_flag(tmp_path):
     # Every TrainConfig setting shared by the runs, from the one dict the runs were trained with.
     assert written["settings"] == {
         "data_dir": str(data_dir), "batch_size": 8, "epochs": 1, "learning_rate": 1e-2, "precision": "float32",
-        "strategy": "default", "jit_compile": False, "seeds": [752],
+        "strategy": "default", "jit_compile": False, "target": "mask", "boundary_width": 2, "seeds": [752],
     }
     assert "best: N2_k2-2_d1-1-1" in out.stdout and (sweep_dir / "results.csv").exists()
     assert "task 0 of 2 done" in out.stdout
