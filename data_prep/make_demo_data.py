@@ -10,7 +10,6 @@ data_prep.make_tfrecords (--images=OUT_DIR/images --labels=OUT_DIR/labels).
 
 from __future__ import annotations
 
-import sys
 import time
 
 from absl import app, flags
@@ -35,17 +34,13 @@ flags.mark_flag_as_required("out_dir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.data.reading import InputError
     from tem_rf.data.synthetic import write_demo_dataset
 
     start = time.perf_counter()
-    try:
-        info = write_demo_dataset(
-            _OUT_DIR.value, _NUM_IMAGES.value, _SIZE.value, _KIND.value, _SEED.value,
-            pixel_size_nm=_PIXEL_SIZE_NM.value, overwrite=_OVERWRITE.value,
-        )
-    except (InputError, ValueError, OSError) as error:  # OSError: e.g. a file on the way to --out_dir
-        sys.exit(f"error: {error}")
+    info = write_demo_dataset(
+        _OUT_DIR.value, _NUM_IMAGES.value, _SIZE.value, _KIND.value, _SEED.value,
+        pixel_size_nm=_PIXEL_SIZE_NM.value, overwrite=_OVERWRITE.value,
+    )
     print(
         f"wrote {info['num_images']} {info['kind']} micrographs of {info['size']}x{info['size']} px "
         f"({info['pixel_size_nm']} nm/px) with masks to {_OUT_DIR.value} "

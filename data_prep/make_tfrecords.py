@@ -16,7 +16,6 @@ or <stem> plus a suffix such as _mask, _label, _labels, _seg, _gt (case-insensit
 
 from __future__ import annotations
 
-import sys
 
 from absl import app, flags
 
@@ -40,14 +39,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("give --split (fractions) or --split_files (lists), not both")
     from tem_rf.data import dataset as dataset_lib
 
-    try:
-        options = tem_flags.options_from_flags(DatasetOptions, _OPTIONS)
-        info = dataset_lib.build_dataset_from_folders(
-            _IMAGES.value, _LABELS.value, _OUT_DIR.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
-            **options.library_options(),
-        )
-    except (ValueError, OSError) as error:  # InputError is a ValueError
-        sys.exit(f"error: {error}")
+    options = tem_flags.options_from_flags(DatasetOptions, _OPTIONS)
+    info = dataset_lib.build_dataset_from_folders(
+        _IMAGES.value, _LABELS.value, _OUT_DIR.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
+        **options.library_options(),
+    )
     print(dataset_lib.format_dataset_summary(info, _OUT_DIR.value))
 
 

@@ -53,18 +53,15 @@ def main(argv: list[str]) -> None:
     from tem_rf.core.parsing import parse_number_list
     from tem_rf.study import sweep_figures
 
-    try:
-        report = sweep_figures.analyze_sweep(
-            _SWEEP_DIR.value, _OUT_DIR.value, data_dir=_DATA_DIR.value, split=_SPLIT.value,
-            architectures=_ARCHITECTURES.value, seed=_SEED.value, weights=_WEIGHTS.value,
-            num_examples=_NUM_EXAMPLES.value, example_indices=parse_number_list(_EXAMPLES.value, "example_indices", int),
-            max_patches=_MAX_PATCHES.value, erf_images=_ERF_IMAGES.value, pixel_size_nm=_PIXEL_SIZE.value,
-            band_options={flag.name: parse_number_list(flag.value, flag.name) for flag in (_BAND_PX, _BAND_NM_INV, _SPACINGS)}
-            | {"relative_width": _RELATIVE_WIDTH.value},
-            redraw_dice_vs_rf=_REDRAW.value, batch_size=_BATCH_SIZE.value, overwrite=_OVERWRITE.value,
-        )
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
+    report = sweep_figures.analyze_sweep(
+        _SWEEP_DIR.value, _OUT_DIR.value, data_dir=_DATA_DIR.value, split=_SPLIT.value,
+        architectures=_ARCHITECTURES.value, seed=_SEED.value, weights=_WEIGHTS.value,
+        num_examples=_NUM_EXAMPLES.value, example_indices=parse_number_list(_EXAMPLES.value, "example_indices", int),
+        max_patches=_MAX_PATCHES.value, erf_images=_ERF_IMAGES.value, pixel_size_nm=_PIXEL_SIZE.value,
+        band_options={flag.name: parse_number_list(flag.value, flag.name) for flag in (_BAND_PX, _BAND_NM_INV, _SPACINGS)}
+        | {"relative_width": _RELATIVE_WIDTH.value},
+        redraw_dice_vs_rf=_REDRAW.value, batch_size=_BATCH_SIZE.value, overwrite=_OVERWRITE.value,
+    )
     print("\n".join(sweep_figures.report_lines(report)))
 
 

@@ -43,20 +43,17 @@ def main(argv: list[str]) -> None:
     from tem_rf.study import demo
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    try:
-        config = demo.DemoConfig(
-            out_dir=_OUT_DIR.value, kind=_KIND.value, num_images=_NUM_IMAGES.value,
-            image_size=_IMAGE_SIZE.value, pixel_size_nm=_PIXEL_SIZE_NM.value,
-            patch_size=_PATCH_SIZE.value,
-            pools=tuple(_POOL_SIZES.value),
-            dilations=tuple(parse_sequences(_DILATIONS.value, "dilation_grid")),
-            seeds=parse_int_list(_SEEDS.value, "seeds"),
-            epochs=_EPOCHS.value, learning_rate=_LEARNING_RATE.value, segment_size=_SEGMENT_SIZE.value,
-            overwrite=_OVERWRITE.value,
-        )
-        summary = demo.run_demo(config, progress=_PROGRESS.value)
-    except (ValueError, OSError, RuntimeError) as err:
-        raise SystemExit(f"error: {err}") from None
+    config = demo.DemoConfig(
+        out_dir=_OUT_DIR.value, kind=_KIND.value, num_images=_NUM_IMAGES.value,
+        image_size=_IMAGE_SIZE.value, pixel_size_nm=_PIXEL_SIZE_NM.value,
+        patch_size=_PATCH_SIZE.value,
+        pools=tuple(_POOL_SIZES.value),
+        dilations=tuple(parse_sequences(_DILATIONS.value, "dilation_grid")),
+        seeds=parse_int_list(_SEEDS.value, "seeds"),
+        epochs=_EPOCHS.value, learning_rate=_LEARNING_RATE.value, segment_size=_SEGMENT_SIZE.value,
+        overwrite=_OVERWRITE.value,
+    )
+    summary = demo.run_demo(config, progress=_PROGRESS.value)
     print("\nreceptive field vs test dice (mean ± std over seeds):")
     for r in summary["architectures"]:
         print(f"  {r['architecture']:<18} RF {r['receptive_field_px']:>4} px = {r['receptive_field_nm']:.2f} nm"

@@ -36,10 +36,7 @@ def main(argv: list[str]) -> None:
     # Keras prints the summary through rich, which falls back to 80 columns when the output is
     # piped or redirected and then cuts the "Connected to" column off.
     os.environ.setdefault("COLUMNS", "130")
-    try:
-        _describe()
-    except (ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from None
+    _describe()
 
 
 def _describe() -> None:

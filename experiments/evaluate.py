@@ -30,14 +30,11 @@ def main(argv: list[str]) -> None:
     del argv
     from tem_rf.study.scoring import evaluate_run
 
-    try:
-        summary, paths = evaluate_run(
-            _RUN_DIR.value, _DATA_DIR.value, _SPLIT.value, weights=_WEIGHTS.value,
-            augment=_AUGMENT.value, batch_size=_BATCH_SIZE.value, out_dir=_OUT_DIR.value,
-            overwrite=_OVERWRITE.value,
-        )
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
+    summary, paths = evaluate_run(
+        _RUN_DIR.value, _DATA_DIR.value, _SPLIT.value, weights=_WEIGHTS.value,
+        augment=_AUGMENT.value, batch_size=_BATCH_SIZE.value, out_dir=_OUT_DIR.value,
+        overwrite=_OVERWRITE.value,
+    )
     n = summary["patches"]
     variants = f" ({n // 8} patches x 8 dihedral variants)" if _AUGMENT.value else ""
     print(f"{_SPLIT.value}: hard dice {summary['hard_dice']:.4f}, soft dice {summary['soft_dice']:.4f} "

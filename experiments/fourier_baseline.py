@@ -47,16 +47,13 @@ def main(argv: list[str]) -> None:
     from tem_rf.study.baseline import run_fourier_baseline
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    try:
-        s = run_fourier_baseline(
-            _DATA_DIR.value, _SPLIT.value, _OUT_CSV.value, _OUT_JSON.value, band_px=_BAND_PX.value,
-            band_nm_inv=_BAND_NM_INV.value, lattice_spacings_nm=_SPACINGS.value,
-            relative_width=_RELATIVE_WIDTH.value, pixel_size_nm=_PIXEL_SIZE.value, sigma_px=_SIGMA.value,
-            min_contrast=_MIN_CONTRAST.value, noise_floor=_NOISE_FLOOR.value, batch_size=_BATCH_SIZE.value,
-            max_patches=_MAX_PATCHES.value, progress=True, overwrite=_OVERWRITE.value,
-        )
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
+    s = run_fourier_baseline(
+        _DATA_DIR.value, _SPLIT.value, _OUT_CSV.value, _OUT_JSON.value, band_px=_BAND_PX.value,
+        band_nm_inv=_BAND_NM_INV.value, lattice_spacings_nm=_SPACINGS.value,
+        relative_width=_RELATIVE_WIDTH.value, pixel_size_nm=_PIXEL_SIZE.value, sigma_px=_SIGMA.value,
+        min_contrast=_MIN_CONTRAST.value, noise_floor=_NOISE_FLOOR.value, batch_size=_BATCH_SIZE.value,
+        max_patches=_MAX_PATCHES.value, progress=True, overwrite=_OVERWRITE.value,
+    )
     (low, high), (low_px, high_px) = s["band_cycles_per_px"], s["band_fft_px"]
     nm = f" = {s['band_nm_inv'][0]:.2f}-{s['band_nm_inv'][1]:.2f} nm^-1" if s["band_nm_inv"] else ""
     print(f"band ({s['band_source']}): {low:.4f}-{high:.4f} cycles/px "

@@ -21,7 +21,6 @@ Kolmogorov-Smirnov statistic of the diameter distributions (edge particles left 
 from __future__ import annotations
 
 import logging
-import sys
 
 from absl import app, flags
 
@@ -51,27 +50,22 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tem_rf.core.parsing import parse_band, parse_list
-    from tem_rf.data.reading import InputError
     from tem_rf.study.instances import FourierOptions, measure_instances
-    from tem_rf.train.rundir import ModelLoadError
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    try:
-        fourier = FourierOptions(
-            band_px=parse_band(_BAND_PX.value, "band_px"), band_fft_size=_BAND_FFT_SIZE.value,
-            band_nm_inv=parse_band(_BAND_NM_INV.value, "band_nm_inv"),
-            lattice_spacings_nm=(parse_list(_SPACINGS.value, "lattice_spacings_nm", float)
-                                 if _SPACINGS.value is not None else None),
-            relative_width=_RELATIVE_WIDTH.value, sigma_px=_SIGMA.value, min_contrast=_MIN_CONTRAST.value,
-            noise_floor=_NOISE_FLOOR.value,
-        )
-        options = tem_flags.options_from_flags(MeasureOptions, _OPTIONS)
-        run = measure_instances(
-            _IMAGES.value, _LABELS.value, _OUT_DIR.value, model=_MODEL.value, fourier=fourier, overwrite=_OVERWRITE.value,
-            progress=_PROGRESS.value, on_ready=print, **options.library_options(),
-        )
-    except (InputError, ModelLoadError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    fourier = FourierOptions(
+        band_px=parse_band(_BAND_PX.value, "band_px"), band_fft_size=_BAND_FFT_SIZE.value,
+        band_nm_inv=parse_band(_BAND_NM_INV.value, "band_nm_inv"),
+        lattice_spacings_nm=(parse_list(_SPACINGS.value, "lattice_spacings_nm", float)
+                             if _SPACINGS.value is not None else None),
+        relative_width=_RELATIVE_WIDTH.value, sigma_px=_SIGMA.value, min_contrast=_MIN_CONTRAST.value,
+        noise_floor=_NOISE_FLOOR.value,
+    )
+    options = tem_flags.options_from_flags(MeasureOptions, _OPTIONS)
+    run = measure_instances(
+        _IMAGES.value, _LABELS.value, _OUT_DIR.value, model=_MODEL.value, fourier=fourier, overwrite=_OVERWRITE.value,
+        progress=_PROGRESS.value, on_ready=print, **options.library_options(),
+    )
     print("\n".join(run.table_lines()))
     print(f"per micrograph: {run.csv}\npooled: {run.json}")
 

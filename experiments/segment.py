@@ -54,18 +54,13 @@ flags.mark_flags_as_required(["model", "input", "out_dir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.data.reading import InputError
     from tem_rf.serve.segment import segment_micrographs
-    from tem_rf.train.rundir import ModelLoadError
 
-    try:
-        options = tem_flags.options_from_flags(SegmentOptions, _OPTIONS)
-        run = segment_micrographs(
-            _MODEL.value, _INPUT.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, on_model_loaded=print,
-            overwrite=_OVERWRITE.value, progress=_PROGRESS.value, **options.library_options(),
-        )
-    except (InputError, ModelLoadError) as error:
-        sys.exit(f"error: {error}")
+    options = tem_flags.options_from_flags(SegmentOptions, _OPTIONS)
+    run = segment_micrographs(
+        _MODEL.value, _INPUT.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, on_model_loaded=print,
+        overwrite=_OVERWRITE.value, progress=_PROGRESS.value, **options.library_options(),
+    )
     print("\n".join(run.summary_lines()))
     if run.failures:
         sys.exit(f"error: {run.failure_line()}")

@@ -52,22 +52,19 @@ def main(argv: list[str]) -> None:
     from tem_rf.study import sweep
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    try:
-        if not _AGGREGATE_ONLY.value:
-            if not _TRAIN["data_dir"].value:
-                raise ValueError("--data_dir is required unless --aggregate_only")
-            architectures = sweep.build_architectures(
-                int(read_dataset_info(_TRAIN["data_dir"].value)["patch_size"]), pool_sizes=_POOL_SIZES.value,
-                num_blocks=_NUM_BLOCKS.value, pool_choices=_POOL_CHOICES.value, grid=_POOL_GRID.value,
-                dilation_sets=parse_sequences(_DILATION_GRID.value, "dilation_grid"), dilation_pool=_DILATION_POOL.value)
-            sweep.train_task(_SWEEP_DIR.value, architectures, _SEEDS.value, {k: h.value for k, h in _TRAIN.items()},
-                             task_index=_TASK_INDEX.value, num_tasks=_NUM_TASKS.value, progress=_PROGRESS.value)
-            if _NUM_TASKS.value > 1:
-                print(f"task {_TASK_INDEX.value} of {_NUM_TASKS.value} done; run --aggregate_only when all are")
-        rows = sweep.aggregate(_SWEEP_DIR.value)
-        paths = sweep.write_results(_SWEEP_DIR.value, rows)
-    except (ValueError, OSError, RuntimeError) as err:
-        raise SystemExit(f"error: {err}") from None
+    if not _AGGREGATE_ONLY.value:
+        if not _TRAIN["data_dir"].value:
+            raise ValueError("--data_dir is required unless --aggregate_only")
+        architectures = sweep.build_architectures(
+            int(read_dataset_info(_TRAIN["data_dir"].value)["patch_size"]), pool_sizes=_POOL_SIZES.value,
+            num_blocks=_NUM_BLOCKS.value, pool_choices=_POOL_CHOICES.value, grid=_POOL_GRID.value,
+            dilation_sets=parse_sequences(_DILATION_GRID.value, "dilation_grid"), dilation_pool=_DILATION_POOL.value)
+        sweep.train_task(_SWEEP_DIR.value, architectures, _SEEDS.value, {k: h.value for k, h in _TRAIN.items()},
+                         task_index=_TASK_INDEX.value, num_tasks=_NUM_TASKS.value, progress=_PROGRESS.value)
+        if _NUM_TASKS.value > 1:
+            print(f"task {_TASK_INDEX.value} of {_NUM_TASKS.value} done; run --aggregate_only when all are")
+    rows = sweep.aggregate(_SWEEP_DIR.value)
+    paths = sweep.write_results(_SWEEP_DIR.value, rows)
     print(sweep.format_results(rows, paths))
 
 if __name__ == "__main__":

@@ -33,16 +33,11 @@ flags.mark_flags_as_required(["data_dir", "model_dir"])
 
 def main(argv: list[str]) -> None:
     del argv
-    from tem_rf import train as training
-    from tem_rf.data.reading import InputError
     from tem_rf.serve.instance_rule import train_and_fit
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    try:
-        config = TrainConfig(**{name: holder.value for name, holder in _CONFIG.items()})
-        results = train_and_fit(config, progress=_PROGRESS.value)
-    except (training.TrainingError, InputError, ValueError, OSError) as err:
-        raise SystemExit(f"error: {err}") from None
+    config = TrainConfig(**{name: holder.value for name, holder in _CONFIG.items()})
+    results = train_and_fit(config, progress=_PROGRESS.value)
     print(json.dumps(results, indent=2))
     print(f"run directory: {config.model_dir}")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tem_rf.core.cli import drop_absl_info
+from tem_rf.core.cli import drop_absl_info, one_line_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 BINARY_PACKAGES = ("experiments.", "data_prep.")
@@ -64,7 +64,7 @@ def _parse_and_call(binary, argv: list[str]) -> int:
             print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
             print("Pass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
             return 1
-        binary.main(argv)
+        one_line_errors(binary.main)(argv)  # as `tem_rf.core.cli.run` calls it
         return 0
     except app.UsageError as error:
         print(f"FATAL {error}", file=sys.stderr)

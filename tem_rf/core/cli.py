@@ -12,6 +12,7 @@ from typing import Any
 from absl import app, flags
 from absl import logging as absl_logging
 
+from tem_rf.core.errors import TemRfError
 from tem_rf.core.parsing import parse_int_list
 
 
@@ -156,13 +157,34 @@ def define_deprecated_alias(
 
 
 def run(main: Callable[[list[str]], Any]) -> None:
-    """`absl.app.run(main)` with TensorFlow's own INFO chatter silenced (warnings still show).
+    """`absl.app.run(main)` with TensorFlow's own INFO chatter silenced (warnings still show) and
+    refusals printed as one line (`one_line_errors`).
 
     TensorFlow reads TF_CPP_MIN_LOG_LEVEL when it is imported, which binaries do inside main.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    app.run(_quiet_library_info(main))
+    app.run(_quiet_library_info(one_line_errors(main)))
+
+
+# What a binary reports as one ``error: <path>: <problem>`` line and exit status 1 instead of a
+# traceback: tem_rf's refusals, and the ValueError / OSError of a check or a file that failed.
+REFUSALS = (TemRfError, ValueError, OSError)
+
+
+def one_line_errors(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+    """Wraps a binary's `main`: a `REFUSALS` error ends it with ``error: <message>`` on stderr and
+    exit status 1; the one place every binary's refusals are printed."""
+    import functools
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str]) -> Any:
+        try:
+            return main(argv)
+        except REFUSALS as error:
+            raise SystemExit(f"error: {error}") from None
+
+    return wrapped
 
 
 def _quiet_library_info(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:

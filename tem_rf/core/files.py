@@ -6,6 +6,8 @@ existing file is only replaced once the new one is complete.
 
 from __future__ import annotations
 
+from tem_rf.core.errors import TemRfError
+
 import contextlib
 import csv
 import io
@@ -215,7 +217,7 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-class LockHeldError(RuntimeError):
+class LockHeldError(TemRfError, RuntimeError):
     """`exclusive_lock` found the lock taken; ``pid`` is the holder's process id when known."""
 
     def __init__(self, path: Path, pid: int | None) -> None:

@@ -29,6 +29,8 @@ output is float32.
 
 from __future__ import annotations
 
+from tem_rf.core.errors import TemRfError
+
 import datetime
 import json
 import logging
@@ -65,7 +67,7 @@ PADDING_MODE = "reflect"  # how images are padded to the size divisor (numpy / t
 EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "keras_metadata.pb", "variables", "assets"})
 
 
-class ExportError(ValueError):
+class ExportError(TemRfError, ValueError):
     """An export that cannot be written: the message is ``<path>: <problem>``."""
 
 

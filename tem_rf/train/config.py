@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tem_rf.core.errors import TemRfError
+
 import dataclasses
 import json
 import math
@@ -16,7 +18,7 @@ TARGETS = ("mask", "boundary")  # `tem_rf.data.pipeline.TARGETS`, without import
 
 
 
-class TrainingError(RuntimeError):
+class TrainingError(TemRfError, RuntimeError):
     """A run that cannot start or cannot go on (bad flags, NaN loss); the message says why."""
 
 

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from tem_rf.core.errors import TemRfError
+
 import contextlib
 import dataclasses
 import logging
@@ -38,7 +40,7 @@ RUN_MODEL_FILES = (BEST_MODEL_FILE, LAST_MODEL_FILE)  # preferred first: best va
 WEIGHTS = {"best": RUN_MODEL_FILES, "model": (LAST_MODEL_FILE,)}  # --weights -> files to try
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(TemRfError, ValueError):
     """A run directory, ``.keras`` file or SavedModel whose files are missing or unreadable."""
 
 

@@ -90,3 +90,33 @@ def test_deprecated_alias_copies_warns_and_refuses_both(fresh_flags, caplog):
     fresh_flags.unparse_flags()
     with pytest.raises(flags.IllegalFlagValueError, match="give only --progress"):
         fresh_flags(["prog", "--quiet", "--progress"])
+
+
+def test_every_refusal_is_one_error_line_and_a_bug_keeps_its_traceback():
+    from tem_rf.core.errors import InputError, TemRfError
+    from tem_rf.core.files import LockHeldError
+    from tem_rf.serve.export import ExportError
+    from tem_rf.train.config import TrainingError
+    from tem_rf.train.rundir import ModelLoadError
+
+    for error_class in (ExportError, TrainingError, ModelLoadError, LockHeldError, InputError):
+        assert issubclass(error_class, TemRfError)
+
+    def refusing(argv):
+        raise InputError("/data/a.tif", "is not a micrograph")
+
+    with pytest.raises(SystemExit) as exited:
+        tem_flags.one_line_errors(refusing)(["prog"])
+    assert exited.value.code == "error: /data/a.tif: is not a micrograph"
+
+    def disk_full(argv):
+        raise OSError(28, "No space left on device", "/out/x.tif")
+
+    with pytest.raises(SystemExit, match=r"error: \[Errno 28\] No space left on device: '/out/x.tif'"):
+        tem_flags.one_line_errors(disk_full)(["prog"])
+
+    def buggy(argv):
+        return {}["missing"]
+
+    with pytest.raises(KeyError):
+        tem_flags.one_line_errors(buggy)(["prog"])
