@@ -54,38 +54,7 @@ def main(argv: list[str]) -> None:
         overwrite=_OVERWRITE.value,
     )
     summary = demo.run_demo(config, progress=_PROGRESS.value)
-    print("\nreceptive field vs test dice (mean ± std over seeds):")
-    for r in summary["architectures"]:
-        print(f"  {r['architecture']:<18} RF {r['receptive_field_px']:>4} px = {r['receptive_field_nm']:.2f} nm"
-              f"  hard dice {r['hard_dice_mean']:.3f} ± {r['hard_dice_std']:.3f}"
-              f"  soft dice {r['soft_dice_mean']:.3f} ± {r['soft_dice_std']:.3f}")
-    print(f"\nbest architecture:            {summary['best_architecture']}")
-    print(f"dataset (TFRecords):          {summary['dataset']}")
-    print(f"runs, TensorBoard logs:       {summary['sweep']}/runs  (tensorboard --logdir {summary['sweep']}: HParams too)")
-    print(f"results table:                {summary['results_csv']}")
-    print(f"dice vs receptive field plot: {summary['figure']}")
-    print(f"SavedModel:                   {summary['saved_model']}")
-    print(f"segmented new micrograph:     {summary['segmentation']}")
-    particles = summary.get("particles")
-    if particles:
-        def number(value, spec=".2f"):
-            return "-" if value is None else format(value, spec)
-
-        unit = particles["diameter_unit"] or "nm"
-        print(f"particles in it:              {particles['count']} ({particles['count_measured']} away from the "
-              f"edge), median diameter {number(particles['median_diameter'])} {unit}")
-        print(f"measured vs true (drawn):     median diameter {number(particles['median_diameter'])} vs "
-              f"{number(particles['true_median_diameter_nm'])} nm ({number(particles['median_diameter_error_percent'], '+.1f')} %), "
-              f"count {particles['count']} vs {particles['true_count']} "
-              f"({number(particles['count_error_percent'], '+.1f')} %), instance F1 {number(particles['instance_f1'], '.3f')}")
-        if particles.get("same_particles"):
-            print(f"the same particles (matched): median diameter {number(particles['same_median_diameter'])} vs "
-                  f"{number(particles['same_true_median_diameter'])} nm "
-                  f"({number(particles['same_median_diameter_error_percent'], '+.1f')} %) over "
-                  f"{particles['same_particles']} away from the edge on both sides")
-    print("seconds per stage:            "
-          + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds"].items()))
-
+    print(demo.format_summary(summary))
 
 if __name__ == "__main__":
     tem_flags.run(main)

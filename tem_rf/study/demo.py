@@ -199,3 +199,46 @@ def same_particle_diameters(predicted_labels: Any, true_mask: Any, pixel_size_nm
     return {"same_particles": len(pairs), "same_median_diameter": mine * scale,
             "same_true_median_diameter": theirs * scale,
             "same_median_diameter_error_percent": 100.0 * (mine - theirs) / theirs}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """`run_demo`'s report: receptive field against test dice per architecture, where every
+    output is, the new micrograph's particles against the ones drawn, seconds per stage."""
+
+    def number(value: float | None, spec: str = ".2f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    lines = ["", "receptive field vs test dice (mean ± std over seeds):"]
+    for r in summary["architectures"]:
+        lines.append(f"  {r['architecture']:<18} RF {r['receptive_field_px']:>4} px = {r['receptive_field_nm']:.2f} nm"
+                     f"  hard dice {r['hard_dice_mean']:.3f} ± {r['hard_dice_std']:.3f}"
+                     f"  soft dice {r['soft_dice_mean']:.3f} ± {r['soft_dice_std']:.3f}")
+    sweep = summary["sweep"]
+    lines += [
+        "",
+        f"best architecture:            {summary['best_architecture']}",
+        f"dataset (TFRecords):          {summary['dataset']}",
+        f"runs, TensorBoard logs:       {sweep}/runs  (tensorboard --logdir {sweep}: HParams too)",
+        f"results table:                {summary['results_csv']}",
+        f"dice vs receptive field plot: {summary['figure']}",
+        f"SavedModel:                   {summary['saved_model']}",
+        f"segmented new micrograph:     {summary['segmentation']}",
+    ]
+    particles = summary.get("particles")
+    if particles:
+        unit = particles["diameter_unit"] or "nm"
+        lines.append(f"particles in it:              {particles['count']} ({particles['count_measured']} away from the "
+                     f"edge), median diameter {number(particles['median_diameter'])} {unit}")
+        lines.append(f"measured vs true (drawn):     median diameter {number(particles['median_diameter'])} vs "
+                     f"{number(particles['true_median_diameter_nm'])} nm "
+                     f"({number(particles['median_diameter_error_percent'], '+.1f')} %), count {particles['count']} vs "
+                     f"{particles['true_count']} ({number(particles['count_error_percent'], '+.1f')} %), instance F1 "
+                     f"{number(particles['instance_f1'], '.3f')}")
+        if particles.get("same_particles"):
+            lines.append(f"the same particles (matched): median diameter {number(particles['same_median_diameter'])} vs "
+                         f"{number(particles['same_true_median_diameter'])} nm "
+                         f"({number(particles['same_median_diameter_error_percent'], '+.1f')} %) over "
+                         f"{particles['same_particles']} away from the edge on both sides")
+    lines.append("seconds per stage:            "
+                 + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds"].items()))
+    return "\n".join(lines)
