@@ -446,3 +446,16 @@ def _description(metadata, config, name, authors, license_id, sizes, work: Path,
             "size_divisor", "pixel_size_nm",
         )}},
     )
+
+
+def format_package_summary(path: str | os.PathLike, metadata: dict[str, Any]) -> str:
+    """A short report of a written package: where, its input and output, sizes, pixel size."""
+    sizes = metadata["bioimageio"]["sizes"]
+    pixel = metadata["pixel_size_nm"]
+    return "\n".join([
+        f"exported {metadata['architecture']} to {path}",
+        f"  bioimage.io model (spec 0.5): raw micrograph float32 [batch, y, x, 1] -> particle_probability "
+        f"[batch, y, x]; y, x = {sizes['min']} + n x {sizes['step']} px, halo {sizes['halo']} px",
+        "  training pixel size " + (f"{pixel:.4g} nm: resample micrographs to it" if pixel is not None else "unknown")
+        + f"; test input: {metadata['bioimageio']['test_input']}",
+    ])
