@@ -232,7 +232,8 @@ def run_sweep(
     import keras
 
     from tem_rf import train as training
-    from tem_rf.serve.instance_rule import train_and_fit
+    from tem_rf.serve.instance_rule import fit_instance_rule, train_and_fit
+    from tem_rf.train.rundir import RunDir
 
     sweep_dir = Path(sweep_dir)
     done = []
@@ -256,6 +257,13 @@ def run_sweep(
         train_and_fit(configs[spec], strategy=strategy, progress=progress)  # and a boundary target's instance rule
         keras.backend.clear_session()
         done.append(run_dir)
+    # A finished boundary run whose fit did not happen (the sweep stopped in between) gets it now.
+    for spec in runs:
+        run_dir = spec.run_dir(sweep_dir)
+        if (configs[spec].target == "boundary" and RunDir(run_dir).metrics_file.is_file()
+                and not RunDir(run_dir).instance_rule_file.is_file()):
+            fit_instance_rule(run_dir)
+            keras.backend.clear_session()
     return done
 
 

@@ -146,3 +146,18 @@ def test_a_finished_run_with_other_settings_is_refused_and_one_with_fewer_epochs
     with pytest.raises(ValueError, match=f"{run_dir}: --precision is float32 but this run was trained with auto; "
                                          "--augment is false but this run was trained with true"):
         sweep._needs_training(run_dir, config(precision="float32", augment=False))
+
+
+def test_a_boundary_sweep_fits_every_runs_instance_rule_also_after_a_stop(tiny_dataset, tmp_path):
+    archs = [sweep.Architecture(2, (2, 2), (1, 1, 1))]
+    runs = sweep.plan(archs, (752,))
+    base = dict(data_dir=str(tiny_dataset), epochs=1, batch_size=8, learning_rate=1e-2, precision="float32",
+                strategy="default", target="boundary", boundary_width=1)
+    sweep.write_sweep_file(tmp_path / "sweep", runs, base)
+    assert len(sweep.run_sweep(tmp_path / "sweep", runs, base, progress=False)) == 1
+    rule = runs[0].run_dir(tmp_path / "sweep") / "instance_rule.json"
+    fitted = json.loads(rule.read_text())
+    assert fitted["split"] == "val" and 0.0 <= fitted["f1"] <= 1.0
+    rule.unlink()  # as if the sweep stopped between training and the fit
+    assert sweep.run_sweep(tmp_path / "sweep", runs, base, progress=False) == []  # nothing trains again
+    assert json.loads(rule.read_text())["f1"] == fitted["f1"]
