@@ -60,6 +60,12 @@ class TrainConfig:
         metadata={"help": "--target=boundary: particle pixels within this many px of another particle or the "
                           "background are boundary.", "resume": "same"},
     )
+    init_from: str = dataclasses.field(
+        default="",
+        metadata={"help": "Start from these weights instead of random ones (fine-tuning): a run directory or a "
+                          ".keras file of the same architecture and target; recorded with a hash of the weights.",
+                  "resume": "same"},
+    )
     batch_size: int = dataclasses.field(
         default=8, metadata={"help": "Global batch size (split over replicas).", "resume": "same"}
     )
@@ -139,6 +145,7 @@ class TrainConfig:
             raise TrainingError(str(err)) from None
         return dataclasses.replace(
             self,
+            init_from=os.path.abspath(self.init_from) if self.init_from else "",
             num_blocks=n,
             pool_sizes=pools,
             dilations=dils,
@@ -159,6 +166,7 @@ DERIVED_SAME = {
     "steps_per_epoch": "the dataset in --data_dir changed: steps per epoch",
     "preprocessing": "the dataset in --data_dir changed: its preprocessing",
     "dataset_fingerprint": "the dataset in --data_dir was rebuilt (another split or other shard contents)",
+    "init_weights_sha256": "the weights in --init_from changed",
 }
 
 
@@ -184,7 +192,7 @@ class SettingChange:
     def describe(self, trained: str = "this run was trained with") -> str:
         """E.g. ``--learning_rate is 0.01 but this run was trained with 0.001``."""
         old, new = _shown(self.old), _shown(self.new)
-        if self.name == "dataset_fingerprint":  # two hashes: their first digits tell them apart
+        if self.name in ("dataset_fingerprint", "init_weights_sha256"):  # hashes: their first digits tell them apart
             old, new = old[:12], new[:12]
         if self.name in DERIVED_SAME:
             return f"{DERIVED_SAME[self.name]} is {new} but {trained} {old}"

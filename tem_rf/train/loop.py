@@ -179,6 +179,9 @@ class Trainer:
                 ]
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
+        self.architecture = architecture_name(config.num_blocks, config.pool_sizes, config.dilations)
+        # Fine-tuning: the start weights (a resume restores its checkpoint over them).
+        self.init_weights_sha256 = self._load_init_weights() if config.init_from else None
         # Plain (per-worker) counters: every worker assigns them the same values.
         self.state = _State(
             epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
@@ -194,7 +197,6 @@ class Trainer:
             best_weights=self.best_weights,
         )
         self.description = describe_model(self.model, self.pixel_size_nm)
-        self.architecture = architecture_name(config.num_blocks, config.pool_sizes, config.dilations)
         jit_compile = config.jit_compile
         if jit_compile and self.strategy.num_replicas_in_sync > 1:
             # Synchronised batch norm all-reduces inside the forward pass, which XLA's
@@ -278,6 +280,37 @@ class Trainer:
             "soft_dice": float(self.soft_dice.result()),
         }
 
+    def _load_init_weights(self) -> str:
+        """Sets the model's weights to those of ``--init_from`` and returns their SHA-256; a source
+        that cannot be read or holds another architecture or target is a `TrainingError` naming
+        both."""
+        import hashlib
+
+        from tem_rf.train.rundir import ModelLoadError, load_run
+
+        source = self.config.init_from
+        try:
+            model, config, _ = load_run(source)
+        except (ModelLoadError, OSError) as err:
+            raise TrainingError(f"--init_from {source}: cannot be loaded ({err})") from None
+        theirs = config.get("architecture") or model.name
+        classes = model.outputs[0].shape[-1]
+        mine = f"{self.architecture} ({self.config.num_classes} classes, --target={self.config.target})"
+        shapes = [tuple(w.shape) for w in model.weights]
+        if theirs != self.architecture or classes != self.config.num_classes or shapes != [
+                tuple(w.shape) for w in self.model.weights]:
+            raise TrainingError(
+                f"--init_from {source} holds {theirs} ({classes} classes) but this run is {mine}: its weights do "
+                "not fit; start from a run of this architecture and target, or train from scratch"
+            )
+        weights = model.get_weights()
+        self.model.set_weights(weights)
+        digest = hashlib.sha256()
+        for array in weights:
+            digest.update(np.ascontiguousarray(array).tobytes())
+        logger.info("starting from the weights of %s (sha256 %s...)", source, digest.hexdigest()[:12])
+        return digest.hexdigest()
+
     # -- outputs -------------------------------------------------------------------------------
 
     def resolved_config(self) -> dict[str, Any]:
@@ -308,6 +341,8 @@ class Trainer:
             particle_diameter_px=self.data_info.get("particle_diameter_px"),
             # What the dataset was (split membership, shard contents): a resume on a rebuilt one is refused.
             dataset_fingerprint=dataset_fingerprint(self.data_info),
+            # Fine-tuning: which weights the run started from (part of the resume contract).
+            init_weights_sha256=self.init_weights_sha256,
             tem_rf_version=tem_rf.__version__,
         )
         return resolved
