@@ -404,6 +404,8 @@ WRITER_CASES = [
                               "--pixel_size_nm=0.5"), "raw", ".raw.tmp-k1lled0x/images/low_res_000.tif"),
     ("export", "experiments.export", ("--model={src}/run", "--out_dir={ws}/export", "--raw_dtypes="), "export",
      ".export.tmp-k1lled0x/saved_model.pb"),
+    ("evaluate", "experiments.evaluate", ("--run_dir={src}/run", "--out_dir={ws}/ev", "--noaugment"), "ev",
+     "ev/.eval_test.csv.k1lled0x.tmp"),
 ]
 
 

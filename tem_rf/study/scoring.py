@@ -96,6 +96,7 @@ def evaluate_run(
     problem.
     """
     from tem_rf.core.files import os_error_text, write_csv, write_json
+    from tem_rf.core.locks import output_lock, remove_stale_temporaries
     from tem_rf.core.outputs import check_new_files, new_files
     from tem_rf.train.rundir import RunDir
 
@@ -113,12 +114,17 @@ def evaluate_run(
     out_dir = Path(out_dir) if out_dir else run.path
     paths = {"csv": out_dir / f"{stem}.csv", "json": out_dir / f"{stem}.json"}
     check_new_files(paths.values(), overwrite)  # before the scoring, not after it
-    summary, rows = evaluate_model(run.load_model(weights), data_dir, split, augment=augment, batch_size=batch_size)
-    summary.update(run=str(run_path), weights=weights, data_dir=str(data_dir))
-    try:
-        with new_files(paths.values(), overwrite=overwrite) as temporary:
-            write_csv(temporary[paths["csv"]], rows)
-            write_json(temporary[paths["json"]], summary)
-    except OSError as err:
-        raise OSError(f"{out_dir}: cannot write the results: {os_error_text(err)}") from err
+    # One writer per output folder (a second evaluate into it is refused at once); under the lock
+    # a killed run's temporaries go.
+    with output_lock(out_dir):
+        remove_stale_temporaries(paths.values())
+        check_new_files(paths.values(), overwrite)
+        summary, rows = evaluate_model(run.load_model(weights), data_dir, split, augment=augment, batch_size=batch_size)
+        summary.update(run=str(run_path), weights=weights, data_dir=str(data_dir))
+        try:
+            with new_files(paths.values(), overwrite=overwrite) as temporary:
+                write_csv(temporary[paths["csv"]], rows)
+                write_json(temporary[paths["json"]], summary)
+        except OSError as err:
+            raise OSError(f"{out_dir}: cannot write the results: {os_error_text(err)}") from err
     return summary, paths

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tem_rf.core.files import write_csv, write_json
+from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.outputs import check_new_files, new_files
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.study import false_negatives, fourier, plots
@@ -224,162 +225,171 @@ def analyze_sweep(
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: is a file, not a folder (--out_dir)")
     check_new_files([out_dir / name for name in analysis_files()], overwrite)
-    # TensorFlow only now, once the input is known to be usable.
-    from tem_rf.study import erf as erf_lib
+    # One writer per output folder (a second analysis into it is refused at once); under the lock
+    # a killed run's temporaries go.
+    with output_lock(out_dir):
+        remove_stale_temporaries([out_dir / name for name in analysis_files()])
+        check_new_files([out_dir / name for name in analysis_files()], overwrite)
+        # TensorFlow only now, once the input is known to be usable.
+        from tem_rf.study import erf as erf_lib
 
-    # Data: the unaugmented patches of the split; example indices checked before any output.
-    patches = load_patches(data_dir, split, max_patches=max_patches)
-    if example_indices:
-        bad = [i for i in example_indices if not 0 <= i < len(patches.images)]
-        if bad:
-            raise ValueError(f"example indices {bad} are outside the {len(patches.images)} patches")
-
-    # Every file of the analysis is written as one result: none replaces a file without
-    # overwrite, and a failure half-way leaves the folder as it was.
-    with new_files([out_dir / name for name in analysis_files()], overwrite=overwrite) as temporary:
-
-        def staged(name: str) -> Path:
-            return temporary[out_dir / name]
-
-        outputs: dict[str, str] = {}
-        report: dict[str, Any] = {"sweep_dir": str(sweep_dir), "split": split, "outputs": outputs}
-
-        # Dice vs receptive field: the sweep's own figure when it exists.
-        existing = sweep_dir / sweep_lib.FIGURE
-        if existing.exists() and not redraw_dice_vs_rf:
-            outputs["dice_vs_receptive_field"] = str(existing)
-        else:
-            rows = sweep_lib.aggregate(sweep_dir)
-            write_csv(staged("results.csv"), rows)
-            sweep_lib.plot_dice_vs_receptive_field(rows, staged(sweep_lib.FIGURE))
-            outputs["results_csv"] = str(out_dir / "results.csv")
-            outputs["dice_vs_receptive_field"] = str(out_dir / sweep_lib.FIGURE)
-
-        report |= {"data_dir": str(data_dir), "patches": len(patches.images), "pixel_size_nm": pixel_size}
-
-        # Networks.
-        report["architectures"] = series
-        report["pool_vs_dilation"] = list(pair) if pair else None
-        report["runs"] = {a: str(info.run.path) for a, info in chosen_runs.items()}
-        masks: dict[str, np.ndarray] = {}
-        models = {}
-        for name, info in chosen_runs.items():
-            logger.info("predicting with %s", info.run.path)
-            models[name] = info.run.load_model(weights)
-            masks[name] = false_negatives.predict_masks(models[name], patches.images, batch_size=batch_size)
-        rf_px = {name: run.receptive_field_px for name, run in chosen_runs.items()}
-
-        # Fourier filter.
-        if band is None:
-            options = dict(band_options or {})
-            if not any(options.get(k) for k in ("band_px", "band_nm_inv", "lattice_spacings_nm")):
-                options["images"] = fourier.radial_spectrum(patches.images)
-            band = fourier.resolve_band(pixel_size_nm=pixel_size, fft_size=patches.images.shape[-1], **options)
-        masks[REFERENCE] = fourier.segment(patches.images, band)
-        report["fourier_band_cycles_per_px"] = [band.low, band.high]
-        report["fourier_band_nm_inv"] = list(band.nm_inv(pixel_size)) if pixel_size else None
-
-        # Examples for the figures.
+        # Data: the unaugmented patches of the split; example indices checked before any output.
+        patches = load_patches(data_dir, split, max_patches=max_patches)
         if example_indices:
-            examples = list(example_indices)
-        else:
-            examples = choose_examples(patches.labels, [masks[a] for a in series], num_examples)
-        report["example_patches"] = [{"index": i} | patches.info[i] for i in examples]
-        ex_images, ex_labels = patches.images[examples], patches.labels[examples]
+            bad = [i for i in example_indices if not 0 <= i < len(patches.images)]
+            if bad:
+                raise ValueError(f"example indices {bad} are outside the {len(patches.images)} patches")
 
-        def method(name: str, subset: list[int] | None = examples) -> plots.Method:
-            selected = masks[name] if subset is None else masks[name][subset]
-            return plots.Method(name, selected, rf_px.get(name))
+        # Every file of the analysis is written as one result: none replaces a file without
+        # overwrite, and a failure half-way leaves the folder as it was.
+        with new_files([out_dir / name for name in analysis_files()], overwrite=overwrite) as temporary:
 
-        plots.plot_segmentation_overlays(
-            ex_images, ex_labels, [method(a) for a in series], staged("segmentation_overlays.png"),
-            pixel_size_nm=pixel_size, title=f"Segmentations of the same {split} patches, growing receptive field",
-        )
-        outputs["segmentation_overlays"] = str(out_dir / "segmentation_overlays.png")
-        if pair:
-            pair_examples = examples
-            if not example_indices:
-                pair_examples = choose_examples(patches.labels, [masks[pair[0]], masks[pair[1]]], num_examples)
-            plots.plot_pool_vs_dilation(
-                patches.images[pair_examples], patches.labels[pair_examples],
-                method(pair[0], pair_examples), method(pair[1], pair_examples),
-                staged("pool_vs_dilation.png"), pixel_size_nm=pixel_size,
-                zoom_px=max(32, patches.images.shape[-1] // 4),
+            def staged(name: str) -> Path:
+                return temporary[out_dir / name]
+
+            outputs: dict[str, str] = {}
+            report: dict[str, Any] = {"sweep_dir": str(sweep_dir), "split": split, "outputs": outputs}
+
+            # Dice vs receptive field: the sweep's own figure when it exists.
+            existing = sweep_dir / sweep_lib.FIGURE
+            if existing.exists() and not redraw_dice_vs_rf:
+                outputs["dice_vs_receptive_field"] = str(existing)
+            else:
+                rows = sweep_lib.aggregate(sweep_dir)
+                write_csv(staged("results.csv"), rows)
+                sweep_lib.plot_dice_vs_receptive_field(rows, staged(sweep_lib.FIGURE))
+                outputs["results_csv"] = str(out_dir / "results.csv")
+                outputs["dice_vs_receptive_field"] = str(out_dir / sweep_lib.FIGURE)
+
+            report |= {"data_dir": str(data_dir), "patches": len(patches.images), "pixel_size_nm": pixel_size}
+
+            # Networks.
+            report["architectures"] = series
+            report["pool_vs_dilation"] = list(pair) if pair else None
+            report["runs"] = {a: str(info.run.path) for a, info in chosen_runs.items()}
+            masks: dict[str, np.ndarray] = {}
+            models = {}
+            for name, info in chosen_runs.items():
+                logger.info("predicting with %s", info.run.path)
+                models[name] = info.run.load_model(weights)
+                masks[name] = false_negatives.predict_masks(models[name], patches.images, batch_size=batch_size)
+            rf_px = {name: run.receptive_field_px for name, run in chosen_runs.items()}
+
+            # Fourier filter.
+            if band is None:
+                options = dict(band_options or {})
+                if not any(options.get(k) for k in ("band_px", "band_nm_inv", "lattice_spacings_nm")):
+                    options["images"] = fourier.radial_spectrum(patches.images)
+                band = fourier.resolve_band(pixel_size_nm=pixel_size, fft_size=patches.images.shape[-1], **options)
+            masks[REFERENCE] = fourier.segment(patches.images, band)
+            report["fourier_band_cycles_per_px"] = [band.low, band.high]
+            report["fourier_band_nm_inv"] = list(band.nm_inv(pixel_size)) if pixel_size else None
+
+            # Examples for the figures.
+            if example_indices:
+                examples = list(example_indices)
+            else:
+                examples = choose_examples(patches.labels, [masks[a] for a in series], num_examples)
+            report["example_patches"] = [{"index": i} | patches.info[i] for i in examples]
+            ex_images, ex_labels = patches.images[examples], patches.labels[examples]
+
+            def method(name: str, subset: list[int] | None = examples) -> plots.Method:
+                selected = masks[name] if subset is None else masks[name][subset]
+                return plots.Method(name, selected, rf_px.get(name))
+
+            plots.plot_segmentation_overlays(
+                ex_images, ex_labels, [method(a) for a in series], staged("segmentation_overlays.png"),
+                pixel_size_nm=pixel_size, title=f"Segmentations of the same {split} patches, growing receptive field",
             )
-            outputs["pool_vs_dilation"] = str(out_dir / "pool_vs_dilation.png")
-        else:
-            logger.warning("no max-pooling/dilation pair with the same N in the sweep: pool_vs_dilation.png skipped")
-
-        # False negatives vs Fourier filtering.
-        compared = {REFERENCE: masks[REFERENCE]} | {a: masks[a] for a in series}
-        fn_rows = false_negatives.compare_false_negatives(patches.labels, compared, REFERENCE, patches.info)
-        for row in fn_rows:
-            row["receptive_field_px"] = rf_px.get(row["method"])
-            row["receptive_field_nm"] = rf_px[row["method"]] * pixel_size if pixel_size and row["method"] in rf_px else None
-        fn_summary = false_negatives.summarize_fn_overlap(fn_rows, REFERENCE)
-        for row in fn_summary:
-            row["receptive_field_px"] = rf_px.get(row["method"])
-            row["receptive_field_nm"] = rf_px[row["method"]] * pixel_size if pixel_size and row["method"] in rf_px else None
-        write_csv(staged("fn_overlap.csv"), fn_rows)
-        write_csv(staged("fn_overlap_summary.csv"), fn_summary)
-        plots.plot_false_negative_maps(
-            ex_images, ex_labels, [method(REFERENCE)] + [method(a) for a in series],
-            staged("fourier_fn_maps.png"), reference=REFERENCE, pixel_size_nm=pixel_size,
-        )
-        labels_for = {a: f"{a}\n{plots.rf_label(rf_px[a], pixel_size)}" for a in series}
-        plots.plot_fn_overlap_summary(fn_rows, fn_summary, staged("fn_overlap_summary.png"),
-                                      reference=REFERENCE, method_labels=labels_for)
-        outputs |= {
-            "fn_overlap_csv": str(out_dir / "fn_overlap.csv"),
-            "fn_overlap_summary_csv": str(out_dir / "fn_overlap_summary.csv"),
-            "fourier_fn_maps": str(out_dir / "fourier_fn_maps.png"),
-            "fn_overlap_summary": str(out_dir / "fn_overlap_summary.png"),
-        }
-        report["fn_overlap_summary"] = fn_summary
-
-        # Effective receptive fields at the patch centre, averaged over the first erf_images patches.
-        erf_rows, profile_rows, erfs = [], [], []
-        erf_set = patches.images[: max(1, erf_images)]
-        for name in series:
-            field = erf_lib.effective_receptive_field(models[name], erf_set, batch_size=batch_size)
-            if field.window.clipped:
-                logger.warning(
-                    "%s: the theoretical window does not fit in a %dx%d patch; its effective receptive "
-                    "field is clipped (radius_95 underestimates)", name, *erf_set.shape[1:3],
+            outputs["segmentation_overlays"] = str(out_dir / "segmentation_overlays.png")
+            if pair:
+                pair_examples = examples
+                if not example_indices:
+                    pair_examples = choose_examples(patches.labels, [masks[pair[0]], masks[pair[1]]], num_examples)
+                plots.plot_pool_vs_dilation(
+                    patches.images[pair_examples], patches.labels[pair_examples],
+                    method(pair[0], pair_examples), method(pair[1], pair_examples),
+                    staged("pool_vs_dilation.png"), pixel_size_nm=pixel_size,
+                    zoom_px=max(32, patches.images.shape[-1] // 4),
                 )
-            erfs.append((name, field))
-            erf_rows.append(
-                {
-                    "architecture": name,
-                    "receptive_field_px": field.theoretical_rf_px,
-                    "receptive_field_nm": field.theoretical_rf_px * pixel_size if pixel_size else None,
-                    "window_height_px": field.window.height,
-                    "window_width_px": field.window.width,
-                    "window_clipped": field.window.clipped,
-                    "radius_95_px": field.radius_95,
-                    "radius_95_nm": field.radius_95 * pixel_size if pixel_size else None,
-                    "radius_95_over_half_rf": field.radius_95 / (field.theoretical_rf_px / 2),
-                    "images": field.num_images,
-                }
+                outputs["pool_vs_dilation"] = str(out_dir / "pool_vs_dilation.png")
+            else:
+                logger.warning("no max-pooling/dilation pair with the same N in the sweep: "
+                               "pool_vs_dilation.png skipped")
+
+            # False negatives vs Fourier filtering.
+            compared = {REFERENCE: masks[REFERENCE]} | {a: masks[a] for a in series}
+            fn_rows = false_negatives.compare_false_negatives(patches.labels, compared, REFERENCE, patches.info)
+            for row in fn_rows:
+                row["receptive_field_px"] = rf_px.get(row["method"])
+                known = pixel_size and row["method"] in rf_px
+                row["receptive_field_nm"] = rf_px[row["method"]] * pixel_size if known else None
+            fn_summary = false_negatives.summarize_fn_overlap(fn_rows, REFERENCE)
+            for row in fn_summary:
+                row["receptive_field_px"] = rf_px.get(row["method"])
+                known = pixel_size and row["method"] in rf_px
+                row["receptive_field_nm"] = rf_px[row["method"]] * pixel_size if known else None
+            write_csv(staged("fn_overlap.csv"), fn_rows)
+            write_csv(staged("fn_overlap_summary.csv"), fn_summary)
+            plots.plot_false_negative_maps(
+                ex_images, ex_labels, [method(REFERENCE)] + [method(a) for a in series],
+                staged("fourier_fn_maps.png"), reference=REFERENCE, pixel_size_nm=pixel_size,
             )
-            for radius, value, cumulative in zip(field.radius, field.profile, field.cumulative):
-                profile_rows.append(
-                    {"architecture": name, "radius_px": int(radius),
-                     "radius_nm": radius * pixel_size if pixel_size else None,
-                     "mean_abs_gradient": float(value), "cumulative_fraction": float(cumulative)}
+            labels_for = {a: f"{a}\n{plots.rf_label(rf_px[a], pixel_size)}" for a in series}
+            plots.plot_fn_overlap_summary(fn_rows, fn_summary, staged("fn_overlap_summary.png"),
+                                          reference=REFERENCE, method_labels=labels_for)
+            outputs |= {
+                "fn_overlap_csv": str(out_dir / "fn_overlap.csv"),
+                "fn_overlap_summary_csv": str(out_dir / "fn_overlap_summary.csv"),
+                "fourier_fn_maps": str(out_dir / "fourier_fn_maps.png"),
+                "fn_overlap_summary": str(out_dir / "fn_overlap_summary.png"),
+            }
+            report["fn_overlap_summary"] = fn_summary
+
+            # Effective receptive fields at the patch centre, averaged over the first erf_images patches.
+            erf_rows, profile_rows, erfs = [], [], []
+            erf_set = patches.images[: max(1, erf_images)]
+            for name in series:
+                field = erf_lib.effective_receptive_field(models[name], erf_set, batch_size=batch_size)
+                if field.window.clipped:
+                    logger.warning(
+                        "%s: the theoretical window does not fit in a %dx%d patch; its effective receptive "
+                        "field is clipped (radius_95 underestimates)", name, *erf_set.shape[1:3],
+                    )
+                erfs.append((name, field))
+                erf_rows.append(
+                    {
+                        "architecture": name,
+                        "receptive_field_px": field.theoretical_rf_px,
+                        "receptive_field_nm": field.theoretical_rf_px * pixel_size if pixel_size else None,
+                        "window_height_px": field.window.height,
+                        "window_width_px": field.window.width,
+                        "window_clipped": field.window.clipped,
+                        "radius_95_px": field.radius_95,
+                        "radius_95_nm": field.radius_95 * pixel_size if pixel_size else None,
+                        "radius_95_over_half_rf": field.radius_95 / (field.theoretical_rf_px / 2),
+                        "images": field.num_images,
+                    }
                 )
-        plots.plot_effective_receptive_fields(erfs, staged("effective_receptive_field.png"), pixel_size_nm=pixel_size)
-        write_csv(staged("erf.csv"), erf_rows)
-        write_csv(staged("erf_profiles.csv"), profile_rows)
-        outputs |= {
-            "effective_receptive_field": str(out_dir / "effective_receptive_field.png"),
-            "erf_csv": str(out_dir / "erf.csv"),
-            "erf_profiles_csv": str(out_dir / "erf_profiles.csv"),
-        }
-        report["erf"] = erf_rows
-        outputs["analysis_json"] = str(out_dir / "analysis.json")
-        write_json(staged("analysis.json"), report, default=str)
-    return report
+                for radius, value, cumulative in zip(field.radius, field.profile, field.cumulative):
+                    profile_rows.append(
+                        {"architecture": name, "radius_px": int(radius),
+                         "radius_nm": radius * pixel_size if pixel_size else None,
+                         "mean_abs_gradient": float(value), "cumulative_fraction": float(cumulative)}
+                    )
+            plots.plot_effective_receptive_fields(erfs, staged("effective_receptive_field.png"),
+                                                  pixel_size_nm=pixel_size)
+            write_csv(staged("erf.csv"), erf_rows)
+            write_csv(staged("erf_profiles.csv"), profile_rows)
+            outputs |= {
+                "effective_receptive_field": str(out_dir / "effective_receptive_field.png"),
+                "erf_csv": str(out_dir / "erf.csv"),
+                "erf_profiles_csv": str(out_dir / "erf_profiles.csv"),
+            }
+            report["erf"] = erf_rows
+            outputs["analysis_json"] = str(out_dir / "analysis.json")
+            write_json(staged("analysis.json"), report, default=str)
+        return report
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

@@ -130,3 +130,24 @@ def test_an_earlier_analysis_is_replaced_only_with_overwrite_and_as_a_whole(fake
     written = {Path(path).name for path in report["outputs"].values()}
     assert sorted(p.name for p in out.iterdir()) == sorted(written | {"notes.txt"})
     assert not [p for p in tmp_path.rglob(".*")]  # no temporaries
+
+
+def test_a_second_analysis_into_the_same_folder_is_refused_and_a_killed_ones_temporaries_go(fake_sweep, tmp_path):
+    import os
+
+    from tem_rf.core.locks import output_lock
+
+    sweep, _ = fake_sweep
+    out = tmp_path / "analysis"
+    args = (f"--sweep_dir={sweep}", f"--out_dir={out}", "--max_patches=2", "--erf_images=1", "--num_examples=1")
+    with output_lock(out):  # as another analysis writing there holds it
+        result = _run(*args)
+    assert result.returncode == 1 and not out.exists()
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {out}: another tem_rf command (pid {os.getpid()}) is writing this output; wait for it to end or "
+        "choose another output")
+    out.mkdir()
+    (out / ".results.csv.k1lled0x.tmp").write_text("left by a killed analysis")
+    (out / ".mine.tmp").write_text("a user's hidden file")
+    assert _run(*args).returncode == 0
+    assert sorted(p.name for p in out.glob(".*")) == [".mine.tmp"]
