@@ -45,6 +45,12 @@ class _IntTupleSerializer(flags.ArgumentSerializer):
         return ",".join(map(str, value))
 
 
+def option(default: Any, help_text: str, **metadata: Any) -> Any:
+    """A dataclass field of an options class: its default, the flag's help text, and metadata
+    such as ``choices``, ``lower_bound`` or ``flag`` (see `define_flags_from_dataclass`)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, **metadata})
+
+
 def define_flags_from_dataclass(
     config_class: type,
     field_names: Iterable[str] | None = None,

@@ -7,41 +7,38 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tem_rf.core.cli import option
 from tem_rf.data.dataset import DEFAULT_NUM_SHARDS, DEFAULT_SPLIT_FRACTIONS, DEFAULT_VAL_FRACTION
 from tem_rf.data.preprocess import (
     DEFAULT_MIN_PARTICLE_PIXELS, DEFAULT_PATCH_SIZE, DEFAULT_XRAY_THRESHOLD, EDGE_MODES,
 )
 
 
-def _option(default: Any, help_text: str, **metadata: Any) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help_text, **metadata})
-
-
 @dataclasses.dataclass(frozen=True)
 class DatasetOptions:
     """How micrographs and masks become patches, and which split each image goes to."""
 
-    pixel_size_nm: float | None = _option(
+    pixel_size_nm: float | None = option(
         None, "Pixel size in nm, used for images whose files carry none in their metadata.")
-    patch_size: int = _option(DEFAULT_PATCH_SIZE, "Patch height and width in pixels.", lower_bound=1)
-    min_particle_pixels: int = _option(
+    patch_size: int = option(DEFAULT_PATCH_SIZE, "Patch height and width in pixels.", lower_bound=1)
+    min_particle_pixels: int = option(
         DEFAULT_MIN_PARTICLE_PIXELS, "Drop patches with fewer particle pixels than this.", lower_bound=0)
-    split: str = _option(",".join(f"{f:g}" for f in DEFAULT_SPLIT_FRACTIONS), "Train,val,test fractions of source images.")
-    split_files: str | None = _option(
+    split: str = option(",".join(f"{f:g}" for f in DEFAULT_SPLIT_FRACTIONS), "Train,val,test fractions of source images.")
+    split_files: str | None = option(
         None, "Keep a published split instead of --split: train=PATH[,val=PATH][,test=PATH], each file listing "
         "image stems or file names (one per line, or a CSV with a filename column). Images in no list are left out.")
-    val_fraction: float | None = _option(
+    val_fraction: float | None = option(
         None, f"With --split_files of train (and test) only: this share of the train list's images becomes "
         f"validation (default {DEFAULT_VAL_FRACTION:g}; 0: no validation split).")
-    seed: int = _option(0, "Seed of the image-to-split assignment.")
-    frame: int | None = _option(
+    seed: int = option(0, "Seed of the image-to-split assignment.")
+    frame: int | None = option(
         None, "Take this frame (from 0) of every stack / time series in --images.", lower_bound=0)
-    signal: str | None = _option(None, "Take the signal with this title from files holding several (e.g. 'HAADF').")
-    num_shards: int = _option(DEFAULT_NUM_SHARDS, "Most TFRecord shards per split.", lower_bound=1)
-    xray_threshold: float = _option(
+    signal: str | None = option(None, "Take the signal with this title from files holding several (e.g. 'HAADF').")
+    num_shards: int = option(DEFAULT_NUM_SHARDS, "Most TFRecord shards per split.", lower_bound=1)
+    xray_threshold: float = option(
         DEFAULT_XRAY_THRESHOLD, "X-ray outlier threshold in robust standard deviations from the 3x3 median; "
         "0 disables.", lower_bound=0.0)
-    edge: str = _option(
+    edge: str = option(
         "shift", "Images not a multiple of --patch_size: 'shift' the last patch inward to the edge, or 'drop' the "
         "leftover strip.", choices=EDGE_MODES)
 

@@ -560,14 +560,13 @@ def measure_particles(
         excluded = _binary(exclude, "exclude")
         if excluded.shape != binary.shape:
             raise ValueError(f"exclude has shape {excluded.shape}, the mask {binary.shape}")
-        cut = _CutBy(excluded, on_labels)
         particles, labels = measure_particles(
             binary & ~excluded, pixel_size_nm, probability=probability, boundary=boundary,
             instance_rule=instance_rule, min_area_nm2=min_area_nm2,
             min_area_px=min_area_px, fill=fill, split_touching=split_touching, split_depth_px=split_depth_px,
-            split_depth_fraction=split_depth_fraction, return_labels=True, on_labels=cut.labels_known,
+            split_depth_fraction=split_depth_fraction, return_labels=True, on_labels=on_labels,
             threads=threads)
-        particles = cut.flagged(particles, labels)
+        particles = _cut_by(particles, labels, excluded)
         return (particles, labels) if return_labels else particles
     pixel_size_nm = pixel_size_or_none(pixel_size_nm)
     probability = _probability(probability, binary.shape)
@@ -601,22 +600,12 @@ def measure_particles(
     return (particles, labels) if return_labels else particles
 
 
-@dataclass
-class _CutBy:
-    """Particles next to left-out pixels (``excluded``) are cut by them: `flagged` marks them
-    ``touches_edge``. ``labels_known`` passes the labels on to the caller's ``on_labels``."""
-
-    excluded: np.ndarray
-    on_labels: Callable[[np.ndarray], Any] | None
-
-    def labels_known(self, labels: np.ndarray) -> None:
-        if self.on_labels is not None:
-            self.on_labels(labels)
-
-    def flagged(self, particles: list[Particle], labels: np.ndarray) -> list[Particle]:
-        border = ndimage.binary_dilation(self.excluded, structure=_EIGHT)
-        cut = set(np.unique(labels[border]).tolist()) - {0}
-        return [dataclasses.replace(p, touches_edge=True) if p.id in cut else p for p in particles]
+def _cut_by(particles: list[Particle], labels: np.ndarray, excluded: np.ndarray) -> list[Particle]:
+    """``particles`` with those next to left-out pixels (``excluded``) flagged ``touches_edge``:
+    they are cut by them as by the image edge."""
+    border = ndimage.binary_dilation(excluded, structure=_EIGHT)
+    cut = set(np.unique(labels[border]).tolist()) - {0}
+    return [dataclasses.replace(p, touches_edge=True) if p.id in cut else p for p in particles]
 
 
 def _measure_learned(binary, pixel_size_nm, probability, boundary, rule, min_area_px, fill, return_labels, on_labels):

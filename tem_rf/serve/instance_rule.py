@@ -20,6 +20,7 @@ and ``measure`` read particles with it. `train_and_fit` is training followed by 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import math
@@ -53,6 +54,7 @@ def _validation_maps(run_dir: Path, split: str, predictor: Any) -> list[tuple[An
     from tem_rf.data.dataset import read_dataset_info
     from tem_rf.data.instance_masks import read_instance_labels
     from tem_rf.data.reading import InputError, read_micrograph
+    from tem_rf.particles.measure import fill_holes
     from tem_rf.serve.scale import plan_scale
     from tem_rf.serve.segment import segment_sample
     from tem_rf.train.rundir import RunDir
@@ -71,6 +73,8 @@ def _validation_maps(run_dir: Path, split: str, predictor: Any) -> list[tuple[An
             return plan_scale(path, shape, None, "unknown", None, "never")
 
         maps, _, excluded, _ = segment_sample(micrograph.data, predictor, plan_for, path=path)
+        # holes filled once here, not in each of the grid's rules (`_score` passes fill=False)
+        maps = dataclasses.replace(maps, mask=fill_holes(maps.mask.astype(bool)))
         found.append((maps, read_instance_labels(source["mask_path"]), excluded))
     return found
 
@@ -81,7 +85,8 @@ def _score(items: list, rule: Any, min_area_px: float) -> dict[str, Any]:
 
     scores = []
     for maps, true, excluded in items:
-        labels = instances_from_boundary(maps.probability, maps.boundary, maps.mask, rule=rule, min_area_px=min_area_px)
+        labels = instances_from_boundary(maps.probability, maps.boundary, maps.mask, rule=rule, min_area_px=min_area_px,
+                                         fill=False)
         if excluded is not None:
             labels[excluded] = 0
         scores.append(score_instances(labels, true, None, return_samples=True))

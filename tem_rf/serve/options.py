@@ -11,41 +11,38 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tem_rf.core.cli import option
 from tem_rf.data.burned_in import INFO_BAR_MODES
 from tem_rf.serve.scale import RESAMPLE_POLICIES, RESCALE_POLICIES
 from tem_rf.serve.segment import OVERLAY_MAX_SIZE
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE
 
 
-def _option(default: Any, help_text: str, **metadata: Any) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help_text, **metadata})
-
-
 @dataclasses.dataclass(frozen=True)
 class MicrographOptions:
     """How each micrograph is segmented and its particles found."""
 
-    tile_size: int = _option(
+    tile_size: int = option(
         DEFAULT_TILE_SIZE, "Core tile size in px (rounded up to the size divisor); bounds memory. 0: one pass per image.",
         lower_bound=0)
-    batch_size: int = _option(1, "Tiles per network call.", lower_bound=1)
+    batch_size: int = option(1, "Tiles per network call.", lower_bound=1)
     # Checked by the library (one message for NaN and for values outside [0, 1]).
-    threshold: float = _option(0.5, "Particle where the probability exceeds this (0-1).")
-    min_particle_area_nm2: float | None = _option(
+    threshold: float = option(0.5, "Particle where the probability exceeds this (0-1).")
+    min_particle_area_nm2: float | None = option(
         None, "Smallest particle counted, in nm^2 (default 1; needs the pixel size).")
-    min_particle_area_px: float | None = _option(
+    min_particle_area_px: float | None = option(
         None, "Smallest particle counted, in px (instead of --min_particle_area_nm2).")
-    pixel_size_nm: float | None = _option(None, "Pixel size (nm) of micrographs whose file records none.")
-    resample: str = _option(
+    pixel_size_nm: float | None = option(None, "Pixel size (nm) of micrographs whose file records none.")
+    resample: str = option(
         "auto", "auto: the network sees each micrograph resampled to its training pixel size; never: at the "
         "micrograph's own grid.", choices=RESAMPLE_POLICIES)
-    rescale: str = _option(
+    rescale: str = option(
         "never", "auto: a network trained without a pixel size sees micrographs rescaled so their particles have "
         "the trained sizes in px (see README).", choices=RESCALE_POLICIES)
-    info_bar: str = _option(
+    info_bar: str = option(
         "auto", "auto: find the info bar microscope software appends (a flat full-width strip at the bottom or "
         "top) and leave it out of the mask and the particles; keep: segment it too.", choices=INFO_BAR_MODES)
-    exclude_regions: str | None = _option(
+    exclude_regions: str | None = option(
         None, "Regions that are not sample (scale bars, panel letters) as NumPy slices in px, ROWS,COLS;...: "
         "e.g. '-60:,:' is the bottom 60 rows, '0:40,0:60' the top-left corner.")
 
@@ -60,15 +57,15 @@ class MicrographOptions:
 class SegmentOptions(MicrographOptions):
     """`MicrographOptions` plus what ``segment`` reads and writes."""
 
-    frame: int | None = _option(
+    frame: int | None = option(
         None, "Segment this frame (0-based) of stacks and time series; refused for single images.")
-    signal: str | None = _option(
+    signal: str | None = option(
         None, "In files with several signals (DM, Velox EMD), segment the one with this title.")
-    save_probability: bool = _option(False, "Also write <stem>_prob.tif.")
-    overlay: bool = _option(True, "Write <stem>_overlay.png (mask outlines in red).")
-    overlay_max_size: int = _option(OVERLAY_MAX_SIZE, "Overlays of larger images are downsampled to this.",
+    save_probability: bool = option(False, "Also write <stem>_prob.tif.")
+    overlay: bool = option(True, "Write <stem>_overlay.png (mask outlines in red).")
+    overlay_max_size: int = option(OVERLAY_MAX_SIZE, "Overlays of larger images are downsampled to this.",
                                     lower_bound=16)
-    measure: bool = _option(
+    measure: bool = option(
         True, "Measure the particles: <stem>_particles.csv, <stem>_labels.tif, counts and sizes.")
 
 

@@ -401,7 +401,7 @@ def segment_sample(
     ``exclude_regions`` are 0 in the mask. ``plan_for(shape)`` gives the scale plan of the part
     segmented. Returns the maps on the whole micrograph, the plan used, the left-out pixels (or
     None) and what was left out (`tem_rf.data.burned_in.exclusion_record`)."""
-    from tem_rf.data.burned_in import exclusion_mask, exclusion_record, find_info_bar, parse_regions
+    from tem_rf.data.burned_in import find_info_bar, parse_regions
 
     regions = parse_regions(exclude_regions)
     bar = find_info_bar(image, info_bar)
@@ -419,10 +419,19 @@ def segment_sample(
             return full
 
         maps = PixelMaps(whole(maps.probability), whole(maps.mask), whole(maps.boundary), maps.rule)
-    excluded = exclusion_mask(image.shape, info_bar=bar, regions=regions)
-    if regions and excluded is not None:
+    maps, excluded, record = leave_out(maps, bar, regions)
+    return maps, plan, excluded, record
+
+
+def leave_out(maps: PixelMaps, bar: Any, regions: Sequence[Any]) -> tuple[PixelMaps, np.ndarray | None, dict[str, Any]]:
+    """``maps`` with the mask 0 where the micrograph holds no sample (an info bar ``bar``, user
+    ``regions``; `tem_rf.data.burned_in`), the left-out pixels (or None) and what was left out."""
+    from tem_rf.data.burned_in import exclusion_mask, exclusion_record
+
+    excluded = exclusion_mask(maps.mask.shape, info_bar=bar, regions=regions)
+    if excluded is not None:
         maps = dataclasses.replace(maps, mask=np.where(excluded, np.uint8(0), maps.mask))
-    return maps, plan, excluded, exclusion_record(bar, regions, excluded)
+    return maps, excluded, exclusion_record(bar, regions, excluded)
 
 
 def trained_particles(predictor: Predictor) -> dict[str, Any] | None:

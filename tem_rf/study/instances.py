@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.cli import option
 from tem_rf.serve.options import MicrographOptions
 
 logger = logging.getLogger(__name__)
@@ -52,12 +53,10 @@ SCORE_COLUMNS = (
 class MeasureOptions(MicrographOptions):
     """`tem_rf.serve.options.MicrographOptions` plus how ``measure`` segments and scores."""
 
-    method: str = dataclasses.field(default="network", metadata={
-        "help": "What segments the micrographs: the network of --model, or the Fourier filter.", "choices": METHODS})
-    iou_threshold: float = dataclasses.field(default=0.5, metadata={
-        "help": "A predicted and a true particle match at this IoU or more."})
-    include_edge: bool = dataclasses.field(default=False, metadata={
-        "help": "Keep edge particles in the diameter distributions."})
+    method: str = option("network", "What segments the micrographs: the network of --model, or the Fourier filter.",
+                         choices=METHODS)
+    iou_threshold: float = option(0.5, "A predicted and a true particle match at this IoU or more.")
+    include_edge: bool = option(False, "Keep edge particles in the diameter distributions.")
 
 
 @dataclasses.dataclass
@@ -200,25 +199,22 @@ def measure_instances(
     from tem_rf.core.locks import output_lock, remove_stale_temporaries
     from tem_rf.core.outputs import new_files
     from tem_rf.core.progress import progress_bar
-    from tem_rf.core.units import pixel_size_or_none
     from tem_rf.data.dataset import find_image_files, match_masks
     from tem_rf.data.instance_masks import read_instance_labels
     from tem_rf.data.reading import InputError, read_micrograph
     from tem_rf.metrics.dice import dice_from_counts
     from tem_rf.particles import measure_particles, pool_scores, score_instances
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
-    from tem_rf.data.burned_in import exclusion_mask, exclusion_record, find_info_bar, parse_regions
+    from tem_rf.data.burned_in import find_info_bar, parse_regions
     from tem_rf.serve.segment import (
         PixelMaps, _min_particle_area, check_burned_in_options, check_threshold, describe_predictor, frozen_heap,
-        segment_sample, trained_particles,
+        leave_out, segment_sample, trained_particles,
     )
 
     if method not in METHODS:
         raise InputError(None, f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 0.0 < iou_threshold <= 1.0:
         raise InputError(None, f"--iou_threshold must lie in (0, 1], got {iou_threshold}")
-    if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:
-        raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
     threshold = check_threshold(threshold)
     check_scale_options(pixel_size_nm, resample, rescale)
     check_burned_in_options({"info_bar": info_bar, "exclude_regions": exclude_regions})
@@ -275,12 +271,9 @@ def measure_instances(
                         min_area = trained_min_area_px(trained_particles(predictor), plan.factor) or min_area
                 else:  # the filter works on the whole micrograph; what is not sample is left out after
                     mask, probability, extra = _fourier_mask(micrograph.data, pixel_size, fourier, image_path)
-                    regions = parse_regions(exclude_regions)
-                    bar = find_info_bar(micrograph.data, info_bar)
-                    excluded = exclusion_mask(mask.shape, info_bar=bar, regions=regions)
-                    if excluded is not None:
-                        mask = np.where(excluded, np.uint8(0), mask)
-                    maps, record = PixelMaps(probability, mask), exclusion_record(bar, regions, excluded)
+                    maps, excluded, record = leave_out(PixelMaps(probability, mask),
+                                                       find_info_bar(micrograph.data, info_bar),
+                                                       parse_regions(exclude_regions))
                 mask = maps.mask
                 extra["excluded_pixels"] = record["pixels"]
                 _, predicted = measure_particles(mask, pixel_size, probability=maps.probability, boundary=maps.boundary,
