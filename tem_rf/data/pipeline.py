@@ -205,11 +205,64 @@ def _check_patch_size(data_dir: Path, patch_size: int, shard: Path, serialized: 
         )
 
 
+def split_sources(info: dict, split: str) -> list[str]:
+    """The micrographs of ``split`` (names as dataset.json lists them), in written order."""
+    return [str(name) for name in info["splits"][split].get("sources", [])]
+
+
+def training_subset(info: dict, count: int, seed: int) -> list[str]:
+    """``count`` of the training split's micrographs: the first ones of an order fixed by ``seed``,
+    so one seed's subsets are nested (the 2 micrographs of a learning curve hold its 1). Refused
+    (`ValueError`) beyond the split's size."""
+    names = split_sources(info, "train")
+    if not 1 <= count <= len(names):
+        raise ValueError(f"the training split has {len(names)} micrographs; cannot choose {count}")
+    order = np.random.default_rng(seed).permutation(len(names))
+    return [names[i] for i in order[:count]]
+
+
+def _source_of(record) -> str:
+    """The micrograph a stored patch was cut from (its ``source`` feature)."""
+    example = tf.train.Example.FromString(_read_records([record])[0])
+    return example.features.feature["source"].bytes_list.value[0].decode("utf-8")
+
+
+def _source_records(data_dir: Path, info: dict, split: str, records: list, sources) -> list:
+    """The records (in written order) of the micrographs ``sources``: each source's patches are
+    consecutive, as many as dataset.json's ``patches`` says. The ends of each range and the
+    records beside them are read to check that the range holds that micrograph's patches, all
+    of them."""
+    counts = {s["image"]: int(s.get("patches", 0)) for s in info.get("sources", []) if s.get("split") == split}
+    names = split_sources(info, split)
+    unknown = sorted(set(sources) - set(names))
+    if unknown:
+        raise InputError(data_dir / DATASET_JSON, f"split {split!r} has no micrograph {', '.join(unknown[:3])}")
+    if sum(counts.get(name, 0) for name in names) != len(records):
+        raise InputError(data_dir / DATASET_JSON, f"its per-micrograph patch counts of split {split!r} do not "
+                         f"add up to the {len(records)} records of its shards; rebuild the dataset")
+    kept, start = [], 0
+    wanted = set(sources)
+    for name in names:
+        stop = start + counts.get(name, 0)
+        if name in wanted and stop > start:
+            ends = [(start, True), (stop - 1, True), (start - 1, False), (stop, False)]
+            for index, inside in ends:
+                if 0 <= index < len(records) and (_source_of(records[index]) == name) != inside:
+                    raise InputError(Path(records[index].path), f"record {index} of split {split!r} is "
+                                     f"{'not ' if inside else ''}a patch of {name}, against dataset.json's "
+                                     "patch counts; rebuild the dataset")
+            kept.extend(records[start:stop])
+        start = stop
+    return kept
+
+
 def load_split(
     data_dir: str | os.PathLike,
     split: str,
     batch_size: int,
     *,
+    sources: list[str] | None = None,
+    start: int = 0,
     augment: bool = False,
     shuffle_seed: int | None = None,
     epoch: int = 0,
@@ -232,6 +285,9 @@ def load_split(
     by source, patches row-major, the 8 variants of a patch consecutively). ``repeat=True`` runs
     epochs ``epoch, epoch + 1, ...`` without end, each in its own order. ``with_info=True`` adds a
     third element, a dict of ``source``, ``patch_row``, ``patch_col`` and ``transform``.
+    ``sources`` keeps only the patches of these micrographs (`training_subset`), in written order.
+    ``start`` skips that many elements of epoch ``epoch`` (a training epoch of a set number of
+    steps begins inside a pass over the data).
     Raises `InputError` for a missing dataset, an empty split, a damaged, truncated or missing
     shard (every record's CRCs are checked, see the module notes), or a dataset.json whose
     counts, shard sizes or patch_size do not match the shards.
@@ -252,6 +308,8 @@ def load_split(
         )
     scanned = _scan_shards(data_dir, info, split)
     records = [scanned[shard][1][position] for shard, position in _written_order([len(r) for _, r in scanned])]
+    if sources is not None:
+        records = _source_records(data_dir, info, split, records, sources)
     if not records:
         raise InputError(data_dir / split, f"split {split!r} is empty (no patches); check dataset.json")
     variants = NUM_DIHEDRAL if augment else 1
@@ -270,6 +328,10 @@ def load_split(
         elements = tf.data.Dataset.counter(start=epoch).flat_map(epoch_indices)
     else:
         elements = epoch_indices(tf.constant(epoch, tf.int64))
+    if start:
+        if not 0 <= start < num_elements:
+            raise ValueError(f"start must lie in [0, {num_elements}), got {start}")
+        elements = elements.skip(start)  # indices only: nothing is read for the skipped ones
 
     if sum(r.length for r in records) <= IN_MEMORY_MAX_BYTES:
         serialized_records = tf.constant(_read_records(records))

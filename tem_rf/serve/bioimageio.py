@@ -288,6 +288,7 @@ def export_bioimageio(
 
     from tem_rf.core.files import atomic_path
     from tem_rf.core.locks import output_lock, remove_stale_temporaries
+    from tem_rf.core.pretrained import model_source
     from tem_rf.train.rundir import load_run
 
     model, config, model_file = load_run(model_path)
@@ -295,8 +296,8 @@ def export_bioimageio(
     check_model(model)
     serving_model = float32_model(model)
     metadata = build_metadata(
-        serving_model, config, compute_dtype=model_compute_dtype(serving_model), source=str(model_file),
-        run_dir=Path(model_file).parent,
+        serving_model, config, compute_dtype=model_compute_dtype(serving_model),
+        source=model_source(model_path, model_file), run_dir=Path(model_file).parent,
     )
     name = name or str(metadata["architecture"])
     target = package_path(out, name)

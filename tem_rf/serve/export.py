@@ -29,6 +29,7 @@ output is float32.
 
 from __future__ import annotations
 
+from tem_rf.core.pretrained import model_source, resolve_model
 from tem_rf.core.errors import TemRfError
 
 import datetime
@@ -116,8 +117,8 @@ def is_tem_rf_export(path: str | os.PathLike) -> bool:
 
 def model_folders(model_path: str | os.PathLike) -> list[Path]:
     """The folders an export of ``model_path`` must leave alone: the run directory, or the folder
-    of a ``.keras`` file (its ``config.json``)."""
-    path = Path(model_path)
+    of a ``.keras`` file (its ``config.json``); for ``pretrained:NAME``, the package's copy."""
+    path = resolve_model(model_path)
     return [path.parent if path.suffix == ".keras" and not path.is_dir() else path]
 
 
@@ -816,7 +817,7 @@ def export_run(
     check_export_target(export_dir, overwrite=overwrite, protected=protected)
     model, config, model_file = load_run(model_path)
     return export_saved_model(
-        model, export_dir, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file),
+        model, export_dir, config, keep_mixed_precision=keep_mixed_precision, source=model_source(model_path, model_file),
         overwrite=overwrite, protected=protected, run_dir=Path(model_file).parent, raw_dtypes=raw_dtypes,
     )
 

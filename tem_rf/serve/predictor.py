@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tem_rf.core.files import read_json_object
+from tem_rf.core.pretrained import model_source, resolve_model
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.train.rundir import ModelLoadError, RunDir, load_run
 from tem_rf.serve.export import (
@@ -120,8 +121,9 @@ def _assertion_text(message: str) -> str:
 
 
 def load_predictor(path: str | os.PathLike, *, keep_mixed_precision: bool = False) -> Predictor:
-    """A predictor from a SavedModel directory, a run directory or a ``.keras`` file."""
-    path = Path(path)
+    """A predictor from a SavedModel directory, a run directory, a ``.keras`` file or a shipped
+    network (``pretrained:NAME``)."""
+    spec, path = path, resolve_model(path)
     if is_saved_model(path):
         import tensorflow as tf
 
@@ -150,7 +152,7 @@ def load_predictor(path: str | os.PathLike, *, keep_mixed_precision: bool = Fals
             raise ModelLoadError(f"{error} and not a SavedModel (no saved_model.pb)") from None
     model, config, model_file = load_run(path)
     return keras_predictor(
-        model, config, keep_mixed_precision=keep_mixed_precision, source=str(model_file)
+        model, config, keep_mixed_precision=keep_mixed_precision, source=model_source(spec, model_file)
     )
 
 

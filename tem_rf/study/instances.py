@@ -155,11 +155,31 @@ def _fourier_mask(image: np.ndarray, pixel_size_nm: float | None, options: Fouri
     return result.mask, None, {"band_cycles_per_px": [band.low, band.high]}
 
 
+def split_pairs(data_dir: str | os.PathLike, split: str = "test") -> list[tuple[Path, Path]]:
+    """(micrograph, mask) paths of a dataset's ``split``, as dataset.json records them; a file
+    moved or deleted since the dataset was built is refused naming it."""
+    from tem_rf.data.dataset import DATASET_JSON, read_dataset_info
+    from tem_rf.data.reading import InputError
+
+    info = read_dataset_info(data_dir)
+    names = set(info["splits"][split].get("sources", []))
+    pairs = []
+    for source in info.get("sources", []):
+        if source.get("image") in names:
+            image, mask = Path(source["image_path"]), Path(source["mask_path"])
+            for path in (image, mask):
+                if not path.is_file():
+                    raise InputError(Path(data_dir) / DATASET_JSON, f"lists {path} ({split} split), which no longer exists")
+            pairs.append((image, mask))
+    return pairs
+
+
 def measure_instances(
-    images: str | os.PathLike,
-    labels: str | os.PathLike,
+    images: str | os.PathLike | None,
+    labels: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     *,
+    pairs: Sequence[tuple[Path, Path]] | None = None,
     method: str = "network",
     model: str | os.PathLike | None = None,
     predictor: Any = None,
@@ -182,7 +202,8 @@ def measure_instances(
 ) -> InstanceRun:
     """Segments every micrograph of ``images`` (folder, glob or file), finds its particles and
     scores them against its instance mask in ``labels``; writes ``instances.csv`` and
-    ``instances.json`` to ``out_dir`` (module docstring).
+    ``instances.json`` to ``out_dir`` (module docstring). ``pairs`` of (micrograph, mask) paths
+    replace ``images`` and ``labels`` (a dataset's test split, `split_pairs`).
 
     ``method``: ``network`` (``model``: SavedModel, run directory or ``.keras``, or a ready
     ``predictor``) or ``fourier`` (``fourier``: the band and filter settings). ``pixel_size_nm``
@@ -227,7 +248,7 @@ def measure_instances(
     with output_lock(out_dir):
         csv_path, json_path = _check_out_dir(out_dir, overwrite)
         remove_stale_temporaries([csv_path, json_path])
-        pairs = match_masks(find_image_files(images), labels)
+        pairs = list(pairs) if pairs is not None else match_masks(find_image_files(images), labels)
         if method == "network":
             if predictor is None:
                 if model is None:
@@ -327,4 +348,4 @@ def measure_instances(
         return InstanceRun(method, description, rows, pooled, csv_path, json_path)
 
 
-__all__ = ["FourierOptions", "InstanceRun", "METHODS", "MeasureOptions", "measure_instances"]
+__all__ = ["FourierOptions", "InstanceRun", "METHODS", "MeasureOptions", "measure_instances", "split_pairs"]

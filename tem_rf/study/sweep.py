@@ -191,7 +191,7 @@ def is_finished(run_dir: Path) -> bool:
     return RunDir(run_dir).is_finished
 
 
-def _needs_training(run_dir: Path, config) -> bool:
+def needs_training(run_dir: Path, config) -> bool:
     """True unless the run is finished with the settings of ``config`` (a validated
     `TrainConfig`); a finished run trained with other settings that change results is refused
     naming them (its --epochs may grow: the run then trains on)."""
@@ -249,7 +249,7 @@ def run_sweep(
         for spec in runs
     }
     # Every run is checked before any trains: a changed setting is refused up front.
-    todo = [spec for spec in runs if _needs_training(spec.run_dir(sweep_dir), configs[spec])]
+    todo = [spec for spec in runs if needs_training(spec.run_dir(sweep_dir), configs[spec])]
     logger.info("%d of %d runs to train (%d already finished)", len(todo), len(runs), len(runs) - len(todo))
     for index, spec in enumerate(todo):
         run_dir = spec.run_dir(sweep_dir)

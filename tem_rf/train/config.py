@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tem_rf.core.errors import TemRfError
+from tem_rf.core.pretrained import is_pretrained
 
 import dataclasses
 import json
@@ -62,15 +63,28 @@ class TrainConfig:
     )
     init_from: str = dataclasses.field(
         default="",
-        metadata={"help": "Start from these weights instead of random ones (fine-tuning): a run directory or a "
-                          ".keras file of the same architecture and target; recorded with a hash of the weights.",
+        metadata={"help": "Start from these weights instead of random ones (fine-tuning): a run directory, a "
+                          ".keras file or pretrained:NAME (a network shipped in tem_rf) of the same architecture "
+                          "and target; recorded with a hash of the weights.",
                   "resume": "same"},
+    )
+    train_images: int = dataclasses.field(
+        default=0,
+        metadata={"help": "Train on this many of the training split's micrographs (0: all), chosen by --seed in "
+                          "an order that nests: the micrographs of a smaller count are among those of a larger "
+                          "one (a learning curve).", "resume": "same"},
     )
     batch_size: int = dataclasses.field(
         default=8, metadata={"help": "Global batch size (split over replicas).", "resume": "same"}
     )
     epochs: int = dataclasses.field(
         default=100, metadata={"help": "Total epochs (the paper used 100 or 150).", "resume": "grow"}
+    )
+    epoch_steps: int = dataclasses.field(
+        default=0,
+        metadata={"help": "Training steps per epoch, i.e. between validations and checkpoints (0: one pass over the training patches and their 8 "
+                          "variants). A set number gives runs on few and many micrographs the same steps and "
+                          "validations per epoch.", "resume": "same"},
     )
     learning_rate: float = dataclasses.field(default=1e-4, metadata={"help": "Adam learning rate.", "resume": "same"})
     seed: int = dataclasses.field(
@@ -131,9 +145,10 @@ class TrainConfig:
             raise TrainingError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
         if self.target not in TARGETS:
             raise TrainingError(f"unknown target {self.target!r}; choose one of {TARGETS}")
-        for name in ("batch_size", "epochs", "image_every", "num_images", "boundary_width"):
+        for name in ("batch_size", "epochs", "image_every", "num_images", "boundary_width", "train_images",
+                     "epoch_steps"):
             value = getattr(self, name)
-            if value < (0 if name == "num_images" else 1):
+            if value < (0 if name in ("num_images", "train_images", "epoch_steps") else 1):
                 raise TrainingError(f"{name} must be positive, got {value}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise TrainingError(f"learning_rate must be a positive number, got {self.learning_rate}")
@@ -145,7 +160,8 @@ class TrainConfig:
             raise TrainingError(str(err)) from None
         return dataclasses.replace(
             self,
-            init_from=os.path.abspath(self.init_from) if self.init_from else "",
+            init_from=self.init_from if is_pretrained(self.init_from) or not self.init_from
+            else os.path.abspath(self.init_from),
             num_blocks=n,
             pool_sizes=pools,
             dilations=dils,

@@ -129,14 +129,24 @@ class Trainer:
                 "patches; rebuild the dataset with a --split that gives every split an image (with --split_files: "
                 "a val list, or --val_fraction above 0)"
             )
-        train_count = int(counts["train"]) * (8 if config.augment else 1)
+        self.train_sources = None  # all micrographs of the training split
+        train_patches = int(counts["train"])
+        if config.train_images:
+            try:
+                self.train_sources = data_lib.training_subset(self.data_info, config.train_images, config.seed)
+            except ValueError as err:
+                raise TrainingError(f"--train_images={config.train_images}: {err}") from None
+            patches = {s["image"]: int(s.get("patches", 0)) for s in self.data_info.get("sources", [])}
+            train_patches = sum(patches.get(name, 0) for name in self.train_sources)
+        train_count = train_patches * (8 if config.augment else 1)
         if train_count < config.batch_size:
             raise TrainingError(
-                f"the training split of {config.data_dir} has {train_count} patches"
+                f"the training {'micrographs' if config.train_images else 'split'} of {config.data_dir} hold {train_count} patches"
                 f"{' (with augmentation)' if config.augment else ''}, fewer than one batch of "
                 f"{config.batch_size}"
             )
-        self.steps_per_epoch = train_count // config.batch_size
+        self.train_elements = train_count
+        self.steps_per_epoch = config.epoch_steps or train_count // config.batch_size
         self.model_dir = Path(config.model_dir)
         self.run = RunDir(self.model_dir)
         self.precision = resolve_precision(config.precision)
@@ -246,16 +256,15 @@ class Trainer:
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
     def _train_data(self, epoch: int):
-        return self._data.load_split(
-            self.config.data_dir,
-            "train",
-            self.config.batch_size,
-            augment=self.config.augment,
-            shuffle_seed=self.config.seed,
-            epoch=epoch,
-            drop_remainder=True,
-            **self._target,
-        )
+        options = dict(sources=self.train_sources, augment=self.config.augment, shuffle_seed=self.config.seed,
+                       drop_remainder=True, **self._target)
+        if not self.config.epoch_steps:  # an epoch is one pass over the data
+            return self._data.load_split(self.config.data_dir, "train", self.config.batch_size, epoch=epoch, **options)
+        # An epoch of a set number of steps: the passes over the data continue from where the
+        # last epoch stopped, so a resumed run sees the same batches as an uninterrupted one.
+        data_epoch, start = divmod(epoch * self.steps_per_epoch * self.config.batch_size, self.train_elements)
+        return self._data.load_split(self.config.data_dir, "train", self.config.batch_size, epoch=data_epoch,
+                                     start=start, repeat=True, **options).take(self.steps_per_epoch)
 
     @property
     def _target(self) -> dict[str, Any]:
@@ -286,12 +295,13 @@ class Trainer:
         both."""
         import hashlib
 
+        from tem_rf.core.pretrained import UnknownPretrainedError
         from tem_rf.train.rundir import ModelLoadError, load_run
 
         source = self.config.init_from
         try:
             model, config, _ = load_run(source)
-        except (ModelLoadError, OSError) as err:
+        except (ModelLoadError, UnknownPretrainedError, OSError) as err:
             raise TrainingError(f"--init_from {source}: cannot be loaded ({err})") from None
         theirs = config.get("architecture") or model.name
         classes = model.outputs[0].shape[-1]
@@ -335,6 +345,8 @@ class Trainer:
             trainable_params=self.description["trainable_params"],
             size_divisor=self.description["size_divisor"],
             steps_per_epoch=self.steps_per_epoch,
+            # --train_images: which micrographs of the training split it learned from
+            train_sources=self.train_sources,
             # The dataset's preprocessing travels with the run: export needs no dataset.
             preprocessing=self.data_info["preprocessing"],
             # The particle sizes (px) it learned from: `segment --rescale` matches new micrographs to them.

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tem_rf.core.pretrained import resolve_model
 from tem_rf.core.files import atomic_path, exclusive_lock, os_error_text, read_json_object, write_json
 from tem_rf.train.config import TrainingError
 
@@ -285,9 +286,10 @@ def load_run(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Path]:
 
     Returns ``(model, config, model_file)``; ``config`` is the run's ``config.json`` (next to a
     ``.keras`` file, or in the run directory), or ``{}`` when there is none, with the fitted
-    ``instance_rule`` of ``instance_rule.json`` when the run has one.
+    ``instance_rule`` of ``instance_rule.json`` when the run has one. ``pretrained:NAME`` loads a
+    network shipped in the package (`tem_rf.core.pretrained`).
     """
-    path = Path(path)
+    path = resolve_model(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or directory")
     if not path.is_dir() and path.suffix != ".keras":

@@ -38,13 +38,14 @@ HPARAMS: dict[str, tuple[str, str]] = {
     "trainable_params": ("parameters", "trainable parameters"),
     "target": ("target", "what the network learns: mask (2 classes) or boundary (interior/boundary, 3 classes)"),
     "init_from": ("init from", "the run or .keras file whose weights the run started from (fine-tuning)"),
+    "train_images": ("labelled images", "training micrographs it learned from (--train_images; the whole split when absent)"),
     "seed": ("seed", "seed of the initial weights and the data order"),
     "learning_rate": ("learning rate", "Adam learning rate"),
     "batch_size": ("batch size", "global batch size"),
     "precision": ("precision", "Keras precision policy (resolved)"),
 }
 # Real-valued hyperparameters get an interval domain; the others a list of the values taken.
-_INTERVAL_HPARAMS = ("receptive_field_px", "receptive_field_nm", "trainable_params", "learning_rate")
+_INTERVAL_HPARAMS = ("train_images", "receptive_field_px", "receptive_field_nm", "trainable_params", "learning_rate")
 
 # (group = the writer's folder under logs/, tag) -> description; `tem_rf.train.loop` logs them.
 METRICS: dict[tuple[str, str], str] = {
@@ -89,6 +90,7 @@ def run_hparams(
         "trainable_params": int(trainable_params),
         "target": str(getattr(config, "target", "mask")),
         "init_from": getattr(config, "init_from", "") or None,
+        "train_images": getattr(config, "train_images", 0) or None,
         "seed": int(config.seed),
         "learning_rate": float(config.learning_rate),
         "batch_size": int(config.batch_size),

@@ -1,7 +1,6 @@
 """tem_rf.data.particle_sizes: the training particles' diameters, from binary and instance masks."""
 
 import numpy as np
-import pytest
 
 from tem_rf.data.particle_sizes import mask_particle_diameters, summarise_diameters
 

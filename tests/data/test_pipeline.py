@@ -136,3 +136,58 @@ def test_disk_and_memory_reading_give_identical_elements(built, monkeypatch):
     in_memory = elements()
     monkeypatch.setattr(pipeline, "IN_MEMORY_MAX_BYTES", 0)  # force record-by-record disk reads
     assert elements() == in_memory
+
+
+def test_training_subsets_are_nested_per_seed_and_refused_beyond_the_split(built):
+    from tem_rf.data import training_subset
+
+    _, info = built
+    names = info["splits"]["train"]["sources"]
+    subsets = [training_subset(info, k, seed=752) for k in range(1, len(names) + 1)]
+    for smaller, larger in zip(subsets, subsets[1:]):
+        assert larger[:len(smaller)] == smaller  # the micrographs of k are among those of k + 1
+    assert sorted(subsets[-1]) == sorted(names)
+    assert training_subset(info, 2, seed=752) == subsets[1]  # fixed by the seed
+    assert any(training_subset(info, len(names) - 1, seed=s) != subsets[-2] for s in range(5))
+    for count in (0, len(names) + 1):
+        with pytest.raises(ValueError, match=f"has {len(names)} micrographs; cannot choose {count}"):
+            training_subset(info, count, seed=752)
+
+
+def test_a_split_of_some_micrographs_holds_exactly_their_patches(built):
+    out, info = built
+    names = info["splits"]["train"]["sources"]
+    patches = {s["image"]: s["patches"] for s in info["sources"]}
+    chosen = [names[-1], names[0]]
+    keys = _keys(load_split(out, "train", batch_size=4, sources=chosen, with_info=True))
+    everything = _keys(load_split(out, "train", batch_size=4, with_info=True))
+    assert sorted({k[0] for k in keys}) == sorted(chosen)
+    assert len(keys) == patches[names[0]] + patches[names[-1]]
+    assert keys == [k for k in everything if k[0] in chosen]  # the written order, other patches left out
+    with pytest.raises(InputError, match="split 'train' has no micrograph nothing.tif"):
+        load_split(out, "train", batch_size=4, sources=["nothing.tif"])
+
+
+def test_a_dataset_whose_patch_counts_do_not_place_the_micrographs_is_refused(built):
+    out, info = built
+    names = info["splits"]["train"]["sources"]
+    edited = json.loads((out / "dataset.json").read_text())
+    first = next(s for s in edited["sources"] if s["image"] == names[0])
+    second = next(s for s in edited["sources"] if s["image"] == names[1])
+    first["patches"], second["patches"] = first["patches"] + 1, second["patches"] - 1  # same total
+    (out / "dataset.json").write_text(json.dumps(edited))
+    for chosen in names[:2]:  # one holds a patch too many, the other misses it
+        with pytest.raises(InputError, match=f"a patch of {chosen}, against dataset.json's patch counts; rebuild"):
+            load_split(out, "train", batch_size=4, sources=[chosen])
+
+
+def test_start_skips_into_an_epoch(built):
+    out, info = built
+    n = 8 * info["counts"]["train"]
+    whole = _keys(load_split(out, "train", batch_size=n, augment=True, shuffle_seed=3, epoch=1, repeat=True,
+                             with_info=True).take(2))
+    later = _keys(load_split(out, "train", batch_size=n, augment=True, shuffle_seed=3, epoch=1, start=5,
+                             repeat=True, with_info=True).take(1))
+    assert later == whole[5:5 + n]
+    with pytest.raises(ValueError, match=r"start must lie in \[0, "):
+        load_split(out, "train", batch_size=4, augment=True, start=n)

@@ -141,11 +141,11 @@ def test_a_finished_run_with_other_settings_is_refused_and_one_with_fewer_epochs
     (run_dir / "metrics.json").write_text("{}")
     config = lambda **c: TrainConfig(**{**dict(data_dir=str(tmp_path / "data"), model_dir=str(run_dir),  # noqa: E731
                                                epochs=2, learning_rate=0.01), **c}).validated()
-    assert not sweep._needs_training(run_dir, config())  # finished with these settings: skipped
-    assert sweep._needs_training(run_dir, config(epochs=3))  # grown: trains on
+    assert not sweep.needs_training(run_dir, config())  # finished with these settings: skipped
+    assert sweep.needs_training(run_dir, config(epochs=3))  # grown: trains on
     with pytest.raises(ValueError, match=f"{run_dir}: --precision is float32 but this run was trained with auto; "
                                          "--augment is false but this run was trained with true"):
-        sweep._needs_training(run_dir, config(precision="float32", augment=False))
+        sweep.needs_training(run_dir, config(precision="float32", augment=False))
 
 
 def test_a_boundary_sweep_fits_every_runs_instance_rule_also_after_a_stop(tiny_dataset, tmp_path):

@@ -65,3 +65,26 @@ def test_resuming_needs_the_same_start_weights(one_epoch_run, tiny_dataset, tmp_
     shutil.copy(run / "best.keras", source / "best.keras")
     with pytest.raises(training.TrainingError, match="the weights in --init_from changed"):
         training.train(_config(tiny_dataset, run, epochs=2, num_images=0, init_from=str(source)), progress=False)
+
+
+def test_a_run_starts_from_the_shipped_network(tmp_path_factory, tmp_path):
+    """``--init_from=pretrained:emps``: its weights, its name (not a path) in config.json, and
+    another architecture refused naming both."""
+    from training_helpers import make_tiny_dataset
+
+    from tem_rf.core.pretrained import pretrained_dir
+
+    data = make_tiny_dataset(tmp_path_factory.mktemp("p64"), num_images=4, size=128, patch_size=64)
+    source = run_weights(pretrained_dir("emps"), "best.keras")
+    settings = dict(pool_sizes=(8, 8), target="boundary", epochs=1, num_images=0, epoch_steps=1,
+                    init_from="pretrained:emps")
+    trainer = training.Trainer(_config(data, tmp_path / "tuned", **settings))
+    for mine, theirs in zip(trainer.model.get_weights(), source):
+        np.testing.assert_array_equal(mine, theirs)
+    assert trainer.config.init_from == "pretrained:emps" and trainer.init_weights_sha256 == _sha256(source)
+    assert trainer.resolved_config()["init_from"] == "pretrained:emps"
+    with pytest.raises(training.TrainingError, match=r"--init_from pretrained:emps holds N2_k8-8_d1-1-1 \(3 classes\) "
+                                                     r"but this run is N2_k2-2_d1-1-1 \(2 classes, --target=mask\)"):
+        training.Trainer(_config(data, tmp_path / "other", init_from="pretrained:emps", pool_sizes=(2, 2)))
+    with pytest.raises(training.TrainingError, match="pretrained:nothing: no such network in tem_rf"):
+        training.Trainer(_config(data, tmp_path / "other", init_from="pretrained:nothing"))

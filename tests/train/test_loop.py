@@ -165,6 +165,8 @@ def _snapshot(folder):
         (dict(pool_sizes=(2, 4)), "--pool_sizes is 2,4 but this run was trained with 2,2"),
         (dict(target="boundary"), "--target is boundary but this run was trained with mask"),
         (dict(boundary_width=3), "--boundary_width is 3 but this run was trained with 2"),
+        (dict(train_images=1), "--train_images is 1 but this run was trained with 0"),
+        (dict(epoch_steps=5), "--epoch_steps is 5 but this run was trained with 0"),
         (dict(seed=2245, eval_augment=False), "--seed is 2245 but this run was trained with 752; "
                                              "--eval_augment is false but this run was trained with true"),
     ],
@@ -426,3 +428,35 @@ def test_a_shard_of_another_build_is_refused_though_size_and_count_agree(tiny_da
     assert shard.stat().st_size == info["splits"]["train"]["shards"][0]["bytes"]
     with pytest.raises(InputError, match="is not the shard this dataset wrote"):
         data.load_split(copy, "train", 4)
+
+
+def test_a_run_on_some_micrographs_with_set_epoch_steps_continues_its_data_stream(tiny_data, tmp_path):
+    """--train_images picks the seed's nested micrographs; --epoch_steps makes every epoch that many
+    batches, epoch e starting where e - 1 stopped in the endless seeded stream of passes."""
+    from tem_rf.data import load_split, training_subset
+
+    info = read_json(tiny_data / "dataset.json")
+    chosen = training_subset(info, 1, seed=752)
+    trainer = training.Trainer(_config(tiny_data, tmp_path / "run", train_images=1, epoch_steps=3, epochs=2,
+                                       num_images=0))
+    assert trainer.train_sources == chosen and trainer.steps_per_epoch == 3
+
+    def batches(dataset):
+        return [(images.numpy(), labels.numpy()) for images, labels in dataset]
+
+    stream = batches(load_split(tiny_data, "train", 8, sources=chosen, augment=True, shuffle_seed=752,
+                                repeat=True, drop_remainder=True).take(6))
+    for epoch in (0, 1):
+        got = batches(trainer._train_data(epoch))
+        assert len(got) == 3
+        for (image, label), (want_image, want_label) in zip(got, stream[3 * epoch:3 * epoch + 3]):
+            np.testing.assert_array_equal(image, want_image)
+            np.testing.assert_array_equal(label, want_label)
+    results = trainer.fit(progress=False)
+    assert results["epochs_trained"] == 2
+    config = read_json(tmp_path / "run" / "config.json")
+    assert (config["train_images"], config["train_sources"], config["epoch_steps"], config["steps_per_epoch"]) == (
+        1, chosen, 3, 3)
+    with pytest.raises(training.TrainingError, match=r"--train_images=9: the training split has 3 micrographs; "
+                                                     "cannot choose 9"):
+        training.Trainer(_config(tiny_data, tmp_path / "other", train_images=9))
