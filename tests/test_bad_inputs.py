@@ -354,6 +354,16 @@ CASES = [
     Case("describe-pool-size-zero", "experiments.describe", ("--pool_sizes=2,0",), r"(error|FATAL).*pool"),
     Case("demo-pixel-size-zero", "experiments.demo", ("--out_dir={ws}/demo", "--pixel_size_nm=0"),
          r"(error|FATAL).*pixel_size_nm"),
+    # learning_curve, pretrained networks
+    Case("learning-curve-more-micrographs-than-the-split", "experiments.learning_curve",
+         ("--data_dir={src}/dataset", "--out_dir={ws}/lc", "--sizes=1,999"),
+         r"error: .*dataset: --sizes: 999 micrographs asked, the training split has \d+"),
+    Case("learning-curve-over-a-users-csv", "experiments.learning_curve",
+         ("--data_dir={src}/dataset", "--out_dir={ws}/lc", "--sizes=1"),
+         r"error: .*learning_curve\.csv: exists; pass --overwrite to replace it", _write("lc/learning_curve.csv")),
+    Case("segment-unknown-pretrained-network", "experiments.segment",
+         ("--model=pretrained:nothing", "--input={src}/raw/images", "--out_dir={ws}/seg"),
+         r"error: pretrained:nothing: no such network in tem_rf \(shipped: pretrained:emps\)"),
     # recommend
     Case("recommend-pixel-size-nan", "experiments.recommend", ("--pixel_size_nm=nan", "--particle_diameter_nm=5"),
          "error: pixel_size_nm must be a positive"),
