@@ -163,13 +163,17 @@ def define_deprecated_alias(
 
 
 def run(main: Callable[[list[str]], Any]) -> None:
-    """`absl.app.run(main)` with TensorFlow's own INFO chatter silenced (warnings still show) and
-    refusals printed as one line (`one_line_errors`).
+    """`absl.app.run(main)` with TensorFlow's start-up lines and INFO chatter silenced (warnings
+    still show; ``TEM_RF_TF_LOGS=1`` shows everything, `tem_rf.core.native_logs`) and refusals
+    printed as one line (`one_line_errors`).
 
     TensorFlow reads TF_CPP_MIN_LOG_LEVEL when it is imported, which binaries do inside main.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    from tem_rf.core.native_logs import filter_native_stderr
+
+    if filter_native_stderr():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
     app.run(_quiet_library_info(one_line_errors(main)))
 
 
