@@ -600,6 +600,17 @@ def measure_particles(
     return (particles, labels) if return_labels else particles
 
 
+def edge_particles(labels: np.ndarray, excluded: np.ndarray | None = None) -> np.ndarray:
+    """The ids of particles touching the image edge or, given ``excluded`` (left-out pixels),
+    next to them: those `tem_rf.particles.measure_particles` flags ``touches_edge``."""
+    border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    ids = [border]
+    if excluded is not None and np.any(excluded):
+        ids.append(labels[ndimage.binary_dilation(excluded, structure=_EIGHT)])
+    found = np.unique(np.concatenate(ids))
+    return found[found > 0]
+
+
 def _cut_by(particles: list[Particle], labels: np.ndarray, excluded: np.ndarray) -> list[Particle]:
     """``particles`` with those next to left-out pixels (``excluded``) flagged ``touches_edge``:
     they are cut by them as by the image edge."""
@@ -917,6 +928,7 @@ __all__ = [
     "DEFAULT_SPLIT_DEPTH_FRACTION",
     "DEFAULT_SPLIT_DEPTH_PX",
     "Particle",
+    "edge_particles",
     "feret_diameters",
     "fill_holes",
     "label_particles",

@@ -34,6 +34,9 @@ from tem_rf.serve.scale import (
     ScalePlan, check_scale_options, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
     plan_scale, scale_record, to_micrograph_grid, to_network_grid, trained_min_area_px,
 )
+from tem_rf.serve.overlay import (  # noqa: F401  (OVERLAY_COLOUR, MASK_OUTLINE_COLOUR: segment's overlay colours)
+    MASK_OUTLINE_COLOUR, OVERLAY_COLOUR, OVERLAY_MAX_SIZE, overlay_background, write_overlay,
+)
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
 
 if TYPE_CHECKING:
@@ -43,9 +46,6 @@ logger = logging.getLogger(__name__)
 
 PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off the training one
 MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible in any viewer
-OVERLAY_MAX_SIZE = 1024
-OVERLAY_COLOUR = (255, 45, 45)  # particle outlines (instances when measuring, else the mask's)
-MASK_OUTLINE_COLOUR = (255, 190, 0)  # mask regions not counted as particles (below the minimum area)
 # What `segment_file` writes next to ``<stem>``; such files are never read back as micrographs.
 OUTPUT_SUFFIXES = ("_mask.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv")
 # What `segment_files` writes once per run (pooled particles of several micrographs).
@@ -201,93 +201,6 @@ def _write_tiff(target: Path, data: np.ndarray, pixel_size_nm: float | None) -> 
         tifffile.imwrite(tmp, data, **kwargs)
 
 
-def _blocks(image: np.ndarray, factor: int, combine: np.ufunc) -> np.ndarray:
-    """``image`` reduced by ``factor`` in both axes, each block's pixels combined by ``combine``
-    (edge blocks padded with 0). Strided views combined along the rows, then down the columns:
-    several times faster than a reduction over a short reshaped axis."""
-    height, width = image.shape
-    rows, cols = -(-height // factor), -(-width // factor)
-    if (rows * factor, cols * factor) != (height, width):
-        padded = np.zeros((rows * factor, cols * factor), dtype=image.dtype)
-        padded[:height, :width] = image
-        image = padded
-    columns = image[:, 0::factor].copy()
-    for offset in range(1, factor):
-        combine(columns, image[:, offset::factor], out=columns)
-    blocks = columns[0::factor].copy()
-    for offset in range(1, factor):
-        combine(blocks, columns[offset::factor], out=blocks)
-    return blocks
-
-
-def _block_max(image: np.ndarray, factor: int) -> np.ndarray:
-    """``image`` reduced by ``factor`` in both axes, each block to its maximum (edge blocks padded
-    with 0): a particle smaller than a block keeps a pixel."""
-    return _blocks(image, factor, np.maximum)
-
-
-def overlay_background(
-    image: np.ndarray, mask: np.ndarray, *, max_size: int = OVERLAY_MAX_SIZE
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """The overlay's micrograph as RGB (contrast 0.5-99.5 percentile, block-averaged to at most
-    ``max_size`` px) and the mask's outline (inner boundary pixels) at that scale, of the mask's
-    block max: ``(rgb, outline, factor)``. It needs no particle, so `segment_file` draws it while
-    the particles are found."""
-    from skimage.segmentation import find_boundaries
-
-    factor = max(1, math.ceil(max(image.shape) / max_size))
-    shown = np.asarray(image, np.float32)
-    shown_mask = np.asarray(mask) > 0
-    if factor > 1:
-        # Block means (edge blocks padded with 0, as skimage's downscale_local_mean).
-        shown = _blocks(shown, factor, np.add) / np.float32(factor * factor)
-        # Block max: a particle smaller than a block still gets an outline.
-        shown_mask = _block_max(shown_mask, factor)
-    low, high = np.percentile(shown, (0.5, 99.5))
-    grey = np.clip((shown - low) / max(high - low, 1e-12) * 255, 0, 255).astype(np.uint8)
-    return np.repeat(grey[:, :, None], 3, axis=2), find_boundaries(shown_mask, mode="inner"), factor
-
-
-def write_overlay(
-    target: str | os.PathLike,
-    image: np.ndarray,
-    mask: np.ndarray,
-    *,
-    labels: np.ndarray | None = None,
-    max_size: int = OVERLAY_MAX_SIZE,
-    background: tuple[np.ndarray, np.ndarray, int] | None = None,
-) -> None:
-    """PNG of the micrograph (contrast 0.5-99.5 percentile) with outlines.
-
-    Without ``labels``: the mask's outlines in red (`OVERLAY_COLOUR`). With ``labels`` (the
-    instance ids of `tem_rf.particles.measure_particles`): each particle's outline in red, so
-    touching particles that were split show the line between them, and the mask's outline in
-    amber (`MASK_OUTLINE_COLOUR`) where it is not a particle's (specks below the minimum area,
-    filled holes). Images larger than ``max_size`` px are shown block-averaged (mask and labels:
-    block max, so small particles keep an outline). Outlines are inner boundary pixels, drawn
-    directly into the image: cost is linear in pixels however many particles there are.
-    ``background``: `overlay_background` of the same image, mask and ``max_size``, when made
-    already.
-    """
-    from PIL import Image
-    from skimage.segmentation import find_boundaries
-
-    from tem_rf.core.files import atomic_path
-
-    rgb, mask_outline, factor = background or overlay_background(image, mask, max_size=max_size)
-    shown_labels = None if labels is None else np.asarray(labels)
-    if shown_labels is not None and factor > 1:
-        shown_labels = _block_max(shown_labels, factor)
-    if shown_labels is None:
-        rgb[mask_outline] = OVERLAY_COLOUR
-    else:
-        rgb[mask_outline] = MASK_OUTLINE_COLOUR
-        rgb[find_boundaries(shown_labels, mode="inner") & (shown_labels > 0)] = OVERLAY_COLOUR
-    with atomic_path(target) as tmp:
-        # zlib level 1: on micrographs 4x faster than the default 6, and the file is smaller.
-        Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
-
-
 @dataclasses.dataclass
 class SegmentationResult:
     """What segmenting one micrograph wrote and found."""
@@ -300,6 +213,8 @@ class SegmentationResult:
     mask: str
     probability: str | None = None
     overlay: str | None = None
+    # what the overlay shows beside the micrograph (`tem_rf.serve.overlay.OverlayKey.record`)
+    overlay_key: dict[str, Any] | None = None
     pixel_size_warning: bool = False
     signal: str | None = None  # title of the signal read from a multi-signal file
     frame: int | None = None  # frame read from a stack
@@ -585,7 +500,8 @@ def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
         )
     try:
         result, particles = _write_outputs(s.path, s.micrograph, s.maps.mask, s.maps.probability, s.files, measured, labels,
-                                           s.pixel_size_ok, s.save_probability, s.overlay, s.overlay_max_size)
+                                           s.pixel_size_ok, s.save_probability, s.overlay, s.overlay_max_size,
+                                           s.excluded[0])
     finally:
         pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - s.start
@@ -595,7 +511,7 @@ def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
 
 
 def _write_outputs(path, micrograph, mask, probability, files, measured, labels, ok, save_probability,
-                   overlay, overlay_max_size) -> tuple[SegmentationResult, list]:
+                   overlay, overlay_max_size, excluded=None) -> tuple[SegmentationResult, list]:
     """`segment_file`'s files other than the particles' (whose ``measured`` future it joins;
     ``labels``: a future of the instance labels, set by the measuring thread before it measures)."""
     from tem_rf.data.reading import InputError
@@ -635,8 +551,10 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
         try:
             if overlay:
                 result.overlay = str(files["overlay"])
-                write_overlay(result.overlay, micrograph.data, mask, labels=instance_labels,
-                              max_size=overlay_max_size, background=shown)
+                key = write_overlay(result.overlay, micrograph.data, mask, labels=instance_labels,
+                                    pixel_size_nm=pixel_size_or_none(micrograph.pixel_size_nm), excluded=excluded,
+                                    max_size=overlay_max_size, background=shown)
+                result.overlay_key = key.record()
         finally:
             if labels_written is not None:
                 wait([labels_written])  # done before any cleanup of this micrograph's files

@@ -16,6 +16,7 @@ from skimage.segmentation import find_boundaries
 
 from tem_rf.serve.predictor import keras_predictor
 from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
+from tem_rf.serve.overlay import EDGE_COLOUR
 from tem_rf.serve.segment import (
     MASK_OUTLINE_COLOUR,
     MASK_VALUE,
@@ -164,7 +165,8 @@ def test_segment_demo_micrograph_writes_mask_probability_and_overlay(predictor, 
         PIXEL_SIZE_NM
     )
     overlay = np.asarray(Image.open(tmp_path / "out" / "demo_overlay.png"))
-    assert overlay.shape == (90, 96, 3)
+    assert overlay.shape[1:] == (96, 3) and overlay.shape[0] > 90  # the micrograph, then the key strip
+    overlay = overlay[:90]
     outline = (overlay == OVERLAY_COLOUR).all(axis=-1)  # grey pixels never match the colour
     assert outline.any()
     np.testing.assert_array_equal(outline, find_boundaries(mask > 0, mode="inner"))
@@ -173,8 +175,9 @@ def test_segment_demo_micrograph_writes_mask_probability_and_overlay(predictor, 
 def test_overlay_of_a_large_image_is_downsampled(predictor, tmp_path):
     image = np.random.default_rng(0).normal(1000, 30, size=(260, 200)).astype("float32")
     path = _write_tiff(tmp_path / "big.tif", image)
-    segment_file(path, predictor, tmp_path, tile_size=128, overlay_max_size=100)
-    assert np.asarray(Image.open(tmp_path / "big_overlay.png")).shape[:2] == (87, 67)
+    result = segment_file(path, predictor, tmp_path, tile_size=128, overlay_max_size=100)
+    assert np.asarray(Image.open(tmp_path / "big_overlay.png")).shape[1] == 67
+    assert result.overlay_key["block_factor"] == 3  # 260 x 200 shown as 87 x 67
 
 
 def test_rgb_saved_grey_micrograph_is_segmented_as_grey(predictor, tmp_path):
@@ -439,10 +442,15 @@ def test_segment_measures_particles_of_known_discs(tmp_path):
     assert summary["diameter_unit"] == "nm" and summary["diameter_median"] == pytest.approx(8.0, rel=0.03)
     assert summary["area_fraction"] == pytest.approx(mask.mean())
     # The overlay outlines each particle (the line between the touching pair too).
-    overlay = np.asarray(Image.open(out / "discs_overlay.png"))
+    overlay = np.asarray(Image.open(out / "discs_overlay.png"))[:labels.shape[0]]
     red = (overlay == OVERLAY_COLOUR).all(axis=-1)
-    np.testing.assert_array_equal(red, find_boundaries(labels, mode="inner") & (labels > 0))
+    cyan = (overlay == EDGE_COLOUR).all(axis=-1)  # the particle cut by the image edge
+    outlines = find_boundaries(labels, mode="inner") & (labels > 0)
+    edge_id = int(next(r["id"] for r in rows if r["touches_edge"] == "True"))
+    np.testing.assert_array_equal(cyan, outlines & (labels == edge_id))
+    np.testing.assert_array_equal(red, outlines & (labels != edge_id))
     assert red[62:78, 37:39].any()  # where the two discs touch
+    assert result.overlay_key["scale_bar"] == "10 nm" and result.overlay_key["scale_bar_px"] == 20
     assert not (overlay == MASK_OUTLINE_COLOUR).all(axis=-1).any()  # every mask region is a particle
 
 
@@ -450,7 +458,7 @@ def test_small_specks_are_not_counted_and_outlined_in_amber(tmp_path):
     path, _ = _disc_micrograph(tmp_path / "specks.tif", discs=[(40, 40, 10), (90, 90, 2)])
     result = segment_file(path, _threshold_predictor(), tmp_path, min_particle_area_nm2=10.0)  # 40 px
     assert result.particles["count"] == 1 and result.particles["min_area_px"] == pytest.approx(40.0)
-    overlay = np.asarray(Image.open(tmp_path / "specks_overlay.png"))
+    overlay = np.asarray(Image.open(tmp_path / "specks_overlay.png"))[:128]
     amber = (overlay == MASK_OUTLINE_COLOUR).all(axis=-1)
     assert amber[86:95, 86:95].any() and not amber[25:56, 25:56].any()
 
