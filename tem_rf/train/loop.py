@@ -629,12 +629,17 @@ class Trainer:
             tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
             top = float(self.config.num_classes - 1)  # boundary labels: interior grey, boundary white
             tf.summary.image("label", tf.cast(labels[..., None], tf.float32) / top, max_outputs=8)
-            tf.summary.image("particle_probability", probabilities, max_outputs=8)
+        shown = tensorboard.probability_colour_image(probabilities)
+        scale = (f"colour: {tensorboard.PROBABILITY_COLOUR_MAP}, fixed 0 (dark blue) to 1 (yellow); the strip on the "
+                 "right is the scale")
+        if regular:
+            tf.summary.image("particle_probability", shown, max_outputs=8,
+                             description=f"predicted particle probability; {scale}")
         if best:
             tf.summary.image(
-                "best/particle_probability", probabilities, max_outputs=8,
+                "best/particle_probability", shown, max_outputs=8,
                 description="particle probability at each epoch that raised the best validation hard "
-                            "dice; the latest is the best epoch's (best.keras)",
+                            f"dice; the latest is the best epoch's (best.keras); {scale}",
             )
 
     def hparams(self) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
 # name -> (display name, description); the order is the dashboard's column order.
@@ -59,6 +61,32 @@ METRICS: dict[tuple[str, str], str] = {
     ("train", "loss"): "training cross-entropy (mean over the epoch)",
     ("val", "loss"): "validation cross-entropy",
 }
+
+
+PROBABILITY_COLOUR_MAP = "viridis"  # 0 dark blue, 1 yellow; the same in every image and epoch
+
+
+def probability_colour_image(probabilities: Any) -> Any:
+    """Probabilities ``[B, H, W, 1]`` in 0-1 as RGB ``[B, H, W + w, 3]`` in `PROBABILITY_COLOUR_MAP`
+    on the fixed scale 0-1, with the scale itself as a strip on the right (1 at the top, 0 at the
+    bottom; w = max(4, W // 8) px after a 1 px black gap), so images of different epochs and
+    runs compare by colour."""
+    import matplotlib
+    import tensorflow as tf
+
+    lut = tf.constant(matplotlib.colormaps[PROBABILITY_COLOUR_MAP](np.linspace(0.0, 1.0, 256))[:, :3], tf.float32)
+    height, width = tf.shape(probabilities)[1], tf.shape(probabilities)[2]
+    strip_width = tf.maximum(4, width // 8)
+    levels = tf.linspace(1.0, 0.0, height)[:, None, None]  # one value per row, top = 1
+    strip = tf.broadcast_to(levels, tf.stack([height, strip_width, 1]))
+    strip = tf.broadcast_to(strip[None], tf.stack([tf.shape(probabilities)[0], height, strip_width, 1]))
+
+    def coloured(values):
+        index = tf.cast(tf.round(tf.clip_by_value(values[..., 0], 0.0, 1.0) * 255.0), tf.int32)
+        return tf.gather(lut, index)
+
+    gap = tf.zeros(tf.stack([tf.shape(probabilities)[0], height, 1, 3]))
+    return tf.concat([coloured(tf.cast(probabilities, tf.float32)), gap, coloured(strip)], axis=2)
 
 
 def joined(values: Sequence[int]) -> str:

@@ -110,8 +110,27 @@ def test_validation_images_at_the_first_the_last_and_the_best_epochs(sweep_run):
     assert [step for step, _ in best] == new_best and new_best[-1] == read_json(run / "metrics.json")["best_epoch"]
     width, height, *pngs = best[-1][1]  # the images plugin's tensor: width, height, one PNG per image
     val_patches = read_json(data_dir / "dataset.json")["counts"]["val"]
-    assert (int(width), int(height), len(pngs)) == (32, 32, min(2, val_patches))  # --num_images=2
-    assert tf.io.decode_png(pngs[0]).shape == (32, 32, 1)
+    # 32 px patches coloured, a 1 px gap and the 4 px colour scale; --num_images=2
+    assert (int(width), int(height), len(pngs)) == (37, 32, min(2, val_patches))
+    assert tf.io.decode_png(pngs[0]).shape == (32, 37, 3)
+
+
+def test_probability_images_use_one_fixed_colour_scale_shown_beside_them():
+    import matplotlib
+
+    lut = matplotlib.colormaps[tb.PROBABILITY_COLOUR_MAP](np.linspace(0, 1, 256))[:, :3]
+    probabilities = np.zeros((2, 16, 24, 1), np.float32)
+    probabilities[0, :, :12] = 1.0
+    probabilities[1, 3, 5] = 0.5
+    shown = tb.probability_colour_image(tf.constant(probabilities)).numpy()
+    assert shown.shape == (2, 16, 24 + 1 + 4, 3)
+    np.testing.assert_allclose(shown[0, 0, 0], lut[255], atol=1e-6)  # 1: the top of the scale, in every image
+    np.testing.assert_allclose(shown[0, 0, 12], lut[0], atol=1e-6)
+    np.testing.assert_allclose(shown[1, 3, 5], lut[128], atol=1e-6)
+    np.testing.assert_array_equal(shown[:, :, 24], 0.0)  # the gap
+    np.testing.assert_allclose(shown[0, 0, 25], lut[255], atol=1e-6)  # scale: 1 at the top ...
+    np.testing.assert_allclose(shown[0, -1, 28], lut[0], atol=1e-6)  # ... 0 at the bottom
+    np.testing.assert_allclose(shown[0, :, 25:], shown[1, :, 25:])  # the same scale whatever the image
 
 
 def test_best_images_stop_at_the_best_epoch_when_a_later_one_is_worse(tmp_path, sweep_run):
