@@ -3,9 +3,11 @@
 Outputs of `segment_file`: ``<stem>_mask.tif`` (uint8, 0 background, 255 particle),
 ``<stem>_prob.tif`` (float32 particle probability, optional), ``<stem>_overlay.png`` and, when
 measuring (default), the particles (`tem_rf.particles.measure_particles`): ``<stem>_particles.csv``
-(one row per particle) and ``<stem>_labels.tif`` (uint16 instance ids); TIFFs carry the
-micrograph's pixel size (ImageJ resolution, nm). For several micrographs `segment_files` adds the
-pooled ``particles.csv`` (with a ``source`` column) and the size histogram ``particle_sizes.png``.
+(one row per particle), ``<stem>_labels.tif`` (uint16 instance ids) and ``<stem>_sizes.png`` (their
+diameters); TIFFs carry the micrograph's pixel size (ImageJ resolution, nm). `segment_files` adds
+``summary.csv`` (a row per micrograph) and for several micrographs the pooled ``particles.csv``
+(with a ``source`` column) and the size histogram ``particle_sizes.png``
+(`tem_rf.serve.particle_reports`); the overlay is `tem_rf.serve.overlay`.
 The tiling itself (exact, with a halo) is `tem_rf.serve.tiling`. `segment_micrographs` is
 ``experiments/segment.py``: checks, model loading and every file in one call.
 """
@@ -37,6 +39,10 @@ from tem_rf.serve.scale import (
 from tem_rf.serve.overlay import (  # noqa: F401  (OVERLAY_COLOUR, MASK_OUTLINE_COLOUR: segment's overlay colours)
     MASK_OUTLINE_COLOUR, OVERLAY_COLOUR, OVERLAY_MAX_SIZE, overlay_background, write_overlay,
 )
+from tem_rf.serve.particle_reports import (
+    HISTOGRAM_FILE, POOLED_PARTICLES_FILE, SUMMARY_CSV_FILE, micrograph_diameters, write_pooled_particles,
+    write_size_histogram, write_summary_csv,
+)
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
 
 if TYPE_CHECKING:
@@ -47,11 +53,9 @@ logger = logging.getLogger(__name__)
 PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off the training one
 MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible in any viewer
 # What `segment_file` writes next to ``<stem>``; such files are never read back as micrographs.
-OUTPUT_SUFFIXES = ("_mask.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv")
+OUTPUT_SUFFIXES = ("_mask.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv", "_sizes.png")
 # What `segment_files` writes once per run (pooled particles of several micrographs).
 SUMMARY_FILE = "segmentation.json"
-POOLED_PARTICLES_FILE = "particles.csv"
-HISTOGRAM_FILE = "particle_sizes.png"
 _OUTPUT_NAME = re.compile(
     "^(?P<stem>.+)(?:" + "|".join(map(re.escape, OUTPUT_SUFFIXES)) + ")$", re.IGNORECASE
 )
@@ -219,6 +223,7 @@ class SegmentationResult:
     signal: str | None = None  # title of the signal read from a multi-signal file
     frame: int | None = None  # frame read from a stack
     particles_csv: str | None = None  # measured: one row per particle
+    histogram: str | None = None  # measured: its particles' diameters
     labels: str | None = None  # measured: uint16 instance ids
     # measured: `tem_rf.particles.summarise` (count, diameter mean/std/median/quartiles in
     # ``diameter_unit``, nm or px, area fraction; JSON-clean) plus the minimum area used
@@ -250,16 +255,20 @@ def output_files(
     if measure:
         files["particles_csv"] = output_dir / f"{stem}_particles.csv"
         files["labels"] = output_dir / f"{stem}_labels.tif"
+        files["histogram"] = output_dir / f"{stem}_sizes.png"
     return files
 
 
 def run_output_files(
     paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *, measure: bool = True
 ) -> dict[str, Path]:
-    """The files `segment_files` writes once per run: ``segmentation.json`` and, measuring more
-    than one micrograph, the pooled ``particles.csv`` and ``particle_sizes.png``."""
+    """The files `segment_files` writes once per run: ``segmentation.json``, measuring
+    ``summary.csv`` (a row per micrograph) and, for more than one micrograph, the pooled
+    ``particles.csv`` and ``particle_sizes.png``."""
     output_dir = Path(output_dir)
     files = {"summary": output_dir / SUMMARY_FILE}
+    if measure:
+        files["summary_csv"] = output_dir / SUMMARY_CSV_FILE
     if measure and len(paths) > 1:
         files["particles_csv"] = output_dir / POOLED_PARTICLES_FILE
         files["histogram"] = output_dir / HISTOGRAM_FILE
@@ -563,6 +572,9 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
             labels_written.result()
             particles, _, result.particles = measured.result()
             result.particles_csv, result.labels = str(files["particles_csv"]), str(files["labels"])
+            diameters, unit = micrograph_diameters(particles, micrograph.pixel_size_nm)
+            write_size_histogram(files["histogram"], [Path(path).name], [diameters], unit)
+            result.histogram = str(files["histogram"])
     except InputError:  # too many particles for the labels image: none of this micrograph's files
         if measured is not None:
             for file in files.values():
@@ -722,7 +734,7 @@ def segmentation_output_of(
     from tem_rf.data.reading import MICROGRAPH_SUFFIXES
 
     path = Path(path)
-    if path.name.lower() in (HISTOGRAM_FILE, POOLED_PARTICLES_FILE):
+    if path.name.lower() in (HISTOGRAM_FILE, POOLED_PARTICLES_FILE, SUMMARY_CSV_FILE):
         return _pooled_in_summary(path)
     match = _OUTPUT_NAME.match(path.name)
     if match is None:
@@ -748,7 +760,7 @@ def _listed_in_summary(path: Path) -> Path | None:
         summary = json.loads(summary_path.read_text())
         target = path.resolve()
         for result in summary.get("results", []):
-            for key in ("mask", "probability", "overlay", "labels", "particles_csv"):
+            for key in ("mask", "probability", "overlay", "labels", "particles_csv", "histogram"):
                 written = result.get(key)
                 if written and Path(written).name == path.name and (
                     not Path(written).is_absolute() or Path(written).resolve() == target
@@ -760,11 +772,13 @@ def _listed_in_summary(path: Path) -> Path | None:
 
 
 def _pooled_in_summary(path: Path) -> Path | None:
-    """The ``segmentation.json`` beside ``path`` when it lists ``path`` as its run's pooled output."""
+    """The ``segmentation.json`` beside ``path`` when it lists ``path`` as one of its run's own
+    outputs (the pooled particles and histogram, summary.csv)."""
     summary_path = path.parent / SUMMARY_FILE
     try:
-        pooled = json.loads(summary_path.read_text()).get("pooled") or {}
-        if any(written and Path(written).name == path.name for written in pooled.values()
+        summary = json.loads(summary_path.read_text())
+        written_files = [*(summary.get("pooled") or {}).values(), summary.get("summary_csv")]
+        if any(written and Path(written).name == path.name for written in written_files
                if isinstance(written, str)):
             return summary_path
     except (OSError, ValueError, TypeError, AttributeError):
@@ -875,7 +889,12 @@ def segment_files(
             pooled = write_pooled_particles(
                 results, particles_of, run_files["particles_csv"], run_files["histogram"]
             )
-        write_json(output_dir / SUMMARY_FILE, json_safe(_run_summary(predictor, options, results, failures, pooled)))
+        if "summary_csv" in run_files:
+            write_summary_csv(results, run_files["summary_csv"])
+        summary = _run_summary(predictor, options, results, failures, pooled)
+        if "summary_csv" in run_files:
+            summary["summary_csv"] = str(run_files["summary_csv"])
+        write_json(output_dir / SUMMARY_FILE, json_safe(summary))
     except BaseException:
         # A write failed or the user interrupted. A micrograph still being written is waited for
         # (a thread cannot be stopped), then the whole run is undone.
@@ -908,98 +927,6 @@ def _run_summary(predictor: Predictor, options: dict[str, Any], results: list[Se
     if pooled is not None:
         summary["pooled"] = pooled
     return summary
-
-
-def _pooled_unit(results: Sequence[SegmentationResult]) -> tuple[str, list[float]]:
-    """``("nm", scales)`` when every micrograph's pixel size is known, else ``("px", 1s)``:
-    diameters of micrographs at other pixel sizes are only comparable in nm."""
-    sizes = [pixel_size_or_none(r.pixel_size_nm) for r in results]
-    if all(size is not None for size in sizes):
-        return "nm", [float(size) for size in sizes]
-    return "px", [1.0] * len(sizes)
-
-
-def write_pooled_particles(
-    results: Sequence[SegmentationResult],
-    particles_of: dict[str, list],
-    csv_path: str | os.PathLike,
-    histogram_path: str | os.PathLike,
-    *,
-    include_edge: bool = False,
-) -> dict[str, Any]:
-    """The particles of several micrographs in one CSV (a ``source`` column first: the
-    micrograph's file name) and their size distribution as a histogram PNG (equivalent-circle
-    diameter in nm, or px when a pixel size is unknown; edge particles left out unless
-    ``include_edge``; the legend gives each micrograph's count). Returns the pooled summary:
-    file paths, counts and diameter statistics (JSON-clean)."""
-    from tem_rf.core.files import atomic_write_text, write_csv
-    from tem_rf.particles import COLUMNS
-
-    unit, scales = _pooled_unit(results)
-    rows = [
-        {"source": Path(r.input).name, **particle.row()}
-        for r in results for particle in particles_of.get(r.input, [])
-    ]
-    if rows:
-        write_csv(csv_path, rows)
-    else:
-        atomic_write_text(csv_path, ",".join(("source", *COLUMNS)) + "\n")
-    samples = [
-        np.array([p.diameter_px * scale for p in particles_of.get(r.input, [])
-                  if include_edge or not p.touches_edge], dtype=np.float64)
-        for r, scale in zip(results, scales)
-    ]
-    write_size_histogram(histogram_path, [Path(r.input).name for r in results], samples, unit)
-    everything = np.concatenate(samples) if samples else np.zeros(0)
-
-    def stat(function) -> float | None:
-        return float(function(everything)) if everything.size else None
-
-    return {
-        "particles_csv": str(csv_path),
-        "histogram": str(histogram_path),
-        "micrographs": len(results),
-        "count": len(rows),
-        "count_measured": int(everything.size),
-        "include_edge": include_edge,
-        "diameter_unit": unit,
-        "diameter_mean": stat(np.mean),
-        "diameter_std": float(np.std(everything, ddof=1)) if everything.size > 1 else None,
-        "diameter_median": stat(np.median),
-        "diameter_q1": stat(lambda d: np.percentile(d, 25)),
-        "diameter_q3": stat(lambda d: np.percentile(d, 75)),
-    }
-
-
-def write_size_histogram(
-    target: str | os.PathLike, names: Sequence[str], samples: Sequence[np.ndarray], unit: str
-) -> None:
-    """A PNG histogram of particle diameters, one stacked colour per micrograph, its count in the
-    legend (and the total in the title); written atomically."""
-    from matplotlib.figure import Figure
-
-    from tem_rf.core.files import atomic_path
-
-    figure = Figure(figsize=(6.4, 4.2), dpi=100)
-    axes = figure.add_subplot()
-    everything = np.concatenate([np.asarray(s, np.float64) for s in samples]) if samples else np.zeros(0)
-    total = int(everything.size)
-    if total:
-        low, high = float(everything.min()), float(everything.max())
-        bins = np.histogram_bin_edges(everything, bins=min(40, max(5, int(math.sqrt(total)) + 1)),
-                                      range=(low, high if high > low else low + 1.0))
-        labelled = [(s, f"{name} (n={len(s)})") for name, s in zip(names, samples)]
-        axes.hist([s for s, _ in labelled], bins=bins, stacked=True, label=[t for _, t in labelled])
-        axes.legend(fontsize="small", title="micrograph (particles)", title_fontsize="small")
-    else:
-        axes.text(0.5, 0.5, "no particles", ha="center", va="center", transform=axes.transAxes)
-    axes.set_xlabel(f"equivalent-circle diameter ({unit})")
-    axes.set_ylabel("particles")
-    axes.set_title(f"particle sizes: {total} particles in {len(names)} micrographs (edge particles left out)",
-                   fontsize="medium")
-    figure.tight_layout()
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png")
 
 
 def check_output_dir(out_dir: str | os.PathLike) -> None:

@@ -124,15 +124,15 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
     first = {p.name: p.read_bytes() for p in session.iterdir()}
     out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1")
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
-        f"error: {session}: already holds segmentation.json and 4 more of this run's outputs; pass "
+        f"error: {session}: already holds segmentation.json and 6 more of this run's outputs; pass "
         "--overwrite to replace them, or choose another --out_dir"
     )
     assert {p.name: p.read_bytes() for p in session.iterdir()} == first
     out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1", "--overwrite")
     assert out.returncode == 0, out.stderr
     assert "wrote 1 of 1 segmentations" in out.stdout
-    assert ("left out 3 file(s) written by an earlier segmentation (stack_labels.tif, stack_mask.tif, "
-            "stack_overlay.png)") in out.stderr
+    assert ("left out 4 file(s) written by an earlier segmentation (stack_labels.tif, stack_mask.tif, "
+            "stack_overlay.png, stack_sizes.png)") in out.stderr
     assert tifffile.imread(session / "stack_mask.tif").shape == (36, 40)
     summary = json.loads((session / "segmentation.json").read_text())
     assert summary["options"]["frame"] == 1 and summary["results"][0]["frame"] == 1

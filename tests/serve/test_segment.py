@@ -353,12 +353,12 @@ def test_outputs_of_an_earlier_run_are_never_read_back(predictor, tmp_path, capl
     segment_files([folder / "a.tif"], predictor, folder, progress=False, save_probability=True)
     assert {p.name for p in folder.iterdir()} == {
         "a.tif", "b_mask.tif", "a_mask.tif", "a_prob.tif", "a_overlay.png", "a_labels.tif", "a_particles.csv",
-        "segmentation.json",
+        "a_sizes.png", "segmentation.json", "summary.csv",
     }
     with caplog.at_level(logging.WARNING, logger="tem_rf.serve.segment"):
         assert expand_inputs([str(folder)]) == [folder / "a.tif", folder / "b_mask.tif"]
-    assert ("left out 4 file(s) written by an earlier segmentation (a_labels.tif, a_mask.tif, a_overlay.png, "
-            "a_prob.tif)") in caplog.text
+    assert ("left out 5 file(s) written by an earlier segmentation (a_labels.tif, a_mask.tif, a_overlay.png, "
+            "a_prob.tif, a_sizes.png)") in caplog.text
     with pytest.raises(InputError, match=r"a_labels\.tif: is an output of an earlier segmentation \(of .*a\.tif\)"):
         expand_inputs([str(folder / "a_labels.tif")])
     assert expand_inputs([str(folder / "*.tif")]) == [folder / "a.tif", folder / "b_mask.tif"]
