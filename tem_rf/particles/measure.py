@@ -101,6 +101,19 @@ class Particle:
     solidity: float
     mean_probability: float | None
     touches_edge: bool
+    # ImageJ-style descriptors (`tem_rf.particles.descriptors`), set by `measure_particles`
+    perimeter_px: float | None = None
+    ellipse_major_px: float | None = None
+    ellipse_minor_px: float | None = None
+    ellipse_angle_deg: float | None = None
+    circularity: float | None = None
+    roundness: float | None = None
+    bbox_x_px: int | None = None
+    bbox_y_px: int | None = None
+    bbox_width_px: int | None = None
+    bbox_height_px: int | None = None
+    intensity_mean: float | None = None  # of the micrograph as read, under the particle
+    intensity_std: float | None = None
 
     @classmethod
     def from_pixels(
@@ -130,12 +143,83 @@ class Particle:
             touches_edge=bool(touches_edge),
         )
 
+    @property
+    def pixel_size_nm(self) -> float | None:
+        """The pixel size it was measured with (None when unknown)."""
+        return None if self.diameter_nm is None else self.diameter_nm / self.diameter_px
+
     def row(self) -> dict[str, Any]:
-        """The record as a dict (a CSV row)."""
-        return dict(self.__dict__)  # the fields in order (as dataclasses.asdict, without its deep copy)
+        """The CSV row (`COLUMNS`): ImageJ's order and x / y (x to the right, y down, from the
+        top-left pixel's centre), each value rounded to what the measurement supports: lengths
+        and positions to 1/100 px (in nm: 1/100 of the pixel size), areas to whole px (nm^2: 1/100
+        of a pixel's area), ratios to 4 decimals, angles to 0.01 degree, intensities to 6
+        significant digits. None for what is unknown (no pixel size, no micrograph)."""
+        p = self.pixel_size_nm
+        nm_digits = None if p is None else max(0, math.ceil(-math.log10(p / 100)))
+        area_digits = None if p is None else max(0, math.ceil(-math.log10(p * p / 100)))
+
+        def px(value: float | None) -> float | None:
+            return None if value is None else round(float(value), 2)
+
+        def nm(value_px: float | None) -> float | None:
+            return None if value_px is None or p is None else round(float(value_px) * p, nm_digits)
+
+        def ratio(value: float | None) -> float | None:
+            return None if value is None else round(float(value), 4)
+
+        def significant(value: float | None) -> float | None:
+            return None if value is None or not math.isfinite(value) else float(f"{value:.6g}")
+
+        return {
+            "id": self.id,
+            "x_px": px(self.centroid_col_px), "y_px": px(self.centroid_row_px),
+            "x_nm": nm(self.centroid_col_px), "y_nm": nm(self.centroid_row_px),
+            "area_px": self.area_px,
+            "area_nm2": None if p is None else round(self.area_px * p * p, area_digits),
+            "diameter_px": px(self.diameter_px), "diameter_nm": nm(self.diameter_px),
+            "perimeter_px": px(self.perimeter_px), "perimeter_nm": nm(self.perimeter_px),
+            "circularity": ratio(self.circularity), "roundness": ratio(self.roundness),
+            "ellipse_major_px": px(self.ellipse_major_px), "ellipse_minor_px": px(self.ellipse_minor_px),
+            "ellipse_major_nm": nm(self.ellipse_major_px), "ellipse_minor_nm": nm(self.ellipse_minor_px),
+            "ellipse_angle_deg": None if self.ellipse_angle_deg is None else round(self.ellipse_angle_deg, 2),
+            "feret_max_px": px(self.feret_max_px), "feret_min_px": px(self.feret_min_px),
+            "feret_max_nm": nm(self.feret_max_px), "feret_min_nm": nm(self.feret_min_px),
+            "aspect_ratio": ratio(self.aspect_ratio), "solidity": ratio(self.solidity),
+            "bbox_x_px": self.bbox_x_px, "bbox_y_px": self.bbox_y_px,
+            "bbox_width_px": self.bbox_width_px, "bbox_height_px": self.bbox_height_px,
+            "intensity_mean": significant(self.intensity_mean), "intensity_std": significant(self.intensity_std),
+            "mean_probability": ratio(self.mean_probability),
+            "touches_edge": self.touches_edge,
+        }
 
 
-COLUMNS = tuple(field.name for field in dataclasses.fields(Particle))
+# The particle table's columns (`Particle.row`), in ImageJ's order: units in the names.
+COLUMNS = (
+    "id", "x_px", "y_px", "x_nm", "y_nm", "area_px", "area_nm2", "diameter_px", "diameter_nm", "perimeter_px",
+    "perimeter_nm", "circularity", "roundness", "ellipse_major_px", "ellipse_minor_px", "ellipse_major_nm",
+    "ellipse_minor_nm", "ellipse_angle_deg", "feret_max_px", "feret_min_px", "feret_max_nm", "feret_min_nm",
+    "aspect_ratio", "solidity", "bbox_x_px", "bbox_y_px", "bbox_width_px", "bbox_height_px", "intensity_mean",
+    "intensity_std", "mean_probability", "touches_edge",
+)
+FIELDS = tuple(field.name for field in dataclasses.fields(Particle))
+
+
+def with_descriptors(particles: list[Particle], labels: np.ndarray, image: np.ndarray | None = None) -> list[Particle]:
+    """``particles`` (ids as in ``labels``) with their ImageJ-style descriptors
+    (`tem_rf.particles.descriptors.shape_descriptors`; intensities of ``image`` when given)."""
+    from tem_rf.particles.descriptors import shape_descriptors
+
+    if not particles:
+        return particles
+    found = shape_descriptors(labels, image)
+
+    def value(name: str, k: int) -> Any:
+        v = found[name][k]
+        if name.startswith("bbox_"):
+            return int(v)
+        return float(v) if math.isfinite(v) else None
+
+    return [dataclasses.replace(p, **{name: value(name, p.id - 1) for name in found}) for p in particles]
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,8 +619,11 @@ def measure_particles(
     return_labels: bool = False,
     on_labels: Callable[[np.ndarray], Any] | None = None,
     threads: int | None = None,
+    image: Any = None,
 ):
-    """The particles of a segmentation: a list of `Particle` (ids 1..n in scan order).
+    """The particles of a segmentation: a list of `Particle` (ids 1..n in scan order), with their
+    ImageJ-style descriptors (`with_descriptors`; ``image``, the micrograph as read, same shape,
+    gives each particle's intensity mean and standard deviation).
 
     ``mask``: 2-D, nonzero = particle. ``pixel_size_nm``: None (or NaN, <= 0) when unknown; then
     the ``*_nm`` fields are None. ``probability``: the particle probability map, same shape, for
@@ -556,18 +643,29 @@ def measure_particles(
     most 4); the results do not depend on it.
     """
     binary = _binary(mask)
+    if image is not None and np.shape(image) != binary.shape:
+        raise ValueError(f"image has shape {np.shape(image)}, the mask {binary.shape}")
+    particles, labels = _particles_and_labels(
+        binary, pixel_size_nm, probability=probability, boundary=boundary, instance_rule=instance_rule,
+        exclude=exclude, min_area_nm2=min_area_nm2, min_area_px=min_area_px, fill=fill, split_touching=split_touching,
+        split_depth_px=split_depth_px, split_depth_fraction=split_depth_fraction, on_labels=on_labels, threads=threads)
+    particles = with_descriptors(particles, labels, None if image is None else np.asarray(image))
+    return (particles, labels) if return_labels else particles
+
+
+def _particles_and_labels(binary, pixel_size_nm, *, probability, boundary, instance_rule, exclude, min_area_nm2,
+                          min_area_px, fill, split_touching, split_depth_px, split_depth_fraction, on_labels, threads):
+    """`measure_particles` without the descriptors: ``(particles, labels)``."""
     if exclude is not None:
         excluded = _binary(exclude, "exclude")
         if excluded.shape != binary.shape:
             raise ValueError(f"exclude has shape {excluded.shape}, the mask {binary.shape}")
-        particles, labels = measure_particles(
+        particles, labels = _particles_and_labels(
             binary & ~excluded, pixel_size_nm, probability=probability, boundary=boundary,
-            instance_rule=instance_rule, min_area_nm2=min_area_nm2,
+            instance_rule=instance_rule, exclude=None, min_area_nm2=min_area_nm2,
             min_area_px=min_area_px, fill=fill, split_touching=split_touching, split_depth_px=split_depth_px,
-            split_depth_fraction=split_depth_fraction, return_labels=True, on_labels=on_labels,
-            threads=threads)
-        particles = _cut_by(particles, labels, excluded)
-        return (particles, labels) if return_labels else particles
+            split_depth_fraction=split_depth_fraction, on_labels=on_labels, threads=threads)
+        return _cut_by(particles, labels, excluded), labels
     pixel_size_nm = pixel_size_or_none(pixel_size_nm)
     probability = _probability(probability, binary.shape)
     threshold = min_area_in_px(pixel_size_nm, min_area_nm2, min_area_px)
@@ -579,7 +677,7 @@ def measure_particles(
         raise ValueError(f"threads must be >= 1, got {threads}")
     if boundary is not None:
         return _measure_learned(binary, pixel_size_nm, probability, boundary, instance_rule, threshold, fill,
-                                return_labels, on_labels)
+                                True, on_labels)
     split = (split_depth_px, split_depth_fraction) if split_touching else None
     with ThreadPoolExecutor(max_workers=threads) as pool:
         groups, labels = _instances_in_groups(binary, threshold, fill, split, threads, pool)
@@ -597,7 +695,7 @@ def measure_particles(
         ))
         boxes = np.concatenate([group.image_boxes for group in groups])
         particles = _batch.particles(ids, measured_all, boxes, binary.shape, pixel_size_nm)
-    return (particles, labels) if return_labels else particles
+    return particles, labels
 
 
 def edge_particles(labels: np.ndarray, excluded: np.ndarray | None = None) -> np.ndarray:
@@ -808,7 +906,7 @@ def measure_labels(
     probability = _probability(probability, labels.shape)
     if not labels.size or labels.max() == 0:
         return []
-    return _batch.measure_all(labels, pixel_size_nm, probability)
+    return with_descriptors(_batch.measure_all(labels, pixel_size_nm, probability), labels)
 
 
 def _measure_each(
@@ -823,7 +921,7 @@ def _measure_each(
                 _measure(labels[box] == index, box[0].start, box[1].start, index, labels.shape,
                          pixel_size_nm, probability)
             )
-    return particles
+    return with_descriptors(particles, labels)
 
 
 def _measure_particles_each(mask: Any, pixel_size_nm: float | None = None, **options: Any):
@@ -843,7 +941,7 @@ def _measure_particles_each(mask: Any, pixel_size_nm: float | None = None, **opt
     for ident, (piece, row0, col0) in enumerate(pieces, start=1):
         particles.append(_measure(piece, row0, col0, ident, binary.shape, pixel_size_nm, probability))
         labels[row0 : row0 + piece.shape[0], col0 : col0 + piece.shape[1]][piece] = ident
-    return particles, labels
+    return with_descriptors(particles, labels), labels
 
 
 # --------------------------------------------------------------------------------------------
@@ -901,7 +999,7 @@ def write_particles_csv(path: str | os.PathLike, particles: Sequence[Particle]) 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(["" if v is None else v for v in p.__dict__.values()] for p in particles)
+    writer.writerows(["" if v is None else v for v in p.row().values()] for p in particles)
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -923,6 +1021,7 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, pixel_size_nm: flo
 
 __all__ = [
     "COLUMNS",
+    "FIELDS",
     "DEFAULT_MIN_AREA_NM2",
     "DEFAULT_MIN_AREA_PX",
     "DEFAULT_SPLIT_DEPTH_FRACTION",
@@ -938,5 +1037,6 @@ __all__ = [
     "outline_points",
     "summarise",
     "write_labels",
+    "with_descriptors",
     "write_particles_csv",
 ]

@@ -505,7 +505,7 @@ def _write_segmented(segmented: _Segmented) -> tuple[SegmentationResult, list]:
     if s.min_area is not None:
         measured = pool.submit(
             _measure_and_write, s.path, s.maps, pixel_size_or_none(s.micrograph.pixel_size_nm),
-            s.min_area, s.files["particles_csv"], labels, s.excluded[0],
+            s.min_area, s.files["particles_csv"], labels, s.excluded[0], s.micrograph.data,
         )
     try:
         result, particles = _write_outputs(s.path, s.micrograph, s.maps.mask, s.maps.probability, s.files, measured, labels,
@@ -587,6 +587,7 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
 def _measure_and_write(
     path: str | os.PathLike, maps: PixelMaps, pixel_size_nm: float | None,
     min_area: float, csv_path: Path, labels_ready: Future, excluded: np.ndarray | None = None,
+    image: np.ndarray | None = None,
 ) -> tuple[list, np.ndarray, dict[str, Any]]:
     """`segment_file`'s particles: measured, written (CSV), summarised; ``labels_ready`` gets the
     labels image as soon as it is known (`segment_file` writes it meanwhile), or `InputError`
@@ -609,7 +610,7 @@ def _measure_and_write(
     particles, labels = measure_particles(
         binary, pixel_size_nm, probability=maps.probability, boundary=maps.boundary, instance_rule=maps.rule,
         exclude=excluded,
-        min_area_px=min_area, return_labels=True, on_labels=labels_known,
+        min_area_px=min_area, return_labels=True, on_labels=labels_known, image=image,
     )
     write_particles_csv(csv_path, particles)
     return particles, labels, summarise(particles, mask.shape, pixel_size_nm) | {"min_area_px": min_area}

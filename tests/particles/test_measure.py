@@ -12,7 +12,7 @@ from scipy.spatial import ConvexHull
 from skimage.measure import label, regionprops
 
 from tem_rf.particles import measure_particles, summarise, write_labels, write_particles_csv
-from tem_rf.particles.measure import COLUMNS, _calipers, feret_diameters, outline_hull, outline_points
+from tem_rf.particles.measure import COLUMNS, FIELDS, _calipers, feret_diameters, outline_hull, outline_points
 
 
 def disc(shape, radius, centre):
@@ -202,8 +202,12 @@ def test_writers(tmp_path):
     with open(tmp_path / "p.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == COLUMNS and len(rows) == 2
-    assert float(rows[1]["diameter_nm"]) == pytest.approx(particles[1].diameter_nm)
-    assert rows[0]["mean_probability"] == ""
+    # rounded to a hundredth of the pixel size (0.003 nm) and a hundredth of a px
+    assert float(rows[1]["diameter_nm"]) == pytest.approx(particles[1].diameter_nm, abs=0.0015)
+    assert rows[1]["diameter_nm"] == f"{particles[1].diameter_nm:.3f}".rstrip("0")
+    assert float(rows[1]["x_px"]) == round(particles[1].centroid_col_px, 2)  # x is the column, as in ImageJ
+    assert float(rows[1]["y_px"]) == round(particles[1].centroid_row_px, 2)
+    assert rows[0]["mean_probability"] == "" and rows[0]["intensity_mean"] == ""  # no probability, no image
     write_particles_csv(tmp_path / "empty.csv", [])
     assert (tmp_path / "empty.csv").read_text().strip() == ",".join(COLUMNS)
     write_labels(tmp_path / "labels.tif", labels, 0.3)
@@ -255,7 +259,7 @@ def _touching_ellipses(size, seed, diameter=(8.0, 40.0)):
 def _assert_same_particles(fast, reference):
     assert len(fast) == len(reference)
     for a, b in zip(fast, reference):
-        for name in COLUMNS:
+        for name in FIELDS:
             x, y = getattr(a, name), getattr(b, name)
             if isinstance(y, float) and name == "mean_probability":
                 assert x == pytest.approx(y, rel=1e-6)  # summed in float64, the reference in float32
