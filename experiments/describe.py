@@ -29,6 +29,7 @@ _MAX_DIVISOR = flags.DEFINE_integer(
     "max_divisor", 512, "--grid: leave out pool sequences whose product exceeds this (patch size)."
 )
 _JSON = flags.DEFINE_string("json_out", None, "Also write the table/description as JSON here.")
+_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an existing --json_out file.")
 
 
 def main(argv: list[str]) -> None:
@@ -45,6 +46,10 @@ def _describe() -> None:
 
     if _PIXEL_SIZE_NM.value is not None:  # a negative or NaN size would print negative or NaN nm
         require_pixel_size(_PIXEL_SIZE_NM.value, "--pixel_size_nm")
+    if _JSON.value:  # refused before the work, as every binary's existing output
+        from tem_rf.core.outputs import check_new_files
+
+        check_new_files([_JSON.value], _OVERWRITE.value)
 
     if _GRID.value:
         grid = architectures.architecture_grid(

@@ -1,7 +1,7 @@
 r"""Segments full-size micrographs with an exported (or trained) network.
 
-  python -m experiments.segment --model=exported/N2 --input='session3/*.tif' --out_dir=masks
-  python -m experiments.segment --model=runs/N2_k2-2_d1-1-1/seed0 --input=a.dm4,b.tif \
+  python -m experiments.segment --model=exported/N2 --images='session3/*.tif' --out_dir=masks
+  python -m experiments.segment --model=runs/N2_k2-2_d1-1-1/seed0 --images=a.dm4,b.tif \
       --out_dir=masks --save_probability --tile_size=512
 
 Each micrograph gets the training preprocessing (x-ray outlier removal, standardisation), is
@@ -35,8 +35,8 @@ from tem_rf.serve.options import SegmentOptions  # no TensorFlow: flags and --he
 _MODEL = flags.DEFINE_string(
     "model", None, "SavedModel from experiments/export.py, a run directory or a .keras file."
 )
-_INPUT = flags.DEFINE_list(
-    "input", None, "Micrographs: comma-separated files, glob patterns (quoted) or folders."
+_IMAGES = flags.DEFINE_list(
+    "images", None, "Micrographs: comma-separated files, glob patterns (quoted) or folders."
 )
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for masks, overlays, probabilities.")
 _OPTIONS = tem_flags.define_flags_from_dataclass(SegmentOptions)  # one flag per option, its default and help
@@ -48,7 +48,8 @@ _KEEP_MIXED = flags.DEFINE_boolean(
     "keep_mixed_precision", False, "Run a mixed_float16 .keras/run-dir network in float16 (GPU)."
 )
 tem_flags.define_deprecated_alias("output_dir", "out_dir")
-flags.mark_flags_as_required(["model", "input", "out_dir"])
+tem_flags.define_deprecated_alias("input", "images")  # --images, as in make_tfrecords and measure
+flags.mark_flags_as_required(["model", "images", "out_dir"])
 
 
 def main(argv: list[str]) -> None:
@@ -58,7 +59,7 @@ def main(argv: list[str]) -> None:
 
     options = tem_flags.options_from_flags(SegmentOptions, _OPTIONS)
     run = segment_micrographs(
-        _MODEL.value, _INPUT.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, on_model_loaded=print,
+        _MODEL.value, _IMAGES.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, on_model_loaded=print,
         overwrite=_OVERWRITE.value, progress=_PROGRESS.value, **options.library_options(),
     )
     print("\n".join(run.summary_lines()))

@@ -672,8 +672,8 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
 
     patterns = list(patterns)
     if not patterns or any(not str(pattern).strip() for pattern in patterns):
-        # An empty --input would otherwise mean the current folder (Path("") is ".").
-        raise InputError(None, "--input names no micrograph (an empty name): give files, folders or quoted globs")
+        # An empty --images would otherwise mean the current folder (Path("") is ".").
+        raise InputError(None, "--images names no micrograph (an empty name): give files, folders or quoted globs")
     found: list[Path] = []
     listings: dict[Path, dict[str, Path]] = {}  # folder -> its files by lower-case name, read once
     for pattern in patterns:

@@ -35,7 +35,7 @@ def test_segment_saved_model_over_a_glob(tmp_path):
     tifffile.imwrite(images / "holes.tif", nan_image)
 
     out = _run(  # rgb.png records no pixel size: --pixel_size_nm gives it
-        f"--model={tmp_path / 'model'}", f"--input={images / '*.tif'},{images / '*.png'}",
+        f"--model={tmp_path / 'model'}", f"--images={images / '*.tif'},{images / '*.png'}",
         f"--out_dir={tmp_path / 'masks'}", "--tile_size=32", "--save_probability", "--pixel_size_nm=0.02152",
     )
     assert out.returncode == 1, out.stderr
@@ -64,7 +64,7 @@ def test_segment_saved_model_over_a_glob(tmp_path):
                                  "trained_particle_px": None}
     assert tifffile.TiffFile(masks / "rgb_mask.tif").imagej_metadata["unit"] == "nm"  # the flag's pixel size, recorded
 
-    native = _run(f"--model={tmp_path / 'model'}", f"--input={images / 'demo.tif'}", f"--out_dir={tmp_path / 'native'}",
+    native = _run(f"--model={tmp_path / 'model'}", f"--images={images / 'demo.tif'}", f"--out_dir={tmp_path / 'native'}",
                   "--resample=never", "--nomeasure")
     assert native.returncode == 0, native.stderr
     assert "demo.tif: pixel size 0.03 nm differs from the training pixel size 0.02152 nm" in native.stderr
@@ -75,9 +75,10 @@ def test_segment_bad_model_and_inputs_are_one_clear_line(tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", np.ones((8, 8), np.uint16))
     out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / 'a.tif'}", f"--output_dir={tmp_path / 'o'}")
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert "--output_dir is deprecated; use --out_dir" in out.stderr  # the old name still works
+    assert "--output_dir is deprecated; use --out_dir" in out.stderr  # the old names still work
+    assert "--input is deprecated; use --images" in out.stderr
     assert "not a run directory (no best.keras or model.keras) and not a SavedModel" in out.stderr.splitlines()[-1]
-    out = _run(f"--model={tmp_path / 'empty'}", f"--input={tmp_path / '*.mrc'}", f"--out_dir={tmp_path / 'o'}")
+    out = _run(f"--model={tmp_path / 'empty'}", f"--images={tmp_path / '*.mrc'}", f"--out_dir={tmp_path / 'o'}")
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].endswith("matches no micrograph files")
 
 
@@ -86,11 +87,11 @@ def test_segment_output_dir_that_is_a_file_and_several_failures(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     tifffile.imwrite(tmp_path / "tiny.tif", np.arange(9, dtype=np.uint16).reshape(3, 3))
     tifffile.imwrite(tmp_path / "flat.tif", np.ones((8, 8), np.uint16))
-    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / 'tiny.tif'}",
+    out = _run(f"--model={tmp_path / 'model'}", f"--images={tmp_path / 'tiny.tif'}",
                f"--out_dir={tmp_path / 'notes.txt'}")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'notes.txt'}: is a file, not a folder (--out_dir)"
-    out = _run(f"--model={tmp_path / 'model'}", f"--input={tmp_path / '*.tif'}", f"--out_dir={tmp_path / 'o'}",
+    out = _run(f"--model={tmp_path / 'model'}", f"--images={tmp_path / '*.tif'}", f"--out_dir={tmp_path / 'o'}",
                "--resample=never")  # uncalibrated files, at their own grid
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
@@ -108,10 +109,10 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
     tifffile.imwrite(session / "stack.tif", frames, photometric="minisblack")
     model = f"--model={tmp_path / 'model'}"
     for value in ("nan", "1.5"):
-        out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", f"--threshold={value}")
+        out = _run(model, "--resample=never", f"--images={session}", f"--out_dir={session}", f"--threshold={value}")
         assert out.returncode == 1 and "Traceback" not in out.stderr
         assert out.stderr.strip().splitlines()[-1] == f"error: --threshold must be a probability from 0 to 1, got {value}"
-    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}")
+    out = _run(model, "--resample=never", f"--images={session}", f"--out_dir={session}")
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: 1 of 1 micrographs failed: {session / 'stack.tif'}: is a stack of 3 frames of 36x40 px, "
@@ -119,16 +120,16 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
     )
     # Outputs go next to the micrographs; a second run does not segment them, and replaces the
     # first run's outputs only when asked to.
-    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1")
+    out = _run(model, "--resample=never", f"--images={session}", f"--out_dir={session}", "--frame=1")
     assert out.returncode == 0, out.stderr
     first = {p.name: p.read_bytes() for p in session.iterdir()}
-    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1")
+    out = _run(model, "--resample=never", f"--images={session}", f"--out_dir={session}", "--frame=1")
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == (
         f"error: {session}: already holds segmentation.json and 6 more of this run's outputs; pass "
         "--overwrite to replace them, or choose another --out_dir"
     )
     assert {p.name: p.read_bytes() for p in session.iterdir()} == first
-    out = _run(model, "--resample=never", f"--input={session}", f"--out_dir={session}", "--frame=1", "--overwrite")
+    out = _run(model, "--resample=never", f"--images={session}", f"--out_dir={session}", "--frame=1", "--overwrite")
     assert out.returncode == 0, out.stderr
     assert "wrote 1 of 1 segmentations" in out.stdout
     assert ("left out 4 file(s) written by an earlier segmentation (stack_labels.tif, stack_mask.tif, "
@@ -136,7 +137,7 @@ def test_segment_frame_threshold_and_a_rerun_into_the_input_folder(tmp_path):
     assert tifffile.imread(session / "stack_mask.tif").shape == (36, 40)
     summary = json.loads((session / "segmentation.json").read_text())
     assert summary["options"]["frame"] == 1 and summary["results"][0]["frame"] == 1
-    out = _run(model, f"--input={session / 'stack.tif'}", f"--out_dir={tmp_path / 'o'}", "--signal=HAADF")
+    out = _run(model, f"--images={session / 'stack.tif'}", f"--out_dir={tmp_path / 'o'}", "--signal=HAADF")
     assert out.returncode == 1
     assert "stack.tif: has no signal titled 'HAADF'; its signals are signal 1 (untitled) (a stack of 3 frames" in out.stderr
 
@@ -150,7 +151,7 @@ def test_segment_measures_particles_and_nomeasure_skips_it(tmp_path):
         tifffile.imwrite(images / f"m{index}.tif", np.rint(demo).astype(np.uint16), imagej=True,
                          resolution=(1 / 0.02152, 1 / 0.02152), metadata={"unit": "nm"})
     model = f"--model={tmp_path / 'model'}"
-    out = _run(model, f"--input={images}", f"--out_dir={tmp_path / 'a'}", "--min_particle_area_px=4",
+    out = _run(model, f"--images={images}", f"--out_dir={tmp_path / 'a'}", "--min_particle_area_px=4",
                "--noprogress")
     assert out.returncode == 0, out.stderr
     a = tmp_path / "a"
@@ -164,12 +165,12 @@ def test_segment_measures_particles_and_nomeasure_skips_it(tmp_path):
         assert f"{name}.tif: 64x64 px" in out.stdout and f"{result['particles']['count']} particles" in out.stdout
     assert summary["pooled"]["micrographs"] == 2 and (a / "particles.csv").exists()
     assert (a / "particle_sizes.png").exists()
-    out = _run(model, f"--input={images}", f"--out_dir={tmp_path / 'b'}", "--nomeasure")
+    out = _run(model, f"--images={images}", f"--out_dir={tmp_path / 'b'}", "--nomeasure")
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
         "m0_mask.tif", "m0_overlay.png", "m1_mask.tif", "m1_overlay.png", "segmentation.json"
     ]
-    out = _run(model, f"--input={images}", f"--out_dir={tmp_path / 'c'}", "--min_particle_area_px=-2")
+    out = _run(model, f"--images={images}", f"--out_dir={tmp_path / 'c'}", "--min_particle_area_px=-2")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: --min_particle_area_px: ")
     assert not (tmp_path / "c").exists()

@@ -51,7 +51,7 @@ def test_measure_with_the_shipped_network_finds_the_demo_particles(low_res_demo,
 
 def test_segment_and_export_take_pretrained_names(low_res_demo, tmp_path):
     image = sorted((low_res_demo / "images").iterdir())[0]
-    segmented = call_main("experiments.segment", "--model=pretrained:emps", f"--input={image}",
+    segmented = call_main("experiments.segment", "--model=pretrained:emps", f"--images={image}",
                           f"--out_dir={tmp_path / 'seg'}")
     assert segmented.returncode == 0, segmented.stderr
     assert "particles" in segmented.stdout and (tmp_path / "seg" / "segmentation.json").is_file()
@@ -60,7 +60,7 @@ def test_segment_and_export_take_pretrained_names(low_res_demo, tmp_path):
     assert exported.returncode == 0, exported.stderr
     metadata = json.loads((tmp_path / "export" / "assets" / "tem_rf.json").read_text())
     assert metadata["target"] == "boundary" and metadata["instance_rule"]["boundary_threshold"] > 0
-    unknown = call_main("experiments.segment", "--model=pretrained:nothing", f"--input={image}",
+    unknown = call_main("experiments.segment", "--model=pretrained:nothing", f"--images={image}",
                         f"--out_dir={tmp_path / 'seg2'}")
     assert unknown.returncode == 1
     assert unknown.stderr.strip().endswith(
