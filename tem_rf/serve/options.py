@@ -33,6 +33,8 @@ class MicrographOptions:
     min_particle_area_px: float | None = option(
         None, "Smallest particle counted, in px (instead of --min_particle_area_nm2).")
     pixel_size_nm: float | None = option(None, "Pixel size (nm) of micrographs whose file records none.")
+    override_pixel_size: bool = option(
+        False, "Use --pixel_size_nm even for files that record a pixel size (a miscalibrated microscope).")
     resample: str = option(
         "auto", "auto: the network sees each micrograph resampled to its training pixel size; never: at the "
         "micrograph's own grid.", choices=RESAMPLE_POLICIES)

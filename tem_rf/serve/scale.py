@@ -76,25 +76,36 @@ def _network_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
     return max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor))
 
 
-def check_scale_options(pixel_size_nm: float | None, resample: str, rescale: str = "never") -> None:
-    """Refuses, before anything is read, a ``--pixel_size_nm`` that is not a positive number and an
-    unknown ``--resample`` or ``--rescale`` policy."""
+def check_scale_options(pixel_size_nm: float | None, resample: str, rescale: str = "never",
+                        override_pixel_size: bool = False) -> None:
+    """Refuses, before anything is read, a ``--pixel_size_nm`` that is not a positive number, an
+    ``--override_pixel_size`` without one and an unknown ``--resample`` or ``--rescale`` policy."""
     if pixel_size_nm is not None and pixel_size_or_none(pixel_size_nm) is None:
         raise InputError(None, f"--pixel_size_nm must be a positive number, got {pixel_size_nm}")
+    if override_pixel_size and pixel_size_nm is None:
+        raise InputError(None, "--override_pixel_size needs --pixel_size_nm: the pixel size to use instead of the files'")
     _check_policy("resample", resample, RESAMPLE_POLICIES)
     _check_policy("rescale", rescale, RESCALE_POLICIES)
 
 
 def micrograph_pixel_size(
-    path: str | os.PathLike | None, file_pixel_size_nm: float | None, flag_pixel_size_nm: float | None
+    path: str | os.PathLike | None, file_pixel_size_nm: float | None, flag_pixel_size_nm: float | None,
+    override: bool = False,
 ) -> tuple[float | None, str]:
-    """The pixel size to use and where it came from: the file's, else the flag's, else unknown."""
+    """The pixel size to use and where it came from: the file's (``"file"``), else the flag's
+    (``"flag"``), else unknown; with ``override`` the flag's even over the file's (``"override"``,
+    a miscalibrated microscope), said in a warning when they differ."""
     file_value = pixel_size_or_none(file_pixel_size_nm)
     flag_value = pixel_size_or_none(flag_pixel_size_nm)
+    if override and flag_value is not None:
+        if file_value is not None and not math.isclose(file_value, flag_value, rel_tol=0.01):
+            logger.warning("%s: the file says %.4g nm/px; using %.4g from --pixel_size_nm (--override_pixel_size)",
+                           path, file_value, flag_value)
+        return flag_value, "override" if file_value is not None else "flag"
     if file_value is not None:
         if flag_value is not None and not math.isclose(file_value, flag_value, rel_tol=0.01):
-            logger.warning("%s: the file says %.4g nm/px, --pixel_size_nm says %.4g; using the file's",
-                           path, file_value, flag_value)
+            logger.warning("%s: the file says %.4g nm/px, --pixel_size_nm says %.4g; using the file's "
+                           "(--override_pixel_size uses the flag's)", path, file_value, flag_value)
         return file_value, "file"
     if flag_value is not None:
         return flag_value, "flag"

@@ -410,6 +410,7 @@ def segment_file(
     min_particle_area_nm2: float | None = None,
     min_particle_area_px: float | None = None,
     pixel_size_nm: float | None = None,
+    override_pixel_size: bool = False,
     resample: str = "auto",
     rescale: str = "never",
     info_bar: str = "auto",
@@ -445,8 +446,8 @@ def segment_file(
 
     start = time.perf_counter()
     micrograph = read_micrograph(path, frame=frame, signal=signal)
-    pixel_size_nm, source = micrograph_pixel_size(path, micrograph.pixel_size_nm, pixel_size_nm)
-    if source == "flag":  # the outputs carry it, and particles are measured in nm
+    pixel_size_nm, source = micrograph_pixel_size(path, micrograph.pixel_size_nm, pixel_size_nm, override_pixel_size)
+    if source in ("flag", "override"):  # the outputs carry it, and particles are measured in nm
         micrograph = dataclasses.replace(micrograph, pixel_size_nm=pixel_size_nm)
     min_area = None
     if measure:
@@ -1047,7 +1048,8 @@ def segment_micrographs(
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
     check_particle_options(options)
-    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "never"))
+    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "never"),
+                        options.get("override_pixel_size", False))
     check_burned_in_options(options)
     paths = expand_inputs(inputs)
     # One writer per output folder: a second segment into it is refused instead of both ending

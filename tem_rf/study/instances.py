@@ -190,6 +190,7 @@ def measure_instances(
     min_particle_area_nm2: float | None = None,
     min_particle_area_px: float | None = None,
     pixel_size_nm: float | None = None,
+    override_pixel_size: bool = False,
     resample: str = "auto",
     rescale: str = "never",
     info_bar: str = "auto",
@@ -237,7 +238,7 @@ def measure_instances(
     if not 0.0 < iou_threshold <= 1.0:
         raise InputError(None, f"--iou_threshold must lie in (0, 1], got {iou_threshold}")
     threshold = check_threshold(threshold)
-    check_scale_options(pixel_size_nm, resample, rescale)
+    check_scale_options(pixel_size_nm, resample, rescale, override_pixel_size)
     check_burned_in_options({"info_bar": info_bar, "exclude_regions": exclude_regions})
     _min_particle_area(None, None if min_particle_area_nm2 is None else 1.0, min_particle_area_nm2,
                        min_particle_area_px)  # option mistakes, before anything is read
@@ -276,7 +277,8 @@ def measure_instances(
                         mask_path, f"is {true.shape[0]}x{true.shape[1]} px, but its micrograph {image_path.name} is "
                         f"{micrograph.data.shape[0]}x{micrograph.data.shape[1]} px"
                     )
-                pixel_size, source = micrograph_pixel_size(image_path, micrograph.pixel_size_nm, pixel_size_nm)
+                pixel_size, source = micrograph_pixel_size(image_path, micrograph.pixel_size_nm, pixel_size_nm,
+                                                           override_pixel_size)
                 min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
                 extra: dict[str, Any] = {}
                 if method == "network":  # at the network's training pixel size (`tem_rf.serve.scale`)

@@ -114,6 +114,25 @@ def test_segment_refuses_an_uncalibrated_micrograph_and_takes_the_flag(tmp_path)
         assert tif.imagej_metadata["unit"] == "nm"
 
 
+def test_a_file_s_calibration_is_replaced_only_when_asked(tmp_path, caplog):
+    from tem_rf.serve.scale import check_scale_options
+
+    image, _ = make_micrograph("low_res", size=96, pixel_size_nm=TRAINING_NM, rng=3)
+    path = _write(tmp_path / "miscalibrated.tif", image, 2 * TRAINING_NM)  # the file says 1 nm/px: wrong
+    kept = segment_file(path, _blur_predictor(), tmp_path / "kept", pixel_size_nm=TRAINING_NM, overlay=False)
+    assert kept.pixel_size_nm == 1.0 and kept.scale["pixel_size_source"] == "file"
+    assert "(--override_pixel_size uses the flag's)" in caplog.text
+    fixed = segment_file(path, _blur_predictor(), tmp_path / "fixed", pixel_size_nm=TRAINING_NM,
+                         override_pixel_size=True, overlay=False)
+    assert fixed.pixel_size_nm == TRAINING_NM and fixed.scale["pixel_size_source"] == "override"
+    assert fixed.scale["resample_factor"] == 1.0  # at the training pixel size now: no resampling
+    assert fixed.particles["diameter_median"] == pytest.approx(kept.particles["diameter_median"] / 2, rel=0.25)
+    assert "the file says 1 nm/px; using 0.5 from --pixel_size_nm (--override_pixel_size)" in caplog.text
+    assert micrograph_pixel_size("a.tif", None, 0.3, override=True) == (0.3, "flag")  # nothing to override
+    with pytest.raises(InputError, match="--override_pixel_size needs --pixel_size_nm"):
+        check_scale_options(None, "auto", "never", override_pixel_size=True)
+
+
 def _uncalibrated(predictor, trained):
     """``predictor`` as a network trained without a pixel size on particles of ``trained`` sizes."""
     metadata = {**predictor.metadata, "pixel_size_nm": None, "particle_diameter_px": trained}
