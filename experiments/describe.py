@@ -30,6 +30,7 @@ _MAX_DIVISOR = flags.DEFINE_integer(
 )
 _JSON = flags.DEFINE_string("json_out", None, "Also write the table/description as JSON here.")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an existing --json_out file.")
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar while --grid builds the networks.")
 
 
 def main(argv: list[str]) -> None:
@@ -58,7 +59,7 @@ def _describe() -> None:
             max_divisor=_MAX_DIVISOR.value,
             per_level=not _UNIFORM.value,
         )
-        rows = architectures.architecture_table(grid, _PIXEL_SIZE_NM.value, progress=True)
+        rows = architectures.architecture_table(grid, _PIXEL_SIZE_NM.value, progress=_PROGRESS.value)
         print(architectures.format_table(rows))
     else:
         model, row = architectures.describe_architecture(

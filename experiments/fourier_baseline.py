@@ -38,6 +38,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Patches read at a time.")
 _OUT_CSV = flags.DEFINE_string("out_csv", None, "Per-patch CSV to write.")
 _OUT_JSON = flags.DEFINE_string("out_json", None, "Summary JSON; default: --out_csv with .json.")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an existing --out_csv / --out_json.")
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over the patches.")
 flags.mark_flags_as_required(["data_dir", "out_csv"])
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str]) -> None:
         band_nm_inv=_BAND_NM_INV.value, lattice_spacings_nm=_SPACINGS.value,
         relative_width=_RELATIVE_WIDTH.value, pixel_size_nm=_PIXEL_SIZE.value, sigma_px=_SIGMA.value,
         min_contrast=_MIN_CONTRAST.value, noise_floor=_NOISE_FLOOR.value, batch_size=_BATCH_SIZE.value,
-        max_patches=_MAX_PATCHES.value, progress=True, overwrite=_OVERWRITE.value,
+        max_patches=_MAX_PATCHES.value, progress=_PROGRESS.value, overwrite=_OVERWRITE.value,
     )
     (low, high), (low_px, high_px) = s["band_cycles_per_px"], s["band_fft_px"]
     nm = f" = {s['band_nm_inv'][0]:.2f}-{s['band_nm_inv'][1]:.2f} nm^-1" if s["band_nm_inv"] else ""
