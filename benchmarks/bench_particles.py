@@ -7,7 +7,9 @@ The mask is synthetic and seeded: elliptical particles (equivalent diameter ``--
 aspect ratio 1-1.5) on a jittered grid, so that about ``--touching`` of them touch or overlap a
 neighbour (the watershed splits those) and a few have holes (filled); particles are cut by the
 image edge as in a micrograph. A probability map is given too (for ``mean_probability``), and
-the labels image is made (``return_labels``), as a binary measuring a segmentation would.
+the labels image is made (``return_labels``), as a binary measuring a segmentation would; one configuration
+also gives the micrograph (intensity mean and standard deviation, as ``segment`` measures).
+Every configuration includes the ImageJ-style descriptors (`tem_rf.particles.descriptors`).
 Each configuration is timed ``--repeats`` times and the fastest counts (the machine may be
 shared; the process's CPU seconds, all threads, are given too); `measure_particles` uses up to 4
 threads (``threads``), and one configuration uses one. Whole-image hole filling and labelling are
@@ -47,12 +49,15 @@ def main(argv: list[str]) -> None:
     diameter_px = (float(_DIAMETER.value[0]), float(_DIAMETER.value[1]))
     mask = synthetic_mask(size, diameter_px, _TOUCHING.value, _SEED.value)
     probability = np.where(mask, np.float32(0.9), np.float32(0.1))
+    # a micrograph under the mask, for the particles' intensity mean and standard deviation
+    image = np.random.default_rng(_SEED.value).normal(1000.0, 30.0, mask.shape).astype(np.float32) - 300.0 * mask
     pixel_size_nm = 0.1243
     components = ndimage.label(mask, structure=np.ones((3, 3)))[1]
 
     configurations = {
         "mask only": {},
         "mask + probability + labels": {"probability": probability, "return_labels": True},
+        "mask + probability + image + labels": {"probability": probability, "image": image, "return_labels": True},
         "mask + probability + labels, 1 thread": {"probability": probability, "return_labels": True, "threads": 1},
         "no splitting": {"split_touching": False},
     }

@@ -142,15 +142,16 @@ def shape_descriptors(labels: np.ndarray, image: np.ndarray | None = None) -> di
         image = np.asarray(image)
         if image.shape != labels.shape:
             raise ValueError(f"image has shape {image.shape}, the labels {labels.shape}")
-        # about the image's mean, so the squares of raw counts far from zero keep their digits
-        offset = float(np.mean(image, dtype=np.float64)) if image.size else 0.0
-        centred = np.asarray(image, dtype=np.float64) - offset
         with np.errstate(invalid="ignore", divide="ignore"):
-            first = per_label(runs.sums(centred))
+            mean = per_label(runs.sums(image)) / area  # summed in float64 from the values as they are
+            # The squares about the image's mean, in float64: a particle far from that mean keeps
+            # its spread's digits (1e-8 of the distance, not float32's 3e-4).
+            offset = float(np.mean(image, dtype=np.float64)) if image.size else 0.0
+            centred = np.subtract(image, offset, dtype=np.float64)
             np.multiply(centred, centred, out=centred)
             second = per_label(runs.sums(centred))
-            result["intensity_mean"] = first / area + offset
-            variance = np.maximum(second - first * first / area, 0.0) / (area - 1)
+            variance = np.maximum(second - area * (mean - offset) ** 2, 0.0) / (area - 1)
+        result["intensity_mean"] = mean
         result["intensity_std"] = np.where(area > 1, np.sqrt(variance), np.nan)
     return result
 
