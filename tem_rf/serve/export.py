@@ -436,7 +436,8 @@ def raw_micrograph_fn(
     statistics_margin: int = 0,
 ) -> Callable:
     """A ``tf.function`` from raw micrographs of ``dtype``, ``[B, H, W]`` or ``[B, H, W, 1]``
-    (``rank`` None: either), to ``particle_probability`` float32 ``[B, H, W]``, ``particle_mask``
+    (``rank`` None: either, or one micrograph as read, ``[H, W]``, answered ``[H, W]``), to
+    ``particle_probability`` float32 ``[B, H, W]``, ``particle_mask``
     uint8 0/1 (probability > ``mask_threshold``) and, from a boundary-target network,
     ``boundary_probability``; ``outputs`` None: all of them, else those named.
 
@@ -447,23 +448,27 @@ def raw_micrograph_fn(
     import tensorflow as tf
 
     shape = None if rank is None else [None, None, None] + [1] * (rank - 3)
+    rank_allows_single = rank is None
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.as_dtype(dtype), name=RAW_SIGNATURE_INPUT)])
     def serve_raw(micrograph):
         dims = tf.shape(micrograph)
-        layout = "raw micrograph must be [batch, height, width] or [batch, height, width, 1]"
-        checks = [
-            tf.debugging.assert_equal(
-                tf.logical_or(tf.equal(tf.size(dims), 3), tf.logical_and(tf.equal(tf.size(dims), 4), tf.equal(dims[-1], 1))),
-                True, message=layout,
-            )
-        ]
-        with tf.control_dependencies(checks):
-            images = tf.reshape(micrograph, dims[:3])
-        with tf.control_dependencies(_check_size(dims[1], dims[2], min_size, receptive_field_px)):
+        rank = tf.size(dims)
+        layout = "raw micrograph must be [height, width], [batch, height, width] or [batch, height, width, 1]"
+        known = tf.logical_or(tf.logical_or(tf.equal(rank, 2), tf.equal(rank, 3)),
+                              tf.logical_and(tf.equal(rank, 4), tf.equal(dims[-1], 1)))
+        with tf.control_dependencies([tf.debugging.assert_equal(known, True, message=layout)]):
+            # one micrograph as read, [H, W], is a batch of one, answered as [H, W]
+            single = tf.equal(rank, 2)
+            height_width = tf.cond(single, lambda: dims[:2], lambda: dims[1:3])
+            images = tf.reshape(micrograph, tf.concat([[-1], height_width], axis=0))
+        with tf.control_dependencies(_check_size(height_width[0], height_width[1], min_size, receptive_field_px)):
             standardised = preprocess_micrograph_tf(images, xray_threshold, statistics_margin)
         result = dict(probability_fn(standardised[..., None]))
         result[MASK_OUTPUT] = tf.cast(result[SIGNATURE_OUTPUT] > mask_threshold, tf.uint8)
+        if rank_allows_single:
+            out_shape = tf.cond(single, lambda: height_width, lambda: tf.shape(images))
+            result = {name: tf.reshape(value, out_shape) for name, value in result.items()}  # all [B, H, W]
         return result if outputs is None else {name: result[name] for name in outputs}
 
     return serve_raw

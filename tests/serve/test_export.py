@@ -167,6 +167,12 @@ def test_raw_signatures_equal_segment_for_every_dtype_and_layout(exported):
             assert tuple(probability.shape) == tuple(mask.shape) == counts.shape
             np.testing.assert_allclose(probability.numpy(), expected, atol=1e-5, err_msg=dtype)
             np.testing.assert_array_equal(mask.numpy()[clear], (expected > 0.5)[clear].astype(np.uint8))
+        # one micrograph as read, [H, W] (README's three lines): answered [H, W]
+        single = signature(micrograph=tf.constant(values[0]))
+        assert tuple(single["particle_probability"].shape) == tuple(single["particle_mask"].shape) == counts.shape[1:]
+        np.testing.assert_allclose(single["particle_probability"].numpy(), expected[0], atol=1e-5, err_msg=dtype)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"must be \[height, width\], \[batch, height, width\]"):
+        loaded.signatures["serving_raw_float32"](micrograph=tf.zeros([1, 64, 64, 2]))
 
 
 def test_the_scaled_signature_equals_segment_at_any_pixel_size(exported):
@@ -244,7 +250,7 @@ def test_small_inputs_are_padded_and_too_small_ones_get_a_clear_error(exported):
     for micrograph, problem in [
         (tf.ones((1, 20, 20)), "image is constant"),
         (tf.fill((1, 20, 20), float("nan")), "NaN or infinite"),
-        (tf.zeros((1, 20, 20, 2)), r"must be \[batch, height, width\] or \[batch, height, width, 1\]"),
+        (tf.zeros((1, 20, 20, 2)), r"must be \[height, width\], \[batch, height, width\] or \[batch, height, width, 1\]"),
     ]:
         with pytest.raises(tf.errors.InvalidArgumentError, match=problem):
             raw(micrograph=micrograph)
