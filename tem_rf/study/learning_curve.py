@@ -210,6 +210,9 @@ def plot_learning_curve(summary: Sequence[dict[str, Any]], rows: Sequence[dict[s
             runs = [r for r in rows if r["start"] == start and r.get(key) is not None]
             ax.scatter([r["train_images"] for r in runs], [r[key] for r in runs], color=colour, s=8, alpha=0.6)
         ax.set_xscale("log", base=2)
+        sizes = sorted({r["train_images"] for r in rows})
+        ax.set_xticks(sizes, [str(size) for size in sizes])  # the numbers of micrographs, not powers of 2
+        ax.minorticks_off()
         ax.set_xlabel("labelled training micrographs")
         ax.set_ylabel(label)
         ax.set_ylim(0, 1)
