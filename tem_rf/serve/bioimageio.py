@@ -6,10 +6,10 @@ Fiji (deepImageJ), ilastik, QuPath and napari run bioimage.io packages. The pack
   signature takes *raw* micrographs, float32 ``[batch, y, x, 1]``, and applies tem_rf's own
   preprocessing inside the graph (x-ray outlier removal, standardisation of each micrograph:
   `tem_rf.serve.export.raw_micrograph_fn`), so a consumer needs no preprocessing step; it returns
-  the particle probability ``[batch, y, x]``. Consumers pad the input by the output halo (the
+  the particle probability ``[batch, y, x, 1]``. Consumers pad the input by the output halo (the
   spec's rule; bioimageio.core pads symmetrically), so the x-ray and standardisation statistics
   are taken inside that margin: away from the halo the result equals `segment`'s;
-* axes ``batch, y, x, channel`` in and ``batch, y, x`` out, y/x sizes ``min + n * step`` with
+* axes ``batch, y, x, channel`` in and out (the channel axis lets bioimageio.core predict blockwise), y/x sizes ``min + n * step`` with
   ``step`` the size divisor and ``min`` the smallest multiple of it that keeps something after
   the output ``halo`` (the computed tiling halo, `tem_rf.models.geometry.minimum_halo`) is cropped
   from both sides; y/x carry the training pixel size (``unit: nanometer``, ``scale``);
@@ -61,11 +61,13 @@ INPUT_ID = "micrograph"
 OUTPUT_ID = "particle_probability"
 ENDPOINT = "serve"  # Keras' TFSMLayer (bioimageio.core's TensorFlow 2 adapter) calls this endpoint
 DATA_DOI = "10.5281/zenodo.6419024"
+PAPER_DOI = "10.1017/S1431927622012466"
 PAPER = (
     "Sytwu K., Groschner C., Scott M. C. Understanding the influence of receptive field and "
     "network complexity in neural-network-guided TEM image analysis. Microscopy and "
-    "Microanalysis (2022). Data and code: Zenodo, doi:" + DATA_DOI
+    "Microanalysis (2022), doi:" + PAPER_DOI
 )
+DATA = "Sytwu K., Groschner C., Scott M. C. Data and code of the receptive-field study. Zenodo, doi:" + DATA_DOI
 _AUTHOR = re.compile(r"^[^\s,;<>][^,;<>]*[^\s,;<>]$|^[^\s,;<>]$")
 
 
@@ -265,6 +267,8 @@ known masks at the training pixel size and compute the dice
 
 {PAPER}
 
+{DATA}
+
 Exported by tem_rf; `tem_rf.json` (attached) holds the full export metadata.
 """
 
@@ -336,7 +340,14 @@ def export_bioimageio(
             receptive_field_px=int(metadata["receptive_field_px"]), rank=4, outputs=(SIGNATURE_OUTPUT,),
             statistics_margin=halo,  # consumers pad the input by the halo (bioimageio.core: symmetric)
         )
-        write_saved_model(serving_model, metadata, work / "saved_model", target, functions={ENDPOINT: raw})
+
+        # The output keeps a channel axis, [batch, y, x, 1]: bioimageio.core's blockwise prediction
+        # needs every output axis to have a block member.
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name=INPUT_ID)])
+        def endpoint(micrograph):
+            return {SIGNATURE_OUTPUT: raw(micrograph)[SIGNATURE_OUTPUT][..., None]}
+
+        write_saved_model(serving_model, metadata, work / "saved_model", target, functions={ENDPOINT: endpoint})
         weights = work / "tf_weights.zip"
         shutil.make_archive(str(weights.with_suffix("")), "zip", work / "saved_model")
         # The test output comes from the packaged SavedModel itself.
@@ -346,7 +357,7 @@ def export_bioimageio(
         test_output = test_output[SIGNATURE_OUTPUT].numpy().astype(np.float32)
         np.save(work / "test_input.npy", test_input)
         np.save(work / "test_output.npy", test_output)
-        _cover(image, test_output[0], work / "cover.png")
+        _cover(image, test_output[0, ..., 0], work / "cover.png")
         (work / "README.md").write_text(_documentation(metadata, config, where, sizes, metrics))
         (work / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
         descr = _description(metadata, config, name, authors, license_id, sizes, work, tf.__version__)
@@ -403,7 +414,7 @@ def _description(metadata, config, name, authors, license_id, sizes, work: Path,
             size=SizeReference(tensor_id=TensorId(INPUT_ID), axis_id=AxisId(axis)), **unit,
         )
         for axis in ("y", "x")
-    ]
+    ] + [ChannelAxis(channel_names=[Identifier(OUTPUT_ID)])]
     pixel_text = f"trained at {pixel:.4g} nm/px: resample micrographs to it" if pixel else "training pixel size unknown"
     return ModelDescr(
         name=f"tem_rf nanoparticle segmentation {name}",
@@ -413,7 +424,7 @@ def _description(metadata, config, name, authors, license_id, sizes, work: Path,
             "probability out."
         )[:1024],
         authors=[Author(name=author) for author in authors],
-        cite=[CiteEntry(text=PAPER, doi=Doi(DATA_DOI))],
+        cite=[CiteEntry(text=PAPER, doi=Doi(PAPER_DOI)), CiteEntry(text=DATA, doi=Doi(DATA_DOI))],
         license=LicenseId(license_id),
         documentation=FileDescr(source=work / "README.md"),
         covers=[FileDescr(source=work / "cover.png")],
@@ -456,7 +467,7 @@ def format_package_summary(path: str | os.PathLike, metadata: dict[str, Any]) ->
     return "\n".join([
         f"exported {metadata['architecture']} to {path}",
         f"  bioimage.io model (spec 0.5): raw micrograph float32 [batch, y, x, 1] -> particle_probability "
-        f"[batch, y, x]; y, x = {sizes['min']} + n x {sizes['step']} px, halo {sizes['halo']} px",
+        f"[batch, y, x, 1]; y, x = {sizes['min']} + n x {sizes['step']} px, halo {sizes['halo']} px",
         "  training pixel size " + (f"{pixel:.4g} nm: resample micrographs to it" if pixel is not None else "unknown")
         + f"; test input: {metadata['bioimageio']['test_input']}",
     ])

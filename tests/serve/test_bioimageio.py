@@ -55,7 +55,8 @@ def test_package_holds_what_the_zoo_and_the_user_need(package):
     assert attached["halo_px"] == 24 and attached["size_divisor"] == 4
     assert str(root) not in json.dumps(attached)  # no absolute path of this machine
     for text in ("tensorflow_saved_model_bundle", "halo: 24", "min: 52", "step: 4", "unit: nanometer",
-                 "scale: 0.5", "license: CC-BY-4.0", "Jane Doe", "10.5281/zenodo.6419024"):
+                 "scale: 0.5", "license: CC-BY-4.0", "Jane Doe", "10.5281/zenodo.6419024",
+                 "10.1017/S1431927622012466"):  # the paper's DOI, and the data's
         assert text in rdf, text
     for text in ("Training pixel size: 0.5 nm/px", "receptive field (Eq. 1) | 44 px = 22.00 nm",
                  "pool sizes | [2, 2]", "## Validation", "Sytwu", "Groschner", "Scott", "10.5281/zenodo.6419024"):
@@ -92,6 +93,14 @@ def test_package_in_bioimageio_core_equals_segment_on_a_new_micrograph(package, 
     halo = 24  # bioimageio.core pads the input by the halo (symmetric), segment does not
     inner = (slice(halo, -halo), slice(halo, -halo))
     np.testing.assert_allclose(output.reshape(expected.shape)[inner], expected[inner], atol=1e-4)
+    assert output.shape == (1, *raw.shape, 1)  # a channel axis: what blockwise prediction needs
+
+    # Tiled (blockwise) prediction runs (it failed without the output's channel axis: "block with
+    # members [] does not overlap"). Each block is standardised on its own, so on a one-epoch
+    # network its values differ from the whole micrograph's; they are probabilities all the same.
+    tiled = predict(model=str(path), inputs={TensorId("micrograph"): raw[None, :, :, None].astype(np.float32)},
+                    blocksize_parameter=2).members[TensorId("particle_probability")].data.to_numpy()
+    assert tiled.shape == output.shape and ((tiled >= 0) & (tiled <= 1)).all()
 
 
 def test_an_existing_zip_is_replaced_only_when_it_is_a_tem_rf_package_and_overwrite(package, tmp_path):
