@@ -44,7 +44,7 @@ from typing import Any
 from tem_rf.core.classes import BOUNDARY_CLASS, PARTICLE_CLASS, class_names
 from tem_rf.core.files import json_safe, read_json_object
 from tem_rf.core.units import pixel_size_or_none
-from tem_rf.train.rundir import ModelLoadError, load_run
+from tem_rf.train.rundir import CONFIG_FILE, ModelLoadError, RunDir, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -619,6 +619,22 @@ def _instance_rule(record: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: record.get(key) for key in keys}
 
 
+def training_state(run_dir: str | os.PathLike | None, config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Whether the run a model comes from finished training (``metrics.json`` written), and the
+    epochs it trained of those asked; None for a model without a run directory. An unfinished
+    run is warned about: its weights are the best epoch so far, not the run's result."""
+    if run_dir is None or not (Path(run_dir) / CONFIG_FILE).is_file():
+        return None
+    run = RunDir(Path(run_dir))
+    epochs = (config or {}).get("epochs")
+    trained = len(run.history())
+    state = {"finished": run.is_finished, "epochs_trained": trained, "epochs": epochs}
+    if not run.is_finished:
+        logger.warning("%s: the run has not finished training (%d of %s epochs, no metrics.json); the model is "
+                       "its best epoch so far, and the export records that", run_dir, trained, epochs)
+    return state
+
+
 def build_metadata(
     model: Any,
     config: dict[str, Any] | None = None,
@@ -698,6 +714,7 @@ def build_metadata(
             },
         },
         "config": config,
+        "training": training_state(run_dir, config),
         "source": None if source is None else Path(source).name,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

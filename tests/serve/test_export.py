@@ -408,3 +408,24 @@ def test_a_failed_overwrite_keeps_the_previous_export_and_leaves_no_temporary(ex
     if expected is ExportError:
         assert str(raised.value).startswith(f"{tmp_path / 'sm'}: cannot write the export: ")
     assert _tree(tmp_path) == before
+
+
+def test_an_export_says_whether_its_run_finished(one_epoch_run, tmp_path, caplog):
+    import json
+    import shutil
+
+    from tem_rf.serve.export import export_run
+
+    finished = export_run(one_epoch_run, tmp_path / "finished", raw_dtypes=())
+    assert finished["training"] == {"finished": True, "epochs_trained": 1, "epochs": 1}
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run, run)
+    (run / "metrics.json").unlink()  # training stopped before its test scores
+    config = json.loads((run / "config.json").read_text())
+    config["epochs"] = 5
+    (run / "config.json").write_text(json.dumps(config))
+    unfinished = export_run(run, tmp_path / "unfinished", raw_dtypes=())
+    assert unfinished["training"] == {"finished": False, "epochs_trained": 1, "epochs": 5}
+    assert "the run has not finished training (1 of 5 epochs, no metrics.json)" in caplog.text
+    written = json.loads((tmp_path / "unfinished" / "assets" / "tem_rf.json").read_text())
+    assert written["training"]["finished"] is False
