@@ -362,15 +362,24 @@ def _family_of(sweep_dir: Path) -> dict[str, str]:
 def aggregate(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """One row per architecture from every finished run: dice mean and std over seeds.
 
-    The std is the sample standard deviation (ddof=1) over seeds; 0 for a single seed.
+    The std is the sample standard deviation (ddof=1) over seeds; 0 for a single seed. Runs not
+    finished yet are left out of the statistics but counted (``seeds_unfinished``) and warned
+    about, so a mean over fewer seeds than the sweep has says so.
     """
     from tem_rf.train.rundir import find_runs
 
     sweep_dir = Path(sweep_dir)
     families = _family_of(sweep_dir)
     by_architecture: dict[str, list[tuple[dict, dict]]] = {}
-    for run in find_runs(sweep_dir):
-        by_architecture.setdefault(run.path.parent.name, []).append((run.config(), run.metrics()))
+    unfinished: dict[str, int] = {}
+    for run in find_runs(sweep_dir, finished_only=False):
+        if run.is_finished:
+            by_architecture.setdefault(run.path.parent.name, []).append((run.config(), run.metrics()))
+        else:
+            unfinished[run.path.parent.name] = unfinished.get(run.path.parent.name, 0) + 1
+    if unfinished:
+        logger.warning("%s: %d run(s) have not finished and are left out of the results: %s", sweep_dir,
+                       sum(unfinished.values()), ", ".join(f"{name} ({count})" for name, count in sorted(unfinished.items())))
     rows = []
     for name, runs in sorted(by_architecture.items()):
         config = runs[0][0]
@@ -388,6 +397,7 @@ def aggregate(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "receptive_field_px": config["receptive_field_px"],
                 "receptive_field_nm": config["receptive_field_nm"],
                 "seeds": len(runs),
+                "seeds_unfinished": unfinished.get(name, 0),
                 "hard_dice_mean": float(hard.mean()),
                 "hard_dice_std": float(hard.std(ddof=1)) if len(runs) > 1 else 0.0,
                 "soft_dice_mean": float(soft.mean()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_write_results_makes_csv_json_and_png(tmp_path):
 
 
 @pytest.mark.large  # several whole training runs: CI's full suite runs it
-def test_sweep_trains_skips_finished_runs_and_aggregates(tmp_path):
+def test_sweep_trains_skips_finished_runs_and_aggregates(tmp_path, caplog):
     data_dir = make_tiny_dataset(tmp_path)
     archs = [sweep.Architecture(2, (2, 2), (1, 1, 1)), sweep.Architecture(2, (2, 2), (1, 1, 2), "dilation")]
     runs = sweep.plan(archs, (752, 2245))
@@ -80,11 +81,17 @@ def test_sweep_trains_skips_finished_runs_and_aggregates(tmp_path):
     assert [r["architecture"] for r in rows] == ["N2_k2-2_d1-1-1", "N2_k2-2_d1-1-2"]
     assert [r["family"] for r in rows] == ["pool", "dilation"]
     assert [r["receptive_field_px"] for r in rows] == [44, 60]
-    assert all(r["seeds"] == 2 and r["trainable_params"] == 8074 for r in rows)
+    assert all(r["seeds"] == 2 and r["seeds_unfinished"] == 0 and r["trainable_params"] == 8074 for r in rows)
     for r in rows:
         metrics = [json.loads((run.run_dir(tmp_path / "sweep") / "metrics.json").read_text())
                    for run in runs if run.architecture.name == r["architecture"]]
         assert r["hard_dice_mean"] == pytest.approx(sum(m["test_hard_dice"] for m in metrics) / 2)
+    # a run that has not finished is not averaged in, but counted and warned about
+    (runs[0].run_dir(tmp_path / "sweep") / "metrics.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="tem_rf.study.sweep"):
+        rows = sweep.aggregate(tmp_path / "sweep")
+    assert (rows[0]["seeds"], rows[0]["seeds_unfinished"]) == (1, 1)
+    assert "1 run(s) have not finished and are left out of the results: N2_k2-2_d1-1-1 (1)" in caplog.text
 
 
 def test_check_fits_patch_names_architectures_the_patches_cannot_hold():
