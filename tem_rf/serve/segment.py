@@ -103,6 +103,18 @@ def check_pixel_size(
     return True
 
 
+def check_not_a_mask(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Refuses (`InputError` naming ``path``) an image holding two values only, as a label mask
+    does (0 and 255, 0 and 1): segmenting it as a micrograph would give particles that mean
+    nothing. A micrograph, however noisy or clipped, holds more."""
+    from tem_rf.data.reading import InputError
+
+    low, high = np.min(image), np.max(image)
+    if low != high and image.size > 64 and np.count_nonzero((image != low) & (image != high)) == 0:
+        raise InputError(path, f"holds two values only ({low:g} and {high:g}): a label mask, not a micrograph; "
+                               "give the micrographs (masks go to make_tfrecords --labels or measure --labels)")
+
+
 def check_threshold(threshold: float) -> float:
     """``threshold`` as a float in [0, 1]; `tem_rf.data.reading.InputError` for NaN or outside."""
     from tem_rf.data.reading import InputError
@@ -446,6 +458,7 @@ def segment_file(
 
     start = time.perf_counter()
     micrograph = read_micrograph(path, frame=frame, signal=signal)
+    check_not_a_mask(path, micrograph.data)
     pixel_size_nm, source = micrograph_pixel_size(path, micrograph.pixel_size_nm, pixel_size_nm, override_pixel_size)
     if source in ("flag", "override"):  # the outputs carry it, and particles are measured in nm
         micrograph = dataclasses.replace(micrograph, pixel_size_nm=pixel_size_nm)

@@ -229,7 +229,8 @@ def measure_instances(
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
     from tem_rf.data.burned_in import find_info_bar, parse_regions
     from tem_rf.serve.segment import (
-        PixelMaps, _min_particle_area, check_burned_in_options, check_threshold, describe_predictor, frozen_heap,
+        PixelMaps, _min_particle_area, check_burned_in_options, check_not_a_mask, check_threshold, describe_predictor,
+        frozen_heap,
         leave_out, segment_sample, trained_particles,
     )
 
@@ -271,6 +272,7 @@ def measure_instances(
             for image_path, mask_path in progress_bar(pairs, desc="measuring", unit="micrograph", enabled=progress):
                 start = time.perf_counter()
                 micrograph = read_micrograph(image_path)
+                check_not_a_mask(image_path, micrograph.data)
                 true = read_instance_labels(mask_path)
                 if true.shape != micrograph.data.shape:
                     raise InputError(

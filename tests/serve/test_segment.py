@@ -638,3 +638,16 @@ def test_an_info_bar_and_regions_are_left_out_of_mask_and_particles(tmp_path):
                         info_bar="keep")
     assert kept.excluded["pixels"] == 0
     assert (tifffile.imread(kept.mask)[112:] > 0).any()  # the bar's text taken for particles
+
+
+def test_a_label_mask_given_as_a_micrograph_is_refused(tmp_path):
+    from tem_rf.serve.segment import check_not_a_mask
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 10:30] = 255
+    path = _write_tiff(tmp_path / "a_mask.tif", mask, pixel_size_nm=None)
+    with pytest.raises(InputError, match=r"a_mask\.tif: holds two values only \(0 and 255\): a label mask"):
+        segment_file(path, _threshold_predictor(), tmp_path / "out", pixel_size_nm=0.5)
+    assert not (tmp_path / "out").exists()
+    check_not_a_mask("x.tif", mask + np.arange(64, dtype=np.uint8)[:, None] % 2)  # three values: a micrograph
+    check_not_a_mask("tiny.tif", np.eye(4))  # too small to tell
