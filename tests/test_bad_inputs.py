@@ -353,6 +353,8 @@ CASES = [
          r"error: --pixel_size_nm must be a positive, finite pixel size in nm, got nan"),
     Case("describe-over-a-users-json", "experiments.describe", ("--json_out={ws}/table.json",),
          r"error: .*table\.json: exists; pass --overwrite to replace it", _write("table.json")),
+    Case("describe-num-blocks-beyond-memory", "experiments.describe", ("--num_blocks=12", "--pool_sizes=2"),
+         r"error: num_blocks 12 means 16384 filters in the bottleneck, .* at most 10 \(the paper uses 2-4\)"),
     Case("describe-pool-size-zero", "experiments.describe", ("--pool_sizes=2,0",), r"(error|FATAL).*pool"),
     Case("demo-pixel-size-zero", "experiments.demo", ("--out_dir={ws}/demo", "--pixel_size_nm=0"),
          r"(error|FATAL).*pixel_size_nm"),

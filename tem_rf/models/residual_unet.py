@@ -50,12 +50,22 @@ def _as_tuple(value: IntOrSeq, length: int, what: str) -> tuple[int, ...]:
     return values
 
 
+# Above this the bottleneck alone (4 * 2^N filters, 3x3) outgrows a machine's memory: N = 11 is
+# 8192 filters, 6e8 parameters in one convolution.
+MAX_NUM_BLOCKS = 10
+
+
 def normalize_architecture(
     num_blocks: int, pool_sizes: IntOrSeq = 2, dilations: IntOrSeq = 1
 ) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
     """Validates and expands architecture arguments to ``(N, pools[N], dilations[N+1])``."""
     if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 1:
         raise ValueError(f"num_blocks must be a positive int, got {num_blocks!r}")
+    if num_blocks > MAX_NUM_BLOCKS:
+        filters = 4 * 2**num_blocks
+        raise ValueError(
+            f"num_blocks {num_blocks} means {filters} filters in the bottleneck, about {9 * filters**2:.1e} "
+            f"parameters in one of its convolutions: beyond any memory; at most {MAX_NUM_BLOCKS} (the paper uses 2-4)")
     pools = _as_tuple(pool_sizes, num_blocks, "pool_sizes")
     dils = _as_tuple(dilations, num_blocks + 1, "dilations")
     return num_blocks, pools, dils
