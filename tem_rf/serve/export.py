@@ -260,7 +260,7 @@ def particle_probability_fn(
     ``[B, H, W]`` (``boundary_probability``; the particle probability is interior + boundary).
 
     Any ``H, W`` is accepted (with ``min_size``: at least that, else an InvalidArgumentError
-    saying so): the image is padded by reflection at the bottom and right to multiples of
+    saying so; a NaN or infinite value is one too): the image is padded by reflection at the bottom and right to multiples of
     ``size_divisor`` (repeatedly for images smaller than the divisor) and the output cropped
     back. Output is float32 whatever the model's compute dtype. This is both the exported
     preprocessed-input serving function and the in-process predictor, so a SavedModel and its
@@ -275,6 +275,8 @@ def particle_probability_fn(
         input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name=SIGNATURE_INPUT)]
     )
     def serve(image):
+        # a NaN would otherwise come out as a finite, meaningless probability
+        image = tf.debugging.assert_all_finite(image, "image holds NaN or infinite values; preprocessed images are finite")
         height, width = tf.shape(image)[1], tf.shape(image)[2]
         with tf.control_dependencies(_check_size(height, width, min_size, receptive_field_px)):
             pad_h, pad_w = (-height) % divisor, (-width) % divisor

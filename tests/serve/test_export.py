@@ -246,6 +246,10 @@ def test_small_inputs_are_padded_and_too_small_ones_get_a_clear_error(exported):
     ]:
         with pytest.raises(tf.errors.InvalidArgumentError, match=too_small):
             loaded.signatures[name](**kwargs)
+    nan_image = np.zeros((1, 64, 64, 1), np.float32)
+    nan_image[0, 5, 5, 0] = np.nan  # a NaN gave a finite probability before
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image holds NaN or infinite values"):
+        loaded.signatures["serving_default"](image=tf.constant(nan_image))
     raw = loaded.signatures["serving_raw_float32"]
     for micrograph, problem in [
         (tf.ones((1, 20, 20)), "image is constant"),
