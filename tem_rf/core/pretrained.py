@@ -37,11 +37,11 @@ def available() -> list[str]:
 
 def pretrained_dir(name: str) -> Path:
     """The run directory of the shipped network ``name``; refused naming the ones there are."""
-    folder = DIRECTORY / name
-    if not name or "/" in name or name.startswith(".") or name not in available():
-        shipped = ", ".join(PREFIX + n for n in available()) or "none"
+    names = available()  # only these: a name is never a path into or out of the folder
+    if name not in names:
+        shipped = ", ".join(PREFIX + n for n in names) or "none"
         raise UnknownPretrainedError(f"{PREFIX}{name}: no such network in tem_rf (shipped: {shipped})")
-    return folder
+    return DIRECTORY / name
 
 
 def resolve_model(spec: str | os.PathLike) -> Path:

@@ -43,7 +43,7 @@ _LAZY = {
     "tem_rf.data.tfrecords": ("encode_example", "decode_example", "scan_tfrecord"),
     # tem_rf.data.pipeline: tf.data
     "tem_rf.data.pipeline": ("NUM_DIHEDRAL", "dihedral_transform", "epoch_order", "load_split",
-                             "training_subset"),
+                             "patch_counts", "training_subset"),
 }
 
 __all__ = [  # imported above; the rest lazily

@@ -210,6 +210,11 @@ def split_sources(info: dict, split: str) -> list[str]:
     return [str(name) for name in info["splits"][split].get("sources", [])]
 
 
+def patch_counts(info: dict, split: str = "train") -> dict[str, int]:
+    """The patches dataset.json lists per micrograph of ``split`` (by the names `split_sources` gives)."""
+    return {s["image"]: int(s.get("patches", 0)) for s in info.get("sources", []) if s.get("split") == split}
+
+
 def training_subset(info: dict, count: int, seed: int) -> list[str]:
     """``count`` of the training split's micrographs: the first ones of an order fixed by ``seed``,
     so one seed's subsets are nested (the 2 micrographs of a learning curve hold its 1). Refused
@@ -232,7 +237,7 @@ def _source_records(data_dir: Path, info: dict, split: str, records: list, sourc
     consecutive, as many as dataset.json's ``patches`` says. The ends of each range and the
     records beside them are read to check that the range holds that micrograph's patches, all
     of them."""
-    counts = {s["image"]: int(s.get("patches", 0)) for s in info.get("sources", []) if s.get("split") == split}
+    counts = patch_counts(info, split)
     names = split_sources(info, split)
     unknown = sorted(set(sources) - set(names))
     if unknown:

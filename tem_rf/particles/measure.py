@@ -698,13 +698,18 @@ def _particles_and_labels(binary, pixel_size_nm, *, probability, boundary, insta
     return particles, labels
 
 
+def _next_to(labels: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """The labels of the pixels touching (8-connected) or inside ``excluded``, 0 among them."""
+    return labels[ndimage.binary_dilation(excluded, structure=_EIGHT)]
+
+
 def edge_particles(labels: np.ndarray, excluded: np.ndarray | None = None) -> np.ndarray:
     """The ids of particles touching the image edge or, given ``excluded`` (left-out pixels),
     next to them: those `tem_rf.particles.measure_particles` flags ``touches_edge``."""
     border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     ids = [border]
     if excluded is not None and np.any(excluded):
-        ids.append(labels[ndimage.binary_dilation(excluded, structure=_EIGHT)])
+        ids.append(_next_to(labels, excluded))
     found = np.unique(np.concatenate(ids))
     return found[found > 0]
 
@@ -712,8 +717,7 @@ def edge_particles(labels: np.ndarray, excluded: np.ndarray | None = None) -> np
 def _cut_by(particles: list[Particle], labels: np.ndarray, excluded: np.ndarray) -> list[Particle]:
     """``particles`` with those next to left-out pixels (``excluded``) flagged ``touches_edge``:
     they are cut by them as by the image edge."""
-    border = ndimage.binary_dilation(excluded, structure=_EIGHT)
-    cut = set(np.unique(labels[border]).tolist()) - {0}
+    cut = set(np.unique(_next_to(labels, excluded)).tolist()) - {0}
     return [dataclasses.replace(p, touches_edge=True) if p.id in cut else p for p in particles]
 
 

@@ -93,9 +93,8 @@ def write_pooled_particles(
         write_csv(csv_path, rows)
     else:
         atomic_write_text(csv_path, ",".join(("source", *COLUMNS)) + "\n")
-    samples = [
-        np.array([p.diameter_px * scale for p in particles_of.get(r.input, [])
-                  if include_edge or not p.touches_edge], dtype=np.float64)
+    samples = [  # in the pooled unit: px for all when any micrograph lacks a pixel size
+        micrograph_diameters(particles_of.get(r.input, []), scale if unit == "nm" else None, include_edge)[0]
         for r, scale in zip(results, scales)
     ]
     write_size_histogram(histogram_path, [Path(r.input).name for r in results], samples, unit)

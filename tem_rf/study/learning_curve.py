@@ -258,7 +258,7 @@ def run_learning_curve(
     from tem_rf.core.locks import output_lock
     from tem_rf.core.outputs import check_new_files, new_files
     from tem_rf.data.dataset import read_dataset_info
-    from tem_rf.data.pipeline import split_sources, training_subset
+    from tem_rf.data.pipeline import patch_counts, split_sources, training_subset
     from tem_rf.serve.instance_rule import train_and_fit
     from tem_rf.study.sweep import needs_training
 
@@ -273,7 +273,7 @@ def run_learning_curve(
         raise InputError(data_dir, str(error)) from None
     if not options.seeds:
         raise InputError(None, "--seeds: give at least one seed")
-    patches_of = {s["image"]: int(s.get("patches", 0)) for s in info.get("sources", [])}
+    patches_of = patch_counts(info)
     plan = []
     for start, init_from in options.starts():
         for images in sizes:

@@ -136,7 +136,7 @@ class Trainer:
                 self.train_sources = data_lib.training_subset(self.data_info, config.train_images, config.seed)
             except ValueError as err:
                 raise TrainingError(f"--train_images={config.train_images}: {err}") from None
-            patches = {s["image"]: int(s.get("patches", 0)) for s in self.data_info.get("sources", [])}
+            patches = data_lib.patch_counts(self.data_info)
             train_patches = sum(patches.get(name, 0) for name in self.train_sources)
         train_count = train_patches * (8 if config.augment else 1)
         if train_count < config.batch_size:
