@@ -8,6 +8,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from tem_rf.core.commands import COMMANDS, usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +37,7 @@ def _tem_rf(*args: str) -> subprocess.CompletedProcess:
                           timeout=120, cwd=ROOT)
 
 
+@pytest.mark.large  # four fresh interpreters, one importing TensorFlow: CI's full suite runs it
 def test_a_command_runs_its_binary_and_an_unknown_one_is_refused():
     described = _tem_rf("describe", "--num_blocks=2", "--pool_sizes=2,2")
     assert described.returncode == 0, described.stderr
