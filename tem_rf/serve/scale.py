@@ -14,7 +14,11 @@ per micrograph, the grid the network sees:
 * a network trained without a pixel size applies at the native grid (sizes in px);
 * a micrograph without a pixel size, for a network that has one, is refused naming both ways out;
 * a factor beyond `MAX_SCALE_FACTOR` either way is refused with the numbers: resampling cannot
-  make a micrograph at 3,000x the training pixel size into one the network can read.
+  make a micrograph at 3,000x the training pixel size into one the network can read;
+* so is a micrograph too coarse for the particles: enlarging a micrograph adds no detail, and a
+  particle under `MIN_MEASURABLE_PARTICLE_PX` across on the micrograph's own grid cannot be sized
+  (`check_particles_resolved` before the network, from the particle sizes the network learned;
+  `check_particles_measurable` after measuring, from the particles found).
 
 `to_network_grid` and `to_micrograph_grid` resample with TensorFlow's ``tf.image.resize``
 (bilinear, with its anti-aliasing kernel when shrinking). Particles are measured on the
@@ -27,6 +31,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,6 +45,10 @@ RESCALE_POLICIES = ("auto", "never")
 MIN_PARTICLES_TO_MATCH = 5  # fewer whole particles in a first pass: too few to judge their size
 SCALE_TOLERANCE = 0.02  # pixel sizes within 2 % of the training one: the network's own grid
 MAX_SCALE_FACTOR = 8.0  # resampled by more than this either way: refused
+# Particles digitised at d px across, measured against their native sizes (the demo's, ideal masks:
+# `python3 -m benchmarks.bench_particle_size_limit`): median diameters -2..-9 % at 2.7-3.7 px,
+# -9..-13 % at 1.8-2.2 px, particles lost below 2 px. Under 3 px a diameter is not worth reporting.
+MIN_MEASURABLE_PARTICLE_PX = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,9 +128,11 @@ def plan_scale(
     pixel_size_source: str,
     training_pixel_size_nm: float | None,
     policy: str = "auto",
+    trained_particle_px: dict | None = None,
 ) -> ScalePlan:
     """The `ScalePlan` of a micrograph of ``shape`` (module docstring); raises `InputError` naming
-    ``path`` for a micrograph that cannot be served at the network's scale."""
+    ``path`` for a micrograph that cannot be served at the network's scale (``trained_particle_px``:
+    the training particles' diameters on the network's grid, `Predictor.particle_diameter_px`)."""
     _check_policy("resample", policy, RESAMPLE_POLICIES)
     shape = (int(shape[0]), int(shape[1]))
     training = pixel_size_or_none(training_pixel_size_nm)
@@ -146,7 +157,52 @@ def plan_scale(
             "(the particles and fringes the network learned would not survive it): bin or crop the "
             "micrograph nearer that pixel size, or use a network trained at this one",
         )
-    return ScalePlan(pixel_size_nm, pixel_size_source, training, factor, shape, _network_shape(shape, factor))
+    plan = ScalePlan(pixel_size_nm, pixel_size_source, training, factor, shape, _network_shape(shape, factor))
+    check_particles_resolved(path, plan, trained_particle_px)
+    return plan
+
+
+def check_particles_resolved(
+    path: str | os.PathLike | None, plan: ScalePlan, trained_particle_px: dict | None
+) -> None:
+    """Refuses a micrograph so coarse that even the large particles the network learned (the
+    training split's 95th-percentile diameter, ``trained_particle_px["q95"]`` on the network's
+    grid) would be under `MIN_MEASURABLE_PARTICLE_PX` across on the micrograph's own grid:
+    enlarging it to the training pixel size would not bring back the detail they need."""
+    if not trained_particle_px or not trained_particle_px.get("q95") or plan.factor <= 1.0:
+        return
+    largest_px = float(trained_particle_px["q95"]) / plan.factor
+    if largest_px >= MIN_MEASURABLE_PARTICLE_PX:
+        return
+    training = plan.training_pixel_size_nm
+    raise InputError(
+        path,
+        f"at {plan.pixel_size_nm:.4g} nm/px the particles this network learned (up to "
+        f"{trained_particle_px['q95'] * training:.3g} nm, {trained_particle_px['q95']:.3g} px at its "
+        f"{training:.4g} nm/px) would be at most {largest_px:.2g} px across; under "
+        f"{MIN_MEASURABLE_PARTICLE_PX:g} px a particle cannot be sized, and resampling adds no detail: "
+        "record the micrograph at a finer pixel size, or use a network trained on larger particles",
+    )
+
+
+def check_particles_measurable(
+    path: str | os.PathLike | None, diameters_px: Sequence[float], pixel_size_nm: float | None
+) -> None:
+    """Refuses the particles found on a micrograph when their median diameter (px, on the
+    micrograph's own grid) is under `MIN_MEASURABLE_PARTICLE_PX`: sizes there would be off by
+    10 % or more, and particles are lost."""
+    if len(diameters_px) == 0:
+        return
+    median = float(np.median(diameters_px))
+    if median >= MIN_MEASURABLE_PARTICLE_PX:
+        return
+    in_nm = f" ({median * pixel_size_nm:.3g} nm at {pixel_size_nm:.4g} nm/px)" if pixel_size_nm else ""
+    raise InputError(
+        path,
+        f"its {len(diameters_px)} particles are a median {median:.2g} px across{in_nm}; under "
+        f"{MIN_MEASURABLE_PARTICLE_PX:g} px a particle cannot be sized within 10 %: record the micrograph "
+        "at a finer pixel size, or give --nomeasure for the mask alone",
+    )
 
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -285,7 +285,8 @@ def measure_instances(
                 extra: dict[str, Any] = {}
                 if method == "network":  # at the network's training pixel size (`tem_rf.serve.scale`)
                     def plan_for(shape, image_path=image_path, pixel_size=pixel_size, source=source):
-                        return plan_scale(image_path, shape, pixel_size, source, predictor.pixel_size_nm, resample)
+                        return plan_scale(image_path, shape, pixel_size, source, predictor.pixel_size_nm, resample,
+                                          predictor.particle_diameter_px)
 
                     maps, plan, excluded, record = segment_sample(
                         micrograph.data, predictor, plan_for, info_bar=info_bar, exclude_regions=exclude_regions,

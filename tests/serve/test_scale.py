@@ -89,6 +89,41 @@ def test_the_plan_follows_the_rules():
         plan_scale("a.tif", (100, 80), 0.5, "file", 0.5, policy="always")
 
 
+def test_a_micrograph_too_coarse_for_the_learned_particles_is_refused_before_the_network():
+    trained = {"count": 50, "median": 12.0, "q05": 6.0, "q95": 20.0}  # px on the network's 0.5 nm grid
+    # at 4x the training pixel size the largest learned particles are 5 px across: served
+    plan = plan_scale("a.dm4", (100, 80), 2.0, "file", 0.5, trained_particle_px=trained)
+    assert plan.factor == 4.0
+    # at 8x they would be 2.5 px: no resampling brings back what they need
+    with pytest.raises(InputError, match=r"a\.dm4: at 4 nm/px the particles this network learned \(up to 10 nm, "
+                                         r"20 px at its 0\.5 nm/px\) would be at most 2\.5 px across; under 3 px"):
+        plan_scale("a.dm4", (100, 80), 4.0, "file", 0.5, trained_particle_px=trained)
+    # finer micrographs (shrunk to the network's grid) and unknown sizes are not judged by it
+    assert plan_scale("a.dm4", (100, 80), 0.0625, "file", 0.5, trained_particle_px=trained).factor == 0.125
+    assert plan_scale("a.dm4", (100, 80), 4.0, "file", 0.5).factor == 8.0
+
+
+def test_particles_too_small_to_size_fail_their_micrograph_and_leave_nothing(tmp_path):
+    from tem_rf.serve.scale import MIN_MEASURABLE_PARTICLE_PX, check_particles_measurable
+
+    check_particles_measurable("a.tif", [3.0, 3.1, 2.0], 1.0)  # median 3 px: sized
+    with pytest.raises(InputError, match=r"a\.tif: its 3 particles are a median 2\.5 px across \(5 nm at 2 nm/px\)"):
+        check_particles_measurable("a.tif", [2.5, 2.4, 9.0], 2.0)
+    # A field of dots 2 px across at 1 nm/px, a network that finds them (1 nm^2 minimum area = 1 px),
+    # trained without x-ray cleaning (which would take dots this small for x-ray hits).
+    image = np.random.default_rng(0).normal(1000.0, 10.0, (96, 96)).astype(np.float32)
+    image[4:92:8, 4:92:8] = image[5:93:8, 4:92:8] = image[4:92:8, 5:93:8] = image[5:93:8, 5:93:8] = 200.0
+    path = _write(tmp_path / "dots.tif", image, 1.0)
+    stub = _blur_predictor(sigma_px=0.1, pixel_size_nm=1.0)
+    predictor = Predictor(stub.function, {**stub.metadata, "normalisation": {"xray_threshold": None}}, "stub")
+    with pytest.raises(InputError, match=rf"dots\.tif: its 121 particles are a median 2\.3 px across.*under "
+                                         rf"{MIN_MEASURABLE_PARTICLE_PX:g} px"):
+        segment_file(path, predictor, tmp_path / "out", tile_size=None)
+    assert not list((tmp_path / "out").glob("*"))  # none of its files
+    masked = segment_file(path, predictor, tmp_path / "out", tile_size=None, measure=False)  # the mask alone
+    assert masked.particles is None and masked.particle_fraction > 0.05
+
+
 def test_resampling_there_and_back_keeps_a_smooth_probability():
     rows, cols = np.mgrid[:120, :90]
     probability = (0.5 + 0.5 * np.sin(rows / 9.0) * np.cos(cols / 7.0)).astype(np.float32)
