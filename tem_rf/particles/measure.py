@@ -74,6 +74,11 @@ from tem_rf.particles import _batch
 
 DEFAULT_MIN_AREA_NM2 = 1.0  # a 1.1 nm disc: far below any particle of interest, above noise specks
 DEFAULT_MIN_AREA_PX = 16  # when the pixel size is unknown
+# Particles digitised at d px across, measured against their native sizes (the demo's, ideal masks:
+# `python3 -m benchmarks.bench_particle_size_limit`): median diameters -2..-9 % at 2.7-3.7 px,
+# -9..-13 % at 1.8-2.2 px, particles lost below 2 px. Under 3 px a diameter is not worth reporting.
+MIN_MEASURABLE_PARTICLE_PX = 3.0
+MIN_MEASURABLE_AREA_PX = math.pi / 4 * MIN_MEASURABLE_PARTICLE_PX**2  # its disc, 7.07 px
 DEFAULT_SPLIT_DEPTH_PX = 2.0
 DEFAULT_SPLIT_DEPTH_FRACTION = 0.1
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -260,8 +265,10 @@ def min_area_in_px(
     pixel_size_nm: float | None, min_area_nm2: float | None = None, min_area_px: float | None = None
 ) -> float:
     """The minimum particle area in pixels: ``min_area_px`` when given, else ``min_area_nm2``
-    (default `DEFAULT_MIN_AREA_NM2`) at the pixel size; `DEFAULT_MIN_AREA_PX` when the pixel size
-    is unknown. ``min_area_nm2`` without a pixel size is refused (give ``min_area_px``)."""
+    at the pixel size, else `DEFAULT_MIN_AREA_NM2` at the pixel size but never under
+    `MIN_MEASURABLE_AREA_PX` (on a coarse micrograph 1 nm^2 is a pixel or two, which cannot be
+    sized); `DEFAULT_MIN_AREA_PX` when the pixel size is unknown. ``min_area_nm2`` without a pixel
+    size is refused (give ``min_area_px``)."""
     if min_area_px is not None and min_area_nm2 is not None:
         raise ValueError("give min_area_nm2 or min_area_px, not both")
     if min_area_px is not None:
@@ -272,10 +279,11 @@ def min_area_in_px(
         if min_area_nm2 is not None:
             raise ValueError("min_area_nm2 needs the pixel size; without one give min_area_px")
         return float(DEFAULT_MIN_AREA_PX)
-    area_nm2 = DEFAULT_MIN_AREA_NM2 if min_area_nm2 is None else min_area_nm2
-    if not (math.isfinite(area_nm2) and area_nm2 >= 0):
+    if min_area_nm2 is None:
+        return max(DEFAULT_MIN_AREA_NM2 / pixel_size_nm**2, MIN_MEASURABLE_AREA_PX)
+    if not (math.isfinite(min_area_nm2) and min_area_nm2 >= 0):
         raise ValueError(f"min_area_nm2 must be >= 0, got {min_area_nm2}")
-    return area_nm2 / pixel_size_nm**2
+    return min_area_nm2 / pixel_size_nm**2
 
 
 def _one_group(linked: np.ndarray) -> bool:

@@ -29,7 +29,7 @@ class MicrographOptions:
     # Checked by the library (one message for NaN and for values outside [0, 1]).
     threshold: float = option(0.5, "Particle where the probability exceeds this (0-1).")
     min_particle_area_nm2: float | None = option(
-        None, "Smallest particle counted, in nm^2 (default 1; needs the pixel size).")
+        None, "Smallest particle counted, in nm^2 (default 1, never under a disc 3 px across; needs the pixel size).")
     min_particle_area_px: float | None = option(
         None, "Smallest particle counted, in px (instead of --min_particle_area_nm2).")
     pixel_size_nm: float | None = option(None, "Pixel size (nm) of micrographs whose file records none.")

@@ -15,10 +15,10 @@ per micrograph, the grid the network sees:
 * a micrograph without a pixel size, for a network that has one, is refused naming both ways out;
 * a factor beyond `MAX_SCALE_FACTOR` either way is refused with the numbers: resampling cannot
   make a micrograph at 3,000x the training pixel size into one the network can read;
-* so is a micrograph too coarse for the particles: enlarging a micrograph adds no detail, and a
-  particle under `MIN_MEASURABLE_PARTICLE_PX` across on the micrograph's own grid cannot be sized
-  (`check_particles_resolved` before the network, from the particle sizes the network learned;
-  `check_particles_measurable` after measuring, from the particles found).
+* so is a micrograph too coarse for the particles the network learned (`check_particles_resolved`):
+  enlarging a micrograph adds no detail, and a particle under
+  `tem_rf.particles.measure.MIN_MEASURABLE_PARTICLE_PX` across on its own grid cannot be sized
+  (smaller ones found are not counted: the default minimum particle area is never below its disc).
 
 `to_network_grid` and `to_micrograph_grid` resample with TensorFlow's ``tf.image.resize``
 (bilinear, with its anti-aliasing kernel when shrinking). Particles are measured on the
@@ -31,12 +31,12 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
 from tem_rf.core.errors import InputError
 from tem_rf.core.units import pixel_size_or_none
+from tem_rf.particles.measure import MIN_MEASURABLE_PARTICLE_PX
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,6 @@ RESCALE_POLICIES = ("auto", "never")
 MIN_PARTICLES_TO_MATCH = 5  # fewer whole particles in a first pass: too few to judge their size
 SCALE_TOLERANCE = 0.02  # pixel sizes within 2 % of the training one: the network's own grid
 MAX_SCALE_FACTOR = 8.0  # resampled by more than this either way: refused
-# Particles digitised at d px across, measured against their native sizes (the demo's, ideal masks:
-# `python3 -m benchmarks.bench_particle_size_limit`): median diameters -2..-9 % at 2.7-3.7 px,
-# -9..-13 % at 1.8-2.2 px, particles lost below 2 px. Under 3 px a diameter is not worth reporting.
-MIN_MEASURABLE_PARTICLE_PX = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,26 +178,6 @@ def check_particles_resolved(
         f"{training:.4g} nm/px) would be at most {largest_px:.2g} px across; under "
         f"{MIN_MEASURABLE_PARTICLE_PX:g} px a particle cannot be sized, and resampling adds no detail: "
         "record the micrograph at a finer pixel size, or use a network trained on larger particles",
-    )
-
-
-def check_particles_measurable(
-    path: str | os.PathLike | None, diameters_px: Sequence[float], pixel_size_nm: float | None
-) -> None:
-    """Refuses the particles found on a micrograph when their median diameter (px, on the
-    micrograph's own grid) is under `MIN_MEASURABLE_PARTICLE_PX`: sizes there would be off by
-    10 % or more, and particles are lost."""
-    if len(diameters_px) == 0:
-        return
-    median = float(np.median(diameters_px))
-    if median >= MIN_MEASURABLE_PARTICLE_PX:
-        return
-    in_nm = f" ({median * pixel_size_nm:.3g} nm at {pixel_size_nm:.4g} nm/px)" if pixel_size_nm else ""
-    raise InputError(
-        path,
-        f"its {len(diameters_px)} particles are a median {median:.2g} px across{in_nm}; under "
-        f"{MIN_MEASURABLE_PARTICLE_PX:g} px a particle cannot be sized within 10 %: record the micrograph "
-        "at a finer pixel size, or give --nomeasure for the mask alone",
     )
 
 

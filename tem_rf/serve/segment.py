@@ -33,7 +33,7 @@ import numpy as np
 
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.scale import (
-    ScalePlan, check_particles_measurable, check_scale_options, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
+    ScalePlan, check_scale_options, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
     plan_scale, scale_record, to_micrograph_grid, to_network_grid, trained_min_area_px,
 )
 from tem_rf.serve.overlay import (  # noqa: F401  (OVERLAY_COLOUR, MASK_OUTLINE_COLOUR: segment's overlay colours)
@@ -627,7 +627,6 @@ def _measure_and_write(
         exclude=excluded,
         min_area_px=min_area, return_labels=True, on_labels=labels_known, image=image,
     )
-    check_particles_measurable(path, [p.diameter_px for p in particles if not p.touches_edge], pixel_size_nm)
     write_particles_csv(csv_path, particles)
     return particles, labels, summarise(particles, mask.shape, pixel_size_nm) | {"min_area_px": min_area}
 

@@ -103,25 +103,27 @@ def test_a_micrograph_too_coarse_for_the_learned_particles_is_refused_before_the
     assert plan_scale("a.dm4", (100, 80), 4.0, "file", 0.5).factor == 8.0
 
 
-def test_particles_too_small_to_size_fail_their_micrograph_and_leave_nothing(tmp_path):
-    from tem_rf.serve.scale import MIN_MEASURABLE_PARTICLE_PX, check_particles_measurable
+def test_particles_too_small_to_size_are_not_counted(tmp_path):
+    from tem_rf.particles.measure import MIN_MEASURABLE_AREA_PX, min_area_in_px
 
-    check_particles_measurable("a.tif", [3.0, 3.1, 2.0], 1.0)  # median 3 px: sized
-    with pytest.raises(InputError, match=r"a\.tif: its 3 particles are a median 2\.5 px across \(5 nm at 2 nm/px\)"):
-        check_particles_measurable("a.tif", [2.5, 2.4, 9.0], 2.0)
-    # A field of dots 2 px across at 1 nm/px, a network that finds them (1 nm^2 minimum area = 1 px),
-    # trained without x-ray cleaning (which would take dots this small for x-ray hits).
+    # 1 nm^2 is under a pixel at 2 nm/px: the default minimum area is a disc 3 px across instead
+    assert min_area_in_px(2.0) == MIN_MEASURABLE_AREA_PX == pytest.approx(7.07, abs=0.01)
+    assert min_area_in_px(0.1) == pytest.approx(100.0)  # finer: 1 nm^2 as before
+    assert min_area_in_px(2.0, min_area_nm2=4.0) == 1.0 and min_area_in_px(2.0, min_area_px=1) == 1.0  # asked for
+    # A field of dots 2 px across at 1 nm/px, a network that finds them, trained without x-ray
+    # cleaning (which would take dots this small for x-ray hits), and one particle 8 px across.
     image = np.random.default_rng(0).normal(1000.0, 10.0, (96, 96)).astype(np.float32)
     image[4:92:8, 4:92:8] = image[5:93:8, 4:92:8] = image[4:92:8, 5:93:8] = image[5:93:8, 5:93:8] = 200.0
+    rows, cols = np.mgrid[:96, :96]
+    image[(rows - 47.5) ** 2 + (cols - 47.5) ** 2 <= 16] = 200.0
     path = _write(tmp_path / "dots.tif", image, 1.0)
     stub = _blur_predictor(sigma_px=0.1, pixel_size_nm=1.0)
     predictor = Predictor(stub.function, {**stub.metadata, "normalisation": {"xray_threshold": None}}, "stub")
-    with pytest.raises(InputError, match=rf"dots\.tif: its 121 particles are a median 2\.3 px across.*under "
-                                         rf"{MIN_MEASURABLE_PARTICLE_PX:g} px"):
-        segment_file(path, predictor, tmp_path / "out", tile_size=None)
-    assert not list((tmp_path / "out").glob("*"))  # none of its files
-    masked = segment_file(path, predictor, tmp_path / "out", tile_size=None, measure=False)  # the mask alone
-    assert masked.particles is None and masked.particle_fraction > 0.05
+    counted = segment_file(path, predictor, tmp_path / "out", tile_size=None, overlay=False)
+    assert counted.particles["count"] == 1 and counted.particles["min_area_px"] == pytest.approx(7.07, abs=0.01)
+    assert counted.particles["diameter_median"] == pytest.approx(9.0, rel=0.05)  # with the dots it covers
+    asked = segment_file(path, predictor, tmp_path / "asked", tile_size=None, overlay=False, min_particle_area_px=1)
+    assert asked.particles["count"] > 100  # the dots, when a smaller minimum is asked for
 
 
 def test_resampling_there_and_back_keeps_a_smooth_probability():
