@@ -181,14 +181,15 @@ def outline_hulls(first: np.ndarray, last: np.ndarray, offsets: np.ndarray) -> t
     return vertices, vertex_offsets
 
 
-def calipers(vertices: np.ndarray, vertex_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`measure._calipers` (``feret_max``, ``feret_min``, hull area) of every particle's hull,
-    particles with the same number of vertices together."""
+def calipers(vertices: np.ndarray, vertex_offsets: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`measure._calipers` (``feret_max``, ``feret_min``, hull area, Feret angle) of every
+    particle's hull, particles with the same number of vertices together."""
     count = len(vertex_offsets) - 1
     sizes = np.diff(vertex_offsets)
     feret_max = np.empty(count)
     feret_min = np.empty(count)
     area = np.empty(count)
+    angle = np.empty(count)
     for size in np.unique(sizes):
         which = np.flatnonzero(sizes == size)
         index = vertex_offsets[which][:, None] + np.arange(size)
@@ -199,20 +200,41 @@ def calipers(vertices: np.ndarray, vertex_offsets: np.ndarray) -> tuple[np.ndarr
         projection = v @ normals.transpose(0, 2, 1)  # [g, vertex, edge]
         highest, lowest = projection.max(axis=1), projection.min(axis=1)
         feret_min[which] = (highest - lowest).min(axis=1)
-        feret_max[which] = _diameters(v, projection, highest, lowest) if size >= 4 else _all_pairs_diameters(v)
+        pairs = _antipodal_pairs(v, projection, highest, lowest) if size >= 4 else _all_pairs(v)
+        feret_max[which], angle[which] = _longest(pairs)
         x, y = v[..., 0], v[..., 1]
         area[which] = 0.5 * np.abs((x * np.roll(y, -1, axis=1)).sum(axis=1) - (y * np.roll(x, -1, axis=1)).sum(axis=1))
-    return feret_max, feret_min, area
+    return feret_max, feret_min, area, angle
 
 
-def _all_pairs_diameters(v: np.ndarray) -> np.ndarray:
-    """The largest distance between two of each polygon's vertices ``[g, k, 2]``, by all pairs."""
+def feret_angle_deg(delta_row: np.ndarray, delta_col: np.ndarray) -> np.ndarray:
+    """ImageJ's "FeretAngle" of a diameter joining two points ``delta_row`` / ``delta_col`` apart:
+    degrees in [0, 180), counter-clockwise from the x axis (x to the right, y up)."""
+    return np.degrees(np.arctan2(-delta_row, delta_col)) % 180.0
+
+
+def _longest(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The longest of each polygon's candidate vertex pairs ``[g, m, 2]`` (row, column deltas):
+    its length and `feret_angle_deg`. Vertex coordinates are multiples of 0.5, so squared lengths
+    are exact and ties exact: of equally long pairs (a square's two diagonals) the one with the
+    smallest angle, whatever order the pairs come in."""
+    squared = (pairs * pairs).sum(axis=2)
+    longest = squared.max(axis=1)
+    angles = np.full(squared.shape, np.inf)
+    which = squared == longest[:, None]  # the angles of these only: a few per polygon
+    angles[which] = feret_angle_deg(pairs[which][:, 0], pairs[which][:, 1])
+    return np.sqrt(longest), angles.min(axis=1)
+
+
+def _all_pairs(v: np.ndarray) -> np.ndarray:
+    """Every pair of each polygon's vertices ``[g, k, 2]``: their deltas ``[g, k * k, 2]``."""
     deltas = v[:, :, None, :] - v[:, None, :, :]
-    return np.sqrt((deltas * deltas).sum(axis=3).max(axis=(1, 2)))
+    return deltas.reshape(len(v), -1, 2)
 
 
-def _diameters(v: np.ndarray, projection: np.ndarray, highest: np.ndarray, lowest: np.ndarray) -> np.ndarray:
-    """`_all_pairs_diameters` of convex polygons without collinear vertices, from antipodal pairs.
+def _antipodal_pairs(v: np.ndarray, projection: np.ndarray, highest: np.ndarray, lowest: np.ndarray) -> np.ndarray:
+    """The vertex pairs of convex polygons without collinear vertices among which the longest
+    pair lies (`_all_pairs` holds it too, at k^2 cost): their deltas ``[g, 4k, 2]``.
 
     The diameter joins two vertices on parallel supporting lines, and every such pair is an
     endpoint of some edge with a vertex on the supporting line opposite that edge (rotating
@@ -230,12 +252,8 @@ def _diameters(v: np.ndarray, projection: np.ndarray, highest: np.ndarray, lowes
     first = on.argmax(axis=1)  # [g, edge]
     last = k - 1 - on[:, ::-1, :].argmax(axis=1)
     rows = np.arange(g)[:, None]
-    best = np.zeros((g, k))
-    for end in (edge, (edge + 1) % k):
-        for far in (first, last):
-            delta = v[rows, end[None, :]] - v[rows, far]
-            np.maximum(best, (delta * delta).sum(axis=2), out=best)
-    return np.sqrt(best.max(axis=1))
+    return np.concatenate([v[rows, end[None, :]] - v[rows, far] for end in (edge, (edge + 1) % k)
+                           for far in (first, last)], axis=1)
 
 
 @dataclass(frozen=True)
@@ -251,6 +269,7 @@ class Measurements:
     feret_min: np.ndarray
     hull_area: np.ndarray
     mean_probability: np.ndarray | None
+    feret_angle: np.ndarray | None = None  # degrees (`feret_angle_deg`)
 
 
 def measurements(labels: np.ndarray, probability: np.ndarray | None, ids: np.ndarray,
@@ -273,9 +292,9 @@ def measurements(labels: np.ndarray, probability: np.ndarray | None, ids: np.nda
         mean_probability = np.bincount(runs.label, weights=sums, minlength=size)[ids] / area
     first, last, offsets = row_extents(runs, ids, row0, col0, heights, widths, labels.shape[0])
     vertices, vertex_offsets = outline_hulls(first, last, offsets)
-    feret_max, feret_min, hull_area = calipers(vertices, vertex_offsets)
+    feret_max, feret_min, hull_area, feret_angle = calipers(vertices, vertex_offsets)
     return Measurements(area, row_sum / area + row0, col_sum / area + col0, feret_max, feret_min, hull_area,
-                        mean_probability)
+                        mean_probability, feret_angle)
 
 
 def particles(ids: np.ndarray, measured: Measurements, boxes: np.ndarray, shape: tuple[int, int],
@@ -293,7 +312,7 @@ def particles(ids: np.ndarray, measured: Measurements, boxes: np.ndarray, shape:
             ident, float(measured.centroid_row[k]), float(measured.centroid_col[k]), int(measured.area[k]),
             float(diameter[k]), float(measured.feret_max[k]), float(measured.feret_min[k]),
             float(measured.hull_area[k]), None if probability is None else float(probability[k]),
-            bool(touches[k]), pixel_size_nm,
+            bool(touches[k]), pixel_size_nm, float(measured.feret_angle[k]),
         )
         for k, ident in enumerate(np.asarray(ids).tolist())
     ]

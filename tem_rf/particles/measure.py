@@ -45,6 +45,9 @@ Conventions (pixel units; nm = px * pixel size):
   hull over all directions (exact, by rotating calipers over the hull's edge directions). A disc
   of radius r gives about 2r for both; a w x h pixel rectangle gives h (h <= w) and
   ``sqrt(h**2 + (w - 1)**2)`` (the contour cuts the corners by half a pixel);
+* ``feret_angle_deg``: the direction of that longest distance, as ImageJ's "FeretAngle": degrees
+  in [0, 180), counter-clockwise from the x axis (x to the right, y up); of equally long pairs
+  (a square's two diagonals) the smallest angle;
 * ``aspect_ratio = feret_max / feret_min`` (>= 1); ``solidity`` = area / area of that convex
   hull, at most 1;
 * ``touches_edge``: the particle has a pixel in the first or last row or column. Such particles
@@ -119,12 +122,13 @@ class Particle:
     bbox_height_px: int | None = None
     intensity_mean: float | None = None  # of the micrograph as read, under the particle
     intensity_std: float | None = None
+    feret_angle_deg: float | None = None  # of the maximum Feret diameter, as ImageJ's "FeretAngle"
 
     @classmethod
     def from_pixels(
         cls, ident: int, centroid_row: float, centroid_col: float, area: int, diameter: float,
         feret_max: float, feret_min: float, hull_area: float, mean_probability: float | None,
-        touches_edge: bool, pixel_size_nm: float | None,
+        touches_edge: bool, pixel_size_nm: float | None, feret_angle: float | None = None,
     ) -> Particle:
         """A record from its pixel measurements; nm fields from ``pixel_size_nm`` (None if unknown)."""
         p = pixel_size_nm
@@ -146,6 +150,7 @@ class Particle:
             solidity=min(1.0, area / hull_area),
             mean_probability=mean_probability,
             touches_edge=bool(touches_edge),
+            feret_angle_deg=feret_angle,
         )
 
     @property
@@ -189,6 +194,7 @@ class Particle:
             "ellipse_angle_deg": None if self.ellipse_angle_deg is None else round(self.ellipse_angle_deg, 2),
             "feret_max_px": px(self.feret_max_px), "feret_min_px": px(self.feret_min_px),
             "feret_max_nm": nm(self.feret_max_px), "feret_min_nm": nm(self.feret_min_px),
+            "feret_angle_deg": None if self.feret_angle_deg is None else round(self.feret_angle_deg, 2),
             "aspect_ratio": ratio(self.aspect_ratio), "solidity": ratio(self.solidity),
             "bbox_x_px": self.bbox_x_px, "bbox_y_px": self.bbox_y_px,
             "bbox_width_px": self.bbox_width_px, "bbox_height_px": self.bbox_height_px,
@@ -203,7 +209,7 @@ COLUMNS = (
     "id", "x_px", "y_px", "x_nm", "y_nm", "area_px", "area_nm2", "diameter_px", "diameter_nm", "perimeter_px",
     "perimeter_nm", "circularity", "roundness", "ellipse_major_px", "ellipse_minor_px", "ellipse_major_nm",
     "ellipse_minor_nm", "ellipse_angle_deg", "feret_max_px", "feret_min_px", "feret_max_nm", "feret_min_nm",
-    "aspect_ratio", "solidity", "bbox_x_px", "bbox_y_px", "bbox_width_px", "bbox_height_px", "intensity_mean",
+    "feret_angle_deg", "aspect_ratio", "solidity", "bbox_x_px", "bbox_y_px", "bbox_width_px", "bbox_height_px", "intensity_mean",
     "intensity_std", "mean_probability", "touches_edge",
 )
 FIELDS = tuple(field.name for field in dataclasses.fields(Particle))
@@ -536,10 +542,15 @@ def outline_hull(piece: np.ndarray) -> np.ndarray:
     return vertices[keep]
 
 
-def _calipers(vertices: np.ndarray) -> tuple[float, float, float]:
-    """``(feret_max, feret_min, area)`` of a convex polygon given by its vertices in order."""
+def _calipers(vertices: np.ndarray) -> tuple[float, float, float, float]:
+    """``(feret_max, feret_min, area, feret_angle)`` of a convex polygon given by its (row,
+    column) vertices in order; the angle of the longest vertex pair in degrees, 0-180,
+    counter-clockwise from the x axis (x to the right, y up), the smallest of equally long pairs."""
     deltas = vertices[:, None, :] - vertices[None, :, :]
-    feret_max = math.sqrt(float((deltas * deltas).sum(axis=2).max()))
+    squared = (deltas * deltas).sum(axis=2)
+    feret_max = math.sqrt(float(squared.max()))
+    feret_angle = min(math.degrees(math.atan2(-float(d_row), float(d_col))) % 180.0
+                      for d_row, d_col in deltas[squared == squared.max()])
     edges = np.roll(vertices, -1, axis=0) - vertices
     normals = np.stack([-edges[:, 1], edges[:, 0]], axis=1)
     normals /= np.sqrt((normals * normals).sum(axis=1))[:, None]
@@ -547,7 +558,7 @@ def _calipers(vertices: np.ndarray) -> tuple[float, float, float]:
     widths = projection.max(axis=0) - projection.min(axis=0)
     x, y = vertices[:, 0], vertices[:, 1]
     area = 0.5 * abs(float(x @ np.roll(y, -1) - y @ np.roll(x, -1)))
-    return feret_max, float(widths.min()), area
+    return feret_max, float(widths.min()), area, feret_angle
 
 
 def feret_diameters(points: np.ndarray) -> tuple[float, float, float]:
@@ -580,7 +591,7 @@ def _measure(
     centroid_row = float(rows.sum()) / area + row0
     centroid_col = float(cols.sum()) / area + col0
     diameter = math.sqrt(4.0 * area / math.pi)
-    feret_max, feret_min, hull_area = _calipers(outline_hull(piece))
+    feret_max, feret_min, hull_area, feret_angle = _calipers(outline_hull(piece))
     height, width = piece.shape
     touches = row0 == 0 or col0 == 0 or row0 + height == shape[0] or col0 + width == shape[1]
     mean_probability = None
@@ -589,7 +600,7 @@ def _measure(
         mean_probability = float(window[piece].mean())
     return Particle.from_pixels(
         ident, centroid_row, centroid_col, area, diameter, feret_max, feret_min, hull_area,
-        mean_probability, touches, pixel_size_nm,
+        mean_probability, touches, pixel_size_nm, feret_angle,
     )
 
 

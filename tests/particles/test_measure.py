@@ -85,9 +85,37 @@ def test_vectorised_hull_equals_qhull():
         for region in regionprops(label(mask, connectivity=2)):
             piece = region.image
             expected = feret_diameters(outline_points(piece))
-            np.testing.assert_allclose(_calipers(outline_hull(piece)), expected, atol=1e-9)
+            np.testing.assert_allclose(_calipers(outline_hull(piece))[:3], expected, atol=1e-9)
             hull = ConvexHull(outline_points(piece))
             assert len(outline_hull(piece)) == len(hull.vertices)
+
+
+def test_feret_angle_is_imagej_s():
+    mask = np.zeros((60, 60), bool)
+    mask[10:13, 5:45] = True  # a bar along x: its diameter runs corner to corner, nearly 0 degrees
+    mask[20:50, 50:53] = True  # a bar along y: nearly 90 degrees
+    rows, cols = np.mgrid[:60, :60]
+    mask |= (np.abs(rows - cols - 25) <= 1) & (rows >= 35) & (rows < 55)  # going down to the right
+    bar_x, bar_y, diagonal = _by_centroid(measure_particles(mask, min_area_px=0, split_touching=False))
+    # Corner to corner of the outline (pixel-edge midpoints): 2 rows down and 40 columns across
+    # the 3 x 40 bar, one way round (177.1 degrees) or the other (2.9): equally long, the smaller.
+    assert bar_x.feret_angle_deg == pytest.approx(math.degrees(math.atan2(2, 40)))
+    assert bar_y.feret_angle_deg == pytest.approx(90 - math.degrees(math.atan2(2, 30)))
+    assert 130 < diagonal.feret_angle_deg < 145  # down to the right, about -45 = 135 (139: corner to corner)
+    assert bar_x.row()["feret_angle_deg"] == round(bar_x.feret_angle_deg, 2)
+    square = np.zeros((20, 20), bool)
+    square[5:15, 5:15] = True
+    (particle,) = measure_particles(square, min_area_px=0)
+    # four equally long corner-to-corner pairs (9 by 10 px apart): 42.0, 48.0, 132.0, 138.0 degrees
+    assert particle.feret_angle_deg == pytest.approx(math.degrees(math.atan2(9, 10)))
+
+
+def _by_centroid(particles):
+    """The three bars of `test_feret_angle_is_imagej_s`: along x, along y, diagonal."""
+    bar_x = min(particles, key=lambda p: p.centroid_row_px)
+    bar_y = max(particles, key=lambda p: p.centroid_col_px)
+    (diagonal,) = [p for p in particles if p not in (bar_x, bar_y)]
+    return bar_x, bar_y, diagonal
 
 
 def test_two_touching_discs_are_split_in_two():
