@@ -21,6 +21,7 @@ of particles.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tem_rf.particles._batch import Runs
@@ -35,32 +36,57 @@ _FOUR = ((-1, 0), (1, 0), (0, -1), (0, 1))
 _DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
-def _perimeters(labels: np.ndarray, size: int) -> np.ndarray:
+def _perimeters(labels: np.ndarray, size: int, threads: int = 1) -> np.ndarray:
     """`skimage.measure.perimeter` (4-connectivity) of every label 0..size-1 (0's is 0): the
     border pixels (a 4-neighbour of another label, or the image edge) and their neighbourhood
-    codes, gathered at the border pixels only."""
+    codes, gathered at the border pixels only; bands of rows in ``threads`` threads (NumPy
+    releases the GIL for these whole-array passes)."""
+    height = labels.shape[0]
+    bands = max(1, min(threads, height // _MIN_BAND_ROWS))
+    starts = [height * k // bands for k in range(bands + 1)]
+    if bands == 1:
+        return _band_perimeters(labels, 0, height, size)
+    with ThreadPoolExecutor(bands) as pool:
+        parts = pool.map(lambda k: _band_perimeters(labels, starts[k], starts[k + 1], size), range(bands))
+        return np.sum(list(parts), axis=0)
+
+
+_MIN_BAND_ROWS = 256  # smaller bands: the threads cost more than they save
+
+
+def _band_perimeters(labels: np.ndarray, start: int, stop: int, size: int) -> np.ndarray:
+    """`_perimeters`' sums over the border pixels of rows ``start:stop``. The band is read with
+    two rows more each side where there are any: whether a neighbour in the row next to the band
+    is a border pixel depends on the row beyond it."""
     height, width = labels.shape
-    edge = np.zeros(labels.shape, dtype=bool)
-    vertical = labels[1:] != labels[:-1]
+    top, bottom = max(start - 2, 0), min(stop + 2, height)
+    band = labels[top:bottom]
+    edge = np.zeros(band.shape, dtype=bool)
+    vertical = band[1:] != band[:-1]
     edge[1:] |= vertical
     edge[:-1] |= vertical
-    horizontal = labels[:, 1:] != labels[:, :-1]
+    horizontal = band[:, 1:] != band[:, :-1]
     edge[:, 1:] |= horizontal
     edge[:, :-1] |= horizontal
-    edge[[0, -1], :] = True
+    if top == 0:
+        edge[0] = True
+    if bottom == height:
+        edge[-1] = True
     edge[:, [0, -1]] = True
     # each border pixel's label, 0 elsewhere: one gather then says "a border pixel of the same particle"
-    border_labels = np.where(edge, labels, 0).reshape(-1)
-    index = np.flatnonzero(border_labels)
+    border_labels = np.where(edge, band, 0).reshape(-1)
+    first, last = (start - top) * width, (stop - top) * width  # the band's own pixels
+    index = np.flatnonzero(border_labels[first:last]) + first
     label = border_labels[index]
     row, col = np.divmod(index, width)
+    row += top  # in the image, for its edges
     allowed = {(-1, 0): row > 0, (1, 0): row < height - 1, (0, -1): col > 0, (0, 1): col < width - 1}
     code = np.ones(len(index), dtype=np.int64)
-    last = border_labels.size - 1
+    end = border_labels.size - 1
     for weight, offsets in ((2, _FOUR), (10, _DIAGONAL)):
         for dr, dc in offsets:
             valid = allowed[(dr, 0)] & allowed[(0, dc)] if dr and dc else allowed[(dr, dc)]
-            neighbour = np.clip(index + (dr * width + dc), 0, last)
+            neighbour = np.clip(index + (dr * width + dc), 0, end)
             code += weight * (valid & (border_labels[neighbour] == label))
     return np.bincount(label, weights=_PERIMETER_WEIGHTS[code], minlength=size)
 
@@ -86,12 +112,27 @@ def _boxes(runs: Runs, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return first_row, first_col, last_row, last_col
 
 
-def shape_descriptors(labels: np.ndarray, image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _intensities(image: np.ndarray, runs: Runs, per_label, area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and sample standard deviation (NaN for one pixel) of ``image`` under each label."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = per_label(runs.sums(image)) / area  # summed in float64 from the values as they are
+        # The squares about the image's mean, in float64: a particle far from that mean keeps
+        # its spread's digits (1e-8 of the distance, not float32's 3e-4).
+        offset = float(np.mean(image, dtype=np.float64)) if image.size else 0.0
+        centred = np.subtract(image, offset, dtype=np.float64)
+        np.multiply(centred, centred, out=centred)
+        second = per_label(runs.sums(centred))
+        variance = np.maximum(second - area * (mean - offset) ** 2, 0.0) / (area - 1)
+    return mean, np.where(area > 1, np.sqrt(variance), np.nan)
+
+
+def shape_descriptors(labels: np.ndarray, image: np.ndarray | None = None, *, threads: int = 1) -> dict[str, np.ndarray]:
     """Descriptors (module docstring) of the particles ``1..n`` of ``labels`` (n = its maximum;
     an id without pixels gets NaN): arrays of length n, keyed ``perimeter_px``,
     ``ellipse_major_px``, ``ellipse_minor_px``, ``ellipse_angle_deg``, ``circularity``,
     ``roundness``, ``bbox_x_px``, ``bbox_y_px``, ``bbox_width_px``, ``bbox_height_px`` and, with
-    ``image`` (same shape), ``intensity_mean`` and ``intensity_std`` (NaN for a one-pixel particle)."""
+    ``image`` (same shape), ``intensity_mean`` and ``intensity_std`` (NaN for a one-pixel particle).
+    ``threads``: the perimeter's bands of rows run in that many threads (the same result)."""
     labels = np.asarray(labels)
     count = int(labels.max(initial=0))
     size = count + 1
@@ -123,7 +164,16 @@ def shape_descriptors(labels: np.ndarray, image: np.ndarray | None = None) -> di
         minor = 4.0 * np.sqrt(np.maximum(half_trace - spread, 0.0))
         # x = column, y = -row: var x = mu_cc, var y = mu_rr, cov(x, y) = -mu_rc
         angle = np.degrees(0.5 * np.arctan2(-2.0 * mu_rc, mu_cc - mu_rr)) % 180.0
-        perimeter = _perimeters(labels, size)[1:]
+        # the micrograph's values under the particles meanwhile, in a thread of their own
+        intensities = None
+        if image is not None:
+            image = np.asarray(image)
+            if image.shape != labels.shape:
+                raise ValueError(f"image has shape {image.shape}, the labels {labels.shape}")
+            pool = ThreadPoolExecutor(1)
+            intensities = pool.submit(_intensities, image, runs, per_label, area)
+            pool.shutdown(wait=False)
+        perimeter = _perimeters(labels, size, threads)[1:]
         circularity = np.minimum(1.0, 4.0 * math.pi * area / perimeter**2)
         roundness = 4.0 * area / (math.pi * major**2)
     result = {
@@ -138,21 +188,8 @@ def shape_descriptors(labels: np.ndarray, image: np.ndarray | None = None) -> di
         "bbox_width_px": boxes[:, 2],
         "bbox_height_px": boxes[:, 3],
     }
-    if image is not None:
-        image = np.asarray(image)
-        if image.shape != labels.shape:
-            raise ValueError(f"image has shape {image.shape}, the labels {labels.shape}")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = per_label(runs.sums(image)) / area  # summed in float64 from the values as they are
-            # The squares about the image's mean, in float64: a particle far from that mean keeps
-            # its spread's digits (1e-8 of the distance, not float32's 3e-4).
-            offset = float(np.mean(image, dtype=np.float64)) if image.size else 0.0
-            centred = np.subtract(image, offset, dtype=np.float64)
-            np.multiply(centred, centred, out=centred)
-            second = per_label(runs.sums(centred))
-            variance = np.maximum(second - area * (mean - offset) ** 2, 0.0) / (area - 1)
-        result["intensity_mean"] = mean
-        result["intensity_std"] = np.where(area > 1, np.sqrt(variance), np.nan)
+    if intensities is not None:
+        result["intensity_mean"], result["intensity_std"] = intensities.result()
     return result
 
 

@@ -215,22 +215,28 @@ COLUMNS = (
 FIELDS = tuple(field.name for field in dataclasses.fields(Particle))
 
 
-def with_descriptors(particles: list[Particle], labels: np.ndarray, image: np.ndarray | None = None) -> list[Particle]:
+def with_descriptors(particles: list[Particle], labels: np.ndarray, image: np.ndarray | None = None, *,
+                     threads: int = 1) -> list[Particle]:
     """``particles`` (ids as in ``labels``) with their ImageJ-style descriptors
-    (`tem_rf.particles.descriptors.shape_descriptors`; intensities of ``image`` when given)."""
+    (`tem_rf.particles.descriptors.shape_descriptors`, in ``threads`` threads; intensities of
+    ``image`` when given)."""
     from tem_rf.particles.descriptors import shape_descriptors
 
     if not particles:
         return particles
-    found = shape_descriptors(labels, image)
-
-    def value(name: str, k: int) -> Any:
-        v = found[name][k]
-        if name.startswith("bbox_"):
-            return int(v)
-        return float(v) if math.isfinite(v) else None
-
-    return [dataclasses.replace(p, **{name: value(name, p.id - 1) for name in found}) for p in particles]
+    found = shape_descriptors(labels, image, threads=threads)
+    # Python values column by column (NaN, an unknown value, as None), then one copy per particle
+    # with its fields set: `dataclasses.replace` would re-run the 30-field __init__ per particle.
+    columns = {name: [int(v) for v in values.tolist()] if name.startswith("bbox_")
+               else [v if math.isfinite(v) else None for v in values.tolist()] for name, values in found.items()}
+    described = []
+    for particle in particles:
+        k = particle.id - 1
+        copy = object.__new__(Particle)
+        copy.__dict__.update(particle.__dict__)
+        copy.__dict__.update({name: column[k] for name, column in columns.items()})
+        described.append(copy)
+    return described
 
 
 # --------------------------------------------------------------------------------------------
@@ -668,7 +674,8 @@ def measure_particles(
         binary, pixel_size_nm, probability=probability, boundary=boundary, instance_rule=instance_rule,
         exclude=exclude, min_area_nm2=min_area_nm2, min_area_px=min_area_px, fill=fill, split_touching=split_touching,
         split_depth_px=split_depth_px, split_depth_fraction=split_depth_fraction, on_labels=on_labels, threads=threads)
-    particles = with_descriptors(particles, labels, None if image is None else np.asarray(image))
+    particles = with_descriptors(particles, labels, None if image is None else np.asarray(image),
+                                 threads=default_threads() if threads is None else threads)
     return (particles, labels) if return_labels else particles
 
 

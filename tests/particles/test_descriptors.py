@@ -78,3 +78,27 @@ def test_measure_particles_reports_them_with_the_micrograph_s_intensities():
     assert row["bbox_width_px"] == big.bbox_width_px and row["perimeter_nm"] == pytest.approx(big.perimeter_px / 2, abs=0.005)
     with pytest.raises(ValueError, match="image has shape"):
         measure_particles(labels > 0, 0.5, image=image[:10])
+
+
+def test_perimeters_in_bands_of_rows_equal_one_pass():
+    from tem_rf.particles.descriptors import _MIN_BAND_ROWS, _perimeters
+
+    # Particles cut by every band boundary (two and three bands), touching
+    # each other and the image edges, and one-row particles on the boundaries themselves.
+    rng = np.random.default_rng(3)
+    labels = np.zeros((3 * _MIN_BAND_ROWS + 40, 300), np.int32)
+    for ident in range(1, 160):
+        rr, cc = ellipse(rng.uniform(0, labels.shape[0]), rng.uniform(0, 300), rng.uniform(2, 30), rng.uniform(1, 12),
+                         shape=labels.shape, rotation=rng.uniform(0, math.pi))
+        labels[rr, cc] = ident
+    height = labels.shape[0]
+    for bands in (2, 3):  # `_perimeters`' band starts: height * k // bands
+        for k in range(1, bands):
+            for row in range(height * k // bands - 2, height * k // bands + 2):
+                labels[row, 10 + 40 * k: 30 + 40 * k] = 200 + row % 7
+    size = int(labels.max()) + 1
+    one = _perimeters(labels, size, 1)
+    for threads in (2, 3):
+        np.testing.assert_allclose(_perimeters(labels, size, threads), one, rtol=0, atol=1e-9)
+    regions = {region.label: region.perimeter for region in regionprops(labels)}
+    np.testing.assert_allclose([one[label] for label in regions], list(regions.values()), atol=1e-9)
