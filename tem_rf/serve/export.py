@@ -60,6 +60,10 @@ RAW_DTYPES = ("uint8", "uint16", "int16", "int32", "float32", "float64")
 RAW_SIGNATURE_INPUT = "micrograph"
 SCALED_SIGNATURE_KEY = "serving_raw_float32_scaled"  # raw float32 + its pixel size: resampled in the graph
 PIXEL_SIZE_INPUT = "pixel_size_nm"
+# A function (not a signature) of the SavedModel, traced once per exported raw dtype: called with a
+# NumPy array it runs the trace of that array's own dtype and refuses any other dtype, where a
+# typed signature would convert it silently (float32 -> uint16 truncates, int64 wraps).
+DTYPE_DISPATCH_FUNCTION = "segment"
 MASK_OUTPUT = "particle_mask"
 BOUNDARY_OUTPUT = "boundary_probability"  # boundary-target networks only (`tem_rf.data.instance_masks`)
 MASK_THRESHOLD = 0.5
@@ -702,6 +706,8 @@ def build_metadata(
             "min_size_px": minimum_input_size(rf_px),
             "raw": {
                 "keys": {dtype: RAW_SIGNATURE_PREFIX + dtype for dtype in check_raw_dtypes(raw_dtypes)},
+                # loaded.segment(micrograph): the signature of the array's own dtype, others refused
+                "function": DTYPE_DISPATCH_FUNCTION if check_raw_dtypes(raw_dtypes) else None,
                 **_scaled_entry(pixel_size_nm, check_raw_dtypes(raw_dtypes)),
                 "input": RAW_SIGNATURE_INPUT,
                 "input_shape": "[batch, height, width] or [batch, height, width, 1]",
@@ -794,6 +800,24 @@ def serving_functions(model: Any, metadata: dict[str, Any], *, raw_dtypes: Itera
     return functions
 
 
+def dtype_dispatch_fn(raw_functions: dict[str, Callable]) -> Callable | None:
+    """`DTYPE_DISPATCH_FUNCTION`: a ``tf.function`` traced for each dtype of ``raw_functions``
+    (dtype name -> `raw_micrograph_fn`), each trace calling that dtype's function; None when
+    there are none. Loaded, it runs an array of one of those dtypes and refuses any other."""
+    import tensorflow as tf
+
+    if not raw_functions:
+        return None
+
+    @tf.function
+    def segment(micrograph):
+        return raw_functions[micrograph.dtype.name](micrograph)
+
+    for dtype in raw_functions:
+        segment.get_concrete_function(tf.TensorSpec(None, tf.as_dtype(dtype), name=RAW_SIGNATURE_INPUT))
+    return segment
+
+
 def write_saved_model(
     model: Any,
     metadata: dict[str, Any],
@@ -810,8 +834,17 @@ def write_saved_model(
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        for name, function in (functions or serving_functions(model, metadata)).items():
+        functions = functions or serving_functions(model, metadata)
+        for name, function in functions.items():
             archive.add_endpoint(name, function)  # the first endpoint becomes serving_default
+        dispatch = dtype_dispatch_fn(
+            {name[len(RAW_SIGNATURE_PREFIX):]: function for name, function in functions.items()
+             if name.startswith(RAW_SIGNATURE_PREFIX) and name != SCALED_SIGNATURE_KEY}
+        )
+        if dispatch is not None:
+            # ExportArchive saves what its trackable holds; endpoints become signatures, this one
+            # stays a function with a trace per dtype (Keras has no public call for that).
+            setattr(archive._tf_trackable, DTYPE_DISPATCH_FUNCTION, dispatch)
         archive.write_out(str(folder), verbose=False)
         # A plain file in assets/ travels with the SavedModel and is ignored by TF Serving.
         assets = Path(folder) / "assets"

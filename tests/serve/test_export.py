@@ -175,6 +175,28 @@ def test_raw_signatures_equal_segment_for_every_dtype_and_layout(exported):
         loaded.signatures["serving_raw_float32"](micrograph=tf.zeros([1, 64, 64, 2]))
 
 
+def test_the_segment_function_runs_each_dtype_as_it_is_and_refuses_others(exported):
+    root, _, _, _ = exported
+    loaded = tf.saved_model.load(str(root / "saved_model"))
+    assert read_metadata(root / "saved_model")["signature"]["raw"]["function"] == "segment"
+    counts = _raw_micrographs()
+    for dtype in RAW_DTYPES:
+        values = {"uint8": np.minimum(counts // 4, 255), "int16": counts // 2}.get(dtype, counts).astype(dtype)
+        expected = loaded.signatures[f"serving_raw_{dtype}"](micrograph=tf.constant(values))["particle_probability"]
+        np.testing.assert_array_equal(loaded.segment(values)["particle_probability"].numpy(), expected.numpy(),
+                                      err_msg=dtype)
+        single = loaded.segment(values[0])["particle_probability"].numpy()  # one micrograph as read
+        np.testing.assert_allclose(single, expected.numpy()[0], atol=1e-6, err_msg=dtype)
+    # What a typed signature does with a NumPy array of another dtype: converts it silently
+    # (1.7 -> 1, 70000 -> 4464); the function refuses it instead.
+    as_float = counts.astype(np.float32) + 0.7
+    converted = loaded.signatures["serving_raw_uint16"](micrograph=as_float)["particle_probability"].numpy()
+    np.testing.assert_array_equal(converted, loaded.segment(counts.astype(np.uint16))["particle_probability"].numpy())
+    for wrong in (counts.astype(np.int64), counts.astype(np.uint32), counts.astype(np.float16)):
+        with pytest.raises(ValueError, match=r"Could not find matching concrete function(.|\n)*dtype=tf\.uint16"):
+            loaded.segment(wrong)
+
+
 def test_the_scaled_signature_equals_segment_at_any_pixel_size(exported):
     from tem_rf.serve.scale import plan_scale
 
@@ -214,9 +236,15 @@ else:
 import numpy as np
 import tensorflow as tf
 
-serve = tf.saved_model.load(sys.argv[1]).signatures["serving_raw_uint16"]
-result = serve(micrograph=np.load(sys.argv[2]))
+model = tf.saved_model.load(sys.argv[1])  # README's three lines
+result = model.segment(np.load(sys.argv[2]))
 np.save(sys.argv[3], result["particle_probability"].numpy())
+try:  # another dtype than the micrograph's own: refused, not converted
+    model.segment(np.load(sys.argv[2]).astype(np.int64))
+except ValueError as error:
+    assert "Could not find matching concrete function" in str(error)
+else:
+    sys.exit("an int64 micrograph was converted")
 assert not [name for name in sys.modules if name.startswith("tem_rf") and sys.modules[name] is not None]
 """
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
