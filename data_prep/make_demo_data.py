@@ -28,6 +28,7 @@ _PIXEL_SIZE_NM = flags.DEFINE_float(
     "pixel_size_nm", None, "Pixel size in nm (default: the paper's, 0.02152 high_res, 0.1243 low_res)."
 )
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an existing demo dataset in --out_dir.")
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over the micrographs.")
 flags.mark_flag_as_required("out_dir")
 
 
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     info = write_demo_dataset(
         _OUT_DIR.value, _NUM_IMAGES.value, _SIZE.value, _KIND.value, _SEED.value,
-        pixel_size_nm=_PIXEL_SIZE_NM.value, overwrite=_OVERWRITE.value,
+        pixel_size_nm=_PIXEL_SIZE_NM.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
     )
     print(
         f"wrote {info['num_images']} {info['kind']} micrographs of {info['size']}x{info['size']} px "

@@ -43,6 +43,7 @@ _PIXEL_SIZE = flags.DEFINE_float("pixel_size_nm", None, "Pixel size in nm; defau
 _REDRAW = flags.DEFINE_boolean("redraw_dice_vs_rf", False, "Draw dice vs receptive field even if the sweep has it.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Patches per forward/gradient pass.", lower_bound=1)
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an earlier analysis in --out_dir (all of its files).")
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over the networks segmenting the patches.")
 flags.mark_flags_as_required(["sweep_dir", "out_dir"])
 
 
@@ -61,6 +62,7 @@ def main(argv: list[str]) -> None:
         band_options={flag.name: parse_number_list(flag.value, flag.name) for flag in (_BAND_PX, _BAND_NM_INV, _SPACINGS)}
         | {"relative_width": _RELATIVE_WIDTH.value},
         redraw_dice_vs_rf=_REDRAW.value, batch_size=_BATCH_SIZE.value, overwrite=_OVERWRITE.value,
+        progress=_PROGRESS.value,
     )
     print("\n".join(sweep_figures.report_lines(report)))
 

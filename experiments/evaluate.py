@@ -23,6 +23,7 @@ _AUGMENT = flags.DEFINE_boolean("augment", True, "Score all 8 dihedral variants 
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Batch size.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write the CSV/JSON; default: the run dir.")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an earlier evaluation's CSV and JSON of the same names.")
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over the batches scored.")
 flags.mark_flag_as_required("run_dir")
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str]) -> None:
     summary, paths = evaluate_run(
         _RUN_DIR.value, _DATA_DIR.value, _SPLIT.value, weights=_WEIGHTS.value,
         augment=_AUGMENT.value, batch_size=_BATCH_SIZE.value, out_dir=_OUT_DIR.value,
-        overwrite=_OVERWRITE.value,
+        overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
     )
     n = summary["patches"]
     variants = f" ({n // 8} patches x 8 dihedral variants)" if _AUGMENT.value else ""

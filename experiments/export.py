@@ -41,6 +41,7 @@ _TEST_IMAGE = flags.DEFINE_string("test_image", None, "bioimageio: a micrograph 
                                   "input, when the run's dataset (config.json data_dir) is not there.")
 _RAW_DTYPES = flags.DEFINE_list("raw_dtypes", "uint8,uint16,int16,int32,float32,float64", "Raw-micrograph signatures "
                                 "to export, serving_raw_<dtype> each (empty for none); each adds about half a second.")
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over the SavedModel signatures traced.")
 tem_flags.define_deprecated_alias("export_dir", "out_dir")
 flags.mark_flags_as_required(["model", "out_dir"])
 
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> None:
                 overwrite=_OVERWRITE.value, test_image=_TEST_IMAGE.value)))
         else:
             metadata = export_run(_MODEL.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value,
-                                  overwrite=_OVERWRITE.value, raw_dtypes=raw_dtypes)
+                                  overwrite=_OVERWRITE.value, raw_dtypes=raw_dtypes, progress=_PROGRESS.value)
             print(format_export_summary(metadata, _OUT_DIR.value))
     except OSError as error:  # reading the model; writing errors are ExportError
         sys.exit(f"error: {_MODEL.value}: {error}")

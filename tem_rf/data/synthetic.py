@@ -281,6 +281,7 @@ def write_demo_dataset(
     *,
     pixel_size_nm: float | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Writes ``images/<kind>_NNN.tif`` (uint16, pixel size in ImageJ metadata) and
     ``labels/<kind>_NNN_mask.png`` (0/255, as labelling tools export) plus ``demo.json``, and
@@ -289,12 +290,13 @@ def write_demo_dataset(
 
     The folder is written under a temporary name and renamed when complete. An existing
     ``out_dir`` is replaced only with ``overwrite`` and only if it holds a demo dataset and nothing
-    else (`demo_files`: what its demo.json lists).
+    else (`demo_files`: what its demo.json lists). ``progress``: a progress bar over the micrographs.
     """
     import tifffile
     from PIL import Image
 
     from tem_rf.core.files import write_csv
+    from tem_rf.core.progress import progress_bar
     from tem_rf.data.reading import InputError
 
     out_dir = Path(out_dir)
@@ -319,7 +321,7 @@ def write_demo_dataset(
             (tmp / "images").mkdir()
             (tmp / "labels").mkdir()
             (tmp / "particles").mkdir()
-            for index in range(num_images):
+            for index in progress_bar(range(num_images), desc="micrographs", unit="micrograph", enabled=progress):
                 # return_particles draws nothing more from rng: the images are those without it.
                 image, mask, particles = make_micrograph(kind, size, pixel_size_nm, rng, return_particles=True)
                 name = f"{kind}_{index:03d}"

@@ -740,8 +740,10 @@ def export_saved_model(
     protected: Iterable[str | os.PathLike] = (),
     run_dir: str | os.PathLike | None = None,
     raw_dtypes: Iterable[str] = RAW_DTYPES,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Writes ``model`` as a SavedModel with its signatures and ``assets/tem_rf.json``.
+    """Writes ``model`` as a SavedModel with its signatures and ``assets/tem_rf.json``
+    (``progress``: a progress bar over the signatures traced, most of an export's time).
 
     Signatures: ``serving_default`` (also ``serving_preprocessed`` and ``serve``): float32
     ``image`` ``[batch, H, W, 1]`` preprocessed as in training -> ``particle_probability``;
@@ -758,6 +760,7 @@ def export_saved_model(
     """
     from tem_rf.core.files import atomic_directory
     from tem_rf.core.locks import output_lock, remove_stale_temporaries
+    from tem_rf.core.progress import progress_bar
 
     protected = list(protected)
 
@@ -773,6 +776,9 @@ def export_saved_model(
         run_dir=run_dir, raw_dtypes=raw_dtypes,
     )
     functions = serving_functions(serving_model, metadata, raw_dtypes=raw_dtypes)
+    traced = {id(function): function for function in functions.values()}.values()  # aliases once
+    for function in progress_bar(traced, desc="signatures", total=len(traced), unit="signature", enabled=progress):
+        function.get_concrete_function()  # traced here, reused when written
     try:
         with output_lock(export_dir), atomic_directory(export_dir, check) as tmp:
             remove_stale_temporaries([export_dir], keep=[tmp])  # a killed export's
@@ -863,8 +869,10 @@ def export_run(
     keep_mixed_precision: bool = False,
     overwrite: bool = False,
     raw_dtypes: Iterable[str] = RAW_DTYPES,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Exports a run directory's network (or a ``.keras`` file) with its run config.
+    """Exports a run directory's network (or a ``.keras`` file) with its run config
+    (`export_saved_model`).
 
     ``export_dir`` is checked (`check_export_target`, the run directory protected) and
     ``raw_dtypes`` too (`check_raw_dtypes`) before the model is loaded.
@@ -876,6 +884,7 @@ def export_run(
     return export_saved_model(
         model, export_dir, config, keep_mixed_precision=keep_mixed_precision, source=model_source(model_path, model_file),
         overwrite=overwrite, protected=protected, run_dir=Path(model_file).parent, raw_dtypes=raw_dtypes,
+        progress=progress,
     )
 
 

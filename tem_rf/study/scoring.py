@@ -20,19 +20,23 @@ def evaluate_model(
     split: str = "test",
     augment: bool = True,
     batch_size: int = 8,
+    progress: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Pooled dice over the split and one row per (patch, dihedral variant).
 
     With ``augment`` every patch is scored in all 8 dihedral variants, as the paper did.
+    ``progress``: a progress bar over the batches.
     """
     import tensorflow as tf
 
     from tem_rf import data as data_lib
+    from tem_rf.core.progress import progress_bar
     from tem_rf.models.geometry import max_stride
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    patch_size = int(data_lib.read_dataset_info(data_dir)["patch_size"])
+    dataset_info = data_lib.read_dataset_info(data_dir)
+    patch_size = int(dataset_info["patch_size"])
     divisor = max_stride(model)
     if patch_size % divisor:
         # Caught here: TensorFlow's own message is a shape mismatch deep inside the decoder.
@@ -45,7 +49,11 @@ def evaluate_model(
     predict = tf.function(lambda x: model(x, training=False))
     hard, soft = metrics.HardDice(), metrics.SoftDice()
     rows = []
-    for images, labels, info in dataset:
+    patches = int((dataset_info.get("splits") or {}).get(split, {}).get("count") or 0)
+    scored = patches * (data_lib.NUM_DIHEDRAL if augment else 1)
+    batches = progress_bar(dataset, desc=f"{split} batches", total=-(-scored // batch_size) or None, unit="batch",
+                           enabled=progress)
+    for images, labels, info in batches:
         probabilities = predict(images)
         hard.update_state(labels, probabilities)
         soft.update_state(labels, probabilities)
@@ -85,6 +93,7 @@ def evaluate_run(
     batch_size: int = 8,
     out_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Scores a run directory (or a ``.keras`` file) and writes ``eval_<split>.csv``/``.json``.
 
@@ -93,7 +102,7 @@ def evaluate_run(
     run's own. Files go to ``out_dir``, by default the run directory; existing ones are replaced
     only with ``overwrite``, and the two files are written as one result (`new_files`). Returns
     the summary and the paths written (``csv``, ``json``); raises OSError or ValueError naming the
-    problem.
+    problem. ``progress``: a progress bar over the batches scored.
     """
     from tem_rf.core.files import os_error_text, write_csv, write_json
     from tem_rf.core.locks import output_lock, remove_stale_temporaries
@@ -119,7 +128,8 @@ def evaluate_run(
     with output_lock(out_dir):
         remove_stale_temporaries(paths.values())
         check_new_files(paths.values(), overwrite)
-        summary, rows = evaluate_model(run.load_model(weights), data_dir, split, augment=augment, batch_size=batch_size)
+        summary, rows = evaluate_model(run.load_model(weights), data_dir, split, augment=augment, batch_size=batch_size,
+                                       progress=progress)
         summary.update(run=str(run_path), weights=weights, data_dir=str(data_dir))
         try:
             with new_files(paths.values(), overwrite=overwrite) as temporary:

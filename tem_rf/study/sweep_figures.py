@@ -34,6 +34,7 @@ import numpy as np
 from tem_rf.core.files import write_csv, write_json
 from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.outputs import check_new_files, new_files
+from tem_rf.core.progress import progress_bar
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.study import false_negatives, fourier, plots
 from tem_rf.study.patches import load_patches
@@ -193,8 +194,10 @@ def analyze_sweep(
     redraw_dice_vs_rf: bool = False,
     batch_size: int = 4,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Writes the analysis figures and tables of a sweep into ``out_dir``; returns analysis.json.
+    """Writes the analysis figures and tables of a sweep into ``out_dir``; returns analysis.json
+    (``progress``: a progress bar over the networks that segment the patches).
 
     The files (`analysis_files`) are one result: an existing one is replaced only with
     ``overwrite`` (then the whole previous analysis is), and a failure leaves ``out_dir`` as it was.
@@ -269,7 +272,8 @@ def analyze_sweep(
             report["runs"] = {a: str(info.run.path) for a, info in chosen_runs.items()}
             masks: dict[str, np.ndarray] = {}
             models = {}
-            for name, info in chosen_runs.items():
+            for name, info in progress_bar(chosen_runs.items(), desc="networks", total=len(chosen_runs),
+                                           unit="network", enabled=progress):
                 logger.info("predicting with %s", info.run.path)
                 models[name] = info.run.load_model(weights)
                 masks[name] = false_negatives.predict_masks(models[name], patches.images, batch_size=batch_size)

@@ -46,3 +46,22 @@ def test_a_command_runs_its_binary_and_an_unknown_one_is_refused():
     unknown = _tem_rf("segmnt")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: unknown command 'segmnt'")
     assert _tem_rf().stdout.startswith("usage: tem-rf <command>")
+
+
+# Binaries whose outputs resume instead of being replaced: a run directory or a sweep's runs are
+# continued (their settings compared), never overwritten, so they have no --overwrite.
+RESUMING = {"train", "sweep", "learning_curve"}
+
+
+def test_every_binary_follows_one_command_line_convention():
+    import re
+
+    for folder in ("data_prep", "experiments"):
+        for path in (ROOT / folder).glob("*.py"):
+            if path.stem == "__init__":
+                continue
+            source = path.read_text()
+            defined = set(re.findall(r'DEFINE_\w+\(\s*"(\w+)"', source))
+            assert "progress" in defined, f"{path.name}: no --progress"
+            assert "overwrite" in defined or path.stem in RESUMING, f"{path.name}: no --overwrite"
+            assert "input" not in defined, f"{path.name}: micrographs are --images"

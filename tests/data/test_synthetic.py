@@ -75,6 +75,13 @@ def test_write_demo_dataset_like_a_microscope_export(tmp_path):
         write_demo_dataset(tmp_path / "demo", num_images=1, size=96)
 
 
+def test_demo_dataset_progress_counts_the_micrographs(tmp_path, capsys):
+    write_demo_dataset(tmp_path / "quiet", num_images=2, size=128, kind="low_res", seed=1)
+    assert "micrographs" not in capsys.readouterr().err
+    write_demo_dataset(tmp_path / "shown", num_images=3, size=128, kind="low_res", seed=1, progress=True)
+    assert "micrographs: 100% 3/3 micrograph" in capsys.readouterr().err  # one line when stderr is no terminal
+
+
 def test_demo_dataset_records_the_particles_drawn(tmp_path):
     info = write_demo_dataset(tmp_path / "demo", num_images=2, size=128, kind="low_res", seed=4, pixel_size_nm=0.5)
     assert info["particles"] == ["particles/low_res_000.csv", "particles/low_res_001.csv"]

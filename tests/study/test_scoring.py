@@ -22,11 +22,13 @@ def trained_run(tiny_dataset, one_epoch_run):
     return tiny_dataset, one_epoch_run
 
 
-def test_evaluate_model_matches_training_metrics(trained_run):
+def test_evaluate_model_matches_training_metrics(trained_run, capsys):
     data_dir, run = trained_run
     model = RunDir(run).load_model()
-    summary, rows = evaluation.evaluate_model(model, data_dir, "test", augment=True, batch_size=3)
+    summary, rows = evaluation.evaluate_model(model, data_dir, "test", augment=True, batch_size=3, progress=True)
     count = read_json(data_dir / "dataset.json")["counts"]["test"]
+    batches = -(-8 * count // 3)
+    assert f"test batches: 100% {batches}/{batches} batch" in capsys.readouterr().err  # every batch counted
     assert summary["patches"] == len(rows) == 8 * count
     assert sorted({r["transform"] for r in rows}) == list(range(8))
     # The run's own test score used the same weights (best) and the same 8 variants.
