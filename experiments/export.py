@@ -38,7 +38,7 @@ _FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "bioimageio
 _AUTHORS = flags.DEFINE_multi_string("authors", [], "bioimageio: an author of the model, one name per flag (required).")
 _LICENSE = flags.DEFINE_string("license", None, "bioimageio: the model's licence, an SPDX id such as CC-BY-4.0 or MIT.")
 _TEST_IMAGE = flags.DEFINE_string("test_image", None, "bioimageio: a micrograph whose centre crop becomes the test "
-                                  "input, when the run's dataset (config.json data_dir) is not there.")
+                                  "input; default: one of the run's dataset's micrographs, else a patch.")
 _RAW_DTYPES = flags.DEFINE_list("raw_dtypes", "uint8,uint16,int16,int32,float32,float64", "Raw-micrograph signatures "
                                 "to export, serving_raw_<dtype> each (empty for none); each adds about half a second.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over the SavedModel signatures traced.")

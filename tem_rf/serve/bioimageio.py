@@ -13,8 +13,12 @@ Fiji (deepImageJ), ilastik, QuPath and napari run bioimage.io packages. The pack
   ``step`` the size divisor and ``min`` the smallest multiple of it that keeps something after
   the output ``halo`` (the computed tiling halo, `tem_rf.models.geometry.minimum_halo`) is cropped
   from both sides; y/x carry the training pixel size (``unit: nanometer``, ``scale``);
-* test input/output: a real patch of the run's dataset (its test split, else val, else train),
-  the output computed by the packaged SavedModel itself; a cover (the patch and its overlay);
+* test input/output: the largest valid centre crop (at most `TEST_INPUT_MAX_PX`) of a micrograph
+  of the run's dataset still on disk (its test split, else val, else train; ``test_image``
+  instead when given), else of its best patch, so any finished run packages without flags; the
+  output computed by the packaged SavedModel itself; a cover (the crop and its overlay); how far
+  the crop's particles (standardised on the crop alone, as consumers do) agree with `segment` on
+  the whole micrograph (dice, in ``tem_rf.json`` and the README, a warning below 0.9);
   a generated ``README.md`` (architecture, receptive field, training pixel size as a warning,
   dataset, dice, how to cite); ``tem_rf.json`` (the export metadata) attached.
 
@@ -26,6 +30,7 @@ tem_rf bioimage.io package (`is_tem_rf_package`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -170,15 +175,88 @@ def dataset_patch(config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
     raise ExportError(f"{data_dir}: the dataset has no patches")
 
 
-def image_crop(path: str | os.PathLike, size: int) -> tuple[np.ndarray, str]:
-    """The centre ``size`` x ``size`` crop of a raw micrograph file (float32)."""
+AGREEMENT_WARNING = 0.9  # below: the crop's own statistics change the particles found
+TEST_INPUT_MAX_PX = 512  # the test input's side at most (or the smallest valid size, when larger)
+
+
+def valid_size(available: int, sizes: dict[str, int]) -> int | None:
+    """The largest input side the package takes (``min + n * step``) within ``available`` px and
+    `TEST_INPUT_MAX_PX` (or ``min`` when that is larger); None when ``available < min``."""
+    limit = min(available, max(TEST_INPUT_MAX_PX, sizes["min"]))
+    if limit < sizes["min"]:
+        return None
+    return sizes["min"] + (limit - sizes["min"]) // sizes["step"] * sizes["step"]
+
+
+@dataclasses.dataclass
+class TestInput:
+    """The package's test input: a centre crop of a micrograph (``whole``, with the crop's
+    ``top``/``left``), or of a dataset patch when no micrograph is there (``whole`` None)."""
+
+    image: np.ndarray  # float32 [size, size], as read
+    where: str
+    whole: np.ndarray | None = None
+    top: int = 0
+    left: int = 0
+
+
+def _centre_crop(data: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
+    top, left = (data.shape[0] - size) // 2, (data.shape[1] - size) // 2
+    return data[top : top + size, left : left + size].astype(np.float32), top, left
+
+
+def choose_test_input(config: dict[str, Any], sizes: dict[str, int], test_image: str | os.PathLike | None) -> TestInput:
+    """The largest valid centre crop (`valid_size`) of ``test_image``, else of the first micrograph
+    of the run's dataset that is still there and large enough (test split, then val, then train),
+    else of its best patch (`dataset_patch`). Raises `ExportError` naming what is missing."""
     from tem_rf.data.reading import read_micrograph
 
-    data = np.asarray(read_micrograph(path).data)
-    if min(data.shape) < size:
-        raise ExportError(f"{path}: micrograph {data.shape[0]}x{data.shape[1]} px is smaller than {size} px")
-    top, left = (data.shape[0] - size) // 2, (data.shape[1] - size) // 2
-    return data[top : top + size, left : left + size].astype(np.float32), f"{Path(path).name} centre crop"
+    if test_image is not None:
+        candidates = [Path(test_image)]
+    else:
+        candidates = []
+        data_dir = config.get("data_dir")
+        info_file = Path(data_dir) / "dataset.json" if data_dir else None
+        if info_file is not None and info_file.is_file():
+            sources = json.loads(info_file.read_text()).get("sources") or []
+            for split in ("test", "val", "train"):
+                candidates += [Path(s["image_path"]) for s in sources
+                               if s.get("split") == split and s.get("image_path") and Path(s["image_path"]).is_file()]
+    for path in candidates:
+        data = np.asarray(read_micrograph(path).data)
+        size = valid_size(min(data.shape), sizes)
+        if size is None:
+            if test_image is not None:
+                raise ExportError(f"{path}: micrograph {data.shape[0]}x{data.shape[1]} px is smaller than the "
+                                  f"package's smallest input, {sizes['min']} px")
+            continue
+        image, top, left = _centre_crop(data, size)
+        return TestInput(image, f"{path.name} centre crop {size}x{size} px", data.astype(np.float32), top, left)
+    patch, _, where = dataset_patch(config)
+    size = valid_size(min(patch.shape), sizes)
+    if size is None:
+        raise ExportError(
+            f"{where}: no micrograph of the run's dataset is there, and its {patch.shape[0]} px patches are smaller "
+            f"than the package's smallest input ({sizes['min']} px); pass --test_image=MICROGRAPH"
+        )
+    image, _, _ = _centre_crop(patch, size)
+    return TestInput(image, f"{where}, centre crop {size}x{size} px")
+
+
+def whole_micrograph_agreement(model: Any, config: dict[str, Any], test: TestInput, package_probability: np.ndarray) -> float | None:
+    """Dice between the package's particles on the test crop and `segment`'s on the whole
+    micrograph (which standardises the whole micrograph) over the same pixels; None without one."""
+    from tem_rf.metrics import dice_from_counts
+    from tem_rf.serve.predictor import keras_predictor
+    from tem_rf.serve.segment import segment_image
+
+    if test.whole is None:
+        return None
+    _, mask = segment_image(test.whole, keras_predictor(model, config))
+    size = test.image.shape[0]
+    whole = mask[test.top : test.top + size, test.left : test.left + size].astype(bool)
+    package = package_probability > 0.5
+    return dice_from_counts(int((whole & package).sum()), int(package.sum()), int(whole.sum()))
 
 
 def _cover(image: np.ndarray, probability: np.ndarray, target: Path) -> None:
@@ -195,6 +273,16 @@ def _cover(image: np.ndarray, probability: np.ndarray, target: Path) -> None:
     picture = Image.fromarray(np.concatenate([rgb, overlay], axis=1))
     scale = max(1, 256 // image.shape[0])
     picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(target)
+
+
+def _agreement_text(metadata: dict[str, Any]) -> str:
+    """The README's sentence on how the test crop's particles compare with the whole micrograph's."""
+    dice = (metadata.get("bioimageio") or {}).get("test_input_dice_vs_whole_micrograph")
+    if dice is None:
+        return ""
+    return (f" The package standardises each input on its own: on this crop its particles agree with tem_rf's "
+            f"`segment` of the whole micrograph with dice {dice:.3f}; give it whole micrographs, or tiles a few "
+            "hundred pixels wide, rather than small crops.")
 
 
 def _documentation(metadata: dict[str, Any], config: dict[str, Any], where: str, sizes: dict[str, int],
@@ -254,7 +342,7 @@ Sizes: y and x = {sizes['min']} + n x {sizes['step']} px; tiling consumers crop 
 ## Training data
 
 Dataset `{Path(str(config.get('data_dir') or 'unknown')).name}`; patch size {config.get('patch_size', 'n/a')} px,
-seed {config.get('seed', 'n/a')}, {config.get('epochs', 'n/a')} epochs. Test input of this package: {where}.
+seed {config.get('seed', 'n/a')}, {config.get('epochs', 'n/a')} epochs. Test input of this package: {where}.{_agreement_text(metadata)}
 
 ## Validation
 
@@ -312,16 +400,8 @@ def export_bioimageio(
     min_size = -(-max(min_size, int(metadata["signature"]["min_size_px"])) // divisor) * divisor
     sizes = {"min": min_size, "step": divisor, "halo": halo}
 
-    if test_image is not None:
-        image, where = image_crop(test_image, min_size if min_size > 256 else -(-256 // divisor) * divisor)
-    else:
-        image, _, where = dataset_patch(config)
-    if image.shape[0] < min_size or image.shape[1] < min_size or (image.shape[0] - min_size) % divisor \
-            or (image.shape[1] - min_size) % divisor:
-        raise ExportError(
-            f"{where}: a {image.shape[0]}x{image.shape[1]} px patch is not a valid input size "
-            f"({min_size} + n x {divisor} px, halo {halo} px); pass --test_image=MICROGRAPH"
-        )
+    test = choose_test_input(config, sizes, test_image)
+    image, where = test.image, test.where
     metrics = {}
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
@@ -358,6 +438,11 @@ def export_bioimageio(
         np.save(work / "test_input.npy", test_input)
         np.save(work / "test_output.npy", test_output)
         _cover(image, test_output[0, ..., 0], work / "cover.png")
+        agreement = whole_micrograph_agreement(model, config, test, test_output[0, ..., 0])
+        metadata["bioimageio"]["test_input_dice_vs_whole_micrograph"] = agreement
+        if agreement is not None and agreement < AGREEMENT_WARNING:
+            logger.warning("%s: the package's particles on its test crop agree with segment on the whole micrograph "
+                           "with dice %.3f only: the crop is standardised on its own", where, agreement)
         (work / "README.md").write_text(_documentation(metadata, config, where, sizes, metrics))
         (work / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
         descr = _description(metadata, config, name, authors, license_id, sizes, work, tf.__version__)

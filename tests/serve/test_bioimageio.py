@@ -3,6 +3,7 @@ bioimageio.core's own test_model, runs in bioimageio.core on a new micrograph li
 the zip is replaced only when it is a previous tem_rf package (with overwrite)."""
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -61,7 +62,24 @@ def test_package_holds_what_the_zoo_and_the_user_need(package):
     for text in ("Training pixel size: 0.5 nm/px", "receptive field (Eq. 1) | 44 px = 22.00 nm",
                  "pool sizes | [2, 2]", "## Validation", "Sytwu", "Groschner", "Scott", "10.5281/zenodo.6419024"):
         assert text in readme, text
-    assert metadata["bioimageio"]["test_input"].startswith("data_low_res_0.6-0.2-0.2/test patch")
+    # no --test_image: one of the dataset's test micrographs, whole (128 px is a valid size), whose
+    # particles on its own agree with segment's on the whole micrograph
+    assert re.fullmatch(r"low_res_00\d\.tif centre crop 128x128 px", metadata["bioimageio"]["test_input"])
+    assert metadata["bioimageio"]["test_input_dice_vs_whole_micrograph"] > 0.9
+    assert "agree with tem_rf's `segment` of the whole micrograph with dice" in readme
+
+
+def test_a_run_whose_micrographs_are_gone_packages_a_patch(package, tmp_path):
+    root, _, _ = package
+    images = root / "demo_low_res" / "images"
+    images.rename(root / "moved")  # the dataset's micrographs are no longer there
+    try:
+        _, metadata = export_bioimageio(root / "run", tmp_path, authors=["Jane Doe"], license_id="MIT")
+    finally:
+        (root / "moved").rename(images)
+    assert re.fullmatch(r"data_low_res_0\.6-0\.2-0\.2/test patch \d+, centre crop 64x64 px",
+                        metadata["bioimageio"]["test_input"])
+    assert metadata["bioimageio"]["test_input_dice_vs_whole_micrograph"] is None
 
 
 def test_bioimageio_core_test_model_passes(package, tmp_path, monkeypatch):
