@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -182,9 +183,17 @@ def run(main: Callable[[list[str]], Any]) -> None:
 REFUSALS = (TemRfError, ValueError, OSError)
 
 
+INTERRUPTED = (
+    "error: interrupted; what was finished is kept and nothing half-written is left: run the same "
+    "command again to go on (training resumes from its last finished epoch)"
+)
+
+
 def one_line_errors(main: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
     """Wraps a binary's `main`: a `REFUSALS` error ends it with ``error: <message>`` on stderr and
-    exit status 1; the one place every binary's refusals are printed."""
+    exit status 1, Ctrl-C (SIGINT) with `INTERRUPTED` and exit status 130 (the shell's 128 +
+    SIGINT), not a traceback; the one place every binary's refusals are printed. Every writer
+    writes under temporary names and cleans them up as the interrupt unwinds."""
     import functools
 
     @functools.wraps(main)
@@ -193,6 +202,9 @@ def one_line_errors(main: Callable[[list[str]], Any]) -> Callable[[list[str]], A
             return main(argv)
         except REFUSALS as error:
             raise SystemExit(f"error: {error}") from None
+        except KeyboardInterrupt:
+            print(INTERRUPTED, file=sys.stderr)
+            raise SystemExit(130) from None
 
     return wrapped
 

@@ -120,3 +120,13 @@ def test_every_refusal_is_one_error_line_and_a_bug_keeps_its_traceback():
 
     with pytest.raises(KeyError):
         tem_flags.one_line_errors(buggy)(["prog"])
+
+
+def test_ctrl_c_ends_a_binary_with_one_line_and_status_130(capsys):
+    def main(argv):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as ended:
+        tem_flags.one_line_errors(main)(["prog"])
+    assert ended.value.code == 130
+    assert capsys.readouterr().err == tem_flags.INTERRUPTED + "\n"

@@ -214,3 +214,31 @@ def test_a_run_killed_during_epoch_two_resumes_to_the_weights_of_an_uninterrupte
     assert max_weight_difference(run_weights(tmp_path / "full", "best.keras"), run_weights(run, "best.keras")) == 0.0
     assert not [p.name for p in run.glob(".*.tmp*")]
     assert not [p.name for p in (run / "checkpoints").iterdir() if "tmp" in p.name or p.name.endswith("_temp")]
+
+
+@pytest.mark.large  # two training processes
+def test_ctrl_c_during_training_is_one_line_and_the_run_resumes(tiny_data, tmp_path):
+    from tem_rf.core.cli import INTERRUPTED
+
+    args = ["--epochs=3", "--num_images=1"]
+    run = tmp_path / "interrupted"
+    process = subprocess.Popen(_train_cmd(*_train_args(tiny_data, run), *args), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=binary_env())
+    try:
+        deadline = time.monotonic() + 300
+        state = run / "checkpoints" / "checkpoint"
+        while not (state.exists() and '"ckpt-1"' in state.read_text()):
+            assert process.poll() is None and time.monotonic() < deadline, "training ended before epoch 2"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)  # Ctrl-C in epoch 2
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == INTERRUPTED
+    assert not (run / "metrics.json").exists()
+    again = subprocess.run(_train_cmd(*_train_args(tiny_data, run), *args), cwd=ROOT,
+                           capture_output=True, text=True, env=binary_env(), timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (run / "metrics.json").exists() and not [p.name for p in run.glob(".*.tmp*")]
