@@ -6,6 +6,7 @@ training data went through.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -136,15 +137,21 @@ def remove_xray_outliers(image: np.ndarray, threshold: float | None = DEFAULT_XR
     return replace_with_neighbour_mean(image, find_xray_outliers(image, threshold))
 
 
+# Values a float64 standardisation cannot take: their mean or spread overflows (finite values of
+# 1e300 square to inf). Said by NumPy's and the SavedModel's preprocessing alike.
+TOO_LARGE = "image values are too large to standardise in float64 (their spread overflows): scale them down"
+
+
 def standardise(image: np.ndarray) -> np.ndarray:
     """Mean 0, standard deviation 1 (computed in float64), returned as float32."""
     image = np.asarray(image, dtype=np.float64)
-    std = float(image.std())
-    if not np.isfinite(std):
-        raise ValueError("image contains NaN or infinite values")
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = float(image.mean()), float(image.std())
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        raise ValueError(TOO_LARGE if np.isfinite(image).all() else "image contains NaN or infinite values")
     if std == 0.0:
         raise ValueError("image is constant (standard deviation 0), cannot be standardised")
-    return ((image - image.mean()) / std).astype(np.float32)
+    return ((image - mean) / std).astype(np.float32)
 
 
 @dataclass(frozen=True)

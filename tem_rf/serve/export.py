@@ -415,16 +415,20 @@ def preprocess_micrograph_tf(images: Any, xray_threshold: float | None, margin: 
     """
     import tensorflow as tf
 
+    from tem_rf.data.preprocess import TOO_LARGE
+
     images = tf.cast(images, tf.float64)
     images = tf.debugging.assert_all_finite(images, "image contains NaN or infinite values")
     cleaned = remove_xray_outliers_tf(images, xray_threshold, margin)
     inner = _inner(cleaned, margin)
     mean = tf.reduce_mean(inner, axis=[1, 2], keepdims=True)
     std = tf.sqrt(tf.reduce_mean(tf.square(inner - mean), axis=[1, 2], keepdims=True))
-    check = tf.debugging.assert_greater(
-        tf.reduce_min(std), tf.constant(0.0, tf.float64),
-        message="image is constant (standard deviation 0), cannot be standardised",
-    )
+    finite = tf.debugging.assert_all_finite(mean + std, TOO_LARGE)  # values near float64's limit
+    with tf.control_dependencies([finite]):
+        check = tf.debugging.assert_greater(
+            tf.reduce_min(std), tf.constant(0.0, tf.float64),
+            message="image is constant (standard deviation 0), cannot be standardised",
+        )
     with tf.control_dependencies([check]):
         return tf.cast((cleaned - mean) / std, tf.float32)
 

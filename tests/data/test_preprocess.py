@@ -1,5 +1,7 @@
 """X-ray outlier removal, standardisation and tiling."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,12 @@ def test_sparse_neighbour_mean_equals_convolution(density):
     expected[outliers & (count > 0)] = (total / np.maximum(count, 1))[outliers & (count > 0)]
     expected[outliers & (count == 0)] = np.median(image[~outliers])
     np.testing.assert_allclose(replace_with_neighbour_mean(image, outliers), expected, rtol=1e-13)
+
+
+def test_values_too_large_for_float64_are_refused_saying_so():
+    from tem_rf.data.preprocess import TOO_LARGE
+
+    image = np.random.default_rng(0).normal(1.0, 0.3, (32, 32))
+    assert np.isfinite(preprocess_micrograph(image * 1e150)).all()
+    with pytest.raises(ValueError, match=re.escape(TOO_LARGE)):  # finite, but their spread overflows
+        preprocess_micrograph(image * 1e300)

@@ -286,6 +286,12 @@ def test_small_inputs_are_padded_and_too_small_ones_get_a_clear_error(exported):
     ]:
         with pytest.raises(tf.errors.InvalidArgumentError, match=problem):
             raw(micrograph=micrograph)
+    # finite values near float64's limit: their spread overflows (garbage came out before)
+    huge = np.random.default_rng(2).normal(1.0, 0.3, (1, 64, 64)) * 1e300
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too large to standardise in float64"):
+        loaded.signatures["serving_raw_float64"](micrograph=tf.constant(huge))
+    assert np.isfinite(loaded.signatures["serving_raw_float64"](micrograph=tf.constant(huge * 1e-150))[
+        "particle_probability"].numpy()).all()  # 1e150: served
     # segment through the SavedModel reports it as bad input (one line), not a TensorFlow error
     with pytest.raises(InputError, match=too_small):
         load_predictor(root / "saved_model")(np.zeros((1, 8, 8, 1), np.float32))
