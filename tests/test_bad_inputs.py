@@ -292,6 +292,13 @@ CASES = [
          r"error: .*export.*--overwrite", _copy("export")),
     Case("export-corrupt-model", "experiments.export", ("--model={ws}/run", "--out_dir={ws}/new_export"),
          r"error: .*best\.keras: .*corrupt", _steps(_copy("run"), _truncate("run/best.keras"))),
+    Case("export-bioimageio-test-image-missing", "experiments.export",
+         ("--model={src}/run", "--out_dir={ws}/pkg", "--format=bioimageio", "--authors=Jane Doe", "--license=MIT",
+          "--test_image={ws}/nowhere.tif"), r"error: .*nowhere\.tif: file does not exist"),
+    Case("export-bioimageio-test-image-is-a-mask", "experiments.export",
+         ("--model={src}/run", "--out_dir={ws}/pkg", "--format=bioimageio", "--authors=Jane Doe", "--license=MIT",
+          "--test_image={src}/raw/labels/low_res_000_mask.png"),
+         r"error: .*low_res_000_mask\.png: holds two values only \(0 and 255\): a label mask"),
     # segment
     Case("segment-threshold-nan", "experiments.segment",
          ("--model={src}/export", "--images={src}/raw/images", "--out_dir={ws}/seg", "--threshold=nan"), r".*--threshold"),

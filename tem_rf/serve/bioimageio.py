@@ -210,6 +210,7 @@ def choose_test_input(config: dict[str, Any], sizes: dict[str, int], test_image:
     of the run's dataset that is still there and large enough (test split, then val, then train),
     else of its best patch (`dataset_patch`). Raises `ExportError` naming what is missing."""
     from tem_rf.data.reading import read_micrograph
+    from tem_rf.serve.segment import check_not_a_mask
 
     if test_image is not None:
         candidates = [Path(test_image)]
@@ -224,6 +225,7 @@ def choose_test_input(config: dict[str, Any], sizes: dict[str, int], test_image:
                                if s.get("split") == split and s.get("image_path") and Path(s["image_path"]).is_file()]
     for path in candidates:
         data = np.asarray(read_micrograph(path).data)
+        check_not_a_mask(path, data)  # a label mask given as the test image
         size = valid_size(min(data.shape), sizes)
         if size is None:
             if test_image is not None:

@@ -8,6 +8,7 @@ import pytest
 import tifffile
 
 from tem_rf.serve.bioimageio import TEST_INPUT_MAX_PX, choose_test_input, valid_size
+from tem_rf.core.errors import InputError
 from tem_rf.serve.export import ExportError
 
 SIZES = {"min": 52, "step": 4, "halo": 24}
@@ -42,6 +43,10 @@ def test_a_micrograph_of_the_test_split_first_then_val_then_train(tmp_path):
     np.testing.assert_array_equal(chosen.image, chosen.whole[36:164, 1:129])
     given = choose_test_input(config, SIZES, tmp_path / "train_image.tif")  # --test_image wins
     assert given.where == "train_image.tif centre crop 300x300 px"
+    mask = tmp_path / "mask.tif"
+    tifffile.imwrite(mask, (np.arange(200 * 200).reshape(200, 200) % 7 == 0).astype(np.uint8) * 255)
+    with pytest.raises(InputError, match=r"mask\.tif: holds two values only \(0 and 255\): a label mask"):
+        choose_test_input(config, SIZES, mask)
     with pytest.raises(ExportError, match=r"test_image\.tif: micrograph 40x400 px is smaller than the package's "
                                           r"smallest input, 52 px"):
         choose_test_input(config, SIZES, tmp_path / "test_image.tif")
