@@ -129,6 +129,11 @@ class TrainConfig:
         default=False,
         metadata={"help": "Multi-worker: keep non-chief workers' final weights (lockstep checks).", "resume": "free"},
     )
+    worker_timeout_s: float = dataclasses.field(
+        default=600.0,
+        metadata={"help": "Multi-worker: seconds to wait for every worker of TF_CONFIG to join before giving up.",
+                  "resume": "free"},
+    )
 
     @property
     def num_classes(self) -> int:
@@ -152,6 +157,8 @@ class TrainConfig:
                 raise TrainingError(f"{name} must be positive, got {value}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise TrainingError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if not self.worker_timeout_s > 0:  # inf: wait for ever, as TensorFlow does
+            raise TrainingError(f"worker_timeout_s must be a positive number of seconds, got {self.worker_timeout_s}")
         try:
             n, pools, dils = normalize_architecture(
                 self.num_blocks, _broadcast(self.pool_sizes), _broadcast(self.dilations)

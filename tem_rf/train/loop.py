@@ -152,7 +152,8 @@ class Trainer:
         self.precision = resolve_precision(config.precision)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        self.strategy = strategy if strategy is not None else make_strategy(config.strategy)
+        self.strategy = strategy if strategy is not None else make_strategy(
+            config.strategy, worker_timeout_s=config.worker_timeout_s)
         self.chief = is_chief(self.strategy)
         self._data = data_lib
         self.pixel_size_nm = self.data_info.get("pixel_size_nm")

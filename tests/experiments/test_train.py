@@ -242,3 +242,34 @@ def test_ctrl_c_during_training_is_one_line_and_the_run_resumes(tiny_data, tmp_p
                            capture_output=True, text=True, env=binary_env(), timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (run / "metrics.json").exists() and not [p.name for p in run.glob(".*.tmp*")]
+
+
+@pytest.mark.large  # two training processes that wait for workers that never come
+def test_a_worker_whose_peer_never_comes_gives_up_or_stops_on_a_signal(tiny_data, tmp_path):
+    def lone_worker(run, *extra):
+        cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+        return subprocess.Popen(
+            _train_cmd(f"--data_dir={tiny_data}", f"--model_dir={run}", "--strategy=multi_worker", "--epochs=1",
+                       "--precision=float32", *extra),
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=binary_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})),
+        )
+
+    timed_out = lone_worker(tmp_path / "timeout", "--worker_timeout_s=3")
+    waiting = lone_worker(tmp_path / "signalled")
+    try:
+        line = ""
+        while "waiting for the other workers" not in line:  # the watcher has taken the signals over
+            line = waiting.stderr.readline()
+            assert line, "the worker ended before it waited"
+        waiting.send_signal(signal.SIGTERM)  # at once, as Ctrl-C would (TensorFlow ignored both)
+        _, stderr = waiting.communicate(timeout=60)
+        assert waiting.returncode == -signal.SIGTERM and "Traceback" not in stderr
+        _, stderr = timed_out.communicate(timeout=120)
+        assert timed_out.returncode == -signal.SIGKILL  # by the watchdog, after saying why
+        assert "error: multi-worker training: not every worker joined within 3 s (waiting for localhost:" in stderr
+    finally:
+        for process in (timed_out, waiting):
+            if process.poll() is None:
+                process.kill()
+    assert not (tmp_path / "timeout").exists() and not (tmp_path / "signalled").exists()  # nothing written
