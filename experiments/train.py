@@ -6,7 +6,7 @@ r"""Trains one residual UNet (one architecture, one seed) on a TFRecord dataset.
 Running it again with the same --model_dir resumes from the last checkpoint (the same data
 order follows); a larger --epochs continues a finished run. A resume must pass the run's values
 of every setting that changes results (all but --epochs, which may grow, and --image_every,
---num_images, --keep_worker_dirs, --progress): another value is refused, naming it. One process
+--num_images, --keep_worker_dirs, --worker_timeout_s, --progress): another value is refused, naming it. One process
 trains in a folder at a time (a second one is refused). Writes config.json, checkpoints,
 TensorBoard events (logs/), best.keras, model.keras, history.csv and metrics.json; with
 --target=boundary, also instance_rule.json (how particles are read, fitted on the validation

@@ -189,7 +189,7 @@ def test_every_config_field_has_a_resume_rule():
     assert set(rules.values()) <= set(RESUME_RULES)
     assert rules["epochs"] == "grow"
     assert {name for name, rule in rules.items() if rule == "free"} == {
-        "model_dir", "image_every", "num_images", "keep_worker_dirs"}
+        "model_dir", "image_every", "num_images", "keep_worker_dirs", "worker_timeout_s"}
 
 
 def test_resume_may_grow_epochs_and_change_what_is_logged_but_not_shrink(one_epoch_run, tiny_data, tmp_path):
