@@ -672,12 +672,37 @@ def check_particle_options(options: dict[str, Any]) -> None:
     _min_particle_area(None, None if area_nm2 is None else 1.0, area_nm2, area_px)
 
 
+def rejoin_commas(items: Iterable[str]) -> list[str]:
+    """``--images`` split at its commas, with the pieces of a name that holds commas joined again
+    (``a,b.tif`` given as ``a`` and ``b.tif``): a piece that names nothing is joined with the
+    next pieces while the joined name exists (the longest that does)."""
+    items = [str(item) for item in items]
+    joined: list[str] = []
+    start = 0
+    while start < len(items):
+        end = start + 1
+        if not _names_something(items[start]):
+            for stop in range(len(items), start + 1, -1):
+                if _names_something(",".join(items[start:stop])):
+                    end = stop
+                    break
+        joined.append(",".join(items[start:end]))
+        start = end
+    return joined
+
+
+def _names_something(pattern: str) -> bool:
+    path = Path(pattern).expanduser()
+    return path.exists() or path.is_symlink() or (glob.has_magic(pattern) and bool(glob.glob(str(path))))
+
+
 def expand_inputs(patterns: Iterable[str]) -> list[Path]:
     """Files named by paths, glob patterns or folders (their micrographs), sorted, unique.
 
     Everything a glob or folder matches by name is kept, also what cannot be read (a folder
     named ``x.tif``, a named pipe, a broken symbolic link or a loop of links): reading it then
-    fails naming it, instead of it being skipped unnoticed. Outputs of an earlier segmentation
+    fails naming it, instead of it being skipped unnoticed. A name holding commas, split by the
+    comma-separated flag, is joined again (`rejoin_commas`). Outputs of an earlier segmentation
     (`segmentation_output_of`) are left out with a warning when a glob or folder matched them and
     refused when named one by one. Raises `tem_rf.data.reading.InputError` for a pattern that
     matches nothing, and when two inputs would write the same output names (same file stem in
@@ -685,7 +710,7 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
     """
     from tem_rf.data.reading import MICROGRAPH_SUFFIXES, InputError
 
-    patterns = list(patterns)
+    patterns = rejoin_commas(patterns)
     if not patterns or any(not str(pattern).strip() for pattern in patterns):
         # An empty --images would otherwise mean the current folder (Path("") is ".").
         raise InputError(None, "--images names no micrograph (an empty name): give files, folders or quoted globs")

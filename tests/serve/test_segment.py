@@ -283,6 +283,15 @@ def test_expand_inputs_globs_folders_and_clashing_names(tmp_path):
         expand_inputs([str(tmp_path / "a.tif"), str(tmp_path / "sub" / "a.dm4")])
 
 
+def test_a_file_name_with_commas_survives_the_comma_separated_flag(tmp_path):
+    for name in ("grid 3, area 2.tif", "a.tif", "b,c,d.tif"):
+        (tmp_path / name).write_bytes(b"x")
+    split = f"{tmp_path}/grid 3, area 2.tif,{tmp_path}/a.tif,{tmp_path}/b,c,d.tif".split(",")
+    assert expand_inputs(split) == [tmp_path / "grid 3, area 2.tif", tmp_path / "a.tif", tmp_path / "b,c,d.tif"]
+    with pytest.raises(InputError, match=r"/b: no such file or folder"):  # no joined name exists
+        expand_inputs([str(tmp_path / "b"), "c"])
+
+
 def test_output_dir_under_a_file_is_refused_before_the_model_is_loaded(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     check_output_dir(tmp_path / "new" / "masks")  # missing folders are created later
