@@ -27,8 +27,10 @@ import numpy as np
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary file path next to ``target``; renames it onto ``target`` on success.
 
-    On error the temporary is removed. Folders are written with `atomic_directory`, which never
-    deletes what the caller has not agreed to replace.
+    On error the temporary is removed. An OSError that names no file or only the temporary ("No
+    space left on device" from a write) becomes a `tem_rf.core.errors.WriteError` naming
+    ``target``. Folders are written with `atomic_directory`, which never deletes what the caller
+    has not agreed to replace.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,9 +46,14 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         if tmp.exists():
             tmp.unlink()
+        named = getattr(error, "filename", None)
+        if isinstance(error, OSError) and not isinstance(error, TemRfError) and (named is None or str(named) == str(tmp)):
+            from tem_rf.core.errors import WriteError
+
+            raise WriteError(target, os_error_text(error), getattr(error, "errno", None)) from error
         raise
 
 

@@ -150,3 +150,22 @@ def test_failed_rename_into_place_restores_the_old_folder(tmp_path, monkeypatch)
             (tmp / "content.txt").write_text("new")
     assert len(renames) == 3 and renames[2] == (renames[0][1], str(target))  # put back
     assert tree(tmp_path) == before
+
+
+def test_a_failed_write_names_the_file_it_was_writing(tmp_path):
+    import errno
+
+    from tem_rf.core.errors import WriteError
+    from tem_rf.core.files import atomic_path
+
+    target = tmp_path / "particles.csv"
+    target.write_text("a user's table\n")
+    with pytest.raises(WriteError, match=r"particles\.csv: cannot write \(No space left on device\)$") as raised:
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device")  # as a write() into a full disk raises
+    assert isinstance(raised.value, OSError) and raised.value.errno == errno.ENOSPC
+    assert target.read_text() == "a user's table\n" and [p.name for p in tmp_path.iterdir()] == ["particles.csv"]
+    with pytest.raises(FileNotFoundError, match="elsewhere"):  # an error about another file stays as it is
+        with atomic_path(target):
+            open(tmp_path / "elsewhere" / "x")
