@@ -307,6 +307,7 @@ def test_mixed_bfloat16_trains_with_float32_outputs(tiny_data, tmp_path):
     assert read_json(tmp_path / "run" / "config.json")["precision"] == "mixed_bfloat16"
 
 
+@pytest.mark.large  # the GPU precision path on the CPU: a training of its own
 def test_mixed_float16_uses_loss_scaling_and_learns(tiny_data, tmp_path):
     # The GPU default; float16 kernels also run on the CPU, so the loss-scaling path is tested here.
     import keras
