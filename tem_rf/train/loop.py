@@ -324,6 +324,23 @@ class Trainer:
 
     # -- outputs -------------------------------------------------------------------------------
 
+    def _check_dataset_unchanged(self, epoch: int) -> None:
+        """Refuses to keep an epoch trained while the dataset was rebuilt (make_tfrecords
+        --overwrite into --data_dir) or edited: its fingerprint (splits, shard checksums) is read
+        again after each epoch and compared with the one the run started on."""
+        from tem_rf.data.dataset import dataset_fingerprint
+
+        try:
+            now = dataset_fingerprint(_read_dataset_info(self.config.data_dir))
+        except (TrainingError, KeyError, TypeError):
+            now = None
+        if now != dataset_fingerprint(self.data_info):
+            raise TrainingError(
+                f"{self.config.data_dir}: the dataset was rebuilt or changed while this run trained (noticed after "
+                f"epoch {epoch}); that epoch is not kept, the last checkpoint (epoch {int(self.state.epoch)}) is. "
+                f"Resume {self.model_dir} once the dataset is the one it started on, or start a new run on the new one"
+            )
+
     def resolved_config(self) -> dict[str, Any]:
         """The config as run: flags plus what was derived (architecture, RF, precision...)."""
         import tem_rf
@@ -508,6 +525,7 @@ class Trainer:
             train_hard = float(self.train_hard_dice.result())
             train_soft = float(self.train_soft_dice.result())
             val = self.evaluate("val")
+            self._check_dataset_unchanged(epoch + 1)  # before anything of this epoch is kept
             lr = float(np.asarray(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
             improved = val["hard_dice"] > float(self.state.best_val_dice)
             best_so_far = val["hard_dice"] if improved else float(self.state.best_val_dice)

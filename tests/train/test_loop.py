@@ -461,3 +461,33 @@ def test_a_run_on_some_micrographs_with_set_epoch_steps_continues_its_data_strea
     with pytest.raises(training.TrainingError, match=r"--train_images=9: the training split has 3 micrographs; "
                                                      "cannot choose 9"):
         training.Trainer(_config(tiny_data, tmp_path / "other", train_images=9))
+
+
+@pytest.mark.large  # two trainings
+def test_a_dataset_rebuilt_while_training_stops_the_run_and_keeps_the_last_good_epoch(tiny_data, tmp_path,
+                                                                                     monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    original = (data / "dataset.json").read_text()
+    run = tmp_path / "run"
+    real_evaluate = training.Trainer.evaluate
+    calls = []
+
+    def rebuilt_during_epoch_two(self, split, *args, **kwargs):
+        calls.append(split)
+        if calls.count("val") == 2:  # make_tfrecords --overwrite swapped another build in meanwhile
+            info = json.loads(original)
+            info["splits"]["train"]["shards"][0]["sha256"] = "0" * 64
+            (data / "dataset.json").write_text(json.dumps(info))
+        return real_evaluate(self, split, *args, **kwargs)
+
+    monkeypatch.setattr(training.Trainer, "evaluate", rebuilt_during_epoch_two)
+    with pytest.raises(training.TrainingError, match=r"data: the dataset was rebuilt or changed while this run "
+                                                     r"trained \(noticed after epoch 2\); that epoch is not kept, "
+                                                     r"the last checkpoint \(epoch 1\) is"):
+        training.train(_config(data, run, epochs=2, num_images=0), progress=False)
+    assert [row["epoch"] for row in _history(run)] == ["1"] and not (run / "metrics.json").exists()
+    monkeypatch.setattr(training.Trainer, "evaluate", real_evaluate)
+    (data / "dataset.json").write_text(original)  # the dataset it started on: it resumes
+    results = training.train(_config(data, run, epochs=2, num_images=0), progress=False)
+    assert results["epochs_trained"] == 2 and [row["epoch"] for row in _history(run)] == ["1", "2"]
