@@ -117,6 +117,9 @@ def evaluate_run(
     data_dir = data_dir or own_data
     if data_dir is None:
         raise ValueError(f"{run_path}: no config.json with the run's dataset beside it; pass --data_dir")
+    if not Path(data_dir).is_dir():
+        where = "--data_dir" if data_dir != own_data else "the run's dataset (config.json data_dir)"
+        raise ValueError(f"{data_dir}: {where} is not there; if it moved, pass --data_dir=WHERE_IT_IS_NOW")
     stem = f"eval_{split}"
     if own_data is None or Path(data_dir).resolve() != Path(own_data).resolve():
         stem += f"_{Path(data_dir).resolve().name}"  # another dataset: keep the run's own scores

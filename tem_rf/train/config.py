@@ -240,13 +240,16 @@ def resume_changes(
     """The settings a resume may not change: TrainConfig fields of ``current`` (all, or
     ``names``) that break their ``resume`` rule against ``saved`` (a config.json), then, only
     when none does, the `DERIVED_SAME` values. Keys either side lacks (an older config.json)
-    are not compared. Values are compared as JSON holds them (a tuple equals its list)."""
+    are not compared. ``data_dir`` may differ when both record the same dataset fingerprint: a
+    moved dataset resumes (config.json then records where it is now). Values are compared as JSON holds them (a tuple equals its list)."""
     changes = []
     for name in names if names is not None else _FIELDS:
         if name not in _FIELDS or name not in saved or name not in current:
             continue
         old, new = _as_json(saved[name]), _as_json(current[name])
         rule = resume_rule(name)
+        if name == "data_dir" and _same_dataset(saved, current):
+            continue  # the dataset moved (or is reached by another path): the same content, resumable
         if rule == "same" and old != new:
             changes.append(SettingChange(name, old, new))
         elif rule == "grow" and not (isinstance(old, (int, float)) and new >= old):
@@ -256,6 +259,12 @@ def resume_changes(
             if name in saved and name in current and _as_json(saved[name]) != _as_json(current[name]):
                 changes.append(SettingChange(name, _as_json(saved[name]), _as_json(current[name])))
     return changes
+
+
+def _same_dataset(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether both configs record one dataset fingerprint (splits and shard checksums)."""
+    fingerprint = saved.get("dataset_fingerprint")
+    return bool(fingerprint) and fingerprint == current.get("dataset_fingerprint")
 
 
 def _as_json(value: Any) -> Any:
