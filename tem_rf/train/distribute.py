@@ -76,7 +76,7 @@ def _peers() -> str:
 # The watchdog of `wait_for_workers`: a separate small process, because TensorFlow holds the GIL
 # while it waits for the cluster, so no thread of the waiting process could run. It ends quietly
 # when its stdin closes (the workers joined, or the trainer died), and at the deadline says why
-# and kills the trainer (SIGKILL: TensorFlow then ignores SIGTERM). Ctrl-C is for the trainer.
+# and kills the trainer (SIGKILL: no handler of the trainer can run then). Ctrl-C is for the trainer.
 _WATCHDOG = """
 import os, select, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
