@@ -167,10 +167,11 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Writes dict rows as CSV atomically; columns in first-seen order, missing cells empty."""
+def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Iterable[str] = ()) -> None:
+    """Writes dict rows as CSV atomically; ``columns`` first (the header of a table without rows),
+    then the rows' other keys in first-seen order; missing cells empty."""
     rows = list(rows)
-    columns: list[str] = []
+    columns = list(columns)
     for row in rows:
         columns.extend(key for key in row if key not in columns)
     buffer = io.StringIO()

@@ -248,28 +248,30 @@ def demo_files(info: dict) -> list[str]:
     return [DEMO_JSON] + [str(path) for key in ("images", "labels", "particles") for path in info.get(key, [])]
 
 
-def _check_demo_out_dir(out_dir: Path, overwrite: bool) -> None:
-    """Refuses an ``out_dir`` the demo data may not be written to (a file, a folder of other
-    files, demo data without ``overwrite``, demo data beside files its demo.json does not list)."""
+def check_demo_out_dir(out_dir: Path, overwrite: bool, *, record: str = DEMO_JSON, what: str = "demo dataset") -> None:
+    """Refuses an ``out_dir`` demo data may not be written to (a file, a folder of other files,
+    demo data without ``overwrite``, demo data beside files its ``record`` does not list): the
+    demo dataset's (`demo_files`) or a demo movie's (``record`` movie.json, its ``files``)."""
     from tem_rf.core.errors import InputError
     from tem_rf.core.manifest import check_only_owned
 
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
-        raise InputError(out_dir, "exists and is not a folder; choose a new folder for the demo data")
+        raise InputError(out_dir, f"exists and is not a folder; choose a new folder for the {what}")
     if not out_dir.exists() or not any(out_dir.iterdir()):
         return
-    if not (out_dir / DEMO_JSON).exists():
-        raise InputError(out_dir, "exists, is not empty and holds no demo dataset; choose a new folder")
+    if not (out_dir / record).exists():
+        raise InputError(out_dir, f"exists, is not empty and holds no {what}; choose a new folder")
     if not overwrite:
-        raise InputError(out_dir, "already holds a demo dataset; pass --overwrite to replace it")
+        raise InputError(out_dir, f"already holds a {what}; pass --overwrite to replace it")
     try:
-        files = demo_files(json.loads((out_dir / DEMO_JSON).read_text()))
-    except (OSError, ValueError, TypeError, AttributeError):
+        info = json.loads((out_dir / record).read_text())
+        files = demo_files(info) if record == DEMO_JSON else [record] + [str(name) for name in info["files"]]
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
         raise InputError(
-            out_dir, f"holds a {DEMO_JSON} that cannot be read, so what tem_rf wrote there is not known; "
+            out_dir, f"holds a {record} that cannot be read, so what tem_rf wrote there is not known; "
             "nothing is replaced: remove the folder yourself or choose another one"
         ) from None
-    check_only_owned(out_dir, files, ("images", "labels", "particles"), record=DEMO_JSON)
+    check_only_owned(out_dir, files, ("images", "labels", "particles") if record == DEMO_JSON else (), record=record)
 
 
 def write_demo_dataset(
@@ -302,7 +304,7 @@ def write_demo_dataset(
     out_dir = Path(out_dir)
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
-    _check_demo_out_dir(out_dir, overwrite)
+    check_demo_out_dir(out_dir, overwrite)
     pixel_size_nm = _pixel_size_or_default(kind, pixel_size_nm)
     smallest_px, largest_px = (d / pixel_size_nm for d in DEFAULT_DIAMETER_NM[kind])
     if smallest_px > size:  # any particle drawn covers the micrograph: masks of 70-100 % particle
@@ -316,7 +318,7 @@ def write_demo_dataset(
     try:
         # Checked again just before the swap: a file added meanwhile is not deleted.
         with output_lock(out_dir), \
-                atomic_directory(out_dir, lambda target: _check_demo_out_dir(target, overwrite)) as tmp:
+                atomic_directory(out_dir, lambda target: check_demo_out_dir(target, overwrite)) as tmp:
             remove_stale_temporaries([out_dir], keep=[tmp])
             (tmp / "images").mkdir()
             (tmp / "labels").mkdir()
