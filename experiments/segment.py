@@ -3,6 +3,7 @@ r"""Segments full-size micrographs with an exported (or trained) network.
   python -m experiments.segment --model=exported/N2 --images='session3/*.tif' --out_dir=masks
   python -m experiments.segment --model=runs/N2_k2-2_d1-1-1/seed0 --images=a.dm4,b.tif \
       --out_dir=masks --save_probability --tile_size=512
+  python -m experiments.segment --model=exported/N2 --images=insitu.tif --out_dir=movie --frames=all
 
 Each micrograph gets the training preprocessing (x-ray outlier removal, standardisation), is
 padded (reflection) to the network's size divisor and segmented in tiles of ``--tile_size`` plus
@@ -15,8 +16,10 @@ and, per micrograph in ``segmentation.json``, the count and the diameter distrib
 several micrographs also the pooled ``particles.csv`` and the histogram ``particle_sizes.png``.
 Particles smaller than ``--min_particle_area_nm2`` (default 1 nm^2; 16 px without a pixel size) or
 ``--min_particle_area_px`` are not counted. A file that cannot be read or segmented is reported and
-skipped; the exit status is 1 when any file failed. Stacks and time series are segmented one
-frame at a time (``--frame``); in files with several signals (DM, Velox EMD) ``--signal`` picks
+skipped; the exit status is 1 when any file failed. One frame of a stack or time series is
+segmented with ``--frame``; ``--frames=all`` (or 0:100:2, 0,5,9) segments every chosen frame
+into one hyperstack per movie (``<stem>_masks.tif``, ``_labels.tif``, ``_particles.csv`` with the
+frame and time, ``_movie.json``; tem_rf.serve.movie); in files with several signals (DM, Velox EMD) ``--signal`` picks
 one by title. Outputs of an earlier run found among the inputs are left out. The info bar that
 microscope software appends is found and left out (``--info_bar``), and ``--exclude_regions``
 leaves out scale bars or letters inside the image. A network trained with --target=boundary

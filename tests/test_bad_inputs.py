@@ -299,6 +299,9 @@ CASES = [
          ("--model={src}/run", "--out_dir={ws}/pkg", "--format=bioimageio", "--authors=Jane Doe", "--license=MIT",
           "--test_image={src}/raw/labels/low_res_000_mask.png"),
          r"error: .*low_res_000_mask\.png: holds two values only \(0 and 255\): a label mask"),
+    Case("segment-frames-and-frame", "experiments.segment",
+         ("--model={src}/export", "--images={src}/raw/images", "--out_dir={ws}/seg", "--frames=all", "--frame=1"),
+         r"error: give --frame .* or --frames .*, not both"),
     # segment
     Case("segment-threshold-nan", "experiments.segment",
          ("--model={src}/export", "--images={src}/raw/images", "--out_dir={ws}/seg", "--threshold=nan"), r".*--threshold"),

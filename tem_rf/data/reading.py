@@ -158,6 +158,8 @@ def read_micrograph(
     image = _image_of(chosen, path, frame=frame, what="micrograph")
     grey = _to_grey(image.array, image.has_channels, image.colour, path)
     data = _to_float(grey, path)
+    if isinstance(data, np.memmap) or not data.flags.writeable:  # a frame of a memory-mapped stack
+        data = np.array(data)
     bad = ~np.isfinite(data)
     if bad.any():
         raise InputError(
@@ -173,6 +175,38 @@ def read_micrograph(
         signal=title,
         frame=frame,
     )
+
+
+def frame_count(path: str | os.PathLike, *, signal: str | None = None) -> int:
+    """How many frames the micrograph file holds: a stack's or time series' frames, 1 for a
+    single image. Raises `InputError` like `read_micrograph` for what is not micrographs."""
+    return _frames_and_interval(Path(path), signal)[0]
+
+
+def frame_interval_s(path: str | os.PathLike, *, signal: str | None = None) -> float | None:
+    """Seconds between frames as the file records them (a time axis with a scale in time units:
+    DigitalMicrograph and Velox series, ImageJ's ``finterval``), else None."""
+    return _frames_and_interval(Path(path), signal)[1]
+
+
+_SECONDS_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "µs": 1e-6, "μs": 1e-6,
+                "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+
+
+def _frames_and_interval(path: Path, signal: str | None) -> tuple[int, float | None]:
+    signals = _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=False)
+    chosen, _ = _choose_signal(signals, path, frame=0, signal=signal)
+    layout = _layout(chosen)
+    if layout.kind == "image":
+        return 1, None
+    _image_of(chosen, path, frame=0, what="micrograph")  # refuses what is not a stack of images
+    interval = None
+    for index in layout.frame_axes:
+        axis = chosen.axes[index]
+        factor = _SECONDS_PER.get((_normalise_unit(axis.units) or "").lower())
+        if _is_time(axis) and factor and axis.scale and axis.scale > 0:
+            interval = float(axis.scale) * factor
+    return layout.frames, interval
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -376,8 +410,9 @@ def _read_tiff(path: Path, *, calibrate: bool) -> _Signal:
             if not tif.series:
                 raise InputError(path, "TIFF file holds no image")
             series = tif.series[0]
-            data = series.asarray()
+            data = _stack_array(path, series)
             codes = series.axes
+            interval = (tif.imagej_metadata or {}).get("finterval") if tif.is_imagej else None
             photometric = int(series.keyframe.photometric)
             calibration = _tiff_calibration(tif, path)
             # rosettasciio's TIFF calibrations (DM, JEOL SightX, Zeiss, TVIPS, Olympus SIS ...)
@@ -396,15 +431,31 @@ def _read_tiff(path: Path, *, calibrate: bool) -> _Signal:
     if has_channels:
         data = np.moveaxis(data, codes.index("S"), -1)
         codes = codes.replace("S", "")
+    timed = isinstance(interval, (int, float)) and interval > 0  # ImageJ's frame interval (s)
     axes = tuple(
         _Axis("yx"["YX".index(code)] if code in "YX" else _TIFF_AXIS_NAMES.get(code, "frame"),
-              size, navigate=code not in "YX", units=units if code in "YX" else None,
-              scale=scale if code in "YX" else None)
+              size, navigate=code not in "YX",
+              units=units if code in "YX" else "s" if code == "T" and timed else None,
+              scale=scale if code in "YX" else float(interval) if code == "T" and timed else None)
         for code, size in zip(codes, data.shape)
     )
     # YCbCr is decoded to RGB by tifffile; MINISBLACK with extra samples is grey plus alpha.
     colour = photometric in (int(tifffile.PHOTOMETRIC.RGB), int(tifffile.PHOTOMETRIC.YCBCR))
     return _Signal(data, axes, has_channels=has_channels, colour=colour)
+
+
+def _stack_array(path: Path, series) -> np.ndarray:
+    """A series' pixels: memory-mapped when it is a stack stored uncompressed (a frame is then
+    read from disk only when it is used: a movie larger than memory can be read frame by frame),
+    else read whole."""
+    import tifffile
+
+    if len(series.shape) > 2 + ("S" in series.axes):
+        try:
+            return tifffile.memmap(path, series=0, mode="r")
+        except (ValueError, OSError):  # compressed, tiled or not contiguous
+            pass
+    return series.asarray()
 
 
 def _has_vendor_tags(page) -> bool:

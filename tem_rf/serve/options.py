@@ -61,6 +61,11 @@ class SegmentOptions(MicrographOptions):
 
     frame: int | None = option(
         None, "Segment this frame (0-based) of stacks and time series; refused for single images.")
+    frames: str | None = option(
+        None, "Movies: segment these frames (all, 5, 0:100:2 or 0,5,9) of each stack or time series into one "
+        "hyperstack per movie (<stem>_masks.tif, _labels.tif, _particles.csv, _movie.json).")
+    frame_interval_s: float | None = option(
+        None, "Movies: seconds between frames, for files that record none (else time is in frames).")
     signal: str | None = option(
         None, "In files with several signals (DM, Velox EMD), segment the one with this title.")
     save_probability: bool = option(False, "Also write <stem>_prob.tif.")

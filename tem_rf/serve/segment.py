@@ -1086,11 +1086,25 @@ def segment_micrographs(
     frame = options.get("frame")
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
         raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
+    movie = {"frames": options.pop("frames", None), "frame_interval_s": options.pop("frame_interval_s", None)}
+    if movie["frames"] is not None and frame is not None:
+        raise InputError(None, "give --frame (one frame, a micrograph's outputs) or --frames (a movie's), not both")
     check_particle_options(options)
     check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "never"),
                         options.get("override_pixel_size", False))
     check_burned_in_options(options)
     paths = expand_inputs(inputs)
+    if movie["frames"] is not None:  # every frame of each movie (`tem_rf.serve.movie`)
+        from tem_rf.serve.movie import segment_movies
+
+        with output_lock(out_dir):
+            predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
+            description = describe_predictor(predictor)
+            if on_model_loaded is not None:
+                on_model_loaded(description)
+            per_frame = {k: v for k, v in options.items() if k not in ("frame", "save_probability", "overlay",
+                                                                       "overlay_max_size", "measure")}
+            return segment_movies(paths, predictor, description, out_dir, overwrite=overwrite, **movie, **per_frame)
     # One writer per output folder: a second segment into it is refused instead of both ending
     # well and one replacing the other's files. Under the lock a killed run's temporaries go.
     with output_lock(out_dir):

@@ -1,0 +1,234 @@
+"""Every frame of a movie or series: segmented and measured one frame at a time, written as one
+ImageJ hyperstack per movie (issue 26, items 1 and 2).
+
+`segment_movie` reads the frames one by one (a TIFF stack stored uncompressed is memory-mapped, so
+only the frame in use is in memory), segments and measures each as `segment` does a micrograph
+(`tem_rf.serve.segment.segment_file`'s reading, scale and particle rules), and writes into
+``out_dir``:
+
+* ``<stem>_masks.tif``: uint8 0/255 masks, ``<stem>_labels.tif``: uint16 particle ids per frame
+  (ids restart in every frame: tracking links them), both ImageJ hyperstacks with axes TYX, the
+  pixel size and, when known, the frame interval;
+* ``<stem>_particles.csv``: one row per particle and frame: ``frame``, ``time_s`` (empty when the
+  interval is unknown) and the particle table's columns (`tem_rf.particles.measure.COLUMNS`);
+* ``<stem>_movie.json``: the frames segmented, the interval and where it came from (``file``,
+  ``flag`` or ``unknown``: time is then in frames), and per frame the count and the median diameter.
+
+The masks and labels collect in disk-backed arrays beside the outputs while frames are segmented,
+so memory stays bounded by a few frames; everything is written under temporary names and renamed
+when complete, and existing outputs are replaced only with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tem_rf.core.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+MOVIE_OUTPUTS = {"masks": "_masks.tif", "labels": "_labels.tif", "particles": "_particles.csv",
+                 "summary": "_movie.json"}
+
+
+def parse_frames(spec: str | int | None, count: int, path: str | os.PathLike | None = None) -> list[int]:
+    """The frame indices ``spec`` names in a movie of ``count`` frames: ``all``, one index, a
+    Python slice ``start:stop[:step]`` (``0:100:2``) or a comma-separated list; refused (naming
+    ``path``) when it names none or one outside 0..count-1."""
+    text = "all" if spec is None else str(spec).strip()
+    try:
+        if text == "all":
+            frames = list(range(count))
+        elif ":" in text:
+            parts = [int(p) if p.strip() else None for p in text.split(":")]
+            if len(parts) > 3:
+                raise ValueError
+            frames = list(range(count))[slice(*parts)]
+        else:
+            frames = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise InputError(path, f"--frames={text}: give all, an index, start:stop[:step] or a list such as 0,5,9") from None
+    outside = [f for f in frames if not 0 <= f < count]
+    if outside or not frames:
+        raise InputError(path, f"--frames={text} names {'frame ' + str(outside[0]) if outside else 'no frame'}; "
+                               f"it has {count} frames (0 to {count - 1})")
+    return frames
+
+
+def movie_outputs(path: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """The files `segment_movie` writes for ``path``, by kind."""
+    stem = Path(path).stem
+    return {kind: Path(out_dir) / f"{stem}{suffix}" for kind, suffix in MOVIE_OUTPUTS.items()}
+
+
+def segment_movie(
+    path: str | os.PathLike,
+    predictor: Any,
+    out_dir: str | os.PathLike,
+    *,
+    frames: str | int | None = "all",
+    frame_interval_s: float | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    signal: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Segments and measures the ``frames`` (`parse_frames`) of the movie at ``path`` with
+    ``predictor`` (``options``: `segment_file`'s, e.g. tile_size, threshold, pixel_size_nm,
+    resample, min_particle_area_nm2) and writes the outputs of the module docstring. The frame
+    interval is the file's, else ``frame_interval_s``. Returns what ``<stem>_movie.json`` holds."""
+    from tem_rf.core.outputs import check_new_files
+    from tem_rf.data.reading import frame_count, frame_interval_s as file_interval
+
+    count = frame_count(path, signal=signal)
+    chosen = parse_frames(frames, count, path)
+    interval, source = file_interval(path, signal=signal), "file"
+    if interval is None and frame_interval_s is not None:
+        if not frame_interval_s > 0:
+            raise InputError(None, f"--frame_interval_s must be a positive number of seconds, got {frame_interval_s}")
+        interval, source = float(frame_interval_s), "flag"
+    if interval is None:
+        source = "unknown"
+    files = movie_outputs(path, out_dir)
+    check_new_files(files.values(), overwrite)
+    made = not Path(out_dir).exists()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        return _segment_frames(path, predictor, out_dir, files, chosen, count, interval, source, overwrite, progress,
+                               signal, options)
+    except BaseException:
+        if made and not any(Path(out_dir).iterdir()):  # a failed call leaves the disk as it was
+            Path(out_dir).rmdir()
+        raise
+
+
+def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, source, overwrite, progress, signal,
+                    options) -> dict[str, Any]:
+    """`segment_movie` once its options are checked and ``out_dir`` exists."""
+    import tifffile
+
+    from tem_rf.core.files import write_json
+    from tem_rf.core.outputs import new_files
+    from tem_rf.core.progress import progress_bar
+    from tem_rf.particles import measure_particles, summarise
+    from tem_rf.particles.measure import COLUMNS
+    from tem_rf.serve.segment import segment_file
+
+    rows: list[list[Any]] = []
+    per_frame: list[dict[str, Any]] = []
+    pixel_size = None
+    with tempfile.TemporaryDirectory(prefix=".tem_rf_movie.", dir=out_dir) as scratch:
+        masks = labels = None
+        for position, frame in enumerate(progress_bar(chosen, desc=f"{Path(path).name}: frames", unit="frame",
+                                                       enabled=progress)):
+            segmented = segment_file(path, predictor, out_dir, frame=None if count == 1 else frame, signal=signal,
+                                     _deferred=True, overlay=False, **options)
+            pixel_size = segmented.micrograph.pixel_size_nm
+            particles, frame_labels = measure_particles(
+                segmented.maps.mask.view(bool), pixel_size, probability=segmented.maps.probability,
+                boundary=segmented.maps.boundary, instance_rule=segmented.maps.rule, exclude=segmented.excluded[0],
+                min_area_px=segmented.min_area, return_labels=True, image=segmented.micrograph.data,
+            )
+            if masks is None:  # disk-backed: a long movie need not fit in memory
+                shape = (len(chosen),) + segmented.maps.mask.shape
+                masks = np.lib.format.open_memmap(Path(scratch) / "masks.npy", "w+", np.uint8, shape)
+                labels = np.lib.format.open_memmap(Path(scratch) / "labels.npy", "w+", np.uint16, shape)
+            if frame_labels.max(initial=0) > np.iinfo(np.uint16).max:
+                raise InputError(path, f"frame {frame}: more particles than a uint16 label image holds")
+            masks[position] = segmented.maps.mask * np.uint8(255)
+            labels[position] = frame_labels
+            time_s = None if interval is None else round(frame * interval, 6)
+            rows += [[frame, "" if time_s is None else time_s] + ["" if v is None else v for v in p.row().values()]
+                     for p in particles]
+            summary = summarise(particles, segmented.maps.mask.shape, pixel_size)
+            per_frame.append({"frame": frame, "time_s": time_s, "count": summary["count"],
+                              "diameter_median": summary.get("diameter_median"),
+                              "diameter_unit": summary.get("diameter_unit")})
+        metadata: dict[str, Any] = {"axes": "TYX"}
+        if interval is not None:
+            metadata["finterval"] = interval
+        kwargs: dict[str, Any] = {"imagej": True, "metadata": metadata}
+        if pixel_size:
+            kwargs |= {"resolution": (1.0 / pixel_size, 1.0 / pixel_size)}
+            metadata["unit"] = "nm"
+        record = {
+            "input": str(path), "frames": chosen, "frame_count": count, "frame_interval_s": interval,
+            "frame_interval_source": source, "time_unit": "s" if interval is not None else "frame",
+            "pixel_size_nm": pixel_size, "files": {kind: str(file) for kind, file in files.items()},
+            "per_frame": per_frame,
+        }
+        with new_files(files.values(), overwrite=overwrite) as temporary:
+            tifffile.imwrite(temporary[files["masks"]], masks, **kwargs)
+            tifffile.imwrite(temporary[files["labels"]], labels, **kwargs)
+            _write_rows(temporary[files["particles"]], ["frame", "time_s", *COLUMNS], rows)
+            write_json(temporary[files["summary"]], record)
+        del masks, labels  # the memory maps, before their folder goes
+    return record
+
+
+@dataclasses.dataclass
+class MovieRun:
+    """What `segment_movies` did: the model, the movies, what each gave, what failed."""
+
+    model: str
+    inputs: list[Path]
+    out_dir: Path
+    records: list[dict[str, Any]]  # `segment_movie`'s, one per movie written
+    failures: list[tuple[str, str]]  # (input, message)
+    results: list = dataclasses.field(default_factory=list)  # no single-micrograph results
+
+    def summary_lines(self) -> list[str]:
+        """One line per movie (frames, time, particles in the first and last frame), then a total."""
+        lines = []
+        for record in self.records:
+            first, last = record["per_frame"][0], record["per_frame"][-1]
+            unit = first.get("diameter_unit") or ""
+            time = (f"every {record['frame_interval_s']:g} s ({record['frame_interval_source']})"
+                    if record["frame_interval_s"] else "time in frames (no interval: --frame_interval_s)")
+            median = ("" if first["diameter_median"] is None or last["diameter_median"] is None else
+                      f", median diameter {first['diameter_median']:.3g} -> {last['diameter_median']:.3g} {unit}")
+            lines.append(f"{record['input']}: {len(record['frames'])} frames, {time}; particles {first['count']} -> "
+                         f"{last['count']}{median} -> {record['files']['masks']}")
+        return [*lines, f"wrote {len(self.records)} of {len(self.inputs)} movies to {self.out_dir}"]
+
+    def failure_line(self) -> str | None:
+        """The failures in one line (None when there are none)."""
+        if not self.failures:
+            return None
+        count = f"{len(self.failures)} of {len(self.inputs)} movies failed"
+        return f"{count}: " + "; ".join(message for _, message in self.failures)
+
+
+def segment_movies(paths: list[Path], predictor: Any, description: str, out_dir: str | os.PathLike, *,
+                   frames: str, frame_interval_s: float | None = None, overwrite: bool = False,
+                   progress: bool = False, **options: Any) -> MovieRun:
+    """`segment_movie` for each of ``paths``; a movie that cannot be read or segmented is a
+    failure (logged, named in `MovieRun.failure_line`), the others are still written."""
+    records, failures = [], []
+    for path in paths:
+        try:
+            records.append(segment_movie(path, predictor, out_dir, frames=frames, frame_interval_s=frame_interval_s,
+                                         overwrite=overwrite, progress=progress, **options))
+        except InputError as error:
+            logger.error("%s", error)
+            failures.append((str(path), str(error)))
+    return MovieRun(description, list(paths), Path(out_dir), records, failures)
+
+
+def _write_rows(target: Path, header: list[str], rows: list[list[Any]]) -> None:
+    import csv
+
+    with open(target, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+__all__ = ["MOVIE_OUTPUTS", "MovieRun", "movie_outputs", "parse_frames", "segment_movie", "segment_movies"]
