@@ -52,8 +52,8 @@ logger = logging.getLogger(__name__)
 
 PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off the training one
 MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible in any viewer
-# What `segment_file` writes next to ``<stem>``; such files are never read back as micrographs.
-OUTPUT_SUFFIXES = ("_mask.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv", "_sizes.png")
+# What `segment_file` (and `tem_rf.serve.movie`) write next to ``<stem>``; never read back as micrographs.
+OUTPUT_SUFFIXES = ("_mask.tif", "_masks.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv", "_sizes.png")
 # What `segment_files` writes once per run (pooled particles of several micrographs).
 SUMMARY_FILE = "segmentation.json"
 _OUTPUT_NAME = re.compile(

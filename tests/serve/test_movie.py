@@ -3,6 +3,7 @@ times from the file or the flag, frames chosen by --frames."""
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,5 +87,11 @@ def test_segment_with_frames_writes_each_movie_and_reports_it(tmp_path, monkeypa
     assert run.summary_lines()[-1] == f"wrote 1 of 1 movies to {tmp_path / 'out'}"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "movie_labels.tif", "movie_masks.tif", "movie_movie.json", "movie_particles.csv"]
+    # the movie's outputs beside it are not taken for movies when its folder is segmented again
+    for name in ("movie_masks.tif", "movie_labels.tif"):
+        (tmp_path / "demo" / name).write_bytes((tmp_path / "out" / name).read_bytes())
+    again = segment_micrographs("stub", [str(tmp_path / "demo")], tmp_path / "again", frames="0", tile_size=None,
+                                progress=False)
+    assert [Path(r["input"]).name for r in again.records] == ["movie.tif"]
     with pytest.raises(InputError, match="give --frame .* or --frames .*, not both"):
         segment_micrographs("stub", [str(tmp_path / "demo" / "movie.tif")], tmp_path / "x", frames="all", frame=1)
