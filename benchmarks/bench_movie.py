@@ -1,0 +1,85 @@
+r"""Memory of segmenting a movie frame by frame: peak RSS of `segment_movie` for movies of more
+and more frames (the demo movie, an uncompressed TIFF stack), which should not grow with them.
+
+  python3 -m benchmarks.bench_movie                        # 512x512 px, 10 / 40 / 160 frames, N=2
+  python3 -m benchmarks.bench_movie --frames=5,20 --size=256   # quick
+
+Each movie is segmented in a fresh process (untrained weights: time and memory do not depend on
+them); the table gives its size on disk, the seconds, the peak resident memory (which counts the
+pages of the memory-mapped input and of the disk-backed masks and labels that were touched: the
+system reclaims those) and the anonymous resident memory at the end (what the process itself
+holds). Prints a table and writes JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import flags
+
+from tem_rf.core import cli as tem_flags
+
+_FRAMES = flags.DEFINE_list("frames", ["10", "40", "160"], "Movie lengths to segment.")
+_SIZE = flags.DEFINE_integer("size", 512, "Frame height and width in px.")
+_NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Depth N of the network.")
+_WORKER = flags.DEFINE_string("worker", None, "Internal: segment this movie file and print a JSON line.")
+_OUT = flags.DEFINE_string("out", "benchmarks/results/movie.json", "Where to write JSON.")
+
+
+def _segment(path: str) -> None:
+    from tem_rf.models import residual_unet
+    from tem_rf.models.geometry import model_geometry
+    from tem_rf.serve.movie import segment_movie
+    from tem_rf.serve.predictor import Predictor
+
+    model = residual_unet(_NUM_BLOCKS.value, seed=0)
+    geometry = model_geometry(model)
+    metadata = {"size_divisor": geometry.size_divisor, "halo_px": geometry.halo_px, "pixel_size_nm": 0.5,
+                "architecture": model.name}
+    predictor = Predictor(lambda x: {"particle_probability": model(x, training=False)[..., 1]}, metadata, "untrained")
+    start = time.perf_counter()
+    record = segment_movie(path, predictor, os.path.dirname(path) + "/out", tile_size=None)
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    anonymous = float(status.get("RssAnon", "0 kB").split()[0]) / 1024  # not the file-backed pages of the maps
+    print(json.dumps({"seconds": round(time.perf_counter() - start, 2), "frames": len(record["frames"]),
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "anonymous_rss_mb_at_end": round(anonymous, 1)}))
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    if _WORKER.value:
+        _segment(_WORKER.value)
+        return
+    from tem_rf.core.files import write_json
+    from tem_rf.data.synthetic_movie import write_demo_movie
+
+    rows = []
+    for frames in map(int, _FRAMES.value):
+        with tempfile.TemporaryDirectory() as tmp:
+            write_demo_movie(f"{tmp}/movie", num_frames=frames, size=_SIZE.value, seed=0)
+            movie = f"{tmp}/movie/movie.tif"
+            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_movie", f"--worker={movie}",
+                                  f"--num_blocks={_NUM_BLOCKS.value}"], capture_output=True, text=True, check=True,
+                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row | {"movie_mb": round(os.path.getsize(movie) / 2**20, 1)})
+    print(f"segment_movie, N={_NUM_BLOCKS.value}, {_SIZE.value}x{_SIZE.value} px frames ({os.cpu_count()} CPUs)")
+    print(f"{'frames':>7} {'movie MB':>9} {'seconds':>8} {'peak RSS MB':>12} {'anonymous MB':>13}")
+    for row in rows:
+        print(f"{row['frames']:>7} {row['movie_mb']:>9.1f} {row['seconds']:>8.1f} {row['peak_rss_mb']:>12.1f} "
+              f"{row['anonymous_rss_mb_at_end']:>13.1f}")
+    write_json(_OUT.value, {"benchmark": "movie", "size": _SIZE.value, "num_blocks": _NUM_BLOCKS.value, "rows": rows,
+                            "cpu_count": os.cpu_count(), "machine": platform.machine()})
+    print(f"wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+    tem_flags.run(main)
