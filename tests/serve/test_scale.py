@@ -4,12 +4,11 @@ on the micrograph's pixel size; micrographs that cannot be served refused with t
 import numpy as np
 import pytest
 import tifffile
-from scipy import ndimage
 from skimage.transform import resize
 
 from tem_rf.core.errors import InputError
 from tem_rf.data.synthetic import make_micrograph
-from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
+from tem_rf.serve.predictor import Predictor
 from tem_rf.serve.scale import (
     MAX_SCALE_FACTOR, ScalePlan, micrograph_pixel_size, plan_scale, to_micrograph_grid, to_network_grid,
 )
