@@ -9,8 +9,9 @@ particles are discs:
 * at frame 0 some particles are there; later ones nucleate at a free place (``appearance``);
 * each drifts at its own constant velocity and grows (or shrinks) at its own rate; one whose
   radius falls under `MIN_RADIUS_PX` dissolves (``disappearance``, Ostwald ripening);
-* two that touch merge into a new particle (``coalescence``: a new track whose area is the sum of
-  the two, at their area-weighted centre; both parents end there);
+* two that touch (their drawn discs within `MERGE_GAP_PX`) merge into a new particle
+  (``coalescence``: a new track whose area is the sum of the two, at their area-weighted centre;
+  both parents end there);
 * a particle whose centre drifts out of the field ends (``left_field``).
 
 `make_movie` returns the frames, the true instance labels (the track id in each pixel) and the
@@ -39,6 +40,9 @@ EVENTS_FILE = "events.csv"
 EVENT_KINDS = ("appearance", "disappearance", "coalescence", "left_field")
 EVENT_COLUMNS = ("frame", "time_s", "kind", "track", "parents")
 MIN_RADIUS_PX = 1.5  # a particle shrinking below this has dissolved
+# Discs drawn this close are one blob of touching pixels in the image: they coalesce then, so the
+# truth is what the image shows.
+MERGE_GAP_PX = 1.5
 DEFAULT_PIXEL_SIZE_NM = 0.5  # a field of 128 nm at 256 px: particles of 10-30 px
 DEFAULT_DIAMETER_NM = (4.0, 8.0)  # when they appear
 GROWTH_NM_PER_FRAME = (0.02, 0.08)  # radius; 15 % of the particles shrink instead, at 0.05-0.1 nm a frame
@@ -142,7 +146,7 @@ def simulate_tracks(num_frames: int, size: int, pixel_size_nm: float, rng: np.ra
                 ra, ca, sa = a.at(frame)
                 for b in living[i + 1:]:
                     rb, cb, sb = b.at(frame)
-                    if math.hypot(ra - rb, ca - cb) < sa + sb:
+                    if math.hypot(ra - rb, ca - cb) < sa + sb + MERGE_GAP_PX:
                         wa, wb = sa * sa, sb * sb
                         child = Track(
                             len(tracks) + 1, frame, (wa * ra + wb * rb) / (wa + wb), (wa * ca + wb * cb) / (wa + wb),
