@@ -35,7 +35,8 @@ from tem_rf.core.errors import InputError
 logger = logging.getLogger(__name__)
 
 MOVIE_OUTPUTS = {"masks": "_masks.tif", "labels": "_labels.tif", "particles": "_particles.csv",
-                 "summary": "_movie.json"}
+                 "tracks": "_tracks.csv", "events": "_events.csv", "summary": "_movie.json"}
+TRACK_MEMORY_FRAMES = 2  # a particle may go unseen this many frames and keep its track
 
 
 def parse_frames(spec: str | int | None, count: int, path: str | os.PathLike | None = None) -> list[int]:
@@ -114,7 +115,7 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     """`segment_movie` once its options are checked and ``out_dir`` exists."""
     import tifffile
 
-    from tem_rf.core.files import write_json
+    from tem_rf.core.files import write_csv, write_json
     from tem_rf.core.outputs import new_files
     from tem_rf.core.progress import progress_bar
     from tem_rf.particles import measure_particles, summarise
@@ -122,6 +123,7 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     from tem_rf.serve.segment import segment_file
 
     rows: list[list[Any]] = []
+    detections: list[dict[str, Any]] = []
     per_frame: list[dict[str, Any]] = []
     pixel_size = None
     with tempfile.TemporaryDirectory(prefix=".tem_rf_movie.", dir=out_dir) as scratch:
@@ -147,6 +149,7 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             time_s = None if interval is None else round(frame * interval, 6)
             rows += [[frame, "" if time_s is None else time_s] + ["" if v is None else v for v in p.row().values()]
                      for p in particles]
+            detections += [{"frame": frame, "time_s": time_s, **p.row()} for p in particles]
             summary = summarise(particles, segmented.maps.mask.shape, pixel_size)
             per_frame.append({"frame": frame, "time_s": time_s, "count": summary["count"],
                               "diameter_median": summary.get("diameter_median"),
@@ -158,7 +161,9 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
         if pixel_size:
             kwargs |= {"resolution": (1.0 / pixel_size, 1.0 / pixel_size)}
             metadata["unit"] = "nm"
+        tracking = _tracks(detections, track_rows := [], event_rows := [])
         record = {
+            "tracking": tracking,
             "input": str(path), "frames": chosen, "frame_count": count, "frame_interval_s": interval,
             "frame_interval_source": source, "time_unit": "s" if interval is not None else "frame",
             "pixel_size_nm": pixel_size, "files": {kind: str(file) for kind, file in files.items()},
@@ -168,9 +173,45 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             tifffile.imwrite(temporary[files["masks"]], masks, **kwargs)
             tifffile.imwrite(temporary[files["labels"]], labels, **kwargs)
             _write_rows(temporary[files["particles"]], ["frame", "time_s", *COLUMNS], rows)
+            write_csv(temporary[files["tracks"]], track_rows, columns=TRACK_COLUMNS)
+            write_csv(temporary[files["events"]], event_rows, columns=EVENT_COLUMNS)
             write_json(temporary[files["summary"]], record)
         del masks, labels  # the memory maps, before their folder goes
     return record
+
+
+TRACK_COLUMNS = ("track", "frame", "time_s", "particle", "x_px", "y_px", "x_nm", "y_nm", "diameter_px", "diameter_nm",
+                 "touches_edge")
+EVENT_COLUMNS = ("frame", "time_s", "kind", "track", "parents")
+
+
+def _tracks(detections: list[dict[str, Any]], track_rows: list[dict[str, Any]],
+            event_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Links the movie's particles (`tem_rf.serve.tracking`) into ``track_rows`` and its events
+    into ``event_rows``; what was done, for ``<stem>_movie.json`` (None without trackpy: the
+    tables then hold their headers only, and a warning says how to get it)."""
+    from tem_rf.core.errors import TemRfError
+    from tem_rf.serve.tracking import find_events, link_tracks
+
+    if not detections:
+        return {"tracks": 0, "search_range_px": None, "memory_frames": TRACK_MEMORY_FRAMES}
+    # a particle moves less than half the median particle's diameter between two frames
+    search = max(3.0, 0.5 * float(np.median([d["diameter_px"] for d in detections])))
+    try:
+        tracks = link_tracks(detections, search_range_px=search, memory=TRACK_MEMORY_FRAMES)
+    except TemRfError as error:
+        logger.warning("%s; tracks.csv and events.csv hold their headers only", error)
+        return None
+    times = {d["frame"]: d["time_s"] for d in detections}
+    for detection, track in sorted(zip(detections, tracks), key=lambda pair: (pair[1], pair[0]["frame"])):
+        track_rows.append({"track": track, "frame": detection["frame"], "time_s": detection["time_s"],
+                           "particle": detection["id"], **{k: detection[k] for k in TRACK_COLUMNS[4:]}})
+    for event in find_events(detections, tracks):
+        event_rows.append({"frame": event["frame"], "time_s": times.get(event["frame"]), "kind": event["kind"],
+                           "track": event["track"], "parents": ";".join(map(str, event["parents"]))})
+    return {"tracks": len(set(tracks)), "search_range_px": round(search, 2), "memory_frames": TRACK_MEMORY_FRAMES,
+            "events": {kind: sum(e["kind"] == kind for e in event_rows)
+                       for kind in ("appearance", "disappearance", "coalescence")}}
 
 
 @dataclasses.dataclass

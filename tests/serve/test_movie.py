@@ -54,6 +54,13 @@ def test_every_frame_is_segmented_into_one_hyperstack_with_its_times(tmp_path):
     assert {(row["frame"], row["time_s"]) for row in rows} == {("1", "0.5"), ("3", "1.5"), ("5", "2.5")}
     assert len(rows) == sum(entry["count"] for entry in record["per_frame"])
     assert json.loads(files["summary"].read_text())["per_frame"] == record["per_frame"]
+    with open(files["tracks"]) as f:  # each particle of each frame in one track (trackpy, when installed)
+        tracks = list(csv.DictReader(f))
+    if record["tracking"] is not None:
+        assert len(tracks) == len(rows) and 0 < record["tracking"]["tracks"] <= len(rows)
+        assert {(t["frame"], t["particle"]) for t in tracks} == {(r["frame"], r["id"]) for r in rows}
+    with open(files["events"]) as f:
+        assert next(csv.reader(f)) == ["frame", "time_s", "kind", "track", "parents"]
     with pytest.raises(InputError, match="exists"):  # outputs are replaced only with overwrite
         segment_movie(source, _blur_predictor(), tmp_path / "out", frames="0", tile_size=None)
     again = segment_movie(source, _blur_predictor(), tmp_path / "out", frames="0", tile_size=None, overwrite=True)
@@ -86,7 +93,8 @@ def test_segment_with_frames_writes_each_movie_and_reports_it(tmp_path, monkeypa
     assert run.summary_lines()[0].startswith(f"{tmp_path / 'demo' / 'movie.tif'}: 4 frames, every 1.5 s (file); particles")
     assert run.summary_lines()[-1] == f"wrote 1 of 1 movies to {tmp_path / 'out'}"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "movie_labels.tif", "movie_masks.tif", "movie_movie.json", "movie_particles.csv"]
+        "movie_events.csv", "movie_labels.tif", "movie_masks.tif", "movie_movie.json", "movie_particles.csv",
+        "movie_tracks.csv"]
     # the movie's outputs beside it are not taken for movies when its folder is segmented again
     for name in ("movie_masks.tif", "movie_labels.tif"):
         (tmp_path / "demo" / name).write_bytes((tmp_path / "out" / name).read_bytes())
