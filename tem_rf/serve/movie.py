@@ -126,7 +126,8 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     detections: list[dict[str, Any]] = []
     per_frame: list[dict[str, Any]] = []
     pixel_size = None
-    with tempfile.TemporaryDirectory(prefix=".tem_rf_movie.", dir=out_dir) as scratch:
+    # named like `atomic_directory`'s temporaries of the masks, so a killed run's is found and cleared
+    with tempfile.TemporaryDirectory(prefix=f".{files['masks'].name}.tmp-", suffix="", dir=out_dir) as scratch:
         masks = labels = None
         for position, frame in enumerate(progress_bar(chosen, desc=f"{Path(path).name}: frames", unit="frame",
                                                        enabled=progress)):
@@ -250,10 +251,15 @@ class MovieRun:
 def segment_movies(paths: list[Path], predictor: Any, description: str, out_dir: str | os.PathLike, *,
                    frames: str, frame_interval_s: float | None = None, overwrite: bool = False,
                    progress: bool = False, **options: Any) -> MovieRun:
-    """`segment_movie` for each of ``paths``; a movie that cannot be read or segmented is a
+    """`segment_movie` for each of ``paths``, under the output folder's lock (the caller's: a
+    killed run's temporaries are cleared first); a movie that cannot be read or segmented is a
     failure (logged, named in `MovieRun.failure_line`), the others are still written."""
+    from tem_rf.core.locks import remove_stale_temporaries
+
     records, failures = [], []
     for path in paths:
+        # the caller holds the output folder's lock: a killed run's temporaries can go
+        remove_stale_temporaries(movie_outputs(path, out_dir).values())
         try:
             records.append(segment_movie(path, predictor, out_dir, frames=frames, frame_interval_s=frame_interval_s,
                                          overwrite=overwrite, progress=progress, **options))

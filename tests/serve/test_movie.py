@@ -87,6 +87,8 @@ def test_segment_with_frames_writes_each_movie_and_reports_it(tmp_path, monkeypa
 
     write_demo_movie(tmp_path / "demo", num_frames=4, size=64, seed=3, frame_interval_s=1.5)
     monkeypatch.setattr(predictor_lib, "load_predictor", lambda model, **kwargs: _blur_predictor(sigma_px=1.0))
+    (tmp_path / "out" / ".movie_masks.tif.tmp-k1lled0x").mkdir(parents=True)  # what a killed run left
+    (tmp_path / "out" / ".movie_tracks.csv.k1lled0x.tmp").write_text("half")
     run = segment_micrographs("stub", [str(tmp_path / "demo" / "movie.tif")], tmp_path / "out", frames="all",
                               tile_size=None, progress=False)
     assert not run.failures and run.records[0]["frames"] == [0, 1, 2, 3]
