@@ -217,6 +217,7 @@ def test_bioimageio_without_the_extra_names_the_extra_in_one_line(work, monkeypa
     assert tree(work) == before
 
 
+@pytest.mark.large  # an export or a training of its own: CI's full suite runs it
 def test_the_saved_model_lists_its_raw_signatures(work):
     out = _run(f"--model={work / 'run'}", f"--out_dir={work / 'exported'}", all_signatures=True)
     assert out.returncode == 0, out.stderr
@@ -225,6 +226,7 @@ def test_the_saved_model_lists_its_raw_signatures(work):
     assert {"serving_default", "serving_preprocessed", "serving_raw_uint16"} <= set(signatures)
 
 
+@pytest.mark.large  # an export or a training of its own: CI's full suite runs it
 def test_raw_dtypes_chooses_the_raw_signatures(work):
     out = _run(f"--model={work / 'run'}", f"--out_dir={work / 'two'}", "--raw_dtypes=float32,uint16",
                all_signatures=True)

@@ -175,6 +175,7 @@ def test_raw_signatures_equal_segment_for_every_dtype_and_layout(exported):
         loaded.signatures["serving_raw_float32"](micrograph=tf.zeros([1, 64, 64, 2]))
 
 
+@pytest.mark.large  # an export or a training of its own: CI's full suite runs it
 def test_the_segment_function_runs_each_dtype_as_it_is_and_refuses_others(exported):
     root, _, _, _ = exported
     loaded = tf.saved_model.load(str(root / "saved_model"))

@@ -25,6 +25,7 @@ def n2_rows():
     return architecture_table(grid)
 
 
+@pytest.mark.large  # builds every architecture of the grid: CI's full suite runs it
 def test_high_res_picks_the_lightest_architecture_whose_rf_spans_the_particle(n2_rows):
     rec = rec_lib.recommend(5.0, HIGH_RES_PX, resolution="high", num_blocks=(2, 3))
     diameter_px = 5.0 / HIGH_RES_PX

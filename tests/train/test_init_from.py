@@ -54,6 +54,7 @@ def test_another_architecture_or_target_is_refused_naming_both(one_epoch_run, ti
         training.Trainer(_config(tiny_dataset, tmp_path / "run", init_from=str(tmp_path / "nowhere")))
 
 
+@pytest.mark.large  # an export or a training of its own: CI's full suite runs it
 def test_resuming_needs_the_same_start_weights(one_epoch_run, tiny_dataset, tmp_path):
     source = tmp_path / "source"
     shutil.copytree(one_epoch_run, source)

@@ -191,6 +191,7 @@ def _dataset_with_xray_threshold(root, xray_threshold):
     return root / "data"
 
 
+@pytest.mark.large  # an export or a training of its own: CI's full suite runs it
 def test_a_run_records_the_preprocessing_and_exports_without_its_dataset(tmp_path):
     from tem_rf.serve.export import export_run
 
