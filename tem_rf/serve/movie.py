@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from tem_rf.core.errors import InputError
+from tem_rf.data.synthetic_movie import EVENT_COLUMNS  # the demo truth's table: found events compare with it
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +123,7 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     from tem_rf.particles.measure import COLUMNS
     from tem_rf.serve.segment import segment_file
 
-    rows: list[list[Any]] = []
-    detections: list[dict[str, Any]] = []
+    detections: list[dict[str, Any]] = []  # each particle's table row, with its frame and time
     per_frame: list[dict[str, Any]] = []
     pixel_size = None
     # named like `atomic_directory`'s temporaries of the masks, so a killed run's is found and cleared
@@ -148,8 +148,6 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             masks[position] = segmented.maps.mask * np.uint8(255)
             labels[position] = frame_labels
             time_s = None if interval is None else round(frame * interval, 6)
-            rows += [[frame, "" if time_s is None else time_s] + ["" if v is None else v for v in p.row().values()]
-                     for p in particles]
             detections += [{"frame": frame, "time_s": time_s, **p.row()} for p in particles]
             summary = summarise(particles, segmented.maps.mask.shape, pixel_size)
             per_frame.append({"frame": frame, "time_s": time_s, "count": summary["count"],
@@ -173,7 +171,7 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
         with new_files(files.values(), overwrite=overwrite) as temporary:
             tifffile.imwrite(temporary[files["masks"]], masks, **kwargs)
             tifffile.imwrite(temporary[files["labels"]], labels, **kwargs)
-            _write_rows(temporary[files["particles"]], ["frame", "time_s", *COLUMNS], rows)
+            write_csv(temporary[files["particles"]], detections, columns=["frame", "time_s", *COLUMNS])
             write_csv(temporary[files["tracks"]], track_rows, columns=TRACK_COLUMNS)
             write_csv(temporary[files["events"]], event_rows, columns=EVENT_COLUMNS)
             write_json(temporary[files["summary"]], record)
@@ -183,8 +181,6 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
 
 TRACK_COLUMNS = ("track", "frame", "time_s", "particle", "x_px", "y_px", "x_nm", "y_nm", "diameter_px", "diameter_nm",
                  "touches_edge")
-EVENT_COLUMNS = ("frame", "time_s", "kind", "track", "parents")
-
 
 def _tracks(detections: list[dict[str, Any]], track_rows: list[dict[str, Any]],
             event_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -267,15 +263,6 @@ def segment_movies(paths: list[Path], predictor: Any, description: str, out_dir:
             logger.error("%s", error)
             failures.append((str(path), str(error)))
     return MovieRun(description, list(paths), Path(out_dir), records, failures)
-
-
-def _write_rows(target: Path, header: list[str], rows: list[list[Any]]) -> None:
-    import csv
-
-    with open(target, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 __all__ = ["MOVIE_OUTPUTS", "MovieRun", "movie_outputs", "parse_frames", "segment_movie", "segment_movies"]
