@@ -1,8 +1,14 @@
-r"""Memory of segmenting a movie frame by frame: peak RSS of `segment_movie` for movies of more
-and more frames (the demo movie, an uncompressed TIFF stack), which should not grow with them.
+r"""Segmenting a movie frame by frame: its speed, what measuring and tracking add to it, and its
+memory (peak RSS of `segment_movie` for movies of more and more frames, which should not grow).
 
   python3 -m benchmarks.bench_movie                        # 512x512 px, 10 / 40 / 160 frames, N=2
+  python3 -m benchmarks.bench_movie --frames=100 --size=1024 --out=benchmarks/results/movie_speed.json
   python3 -m benchmarks.bench_movie --frames=5,20 --size=256   # quick
+  python3 -m benchmarks.bench_movie --format=mrc           # the movie as an MRC stack (memory-mapped)
+
+Speed: frames per second of segmenting (reading each frame, the network, the mask) and the
+seconds measuring (the particle table and its statistics per frame) and tracking (linking and the
+events, once per movie) add, as shares of segmenting (issue 26's goal: at most 25 % together).
 
 Each movie is segmented in a fresh process (untrained weights: time and memory do not depend on
 them); the table gives its size on disk, the seconds, the peak resident memory (which counts the
@@ -22,6 +28,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 from absl import flags
 
 from tem_rf.core import cli as tem_flags
@@ -30,6 +37,8 @@ _FRAMES = flags.DEFINE_list("frames", ["10", "40", "160"], "Movie lengths to seg
 _SIZE = flags.DEFINE_integer("size", 512, "Frame height and width in px.")
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Depth N of the network.")
 _WORKER = flags.DEFINE_string("worker", None, "Internal: segment this movie file and print a JSON line.")
+_FORMAT = flags.DEFINE_enum("format", "tif", ["tif", "mrc"], "How the movie is stored: an uncompressed ImageJ TIFF "
+                            "stack or an MRC stack (mrcfile, the formats extra).")
 _OUT = flags.DEFINE_string("out", "benchmarks/results/movie.json", "Where to write JSON.")
 
 
@@ -49,8 +58,22 @@ def _segment(path: str) -> None:
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
     anonymous = float(status.get("RssAnon", "0 kB").split()[0]) / 1024  # not the file-backed pages of the maps
     print(json.dumps({"seconds": round(time.perf_counter() - start, 2), "frames": len(record["frames"]),
+                      "phases": record["seconds"], "tracks": (record["tracking"] or {}).get("tracks"),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                       "anonymous_rss_mb_at_end": round(anonymous, 1)}))
+
+
+def _as_mrc(tiff: str) -> str:
+    """The demo movie at ``tiff`` rewritten as an MRC stack (float32, voxel size in Angstrom)."""
+    import mrcfile
+    import tifffile
+
+    path = tiff[:-4] + ".mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(tifffile.imread(tiff).astype(np.float32))
+        mrc.voxel_size = 5.0  # 0.5 nm, the demo's
+    os.remove(tiff)
+    return path
 
 
 def main(argv: list[str]) -> None:
@@ -66,17 +89,25 @@ def main(argv: list[str]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             write_demo_movie(f"{tmp}/movie", num_frames=frames, size=_SIZE.value, seed=0)
             movie = f"{tmp}/movie/movie.tif"
+            if _FORMAT.value == "mrc":
+                movie = _as_mrc(movie)
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_movie", f"--worker={movie}",
                                   f"--num_blocks={_NUM_BLOCKS.value}"], capture_output=True, text=True, check=True,
                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row | {"movie_mb": round(os.path.getsize(movie) / 2**20, 1)})
     print(f"segment_movie, N={_NUM_BLOCKS.value}, {_SIZE.value}x{_SIZE.value} px frames ({os.cpu_count()} CPUs)")
-    print(f"{'frames':>7} {'movie MB':>9} {'seconds':>8} {'peak RSS MB':>12} {'anonymous MB':>13}")
+    print(f"{'frames':>7} {'movie MB':>9} {'seconds':>8} {'segment fps':>12} {'measure +%':>11} {'track +%':>9} "
+          f"{'peak RSS MB':>12} {'anonymous MB':>13}")
     for row in rows:
-        print(f"{row['frames']:>7} {row['movie_mb']:>9.1f} {row['seconds']:>8.1f} {row['peak_rss_mb']:>12.1f} "
+        phases = row["phases"]
+        row["segment_fps"] = round(row["frames"] / phases["segment"], 3)
+        row["measure_share"] = round(phases["measure"] / phases["segment"], 4)
+        row["track_share"] = round(phases["track"] / phases["segment"], 4)
+        print(f"{row['frames']:>7} {row['movie_mb']:>9.1f} {row['seconds']:>8.1f} {row['segment_fps']:>12.2f} "
+              f"{100 * row['measure_share']:>11.1f} {100 * row['track_share']:>9.1f} {row['peak_rss_mb']:>12.1f} "
               f"{row['anonymous_rss_mb_at_end']:>13.1f}")
-    write_json(_OUT.value, {"benchmark": "movie", "size": _SIZE.value, "num_blocks": _NUM_BLOCKS.value, "rows": rows,
+    write_json(_OUT.value, {"benchmark": "movie", "size": _SIZE.value, "format": _FORMAT.value, "num_blocks": _NUM_BLOCKS.value, "rows": rows,
                             "cpu_count": os.cpu_count(), "machine": platform.machine()})
     print(f"wrote {_OUT.value}")
 

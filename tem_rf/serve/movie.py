@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 MOVIE_OUTPUTS = {"masks": "_masks.tif", "labels": "_labels.tif", "particles": "_particles.csv",
                  "tracks": "_tracks.csv", "events": "_events.csv", "summary": "_movie.json"}
 TRACK_MEMORY_FRAMES = 2  # a particle may go unseen this many frames and keep its track
+PER_FRAME_STATISTICS = ("diameter_median", "diameter_q1", "diameter_q3", "diameter_unit")  # in <stem>_movie.json
 
 
 def parse_frames(spec: str | int | None, count: int, path: str | os.PathLike | None = None) -> list[int]:
@@ -126,19 +128,30 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     detections: list[dict[str, Any]] = []  # each particle's table row, with its frame and time
     per_frame: list[dict[str, Any]] = []
     pixel_size = None
+    seconds = dict.fromkeys(("segment", "measure", "track", "write"), 0.0)  # where the time goes (benchmarks)
     # named like `atomic_directory`'s temporaries of the masks, so a killed run's is found and cleared
     with tempfile.TemporaryDirectory(prefix=f".{files['masks'].name}.tmp-", suffix="", dir=out_dir) as scratch:
         masks = labels = None
         for position, frame in enumerate(progress_bar(chosen, desc=f"{Path(path).name}: frames", unit="frame",
                                                        enabled=progress)):
+            started = time.perf_counter()
             segmented = segment_file(path, predictor, out_dir, frame=None if count == 1 else frame, signal=signal,
                                      _deferred=True, overlay=False, **options)
             pixel_size = segmented.micrograph.pixel_size_nm
+            measured = time.perf_counter()
+            seconds["segment"] += measured - started
             particles, frame_labels = measure_particles(
                 segmented.maps.mask.view(bool), pixel_size, probability=segmented.maps.probability,
                 boundary=segmented.maps.boundary, instance_rule=segmented.maps.rule, exclude=segmented.excluded[0],
                 min_area_px=segmented.min_area, return_labels=True, image=segmented.micrograph.data,
             )
+            time_s = None if interval is None else round(frame * interval, 6)
+            detections += [{"frame": frame, "time_s": time_s, **p.row()} for p in particles]
+            summary = summarise(particles, segmented.maps.mask.shape, pixel_size)
+            per_frame.append({"frame": frame, "time_s": time_s, "count": summary["count"],
+                              "count_measured": summary["count_measured"],
+                              **{key: summary.get(key) for key in PER_FRAME_STATISTICS}})
+            seconds["measure"] += time.perf_counter() - measured
             if masks is None:  # disk-backed: a long movie need not fit in memory
                 shape = (len(chosen),) + segmented.maps.mask.shape
                 masks = np.lib.format.open_memmap(Path(scratch) / "masks.npy", "w+", np.uint8, shape)
@@ -147,12 +160,6 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
                 raise InputError(path, f"frame {frame}: more particles than a uint16 label image holds")
             masks[position] = segmented.maps.mask * np.uint8(255)
             labels[position] = frame_labels
-            time_s = None if interval is None else round(frame * interval, 6)
-            detections += [{"frame": frame, "time_s": time_s, **p.row()} for p in particles]
-            summary = summarise(particles, segmented.maps.mask.shape, pixel_size)
-            per_frame.append({"frame": frame, "time_s": time_s, "count": summary["count"],
-                              "diameter_median": summary.get("diameter_median"),
-                              "diameter_unit": summary.get("diameter_unit")})
         metadata: dict[str, Any] = {"axes": "TYX"}
         if interval is not None:
             metadata["finterval"] = interval
@@ -160,7 +167,9 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
         if pixel_size:
             kwargs |= {"resolution": (1.0 / pixel_size, 1.0 / pixel_size)}
             metadata["unit"] = "nm"
+        started = time.perf_counter()
         tracking = _tracks(detections, track_rows := [], event_rows := [])
+        seconds["track"] = time.perf_counter() - started
         record = {
             "tracking": tracking,
             "input": str(path), "frames": chosen, "frame_count": count, "frame_interval_s": interval,
@@ -174,6 +183,8 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             write_csv(temporary[files["particles"]], detections, columns=["frame", "time_s", *COLUMNS])
             write_csv(temporary[files["tracks"]], track_rows, columns=TRACK_COLUMNS)
             write_csv(temporary[files["events"]], event_rows, columns=EVENT_COLUMNS)
+            seconds["write"] = time.perf_counter() - started - seconds["track"]
+            record["seconds"] = {kind: round(value, 3) for kind, value in seconds.items()}
             write_json(temporary[files["summary"]], record)
         del masks, labels  # the memory maps, before their folder goes
     return record
