@@ -37,7 +37,9 @@ from tem_rf.data.synthetic_movie import EVENT_COLUMNS  # the demo truth's table:
 logger = logging.getLogger(__name__)
 
 MOVIE_OUTPUTS = {"masks": "_masks.tif", "labels": "_labels.tif", "particles": "_particles.csv",
-                 "tracks": "_tracks.csv", "events": "_events.csv", "summary": "_movie.json"}
+                 "tracks": "_tracks.csv", "events": "_events.csv", "summary": "_movie.json",
+                 "growth": "_growth.png", "size_map": "_size_map.png", "longest_tracks": "_longest_tracks.png",
+                 "montage": "_montage.png"}  # the plots: `tem_rf.serve.movie_plots`
 TRACK_MEMORY_FRAMES = 2  # a particle may go unseen this many frames and keep its track
 PER_FRAME_STATISTICS = ("diameter_median", "diameter_q1", "diameter_q3", "diameter_unit")  # in <stem>_movie.json
 
@@ -123,8 +125,11 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     from tem_rf.core.progress import progress_bar
     from tem_rf.particles import measure_particles, summarise
     from tem_rf.particles.measure import COLUMNS
+    from tem_rf.serve.movie_plots import montage_positions, montage_tile, write_movie_plots
     from tem_rf.serve.segment import segment_file
 
+    shown = set(montage_positions(len(chosen)))
+    tiles = []  # the montage's frames, made while each is at hand
     detections: list[dict[str, Any]] = []  # each particle's table row, with its frame and time
     per_frame: list[dict[str, Any]] = []
     pixel_size = None
@@ -152,6 +157,9 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
                               "count_measured": summary["count_measured"],
                               **{key: summary.get(key) for key in PER_FRAME_STATISTICS}})
             seconds["measure"] += time.perf_counter() - measured
+            if position in shown:
+                when = f"{time_s:g} s" if time_s is not None else "time unknown"
+                tiles.append(montage_tile(segmented.micrograph.data, frame_labels, frame, f"frame {frame}, {when}"))
             if masks is None:  # disk-backed: a long movie need not fit in memory
                 shape = (len(chosen),) + segmented.maps.mask.shape
                 masks = np.lib.format.open_memmap(Path(scratch) / "masks.npy", "w+", np.uint8, shape)
@@ -183,6 +191,8 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             write_csv(temporary[files["particles"]], detections, columns=["frame", "time_s", *COLUMNS])
             write_csv(temporary[files["tracks"]], track_rows, columns=TRACK_COLUMNS)
             write_csv(temporary[files["events"]], event_rows, columns=EVENT_COLUMNS)
+            write_movie_plots({kind: temporary[file] for kind, file in files.items()}, per_frame, detections,
+                              track_rows, tiles, pixel_size)
             seconds["write"] = time.perf_counter() - started - seconds["track"]
             record["seconds"] = {kind: round(value, 3) for kind, value in seconds.items()}
             write_json(temporary[files["summary"]], record)

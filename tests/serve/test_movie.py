@@ -59,6 +59,10 @@ def test_every_frame_is_segmented_into_one_hyperstack_with_its_times(tmp_path):
     if record["tracking"] is not None:
         assert len(tracks) == len(rows) and 0 < record["tracking"]["tracks"] <= len(rows)
         assert {(t["frame"], t["particle"]) for t in tracks} == {(r["frame"], r["id"]) for r in rows}
+    for kind in ("growth", "size_map", "longest_tracks", "montage"):  # the plots (tests/serve/test_movie_plots.py)
+        assert files[kind].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", kind
+    assert record["per_frame"][0]["diameter_q1"] <= record["per_frame"][0]["diameter_median"]
+    assert set(record["seconds"]) == {"segment", "measure", "track", "write"}
     with open(files["events"]) as f:
         assert next(csv.reader(f)) == ["frame", "time_s", "kind", "track", "parents"]
     with pytest.raises(InputError, match="exists"):  # outputs are replaced only with overwrite
@@ -95,8 +99,8 @@ def test_segment_with_frames_writes_each_movie_and_reports_it(tmp_path, monkeypa
     assert run.summary_lines()[0].startswith(f"{tmp_path / 'demo' / 'movie.tif'}: 4 frames, every 1.5 s (file); particles")
     assert run.summary_lines()[-1] == f"wrote 1 of 1 movies to {tmp_path / 'out'}"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "movie_events.csv", "movie_labels.tif", "movie_masks.tif", "movie_movie.json", "movie_particles.csv",
-        "movie_tracks.csv"]
+        "movie_events.csv", "movie_growth.png", "movie_labels.tif", "movie_longest_tracks.png", "movie_masks.tif",
+        "movie_montage.png", "movie_movie.json", "movie_particles.csv", "movie_size_map.png", "movie_tracks.csv"]
     # the movie's outputs beside it are not taken for movies when its folder is segmented again
     for name in ("movie_masks.tif", "movie_labels.tif"):
         (tmp_path / "demo" / name).write_bytes((tmp_path / "out" / name).read_bytes())
