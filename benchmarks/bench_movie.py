@@ -36,6 +36,8 @@ from tem_rf.core import cli as tem_flags
 _FRAMES = flags.DEFINE_list("frames", ["10", "40", "160"], "Movie lengths to segment.")
 _SIZE = flags.DEFINE_integer("size", 512, "Frame height and width in px.")
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Depth N of the network.")
+_MODEL = flags.DEFINE_string("model", None, "A run, .keras file or pretrained:NAME to segment with (default: an "
+                             "untrained network of --num_blocks; the time of measuring depends on what it finds).")
 _WORKER = flags.DEFINE_string("worker", None, "Internal: segment this movie file and print a JSON line.")
 _FORMAT = flags.DEFINE_enum("format", "tif", ["tif", "mrc"], "How the movie is stored: an uncompressed ImageJ TIFF "
                             "stack or an MRC stack (mrcfile, the formats extra).")
@@ -48,11 +50,17 @@ def _segment(path: str) -> None:
     from tem_rf.serve.movie import segment_movie
     from tem_rf.serve.predictor import Predictor
 
-    model = residual_unet(_NUM_BLOCKS.value, seed=0)
-    geometry = model_geometry(model)
-    metadata = {"size_divisor": geometry.size_divisor, "halo_px": geometry.halo_px, "pixel_size_nm": 0.5,
-                "architecture": model.name}
-    predictor = Predictor(lambda x: {"particle_probability": model(x, training=False)[..., 1]}, metadata, "untrained")
+    if _MODEL.value:
+        from tem_rf.serve.predictor import load_predictor
+
+        predictor = load_predictor(_MODEL.value)
+    else:
+        model = residual_unet(_NUM_BLOCKS.value, seed=0)
+        geometry = model_geometry(model)
+        metadata = {"size_divisor": geometry.size_divisor, "halo_px": geometry.halo_px, "pixel_size_nm": 0.5,
+                    "architecture": model.name}
+        predictor = Predictor(lambda x: {"particle_probability": model(x, training=False)[..., 1]}, metadata,
+                              "untrained")
     start = time.perf_counter()
     record = segment_movie(path, predictor, os.path.dirname(path) + "/out", tile_size=None)
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
@@ -92,11 +100,13 @@ def main(argv: list[str]) -> None:
             if _FORMAT.value == "mrc":
                 movie = _as_mrc(movie)
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_movie", f"--worker={movie}",
-                                  f"--num_blocks={_NUM_BLOCKS.value}"], capture_output=True, text=True, check=True,
+                                  f"--num_blocks={_NUM_BLOCKS.value}",
+                                  *([f"--model={_MODEL.value}"] if _MODEL.value else [])], capture_output=True, text=True, check=True,
                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row | {"movie_mb": round(os.path.getsize(movie) / 2**20, 1)})
-    print(f"segment_movie, N={_NUM_BLOCKS.value}, {_SIZE.value}x{_SIZE.value} px frames ({os.cpu_count()} CPUs)")
+    network = _MODEL.value or f"N={_NUM_BLOCKS.value} (untrained)"
+    print(f"segment_movie, {network}, {_SIZE.value}x{_SIZE.value} px frames ({os.cpu_count()} CPUs)")
     print(f"{'frames':>7} {'movie MB':>9} {'seconds':>8} {'segment fps':>12} {'measure +%':>11} {'track +%':>9} "
           f"{'peak RSS MB':>12} {'anonymous MB':>13}")
     for row in rows:
@@ -107,7 +117,7 @@ def main(argv: list[str]) -> None:
         print(f"{row['frames']:>7} {row['movie_mb']:>9.1f} {row['seconds']:>8.1f} {row['segment_fps']:>12.2f} "
               f"{100 * row['measure_share']:>11.1f} {100 * row['track_share']:>9.1f} {row['peak_rss_mb']:>12.1f} "
               f"{row['anonymous_rss_mb_at_end']:>13.1f}")
-    write_json(_OUT.value, {"benchmark": "movie", "size": _SIZE.value, "format": _FORMAT.value, "num_blocks": _NUM_BLOCKS.value, "rows": rows,
+    write_json(_OUT.value, {"benchmark": "movie", "size": _SIZE.value, "format": _FORMAT.value, "num_blocks": _NUM_BLOCKS.value, "model": network, "rows": rows,
                             "cpu_count": os.cpu_count(), "machine": platform.machine()})
     print(f"wrote {_OUT.value}")
 
