@@ -153,7 +153,8 @@ def read_micrograph(
     path = Path(path)
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, (int, np.integer))):
         raise InputError(path, f"--frame must be a whole number, got {frame!r}")
-    signals = _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=True)
+    # a frame of a stack is read without the rest of it
+    signals = _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=True, lazy=frame is not None)
     chosen, title = _choose_signal(signals, path, frame=frame, signal=signal)
     image = _image_of(chosen, path, frame=frame, what="micrograph")
     grey = _to_grey(image.array, image.has_channels, image.colour, path)
@@ -194,7 +195,7 @@ _SECONDS_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
 
 
 def _frames_and_interval(path: Path, signal: str | None) -> tuple[int, float | None]:
-    signals = _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=False)
+    signals = _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=False, lazy=True)
     chosen, _ = _choose_signal(signals, path, frame=0, signal=signal)
     layout = _layout(chosen)
     if layout.kind == "image":
@@ -344,10 +345,13 @@ class _Image:
     pixel_size_nm: float | None
 
 
-def _read_signals(path: Path, what: str, supported: tuple[str, ...], *, calibrate: bool) -> list[_Signal]:
+def _read_signals(path: Path, what: str, supported: tuple[str, ...], *, calibrate: bool,
+                  lazy: bool = False) -> list[_Signal]:
     """Every signal of a file of a supported type; `InputError` naming ``what`` (micrograph,
     mask) for any other type. ``calibrate`` also asks rosettasciio for a TIFF's pixel size when
-    tifffile finds none (micrographs; masks need no pixel size)."""
+    tifffile finds none (micrographs; masks need no pixel size). ``lazy``: DM/EMD signals as
+    rosettasciio's dask arrays and MRC data memory-mapped, so that one frame of a stack is read
+    without the others (TIFF stacks are always read so)."""
     _check_is_file(path)
     suffix = path.suffix.lower()
     if suffix in supported and suffix in TIFF_SUFFIXES:
@@ -355,7 +359,7 @@ def _read_signals(path: Path, what: str, supported: tuple[str, ...], *, calibrat
     if suffix in supported and suffix in PILLOW_SUFFIXES:
         return [_read_pillow(path)]
     if suffix in supported and suffix in ROSETTASCIIO_SUFFIXES:
-        return _read_with_formats_extra(path)
+        return _read_with_formats_extra(path, lazy=lazy)
     raise InputError(
         path, f"unsupported {what} file type {path.suffix!r} (supported: {', '.join(supported)})"
     )
@@ -444,18 +448,45 @@ def _read_tiff(path: Path, *, calibrate: bool) -> _Signal:
     return _Signal(data, axes, has_channels=has_channels, colour=colour)
 
 
-def _stack_array(path: Path, series) -> np.ndarray:
-    """A series' pixels: memory-mapped when it is a stack stored uncompressed (a frame is then
-    read from disk only when it is used: a movie larger than memory can be read frame by frame),
-    else read whole."""
+def _stack_array(path: Path, series) -> Any:
+    """A series' pixels: for a stack, memory-mapped when it is stored uncompressed, else page by
+    page as a dask array when dask is installed (``pip install "tem_rf[movies]"``), so that a
+    frame is read from disk only when it is used and a movie larger than memory can be read frame
+    by frame; a single image, or a stack without dask, is read whole."""
     import tifffile
 
-    if len(series.shape) > 2 + ("S" in series.axes):
+    image_ndim = 2 + ("S" in series.axes)
+    if len(series.shape) > image_ndim:
         try:
             return tifffile.memmap(path, series=0, mode="r")
         except (ValueError, OSError):  # compressed, tiled or not contiguous
             pass
+        pages = series.pages
+        image_shape = tuple(series.shape[-image_ndim:])
+        if (_dask_array() is not None and len(pages) == math.prod(series.shape[:-image_ndim]) and
+                all(page is not None for page in pages) and tuple(series.keyframe.shape) == image_shape):
+            return _paged_stack(path, len(pages), image_shape, series.dtype).reshape(series.shape)
     return series.asarray()
+
+
+def _dask_array():
+    """``dask.array``, or None when dask is not installed."""
+    try:
+        import dask.array
+    except ImportError:
+        return None
+    return dask.array
+
+
+def _paged_stack(path: Path, count: int, image_shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """A dask array of a TIFF's first ``count`` pages, each read (``tifffile.imread(key=)``) only
+    when its frame is computed."""
+    import dask
+    import tifffile
+
+    array = _dask_array()
+    read = dask.delayed(lambda key: tifffile.imread(path, key=key), pure=True)
+    return array.stack([array.from_delayed(read(key), image_shape, dtype) for key in range(count)])
 
 
 def _has_vendor_tags(page) -> bool:
@@ -571,8 +602,8 @@ def _read_pillow(path: Path) -> _Signal:
 # DM3/DM4, EMD, MRC
 
 
-def _read_with_formats_extra(path: Path) -> list[_Signal]:
-    """DM3/DM4/EMD via rosettasciio, MRC via mrcfile (or rosettasciio)."""
+def _read_with_formats_extra(path: Path, *, lazy: bool = False) -> list[_Signal]:
+    """DM3/DM4/EMD via rosettasciio, MRC via mrcfile (or rosettasciio); ``lazy``: see `_read_signals`."""
     suffix = path.suffix.lower()
     if suffix == ".mrc":
         try:
@@ -580,7 +611,7 @@ def _read_with_formats_extra(path: Path) -> list[_Signal]:
         except ImportError:
             mrcfile = None
         if mrcfile is not None:
-            return [_read_mrc(path, mrcfile)]
+            return [_read_mrc(path, mrcfile, lazy=lazy)]
     try:
         reader = importlib.import_module(_ROSETTASCIIO_MODULES[suffix])
     except ImportError:
@@ -591,7 +622,7 @@ def _read_with_formats_extra(path: Path) -> list[_Signal]:
         ) from None
     try:
         with _quiet_rosettasciio():
-            found = reader.file_reader(str(path))
+            found = reader.file_reader(str(path), lazy=lazy)
     except ImportError as error:  # a package this particular file needs (e.g. sparse for EDS)
         raise InputError(path, _missing_package_problem(error)) from None
     except MemoryError:
@@ -637,8 +668,11 @@ def _quiet_rosettasciio() -> Iterator[None]:
 
 
 def _signal_from_rosettasciio(entry: dict[str, Any], path: Path) -> _Signal:
-    """One of rosettasciio's signal dicts (data, axes, metadata) as a `_Signal`."""
-    data = np.asarray(entry["data"])
+    """One of rosettasciio's signal dicts (data, axes, metadata) as a `_Signal` (its data left
+    a dask array when read lazily, except RGB)."""
+    data = entry["data"]
+    if not hasattr(data, "shape") or data.dtype.names:
+        data = np.asarray(data)
     metadata = entry.get("metadata") or {}
     title = (metadata.get("General") or {}).get("title")
     signal_type = str((metadata.get("Signal") or {}).get("signal_type") or "")
@@ -681,10 +715,13 @@ def _axis_from_rosettasciio(axis: dict[str, Any], size: int) -> _Axis:
     )
 
 
-def _read_mrc(path: Path, mrcfile) -> _Signal:
+def _read_mrc(path: Path, mrcfile, *, lazy: bool = False) -> _Signal:
+    """An MRC file's data (``lazy``: memory-mapped, read from disk when used)."""
     try:
-        with mrcfile.open(path, permissive=False, mode="r") as mrc:
-            data = np.array(mrc.data)
+        with (mrcfile.mmap if lazy else mrcfile.open)(path, permissive=False, mode="r") as mrc:
+            data = mrc.data
+            # a map of our own: mrcfile's closes with the file
+            data = np.memmap(path, data.dtype, "r", data.offset, data.shape) if lazy else np.array(data)
             voxel_x = float(mrc.voxel_size.x)
             volume = bool(mrc.is_volume() or mrc.is_volume_stack())
     except Exception as error:  # mrcfile raises ValueError and others for bad headers/data
@@ -856,10 +893,14 @@ def _image_of(signal: _Signal, path: Path, *, frame: int | None, what: str) -> _
     rest = [i for i in range(len(signal.axes)) if i not in spatial and i not in layout.frame_axes]
     order = rest + list(layout.frame_axes) + spatial + ([data.ndim - 1] if signal.has_channels else [])
     image_shape = tuple(data.shape[i] for i in spatial) + (data.shape[-1:] if signal.has_channels else ())
-    stacked = np.transpose(data, order).reshape((layout.frames,) + image_shape)
+    stacked = data.transpose(order).reshape((layout.frames,) + image_shape)
+    array = stacked[frame or 0]
+    if not isinstance(array, np.ndarray):  # a lazily read stack (dask): read this frame only
+        with _quiet_rosettasciio():
+            array = np.asarray(array)
     y_axis, x_axis = (signal.axes[i] for i in spatial)
     return _Image(
-        array=stacked[frame or 0],
+        array=array,
         has_channels=signal.has_channels,
         colour=signal.colour,
         pixel_size_nm=_pixel_size_nm(y_axis, x_axis, path),

@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -134,40 +135,52 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     per_frame: list[dict[str, Any]] = []
     pixel_size = None
     seconds = dict.fromkeys(("segment", "measure", "track", "write"), 0.0)  # where the time goes (benchmarks)
+    stores: dict[str, np.ndarray] = {}  # the masks and labels of every frame, disk-backed
+
+    def measure(position: int, frame: int, segmented: Any, scratch: str) -> None:
+        """Measures one segmented frame into the movie's tables and stores (in frame order: one
+        frame at a time, while the next is segmented)."""
+        started = time.perf_counter()
+        particles, frame_labels = measure_particles(
+            segmented.maps.mask.view(bool), segmented.micrograph.pixel_size_nm, probability=segmented.maps.probability,
+            boundary=segmented.maps.boundary, instance_rule=segmented.maps.rule, exclude=segmented.excluded[0],
+            min_area_px=segmented.min_area, return_labels=True, image=segmented.micrograph.data,
+        )
+        time_s = None if interval is None else round(frame * interval, 6)
+        detections.extend({"frame": frame, "time_s": time_s, **p.row()} for p in particles)
+        summary = summarise(particles, segmented.maps.mask.shape, segmented.micrograph.pixel_size_nm)
+        per_frame.append({"frame": frame, "time_s": time_s, "count": summary["count"],
+                          "count_measured": summary["count_measured"],
+                          **{key: summary.get(key) for key in PER_FRAME_STATISTICS}})
+        if position in shown:
+            when = f"{time_s:g} s" if time_s is not None else "time unknown"
+            tiles.append(montage_tile(segmented.micrograph.data, frame_labels, frame, f"frame {frame}, {when}"))
+        if not stores:  # disk-backed: a long movie need not fit in memory
+            shape = (len(chosen),) + segmented.maps.mask.shape
+            stores["masks"] = np.lib.format.open_memmap(Path(scratch) / "masks.npy", "w+", np.uint8, shape)
+            stores["labels"] = np.lib.format.open_memmap(Path(scratch) / "labels.npy", "w+", np.uint16, shape)
+        if frame_labels.max(initial=0) > np.iinfo(np.uint16).max:
+            raise InputError(path, f"frame {frame}: more particles than a uint16 label image holds")
+        stores["masks"][position] = segmented.maps.mask * np.uint8(255)
+        stores["labels"][position] = frame_labels
+        seconds["measure"] += time.perf_counter() - started
+
     # named like `atomic_directory`'s temporaries of the masks, so a killed run's is found and cleared
-    with tempfile.TemporaryDirectory(prefix=f".{files['masks'].name}.tmp-", suffix="", dir=out_dir) as scratch:
-        masks = labels = None
+    with tempfile.TemporaryDirectory(prefix=f".{files['masks'].name}.tmp-", suffix="", dir=out_dir) as scratch, \
+            ThreadPoolExecutor(max_workers=1) as measurer:
+        measuring = None  # the previous frame's measuring, run while this one is segmented
         for position, frame in enumerate(progress_bar(chosen, desc=f"{Path(path).name}: frames", unit="frame",
                                                        enabled=progress)):
             started = time.perf_counter()
             segmented = segment_file(path, predictor, out_dir, frame=None if count == 1 else frame, signal=signal,
                                      _deferred=True, overlay=False, **options)
+            seconds["segment"] += time.perf_counter() - started
             pixel_size = segmented.micrograph.pixel_size_nm
-            measured = time.perf_counter()
-            seconds["segment"] += measured - started
-            particles, frame_labels = measure_particles(
-                segmented.maps.mask.view(bool), pixel_size, probability=segmented.maps.probability,
-                boundary=segmented.maps.boundary, instance_rule=segmented.maps.rule, exclude=segmented.excluded[0],
-                min_area_px=segmented.min_area, return_labels=True, image=segmented.micrograph.data,
-            )
-            time_s = None if interval is None else round(frame * interval, 6)
-            detections += [{"frame": frame, "time_s": time_s, **p.row()} for p in particles]
-            summary = summarise(particles, segmented.maps.mask.shape, pixel_size)
-            per_frame.append({"frame": frame, "time_s": time_s, "count": summary["count"],
-                              "count_measured": summary["count_measured"],
-                              **{key: summary.get(key) for key in PER_FRAME_STATISTICS}})
-            seconds["measure"] += time.perf_counter() - measured
-            if position in shown:
-                when = f"{time_s:g} s" if time_s is not None else "time unknown"
-                tiles.append(montage_tile(segmented.micrograph.data, frame_labels, frame, f"frame {frame}, {when}"))
-            if masks is None:  # disk-backed: a long movie need not fit in memory
-                shape = (len(chosen),) + segmented.maps.mask.shape
-                masks = np.lib.format.open_memmap(Path(scratch) / "masks.npy", "w+", np.uint8, shape)
-                labels = np.lib.format.open_memmap(Path(scratch) / "labels.npy", "w+", np.uint16, shape)
-            if frame_labels.max(initial=0) > np.iinfo(np.uint16).max:
-                raise InputError(path, f"frame {frame}: more particles than a uint16 label image holds")
-            masks[position] = segmented.maps.mask * np.uint8(255)
-            labels[position] = frame_labels
+            if measuring is not None:
+                measuring.result()
+            measuring = measurer.submit(measure, position, frame, segmented, scratch)
+        measuring.result()
+        masks, labels = stores["masks"], stores["labels"]
         metadata: dict[str, Any] = {"axes": "TYX"}
         if interval is not None:
             metadata["finterval"] = interval
@@ -196,7 +209,7 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             seconds["write"] = time.perf_counter() - started - seconds["track"]
             record["seconds"] = {kind: round(value, 3) for kind, value in seconds.items()}
             write_json(temporary[files["summary"]], record)
-        del masks, labels  # the memory maps, before their folder goes
+        del masks, labels, stores  # the memory maps, before their folder goes
     return record
 
 

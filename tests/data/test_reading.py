@@ -526,3 +526,26 @@ def test_constant_non_zero_mask_is_all_particle_with_a_warning(caplog):
         mask, rule = binarise_mask(np.full((4, 4), 255, np.uint8), "labels/x.png")
     assert mask.all() and rule.startswith("binarised constant 255")
     assert "labels/x.png: mask is 255 everywhere (no 0 background pixel)" in caplog.text
+
+
+def test_a_frame_of_a_compressed_or_mrc_stack_is_read_without_the_others(tmp_path):
+    from tem_rf.data.reading import MICROGRAPH_SUFFIXES, _read_signals, frame_count
+
+    frames = np.arange(6 * 32 * 40, dtype=np.uint16).reshape(6, 32, 40)
+    tifffile.imwrite(tmp_path / "zlib.tif", frames, imagej=True, compression="zlib", metadata={"axes": "TYX"})
+    stacks = {"zlib.tif": "Array"}  # dask, page by page
+    mrcfile = pytest.importorskip("mrcfile")
+    with mrcfile.new(tmp_path / "movie.mrc") as mrc:
+        mrc.set_data(frames.astype(np.float32))
+        mrc.voxel_size = 5.0
+    stacks["movie.mrc"] = "memmap"
+    pytest.importorskip("dask")
+    for name, kind in stacks.items():
+        signal, = _read_signals(tmp_path / name, "micrograph", MICROGRAPH_SUFFIXES, calibrate=True, lazy=True)
+        assert type(signal.data).__name__ == kind, name  # nothing read yet but the header
+        assert frame_count(tmp_path / name) == 6
+        for frame in (0, 4, 5):
+            micrograph = read_micrograph(tmp_path / name, frame=frame)
+            np.testing.assert_array_equal(micrograph.data, frames[frame])
+            assert micrograph.data.flags.writeable and type(micrograph.data) is np.ndarray
+    assert read_micrograph(tmp_path / "movie.mrc", frame=1).pixel_size_nm == pytest.approx(0.5)

@@ -104,6 +104,41 @@ def test_one_frame_of_a_stack_when_asked(name):
         read_micrograph(path, frame=9)
 
 
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_each_frame_is_read_lazily_and_equals_the_whole_stack(name):
+    """DM and Velox stacks are read frame by frame (rosettasciio's lazy reading: a movie larger
+    than memory), each frame exactly as the whole stack read at once holds it."""
+    import numpy as np
+
+    from tem_rf.data.reading import MICROGRAPH_SUFFIXES, _read_signals, frame_count
+
+    path = _real_file(name)
+    signal, = [s for s in _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=True, lazy=True)
+               if s.data.ndim == 3]
+    assert type(signal.data).__name__ == "Array"  # dask: nothing read yet
+    whole, = [s for s in _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=True) if s.data.ndim == 3]
+    assert isinstance(whole.data, np.ndarray)
+    for frame in range(frame_count(path)):
+        np.testing.assert_array_equal(read_micrograph(path, frame=frame).data, whole.data[frame])
+
+
+def test_a_movie_of_real_stacks_is_segmented_or_refused_whole(tmp_path):
+    """``segment --frames=all`` on the real stacks: the Velox series' frames are 3x3 px of 0.008 nm,
+    far from any network's pixel size and too small for one; it is refused naming the file and
+    why, and nothing is left behind."""
+    from stub_networks import blur_predictor
+
+    from tem_rf.serve.movie import segment_movie
+
+    path = _real_file("fei_example_tem_stack.emd")
+    with pytest.raises(InputError, match=rf"{re.escape(str(path))}: pixel size 0.008173 nm is 0.0163x the network"):
+        segment_movie(path, blur_predictor(), tmp_path / "out", frames="all", tile_size=None)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match=rf"{re.escape(str(path))}: .*3x3"):
+        segment_movie(path, blur_predictor(), tmp_path / "out", frames="all", tile_size=None, resample="never")
+    assert not (tmp_path / "out").exists()
+
+
 def test_signal_option_on_a_multi_signal_file():
     path = _real_file("multi_signal.dm3")
     assert read_micrograph(path, signal="haadf").signal == "HAADF"
