@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from binaries import call_main
 from training_helpers import make_tiny_dataset
 
 
+@pytest.mark.large
 def test_sweep_of_explicit_pools_and_the_deprecated_pools_flag(tmp_path):
     data_dir = make_tiny_dataset(tmp_path)
     sweep_dir = tmp_path / "sweep"

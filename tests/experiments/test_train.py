@@ -136,6 +136,7 @@ def test_a_second_process_in_a_locked_run_folder_is_refused_and_the_lock_dies_wi
         pass
 
 
+@pytest.mark.large
 def test_refused_commands_leave_the_run_folder_as_it_was(tiny_data, tmp_path):
     run = tmp_path / "run"
     out = call_main("experiments.train", "--progress=false", *_train_args(tiny_data, run, "--epochs=1"))

@@ -155,6 +155,7 @@ def test_a_finished_run_with_other_settings_is_refused_and_one_with_fewer_epochs
         sweep.needs_training(run_dir, config(precision="float32", augment=False))
 
 
+@pytest.mark.large
 def test_a_boundary_sweep_fits_every_runs_instance_rule_also_after_a_stop(tiny_dataset, tmp_path):
     archs = [sweep.Architecture(2, (2, 2), (1, 1, 1))]
     runs = sweep.plan(archs, (752,))

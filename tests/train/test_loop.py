@@ -192,6 +192,7 @@ def test_every_config_field_has_a_resume_rule():
         "model_dir", "image_every", "num_images", "keep_worker_dirs", "worker_timeout_s"}
 
 
+@pytest.mark.large
 def test_resume_may_grow_epochs_and_change_what_is_logged_but_not_shrink(one_epoch_run, tiny_data, tmp_path):
     run = _copy_run(one_epoch_run, tmp_path)
     results = training.train(_config(tiny_data, run, epochs=2, num_images=1, image_every=3), progress=False)
@@ -212,6 +213,7 @@ def test_a_moved_run_resumes_in_its_new_folder(one_epoch_run, tiny_data, tmp_pat
     assert read_json(run / "config.json")["model_dir"] == str(run)
 
 
+@pytest.mark.large
 def test_a_run_that_failed_before_its_first_checkpoint_starts_anew_with_new_settings(one_epoch_run, tiny_data,
                                                                                       tmp_path):
     run = _copy_run(one_epoch_run, tmp_path)
@@ -431,6 +433,7 @@ def test_a_shard_of_another_build_is_refused_though_size_and_count_agree(tiny_da
         data.load_split(copy, "train", 4)
 
 
+@pytest.mark.large
 def test_a_run_on_some_micrographs_with_set_epoch_steps_continues_its_data_stream(tiny_data, tmp_path):
     """--train_images picks the seed's nested micrographs; --epoch_steps makes every epoch that many
     batches, epoch e starting where e - 1 stopped in the endless seeded stream of passes."""

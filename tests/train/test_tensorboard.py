@@ -234,7 +234,7 @@ def test_the_hparams_dashboard_shows_the_run_with_its_metrics(sweep_run):
     assert values[("train", "hard_dice")] == pytest.approx(float(history[-1]["train_hard_dice"]), rel=1e-6)
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
+@pytest.mark.parametrize("replicas", [1, pytest.param(2, marks=pytest.mark.large)])
 def test_the_train_step_pools_dice_over_the_batch_it_trains_on(replicas):
     """The step's metrics equal dice of a training-mode forward pass over the global batch."""
     import keras
