@@ -29,8 +29,9 @@ from binaries import call_main
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> Path:
-    """raw/ (4 demo micrographs, 128 px, 0.5 nm), dataset/ (64 px patches), run/ (1 epoch) and
-    export/ (its SavedModel): read-only inputs for every case."""
+    """raw/ (4 demo micrographs, 128 px, 0.5 nm), dataset/ (64 px patches), run/ (1 epoch),
+    export/ (its SavedModel) and movie/ (a demo movie of 4 frames, 64 px): read-only inputs for
+    every case."""
     from tem_rf import data, train
     from tem_rf.serve.export import export_run
 
@@ -44,6 +45,9 @@ def shared(tmp_path_factory) -> Path:
     train.train(train.TrainConfig(data_dir=str(root / "dataset"), model_dir=str(root / "run"), epochs=1,
                                   batch_size=2, precision="float32", strategy="default"), progress=False)
     export_run(root / "run", root / "export", raw_dtypes=())  # segment reads serving_default
+    movie = call_main("data_prep.make_demo_data", "--kind=movie", f"--out_dir={root / 'movie'}", "--num_frames=4",
+                      "--size=64")
+    assert movie.returncode == 0, movie.stderr
     return root
 
 
@@ -430,6 +434,9 @@ WRITER_CASES = [
      ".export.tmp-k1lled0x/saved_model.pb"),
     ("evaluate", "experiments.evaluate", ("--run_dir={src}/run", "--out_dir={ws}/ev", "--noaugment"), "ev",
      "ev/.eval_test.csv.k1lled0x.tmp"),
+    ("segment-frames", "experiments.segment", ("--model={src}/export", "--images={src}/movie/movie.tif",
+                                               "--frames=all", "--out_dir={ws}/mv", "--noprogress"), "mv",
+     "mv/.movie_masks.tif.tmp-k1lled0x/masks.npy"),
 ]
 
 
@@ -461,6 +468,55 @@ def test_the_next_run_clears_what_a_killed_one_left(binary, args, output, stale,
     assert result.returncode == 0, result.stderr[-2000:]
     left = sorted(str(p.relative_to(ws)) for p in ws.rglob(".*"))
     assert left == [".notes.tmp"], left
+
+
+KILL_POINTS = 2  # random moments, per writer, at which a run that replaces its output is killed
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("binary, args, output, _", [c[1:] for c in WRITER_CASES], ids=[c[0] for c in WRITER_CASES])
+def test_a_writer_killed_at_random_moments_loses_nothing_and_the_next_run_completes(binary, args, output, _, shared,
+                                                                                     tmp_path):
+    """A complete output, then ``--overwrite`` runs killed (SIGKILL) at random moments of a
+    run's duration: every file the user had is still there, whole (its JSON parses; the old one
+    or a complete new one, never half of one), no new name appears but hidden temporaries, and
+    the next run completes and clears them."""
+    import random
+    import subprocess
+    import time
+
+    from binaries import ROOT, binary_cmd, binary_env
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    command = binary_cmd(binary, *(a.format(ws=ws, src=shared) for a in args))
+    started = time.monotonic()
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=binary_env(), timeout=600)
+    duration = time.monotonic() - started
+    assert first.returncode == 0, first.stderr[-2000:]
+
+    def visible(root: Path) -> dict[str, str]:
+        return {name: digest for name, digest in tree_digest(root).items()
+                if not any(part.startswith(".") for part in Path(name).parts)}
+
+    complete = visible(ws)
+    moments = sorted(random.Random(binary + output).uniform(0.2, 0.95) * duration for _ in range(KILL_POINTS))
+    for moment in moments:
+        process = subprocess.Popen([*command, "--overwrite"], cwd=ROOT, env=binary_env(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(moment)
+        process.kill()
+        process.wait()
+        now = visible(ws)
+        assert set(now) == set(complete), (moment, set(now) ^ set(complete))
+        for name, digest in now.items():
+            if name.endswith(".json") and digest != complete[name]:
+                json.loads((ws / name).read_text())  # a replaced result is a whole new one
+    rerun = subprocess.run([*command, "--overwrite"], cwd=ROOT, capture_output=True, text=True, env=binary_env(),
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert set(visible(ws)) == set(complete)
+    assert [name for name in tree_digest(ws) if name not in visible(ws)] == [], "temporaries were left"
 
 
 # ---------------------------------------------------------------------------- a full disk, for real
