@@ -209,7 +209,8 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             seconds["write"] = time.perf_counter() - started - seconds["track"]
             record["seconds"] = {kind: round(value, 3) for kind, value in seconds.items()}
             write_json(temporary[files["summary"]], record)
-        del masks, labels, stores  # the memory maps, before their folder goes
+        del masks, labels  # the memory maps, before their folder goes
+        stores.clear()
     return record
 
 

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from tem_rf.data import reading
+from tem_rf.data import tiff_files
 from tem_rf.data.reading import (
     InputError,
     binarise_mask,
@@ -218,7 +218,7 @@ def test_plain_tiff_does_not_ask_rosettasciio(tmp_path, monkeypatch):
     def fail(path):
         raise AssertionError("rosettasciio asked for a TIFF without vendor tags")
 
-    monkeypatch.setattr(reading, "_rosettasciio_tiff_calibration", fail)
+    monkeypatch.setattr(tiff_files, "_rosettasciio_tiff_calibration", fail)
     tifffile.imwrite(tmp_path / "plain.tif", np.ones((8, 8), np.uint16))
     assert read_micrograph(tmp_path / "plain.tif").pixel_size_nm is None
 
