@@ -43,7 +43,8 @@ def main(argv: list[str]) -> None:
 
     from tem_rf.core.files import write_json
     from tem_rf.particles import measure_particles, summarise
-    from tem_rf.particles.measure import default_threads, fill_holes
+    from tem_rf.particles.masks import fill_holes
+    from tem_rf.particles.measure import default_threads
 
     size = _SIZE.value
     diameter_px = (float(_DIAMETER.value[0]), float(_DIAMETER.value[1]))

@@ -24,7 +24,8 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tem_rf.particles._batch import Runs
+from tem_rf.particles.measurements import Runs
+from tem_rf.particles.particle import Particle
 
 # skimage.measure.perimeter's weights of the neighbourhood codes of a border pixel (1 for the pixel
 # itself, 2 per 4-neighbour and 10 per diagonal neighbour that is a border pixel of the particle).
@@ -193,4 +194,28 @@ def shape_descriptors(labels: np.ndarray, image: np.ndarray | None = None, *, th
     return result
 
 
-__all__ = ["shape_descriptors"]
+
+def with_descriptors(particles: list[Particle], labels: np.ndarray, image: np.ndarray | None = None, *,
+                     threads: int = 1) -> list[Particle]:
+    """``particles`` (ids as in ``labels``) with their ImageJ-style descriptors
+    (`tem_rf.particles.descriptors.shape_descriptors`, in ``threads`` threads; intensities of
+    ``image`` when given)."""
+
+    if not particles:
+        return particles
+    found = shape_descriptors(labels, image, threads=threads)
+    # Python values column by column (NaN, an unknown value, as None), then one copy per particle
+    # with its fields set: `dataclasses.replace` would re-run the 30-field __init__ per particle.
+    columns = {name: [int(v) for v in values.tolist()] if name.startswith("bbox_")
+               else [v if math.isfinite(v) else None for v in values.tolist()] for name, values in found.items()}
+    described = []
+    for particle in particles:
+        k = particle.id - 1
+        copy = object.__new__(Particle)
+        copy.__dict__.update(particle.__dict__)
+        copy.__dict__.update({name: column[k] for name, column in columns.items()})
+        described.append(copy)
+    return described
+
+
+__all__ = ["shape_descriptors", "with_descriptors"]

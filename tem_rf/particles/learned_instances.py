@@ -76,7 +76,7 @@ def instances_from_boundary(
     already thresholded (default: ``particle > threshold``)."""
     from skimage.segmentation import watershed
 
-    from tem_rf.particles.measure import fill_holes
+    from tem_rf.particles.masks import fill_holes
 
     particle = np.asarray(particle, dtype=np.float32)
     boundary = np.asarray(boundary, dtype=np.float32)

@@ -54,7 +54,7 @@ def _validation_maps(run_dir: Path, split: str, predictor: Any) -> list[tuple[An
     from tem_rf.data.dataset import read_dataset_info
     from tem_rf.data.instance_masks import read_instance_labels
     from tem_rf.data.reading import InputError, read_micrograph
-    from tem_rf.particles.measure import fill_holes
+    from tem_rf.particles.masks import fill_holes
     from tem_rf.serve.scale import plan_scale
     from tem_rf.serve.segment import segment_sample
     from tem_rf.train.rundir import RunDir

@@ -125,7 +125,7 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
     from tem_rf.core.outputs import new_files
     from tem_rf.core.progress import progress_bar
     from tem_rf.particles import measure_particles, summarise
-    from tem_rf.particles.measure import COLUMNS
+    from tem_rf.particles.particle import COLUMNS
     from tem_rf.serve.movie_plots import montage_positions, montage_tile, write_movie_plots
     from tem_rf.serve.segment import segment_file
 

@@ -12,7 +12,10 @@ from scipy.spatial import ConvexHull
 from skimage.measure import label, regionprops
 
 from tem_rf.particles import measure_particles, summarise, write_labels, write_particles_csv
-from tem_rf.particles.measure import COLUMNS, FIELDS, _calipers, feret_diameters, outline_hull, outline_points
+from tem_rf.particles.particle import COLUMNS, FIELDS
+from tem_rf.particles.shape import feret_diameters
+
+from reference_measure import calipers_of_hull, outline_hull, outline_points
 
 
 def disc(shape, radius, centre):
@@ -85,7 +88,7 @@ def test_vectorised_hull_equals_qhull():
         for region in regionprops(label(mask, connectivity=2)):
             piece = region.image
             expected = feret_diameters(outline_points(piece))
-            np.testing.assert_allclose(_calipers(outline_hull(piece))[:3], expected, atol=1e-9)
+            np.testing.assert_allclose(calipers_of_hull(outline_hull(piece))[:3], expected, atol=1e-9)
             hull = ConvexHull(outline_points(piece))
             assert len(outline_hull(piece)) == len(hull.vertices)
 
@@ -299,7 +302,7 @@ def _assert_same_particles(fast, reference):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_vectorised_measuring_equals_the_per_particle_reference(seed):
-    from tem_rf.particles.measure import _measure_particles_each
+    from reference_measure import measure_particles_each
 
     rng = np.random.default_rng(seed)
     masks = [_touching_ellipses(192, seed)]
@@ -315,7 +318,7 @@ def test_vectorised_measuring_equals_the_per_particle_reference(seed):
         probability = rng.random(mask.shape).astype(np.float32)
         for options in ({"min_area_px": 0}, {"min_area_px": 25}, {"min_area_px": 10, "split_touching": False},
                         {"min_area_px": 10, "fill": False}):
-            reference, reference_labels = _measure_particles_each(mask, 0.3, probability=probability, **options)
+            reference, reference_labels = measure_particles_each(mask, 0.3, probability=probability, **options)
             fast, labels = measure_particles(mask, 0.3, probability=probability, return_labels=True, **options)
             np.testing.assert_array_equal(labels, reference_labels)
             _assert_same_particles(fast, reference)
@@ -324,22 +327,23 @@ def test_vectorised_measuring_equals_the_per_particle_reference(seed):
 
 
 def test_vectorised_measuring_of_given_labels_equals_the_reference():
-    from tem_rf.particles.measure import _measure_each, measure_labels
+    from reference_measure import measure_each
+    from tem_rf.particles.measure import measure_labels
 
     labels = label(_touching_ellipses(160, 3)).astype(np.int32)
     labels[labels == 5] = 0  # ids need not be consecutive
     labels[:20, :20][labels[:20, :20] > 0] = 7  # nor one piece
-    _assert_same_particles(measure_labels(labels, 0.5), _measure_each(labels, 0.5))
+    _assert_same_particles(measure_labels(labels, 0.5), measure_each(labels, 0.5))
 
 
 def test_the_number_of_threads_does_not_change_the_particles():
-    from tem_rf.particles.measure import _measure_particles_each
+    from reference_measure import measure_particles_each
 
     rng = np.random.default_rng(4)
     noise = ndimage.gaussian_filter(rng.random((200, 230)), 3.0)
     for mask in (_touching_ellipses(256, 5), noise > np.quantile(noise, 0.5)):
         probability = rng.random(mask.shape).astype(np.float32)
-        reference, reference_labels = _measure_particles_each(mask, 0.3, probability=probability, min_area_px=10)
+        reference, reference_labels = measure_particles_each(mask, 0.3, probability=probability, min_area_px=10)
         assert len(reference) > 20
         for threads in (1, 3, 7):
             particles, labels = measure_particles(mask, 0.3, probability=probability, min_area_px=10,
@@ -351,7 +355,7 @@ def test_the_number_of_threads_does_not_change_the_particles():
 
 
 def test_runs_and_their_sums_equal_a_pixel_by_pixel_count():
-    from tem_rf.particles._batch import Runs
+    from tem_rf.particles.measurements import Runs
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, size=(37, 23)).astype(np.int32)
@@ -393,18 +397,18 @@ def _blob_components(seed: int):
 
 @pytest.mark.parametrize("level_sets_up_to", [16, 2])  # the default, and most many-peaked ones falling back
 def test_h_maxima_by_level_sets_equal_the_reconstruction(level_sets_up_to, monkeypatch):
-    from tem_rf.particles import measure
+    from tem_rf.particles import watershed
 
-    reference = measure._markers_by_reconstruction
+    reference = watershed._markers_by_reconstruction
     fallbacks = []
-    monkeypatch.setattr(measure, "LEVEL_SETS_UP_TO", level_sets_up_to)
-    monkeypatch.setattr(measure, "_markers_by_reconstruction", lambda *args: fallbacks.append(1) or reference(*args))
+    monkeypatch.setattr(watershed, "LEVEL_SETS_UP_TO", level_sets_up_to)
+    monkeypatch.setattr(watershed, "_markers_by_reconstruction", lambda *args: fallbacks.append(1) or reference(*args))
     split = 0
     for seed in (0, 1):
         for padded in _blob_components(seed):
             distance = ndimage.distance_transform_edt(padded)
             for depth in (max(2.0, 0.1 * distance.max()), 0.5, 1.0, 3.7):
-                markers, count = measure.h_maxima_markers(distance, padded, depth)
+                markers, count = watershed.h_maxima_markers(distance, padded, depth)
                 expected, expected_count = reference(distance, padded, depth)
                 if max(count, expected_count) <= 1:
                     continue  # one h-maximum (scikit-image finds none when it spans the box)
@@ -416,7 +420,7 @@ def test_h_maxima_by_level_sets_equal_the_reconstruction(level_sets_up_to, monke
 
 
 def test_squared_distances_equal_scipy_s(monkeypatch):
-    from tem_rf.particles import _batch
+    from tem_rf.particles import watershed
 
     rng = np.random.default_rng(3)
     masks = [np.pad(ndimage.gaussian_filter(rng.random((90, 130)), 3) > 0.5, 1), rng.random((40, 50)) > 0.3,
@@ -424,16 +428,16 @@ def test_squared_distances_equal_scipy_s(monkeypatch):
     masks[1][0] = True
     for mask in masks:
         expected = ndimage.distance_transform_edt(mask)
-        squared = _batch.squared_distances(mask)
-        np.testing.assert_array_equal(squared, _batch.scipy_squared_distances(mask))
+        squared = watershed.squared_distances(mask)
+        np.testing.assert_array_equal(squared, watershed.scipy_squared_distances(mask))
         np.testing.assert_array_equal(np.sqrt(squared.astype(np.float64)), expected)
     # Beyond float32's exact integers it falls back to SciPy.
-    monkeypatch.setattr(_batch, "_FLOAT32_EXACT", 100)
-    assert _batch.squared_distances(masks[2]).dtype == np.int32
+    monkeypatch.setattr(watershed, "_FLOAT32_EXACT", 100)
+    assert watershed.squared_distances(masks[2]).dtype == np.int32
 
 
 def test_local_maxima_equal_the_3x3_maximum_filter_s():
-    from tem_rf.particles._batch import local_maxima
+    from tem_rf.particles.watershed import local_maxima
 
     rng = np.random.default_rng(5)
     for values in (rng.integers(0, 4, (40, 53)).astype(np.float32), rng.random((31, 29))):  # plateaus, then not
