@@ -78,7 +78,8 @@ def _worker(micrograph: Path, num_blocks: int) -> dict:
     from tem_rf.serve.export import export_saved_model
     from tem_rf.serve.predictor import load_predictor
     from tem_rf.serve.tiling import predict_probability
-    from tem_rf.serve.segment import frozen_heap, segment_file
+    from tem_rf.serve.segment import segment_file
+    from tem_rf.serve.segment_command import frozen_heap
     from tem_rf.data.reading import read_micrograph
     from tem_rf.models import count_trainable_parameters, residual_unet
 

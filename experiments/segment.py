@@ -58,7 +58,7 @@ flags.mark_flags_as_required(["model", "images", "out_dir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.serve.segment import segment_micrographs
+    from tem_rf.serve.segment_command import segment_micrographs
 
     options = tem_flags.options_from_flags(SegmentOptions, _OPTIONS)
     run = segment_micrographs(

@@ -21,7 +21,9 @@ _LAZY = {
         "read_metadata",
     ),
     "tem_rf.serve.tiling": ("pad_to_divisor", "plan_axis", "predict_probability"),
-    "tem_rf.serve.segment": ("expand_inputs", "segment_file", "segment_files", "segment_image"),
+    "tem_rf.serve.inputs": ("expand_inputs",),
+    "tem_rf.serve.segment": ("segment_file", "segment_files", "segment_image"),
+    "tem_rf.serve.segment_command": ("segment_micrographs",),
 }
 
 __all__, __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

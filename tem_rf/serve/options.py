@@ -2,7 +2,7 @@
 `MicrographOptions` (how micrographs are segmented and their particles found, shared by
 ``segment`` and ``measure``) and `SegmentOptions` (what ``segment`` writes). The binaries define
 one flag per field (`tem_rf.core.cli.define_flags_from_dataclass`); Python callers pass
-`library_options()` to `tem_rf.serve.segment.segment_micrographs` or
+`library_options()` to `tem_rf.serve.segment_command.segment_micrographs` or
 `tem_rf.study.instances.measure_instances`.
 """
 

@@ -8,23 +8,20 @@ diameters); TIFFs carry the micrograph's pixel size (ImageJ resolution, nm). `se
 ``summary.csv`` (a row per micrograph) and for several micrographs the pooled ``particles.csv``
 (with a ``source`` column) and the size histogram ``particle_sizes.png``
 (`tem_rf.serve.particle_reports`); the overlay is `tem_rf.serve.overlay`.
-The tiling itself (exact, with a halo) is `tem_rf.serve.tiling`. `segment_micrographs` is
-``experiments/segment.py``: checks, model loading and every file in one call.
+The tiling itself (exact, with a halo) is `tem_rf.serve.tiling`; which files a run reads is
+`tem_rf.serve.inputs`; the command's one call (checks, model loading, every file or every frame of
+every movie) is `tem_rf.serve.segment_command.segment_micrographs`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
-import glob
-import json
 import logging
 import math
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +30,7 @@ import numpy as np
 
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.scale import (
-    ScalePlan, check_scale_options, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
+    ScalePlan, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
     plan_scale, scale_record, to_micrograph_grid, to_network_grid, trained_min_area_px,
 )
 from tem_rf.serve.overlay import (  # noqa: F401  (OVERLAY_COLOUR, MASK_OUTLINE_COLOUR: segment's overlay colours)
@@ -56,18 +53,6 @@ MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible 
 OUTPUT_SUFFIXES = ("_mask.tif", "_masks.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv", "_sizes.png")
 # What `segment_files` writes once per run (pooled particles of several micrographs).
 SUMMARY_FILE = "segmentation.json"
-_OUTPUT_NAME = re.compile(
-    "^(?P<stem>.+)(?:" + "|".join(map(re.escape, OUTPUT_SUFFIXES)) + ")$", re.IGNORECASE
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# Dependency extent of a model (exact halo)
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Padding and tiling
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,7 +449,7 @@ def segment_file(
         micrograph = dataclasses.replace(micrograph, pixel_size_nm=pixel_size_nm)
     min_area = None
     if measure:
-        min_area = _min_particle_area(path, pixel_size_nm, min_particle_area_nm2, min_particle_area_px)
+        min_area = min_particle_area(path, pixel_size_nm, min_particle_area_nm2, min_particle_area_px)
 
     def plan_for(shape: tuple[int, int]) -> ScalePlan:
         plan = plan_scale(path, shape, pixel_size_nm, source, predictor.pixel_size_nm, resample,
@@ -631,7 +616,7 @@ def _measure_and_write(
     return particles, labels, summarise(particles, mask.shape, pixel_size_nm) | {"min_area_px": min_area}
 
 
-def _min_particle_area(
+def min_particle_area(
     path: str | os.PathLike | None, pixel_size_nm: float | None, area_nm2: float | None, area_px: float | None
 ) -> float:
     """The minimum particle area in px for a micrograph (`tem_rf.particles.measure.min_area_in_px`);
@@ -669,169 +654,7 @@ def check_particle_options(options: dict[str, Any]) -> None:
     area_nm2 = options.get("min_particle_area_nm2")
     area_px = options.get("min_particle_area_px")
     # A nominal pixel size checks the values; the real one is each micrograph's.
-    _min_particle_area(None, None if area_nm2 is None else 1.0, area_nm2, area_px)
-
-
-def rejoin_commas(items: Iterable[str]) -> list[str]:
-    """``--images`` split at its commas, with the pieces of a name that holds commas joined again
-    (``a,b.tif`` given as ``a`` and ``b.tif``): a piece that names nothing is joined with the
-    next pieces while the joined name exists (the longest that does)."""
-    items = [str(item) for item in items]
-    joined: list[str] = []
-    start = 0
-    while start < len(items):
-        end = start + 1
-        if not _names_something(items[start]):
-            for stop in range(len(items), start + 1, -1):
-                if _names_something(",".join(items[start:stop])):
-                    end = stop
-                    break
-        joined.append(",".join(items[start:end]))
-        start = end
-    return joined
-
-
-def _names_something(pattern: str) -> bool:
-    path = Path(pattern).expanduser()
-    return path.exists() or path.is_symlink() or (glob.has_magic(pattern) and bool(glob.glob(str(path))))
-
-
-def expand_inputs(patterns: Iterable[str]) -> list[Path]:
-    """Files named by paths, glob patterns or folders (their micrographs), sorted, unique.
-
-    Everything a glob or folder matches by name is kept, also what cannot be read (a folder
-    named ``x.tif``, a named pipe, a broken symbolic link or a loop of links): reading it then
-    fails naming it, instead of it being skipped unnoticed. A name holding commas, split by the
-    comma-separated flag, is joined again (`rejoin_commas`). Outputs of an earlier segmentation
-    (`segmentation_output_of`) are left out with a warning when a glob or folder matched them and
-    refused when named one by one. Raises `tem_rf.data.reading.InputError` for a pattern that
-    matches nothing, and when two inputs would write the same output names (same file stem in
-    different folders).
-    """
-    from tem_rf.data.reading import MICROGRAPH_SUFFIXES, InputError
-
-    patterns = rejoin_commas(patterns)
-    if not patterns or any(not str(pattern).strip() for pattern in patterns):
-        # An empty --images would otherwise mean the current folder (Path("") is ".").
-        raise InputError(None, "--images names no micrograph (an empty name): give files, folders or quoted globs")
-    found: list[Path] = []
-    listings: dict[Path, dict[str, Path]] = {}  # folder -> its files by lower-case name, read once
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
-            # A folder the glob passes through is not an input, but one named like a micrograph
-            # (x.tif) is a mistake to report.
-            matches = [
-                p for p in matches
-                if not _is_plain_folder(p) or p.suffix.lower() in MICROGRAPH_SUFFIXES
-            ]
-        elif Path(pattern).expanduser().is_dir():
-            folder = Path(pattern).expanduser()
-            matches = sorted(p for p in folder.iterdir() if p.suffix.lower() in MICROGRAPH_SUFFIXES)
-        else:
-            path = Path(pattern).expanduser()
-            if not path.exists() and not path.is_symlink():  # a broken link is read's to report
-                raise InputError(path, "no such file or folder")
-            source = segmentation_output_of(path, listings)
-            if source is not None:
-                raise InputError(
-                    path, f"is an output of an earlier segmentation (of {source}), not a micrograph"
-                )
-            matches = [path]
-        outputs = [p for p in matches if segmentation_output_of(p, listings) is not None]
-        if outputs:
-            matches = [p for p in matches if p not in outputs]
-            logger.warning(
-                "%s: left out %d file(s) written by an earlier segmentation (%s)",
-                pattern, len(outputs), ", ".join(p.name for p in outputs),
-            )
-        if not matches:
-            only = " (only outputs of an earlier segmentation)" if outputs else ""
-            raise InputError(pattern, f"matches no micrograph files{only}")
-        found.extend(matches)
-    unique = list(dict.fromkeys(found))
-    stems: dict[str, Path] = {}
-    for path in unique:
-        other = stems.setdefault(output_stem(path), path)
-        if other != path:
-            raise InputError(
-                path, f"has the same name stem as {other}; their outputs would overwrite each other"
-            )
-    return unique
-
-
-def segmentation_output_of(
-    path: str | os.PathLike, listings: dict[Path, dict[str, Path]] | None = None
-) -> Path | None:
-    """The micrograph ``path`` was written for, when it is an output of `segment_file`.
-
-    That is ``<stem>_mask.tif``, ``<stem>_prob.tif``, ``<stem>_overlay.png``,
-    ``<stem>_labels.tif`` or ``<stem>_particles.csv`` with the micrograph ``<stem>.<ext>`` beside
-    it, or any file a ``segmentation.json`` in its folder lists as an output; None otherwise (a
-    micrograph that happens to be called ``x_mask.tif``). A run's pooled ``particle_sizes.png``
-    (or ``particles.csv``) listed in the ``segmentation.json`` beside it gives that summary file.
-    ``listings`` caches folder listings across calls (one listing per folder for a whole glob).
-    """
-    from tem_rf.data.reading import MICROGRAPH_SUFFIXES
-
-    path = Path(path)
-    if path.name.lower() in (HISTOGRAM_FILE, POOLED_PARTICLES_FILE, SUMMARY_CSV_FILE):
-        return _pooled_in_summary(path)
-    match = _OUTPUT_NAME.match(path.name)
-    if match is None:
-        return None
-    folder = path.parent
-    listings = {} if listings is None else listings
-    if folder not in listings:
-        try:
-            listings[folder] = {p.name.lower(): p for p in folder.iterdir()}
-        except OSError:
-            listings[folder] = {}
-    for suffix in MICROGRAPH_SUFFIXES:
-        source = listings[folder].get(f"{match['stem']}{suffix}".lower())
-        if source is not None and source.name != path.name:
-            return source
-    return _listed_in_summary(path)
-
-
-def _listed_in_summary(path: Path) -> Path | None:
-    """The input whose output ``path`` is, per the ``segmentation.json`` beside it."""
-    summary_path = path.parent / "segmentation.json"
-    try:
-        summary = json.loads(summary_path.read_text())
-        target = path.resolve()
-        for result in summary.get("results", []):
-            for key in ("mask", "probability", "overlay", "labels", "particles_csv", "histogram"):
-                written = result.get(key)
-                if written and Path(written).name == path.name and (
-                    not Path(written).is_absolute() or Path(written).resolve() == target
-                ):
-                    return Path(result.get("input", "?"))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None  # no summary, or not one of ours
-    return None
-
-
-def _pooled_in_summary(path: Path) -> Path | None:
-    """The ``segmentation.json`` beside ``path`` when it lists ``path`` as one of its run's own
-    outputs (the pooled particles and histogram, summary.csv)."""
-    summary_path = path.parent / SUMMARY_FILE
-    try:
-        summary = json.loads(summary_path.read_text())
-        written_files = [*(summary.get("pooled") or {}).values(), summary.get("summary_csv")]
-        if any(written and Path(written).name == path.name for written in written_files
-               if isinstance(written, str)):
-            return summary_path
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-    return None
-
-
-def _is_plain_folder(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
+    min_particle_area(None, None if area_nm2 is None else 1.0, area_nm2, area_px)
 
 
 def segment_files(
@@ -970,154 +793,3 @@ def _run_summary(predictor: Predictor, options: dict[str, Any], results: list[Se
     return summary
 
 
-def check_output_dir(out_dir: str | os.PathLike) -> None:
-    """Raises `tem_rf.data.reading.InputError` when ``out_dir`` is, or lies under, a file.
-
-    Checked before the model is loaded, so a mistyped folder fails in a second, not after it.
-    """
-    from tem_rf.data.reading import InputError
-
-    for path in (Path(out_dir), *Path(out_dir).absolute().parents):
-        if path.exists():
-            if not path.is_dir():
-                raise InputError(path, "is a file, not a folder (--out_dir)")
-            return
-
-
-def describe_predictor(predictor: Predictor) -> str:
-    """One line: architecture, where it came from, size divisor, halo, training pixel size."""
-    pixel_size = f"{predictor.pixel_size_nm:.4g} nm" if predictor.pixel_size_nm else "unknown"
-    return (
-        f"model {predictor.metadata.get('architecture')} ({predictor.source}): size divisor "
-        f"{predictor.size_divisor}, halo {predictor.halo_px} px, training pixel size {pixel_size}"
-    )
-
-
-def _particle_text(summary: dict[str, Any] | None) -> str:
-    """``"12 particles, median 4.1 nm, "`` from a result's particle summary ('' when not measured)."""
-    if summary is None:
-        return ""
-    median = summary.get("diameter_median")
-    size = "" if median is None else f", median diameter {median:.3g} {summary['diameter_unit']}"
-    return f"{summary['count']} particles{size}, "
-
-
-@dataclasses.dataclass
-class SegmentationRun:
-    """What `segment_micrographs` did: the model, the inputs, what was written, what failed."""
-
-    model: str  # describe_predictor's line
-    inputs: list[Path]
-    out_dir: Path
-    results: list[SegmentationResult]
-    failures: list[tuple[str, str]]  # (input, message), as `segment_files` returns them
-
-    def summary_lines(self) -> list[str]:
-        """One line per segmented micrograph, then how many of the inputs were written where."""
-        lines = [
-            f"{r.input}: {r.shape[0]}x{r.shape[1]} px, {100 * r.particle_fraction:.1f}% particle, "
-            f"{_particle_text(r.particles)}{r.seconds:.1f} s -> {r.mask}"
-            for r in self.results
-        ]
-        written = f"wrote {len(self.results)} of {len(self.inputs)} segmentations to {self.out_dir}"
-        return [*lines, written]
-
-    def failure_line(self) -> str | None:
-        """The failures in one line (None when there are none): one failure with its reason;
-        several by file only, since each reason was logged and is in segmentation.json."""
-        if not self.failures:
-            return None
-        count = f"{len(self.failures)} of {len(self.inputs)} micrographs failed"
-        if len(self.failures) == 1:
-            return f"{count}: {self.failures[0][1]}"
-        files = ", ".join(path for path, _ in self.failures)
-        return f"{count}: {files} (reasons above and in {self.out_dir / 'segmentation.json'})"
-
-
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """Keeps the objects alive at entry (TensorFlow's and a loaded model's: about half a million)
-    out of Python's full garbage collections for the block (`gc.freeze`), then hands them back.
-
-    A full collection walks every live container object: in a process holding a loaded model each
-    one took about 0.25 s, a stall that fell on whichever micrograph was being segmented, and more
-    often when its particles were measured (thousands of records). Garbage made inside the block is
-    collected as usual. When the caller has frozen objects already, nothing is changed."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def segment_micrographs(
-    model: str | os.PathLike,
-    inputs: Iterable[str],
-    out_dir: str | os.PathLike,
-    *,
-    keep_mixed_precision: bool = False,
-    on_model_loaded: Callable[[str], Any] | None = None,
-    overwrite: bool = False,
-    **options: Any,
-) -> SegmentationRun:
-    """Checks ``out_dir``, expands ``inputs``, loads ``model``, then runs `segment_files`.
-
-    ``options`` go to `segment_files` (progress and `segment_file`'s options). ``on_model_loaded``
-    gets `describe_predictor`'s line before the first file, so a caller can show it during a long
-    run. Bad input raises `tem_rf.data.reading.InputError` or `tem_rf.train.rundir.ModelLoadError`
-    before anything is written; results that cannot be written (folder not writable, disk full)
-    raise InputError naming ``out_dir``. Files that cannot be segmented are the run's failures.
-    Outputs already in ``out_dir`` under the names this run would write are refused unless
-    ``overwrite``.
-    """
-    from tem_rf.core.files import os_error_text
-    from tem_rf.core.locks import output_lock, remove_stale_temporaries
-    from tem_rf.data.reading import InputError
-    from tem_rf.serve.predictor import load_predictor
-
-    out_dir = Path(out_dir)
-    check_output_dir(out_dir)
-    # Option mistakes fail before the model is loaded, in one line each.
-    if "threshold" in options:
-        options["threshold"] = check_threshold(options["threshold"])
-    frame = options.get("frame")
-    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
-        raise InputError(None, f"--frame must be a frame number, 0 or more, got {frame!r}")
-    movie = {"frames": options.pop("frames", None), "frame_interval_s": options.pop("frame_interval_s", None)}
-    if movie["frames"] is not None and frame is not None:
-        raise InputError(None, "give --frame (one frame, a micrograph's outputs) or --frames (a movie's), not both")
-    check_particle_options(options)
-    check_scale_options(options.get("pixel_size_nm"), options.get("resample", "auto"), options.get("rescale", "never"),
-                        options.get("override_pixel_size", False))
-    check_burned_in_options(options)
-    paths = expand_inputs(inputs)
-    if movie["frames"] is not None:  # every frame of each movie (`tem_rf.serve.movie`)
-        from tem_rf.serve.movie import segment_movies
-
-        with output_lock(out_dir):
-            predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
-            description = describe_predictor(predictor)
-            if on_model_loaded is not None:
-                on_model_loaded(description)
-            per_frame = {k: v for k, v in options.items() if k not in ("frame", "save_probability", "overlay",
-                                                                       "overlay_max_size", "measure")}
-            return segment_movies(paths, predictor, description, out_dir, overwrite=overwrite, **movie, **per_frame)
-    # One writer per output folder: a second segment into it is refused instead of both ending
-    # well and one replacing the other's files. Under the lock a killed run's temporaries go.
-    with output_lock(out_dir):
-        if not overwrite:
-            check_no_overwrite(paths, out_dir, **options)
-        remove_stale_temporaries(planned_outputs(paths, out_dir, **options))
-        predictor = load_predictor(model, keep_mixed_precision=keep_mixed_precision)
-        description = describe_predictor(predictor)
-        if on_model_loaded is not None:
-            on_model_loaded(description)
-        try:
-            with frozen_heap():
-                results, failures = segment_files(paths, predictor, out_dir, **options)
-        except OSError as error:
-            raise InputError(out_dir, f"cannot write the results: {os_error_text(error)}") from None
-    return SegmentationRun(description, paths, out_dir, results, failures)

@@ -229,10 +229,10 @@ def measure_instances(
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
     from tem_rf.data.burned_in import find_info_bar, parse_regions
     from tem_rf.serve.segment import (
-        PixelMaps, _min_particle_area, check_burned_in_options, check_not_a_mask, check_threshold, describe_predictor,
-        frozen_heap,
-        leave_out, segment_sample, trained_particles,
+        PixelMaps, check_burned_in_options, check_not_a_mask, check_threshold, leave_out, min_particle_area,
+        segment_sample, trained_particles,
     )
+    from tem_rf.serve.segment_command import describe_predictor, frozen_heap
 
     if method not in METHODS:
         raise InputError(None, f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -241,7 +241,7 @@ def measure_instances(
     threshold = check_threshold(threshold)
     check_scale_options(pixel_size_nm, resample, rescale, override_pixel_size)
     check_burned_in_options({"info_bar": info_bar, "exclude_regions": exclude_regions})
-    _min_particle_area(None, None if min_particle_area_nm2 is None else 1.0, min_particle_area_nm2,
+    min_particle_area(None, None if min_particle_area_nm2 is None else 1.0, min_particle_area_nm2,
                        min_particle_area_px)  # option mistakes, before anything is read
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)  # a file in the way is named before the lock is made
@@ -281,7 +281,7 @@ def measure_instances(
                     )
                 pixel_size, source = micrograph_pixel_size(image_path, micrograph.pixel_size_nm, pixel_size_nm,
                                                            override_pixel_size)
-                min_area = _min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
+                min_area = min_particle_area(image_path, pixel_size, min_particle_area_nm2, min_particle_area_px)
                 extra: dict[str, Any] = {}
                 if method == "network":  # at the network's training pixel size (`tem_rf.serve.scale`)
                     def plan_for(shape, image_path=image_path, pixel_size=pixel_size, source=source):

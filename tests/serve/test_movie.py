@@ -87,7 +87,7 @@ def test_without_a_recorded_interval_the_flag_gives_it_else_time_is_in_frames(tm
 
 def test_segment_with_frames_writes_each_movie_and_reports_it(tmp_path, monkeypatch):
     from tem_rf.serve import predictor as predictor_lib
-    from tem_rf.serve.segment import segment_micrographs
+    from tem_rf.serve.segment_command import segment_micrographs
 
     write_demo_movie(tmp_path / "demo", num_frames=4, size=64, seed=3, frame_interval_s=1.5)
     monkeypatch.setattr(predictor_lib, "load_predictor", lambda model, **kwargs: _blur_predictor(sigma_px=1.0))

@@ -21,18 +21,15 @@ from tem_rf.serve.segment import (
     MASK_OUTLINE_COLOUR,
     MASK_VALUE,
     OVERLAY_COLOUR,
-    SegmentationRun,
     check_no_overwrite,
-    check_output_dir,
     check_pixel_size,
     check_threshold,
-    expand_inputs,
     segment_file,
     segment_files,
     segment_image,
-    segment_micrographs,
-    segmentation_output_of,
 )
+from tem_rf.serve.inputs import expand_inputs, segmentation_output_of
+from tem_rf.serve.segment_command import SegmentationRun, check_output_dir, segment_micrographs
 from tem_rf.serve.tiling import pad_to_divisor, plan_axis, predict_probability
 from tem_rf.data.reading import InputError, read_micrograph
 from tem_rf.models import residual_unet
@@ -574,7 +571,7 @@ def test_tiles_of_a_large_micrograph_show_progress(predictor, capsys):
 def test_frozen_heap_keeps_alive_objects_out_of_collections_and_hands_them_back(request):
     import gc
 
-    from tem_rf.serve.segment import frozen_heap
+    from tem_rf.serve.segment_command import frozen_heap
 
     gc.unfreeze()  # conftest froze the test session's modules; this test starts with none frozen
     request.addfinalizer(gc.freeze)
