@@ -50,3 +50,56 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from tem_rf.serve import export\n    from tem_rf import study\n")
     assert imported_modules(bad) == {"tem_rf.serve", "tem_rf.study"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` of each ``from tem_rf... import names`` in a file, at the top or inside
+    functions, leaving out imports for type checkers only (``if TYPE_CHECKING:``)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {id(node) for branch in ast.walk(tree) if isinstance(branch, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(branch.test) for node in ast.walk(branch)}
+    return [(node.module, [alias.name for alias in node.names]) for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tem_rf")
+            and id(node) not in typing_only]
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every module that can reach itself through ``graph``, with one such path."""
+    cycles = []
+    for start in sorted(graph):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            module, path = stack.pop()
+            for target in sorted(graph.get(module, ())):
+                if target == start:
+                    cycles.append(path + [start])
+                    stack = []
+                    break
+                if target not in seen:
+                    seen.add(target)
+                    stack.append((target, path + [target]))
+    return cycles
+
+
+def test_no_import_cycle_between_modules():
+    """Modules of the package never import each other in a circle (package ``__init__`` files,
+    which name their modules' attributes lazily, are left out)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    graph = {name: {module for module, names in runtime_imports(path)
+                    for module in [module, *(f"{module}.{n}" for n in names)] if module in modules and module != name}
+             for name, path in modules.items()}
+    assert import_cycles(graph) == []
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [  # the checker sees one
+        ["a", "b", "c", "a"], ["b", "c", "a", "b"], ["c", "a", "b", "c"]]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_private_name_is_imported_from_another_module(path):
+    private = [f"{module}.{name}" for module, names in runtime_imports(path) for name in names
+               if name.startswith("_") and not name.startswith("__")]
+    assert private == []

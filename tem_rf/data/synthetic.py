@@ -119,7 +119,7 @@ def particle_records(particles: list[Particle], size: int, pixel_size_nm: float)
     return records
 
 
-def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
@@ -154,10 +154,23 @@ def sample_particles(
     return particles
 
 
-def _amorphous(size: int, sigma_px: float, rng: np.random.Generator) -> np.ndarray:
+def amorphous_speckle(size: int, sigma_px: float, rng: np.random.Generator) -> np.ndarray:
     """Unit-variance speckle: white noise low-passed at ``sigma_px``."""
     speckle = ndimage.gaussian_filter(rng.standard_normal((size, size)), sigma_px, mode="wrap")
     return speckle / speckle.std()
+
+
+def camera_counts(transmission: np.ndarray, dose_e_per_a2: float, pixel_size_nm: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """What the camera records of a ``transmission`` image (float32 counts): shot noise at
+    ``dose_e_per_a2`` (Poisson electrons per pixel of ``pixel_size_nm``), then the camera's gain
+    and offset; a dose of 0 gives the noise-free image on an arbitrary scale."""
+    electrons_per_pixel = dose_e_per_a2 * (pixel_size_nm * 10.0) ** 2
+    if electrons_per_pixel > 0:
+        electrons = rng.poisson(transmission * electrons_per_pixel).astype(np.float64)
+    else:
+        electrons = transmission * 100.0  # noise-free, on an arbitrary scale
+    return (CAMERA_OFFSET + CAMERA_GAIN * electrons).astype(np.float32)
 
 
 def make_micrograph(
@@ -180,7 +193,7 @@ def make_micrograph(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
-    rng = _as_rng(rng)
+    rng = as_rng(rng)
     pixel_size_nm = _pixel_size_or_default(kind, pixel_size_nm)
     diameter_nm = DEFAULT_DIAMETER_NM[kind] if diameter_nm is None else diameter_nm
     dose = DEFAULT_DOSE_E_PER_A2[kind] if dose_e_per_a2 is None else float(dose_e_per_a2)
@@ -189,10 +202,10 @@ def make_micrograph(
 
     if kind == "high_res":
         # Amorphous carbon speckle at ~0.1 and ~0.4 nm; weak, as in phase-contrast images.
-        background = 0.06 * _amorphous(size, max(0.1 / pixel_size_nm, 0.7), rng)
-        background += 0.04 * _amorphous(size, max(0.4 / pixel_size_nm, 0.7), rng)
+        background = 0.06 * amorphous_speckle(size, max(0.1 / pixel_size_nm, 0.7), rng)
+        background += 0.04 * amorphous_speckle(size, max(0.4 / pixel_size_nm, 0.7), rng)
     else:
-        background = 0.05 * _amorphous(size, max(1.0 / pixel_size_nm, 0.7), rng)
+        background = 0.05 * amorphous_speckle(size, max(1.0 / pixel_size_nm, 0.7), rng)
     transmission = 1.0 + background
     mask = np.zeros((size, size), dtype=np.uint8)
 
@@ -231,12 +244,7 @@ def make_micrograph(
     transmission *= 1.0 + 0.03 * (cols * math.cos(ramp_angle) + rows * math.sin(ramp_angle))
     transmission = np.clip(transmission, 0.0, None)
 
-    electrons_per_pixel = dose * (pixel_size_nm * 10.0) ** 2
-    if electrons_per_pixel > 0:
-        electrons = rng.poisson(transmission * electrons_per_pixel).astype(np.float64)
-    else:
-        electrons = transmission * 100.0  # noise-free, on an arbitrary scale
-    image = (CAMERA_OFFSET + CAMERA_GAIN * electrons).astype(np.float32)
+    image = camera_counts(transmission, dose, pixel_size_nm, rng)
     if return_particles:
         return image, mask, particles
     return image, mask

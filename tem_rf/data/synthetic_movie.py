@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tem_rf.data.synthetic import CAMERA_GAIN, CAMERA_OFFSET, DEFAULT_DOSE_E_PER_A2, _amorphous, _as_rng
+from tem_rf.data.synthetic import DEFAULT_DOSE_E_PER_A2, amorphous_speckle, as_rng, camera_counts
 
 MOVIE_JSON = "movie.json"  # lists the files of a demo movie and its parameters
 MOVIE_FILE = "movie.tif"
@@ -177,15 +177,14 @@ def make_movie(num_frames: int = 40, size: int = 256, *, pixel_size_nm: float | 
         raise ValueError(f"a movie needs at least 2 frames, got {num_frames}")
     if size < 32:
         raise ValueError(f"size must be at least 32 pixels, got {size}")
-    rng = _as_rng(rng)
+    rng = as_rng(rng)
     pixel_size_nm = DEFAULT_PIXEL_SIZE_NM if pixel_size_nm is None else float(pixel_size_nm)
     dose = DEFAULT_DOSE_E_PER_A2["low_res"] if dose_e_per_a2 is None else float(dose_e_per_a2)
     tracks, events = simulate_tracks(num_frames, size, pixel_size_nm, rng, **simulation)
-    substrate = 1.0 + 0.05 * _amorphous(size, max(1.0 / pixel_size_nm, 0.7), rng)  # the same carbon throughout
+    substrate = 1.0 + 0.05 * amorphous_speckle(size, max(1.0 / pixel_size_nm, 0.7), rng)  # the same carbon throughout
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
     frames = np.empty((num_frames, size, size), np.float32)
     labels = np.zeros((num_frames, size, size), np.uint16)
-    electrons_per_pixel = dose * (pixel_size_nm * 10.0) ** 2
     for frame in range(num_frames):
         transmission = substrate.copy()
         for track in tracks:
@@ -201,12 +200,7 @@ def make_movie(num_frames: int = 40, size: int = 256, *, pixel_size_nm: float | 
             labels[frame, r0:r1, c0:c1][inside] = track.id
             thickness = np.sqrt(np.clip(1.0 - radius2, 0.0, None))
             transmission[r0:r1, c0:c1] -= np.where(inside, track.contrast * thickness, 0.0)
-        transmission = np.clip(transmission, 0.0, None)
-        if electrons_per_pixel > 0:
-            electrons = rng.poisson(transmission * electrons_per_pixel).astype(np.float64)
-        else:
-            electrons = transmission * 100.0
-        frames[frame] = CAMERA_OFFSET + CAMERA_GAIN * electrons
+        frames[frame] = camera_counts(np.clip(transmission, 0.0, None), dose, pixel_size_nm, rng)
     return Movie(frames, labels, tracks, events, pixel_size_nm, float(frame_interval_s))
 
 

@@ -192,7 +192,7 @@ def montage(tiles: Sequence[MontageTile], track_of: Mapping[tuple[int, int], int
     from PIL import Image, ImageDraw
     from skimage.segmentation import find_boundaries
 
-    from tem_rf.serve.overlay import _font, _key_strip, scale_bar
+    from tem_rf.serve.overlay import key_strip, load_font, scale_bar
 
     height = max(tile.rgb.shape[0] for tile in tiles)
     width = max(tile.rgb.shape[1] for tile in tiles)
@@ -217,10 +217,10 @@ def montage(tiles: Sequence[MontageTile], track_of: Mapping[tuple[int, int], int
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     for tile, (top, left) in zip(tiles, placements):
-        draw.text((left + 4, top - caption_px // 2), tile.caption, fill=(255, 255, 255), font=_font(font_size),
+        draw.text((left + 4, top - caption_px // 2), tile.caption, fill=(255, 255, 255), font=load_font(font_size),
                   anchor="lm")
     bar = scale_bar(tiles[0].rgb.shape[1], pixel_size_nm, tiles[0].factor)
-    strip = _key_strip(canvas.shape[1], bar, [((255, 255, 255), "outline and number: the particle's track")],
+    strip = key_strip(canvas.shape[1], bar, [((255, 255, 255), "outline and number: the particle's track")],
                        font_size)
     return np.concatenate([np.asarray(image), strip], axis=0), placements
 
@@ -232,11 +232,11 @@ def _write_track_ids(rgb: np.ndarray, labels: np.ndarray, tracks: np.ndarray, co
     from PIL import Image, ImageDraw
     from scipy import ndimage
 
-    from tem_rf.serve.overlay import MAX_IDS, _font
+    from tem_rf.serve.overlay import MAX_IDS, load_font
 
     image = Image.fromarray(rgb)
     draw = ImageDraw.Draw(image)
-    font = _font(font_size)
+    font = load_font(font_size)
     boxes = [(particle, box) for particle, box in enumerate(ndimage.find_objects(labels), start=1)
              if box is not None and tracks[particle] >= 0]
     for particle, (rows, cols) in boxes[:MAX_IDS]:

@@ -132,7 +132,7 @@ def overlay_background(
     return np.repeat(grey[:, :, None], 3, axis=2), find_boundaries(shown_mask, mode="inner"), factor
 
 
-def _font(size: int):
+def load_font(size: int):
     from PIL import ImageFont
 
     try:
@@ -157,7 +157,7 @@ def _draw_ids(rgb: np.ndarray, labels: np.ndarray, font_size: int) -> dict[int, 
     candidates.sort(key=lambda item: -((item[1][0].stop - item[1][0].start) * (item[1][1].stop - item[1][1].start)))
     image = Image.fromarray(rgb)
     draw = ImageDraw.Draw(image)
-    font = _font(font_size)
+    font = load_font(font_size)
     written: dict[int, tuple[int, int]] = {}
     for ident, (rows, cols) in candidates[:MAX_IDS]:
         width, height = _text_size(draw, str(ident), font)
@@ -171,13 +171,13 @@ def _draw_ids(rgb: np.ndarray, labels: np.ndarray, font_size: int) -> dict[int, 
     return written
 
 
-def _key_strip(width: int, bar: ScaleBar | None, entries: list[tuple[tuple[int, int, int], str]],
+def key_strip(width: int, bar: ScaleBar | None, entries: list[tuple[tuple[int, int, int], str]],
                font_size: int) -> np.ndarray:
     """The black strip below the image: the scale bar, then a swatch and text per legend entry,
     laid out left to right and wrapped onto more lines when the image is narrow."""
     from PIL import Image, ImageDraw
 
-    font = _font(font_size)
+    font = load_font(font_size)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_height = _text_size(probe, "Ag", font)[1] + 8
     gap, swatch = font_size, max(6, font_size - 2)
@@ -262,7 +262,7 @@ def write_overlay(
                    (EDGE_COLOUR, "touches the edge: not in size statistics"),
                    (MASK_OUTLINE_COLOUR, "not counted (below the minimum area)")]
     bar = scale_bar(rgb.shape[1], pixel_size_nm, factor)
-    strip = _key_strip(rgb.shape[1], bar, entries, font_size)
+    strip = key_strip(rgb.shape[1], bar, entries, font_size)
     with atomic_path(target) as tmp:
         # zlib level 1: on micrographs 4x faster than the default 6, and the file is smaller.
         Image.fromarray(np.concatenate([rgb, strip], axis=0)).save(tmp, format="PNG", compress_level=1)
