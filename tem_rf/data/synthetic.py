@@ -302,7 +302,7 @@ def write_demo_dataset(
     ``out_dir`` is replaced only with ``overwrite`` and only if it holds a demo dataset and nothing
     else (`demo_files`: what its demo.json lists). ``progress``: a progress bar over the micrographs.
     """
-    import tifffile
+    from tem_rf.core.imagej_tiff import write_imagej_tiff
     from PIL import Image
 
     from tem_rf.core.files import write_csv
@@ -336,13 +336,7 @@ def write_demo_dataset(
                 image, mask, particles = make_micrograph(kind, size, pixel_size_nm, rng, return_particles=True)
                 name = f"{kind}_{index:03d}"
                 counts = np.clip(np.rint(image), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-                tifffile.imwrite(
-                    tmp / "images" / f"{name}.tif",
-                    counts,
-                    imagej=True,
-                    resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
-                    metadata={"unit": "nm"},
-                )
+                write_imagej_tiff(tmp / "images" / f"{name}.tif", counts, pixel_size_nm)
                 Image.fromarray(mask * np.uint8(255)).save(tmp / "labels" / f"{name}_mask.png")
                 write_csv(tmp / "particles" / f"{name}.csv", particle_records(particles, size, pixel_size_nm))
                 names.append(name)

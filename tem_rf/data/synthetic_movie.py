@@ -240,7 +240,7 @@ def write_demo_movie(out_dir: str | os.PathLike, num_frames: int = 40, size: int
     and ``movie.json`` (parameters and files). Written as one folder under a temporary name and
     renamed; an existing ``out_dir`` is replaced only with ``overwrite`` and only when it holds a
     demo movie and nothing else. Returns what movie.json holds."""
-    import tifffile
+    from tem_rf.core.imagej_tiff import write_imagej_tiff
 
     from tem_rf.core.files import atomic_directory, write_csv
     from tem_rf.core.locks import output_lock, remove_stale_temporaries
@@ -250,8 +250,6 @@ def write_demo_movie(out_dir: str | os.PathLike, num_frames: int = 40, size: int
     check_demo_out_dir(out_dir, overwrite, record=MOVIE_JSON, what="demo movie")
     movie = make_movie(num_frames, size, pixel_size_nm=pixel_size_nm, frame_interval_s=frame_interval_s, rng=seed)
     counts = np.clip(np.rint(movie.frames), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-    imagej = {"unit": "nm", "finterval": movie.frame_interval_s, "axes": "TYX"}
-    resolution = (1.0 / movie.pixel_size_nm, 1.0 / movie.pixel_size_nm)
     kinds = {kind: sum(e["kind"] == kind for e in movie.events) for kind in EVENT_KINDS}
     info = {
         "kind": "movie", "num_frames": num_frames, "size": size, "seed": seed,
@@ -263,8 +261,9 @@ def write_demo_movie(out_dir: str | os.PathLike, num_frames: int = 40, size: int
             atomic_directory(out_dir, lambda target: check_demo_out_dir(target, overwrite, record=MOVIE_JSON,
                                                                         what="demo movie")) as tmp:
         remove_stale_temporaries([out_dir], keep=[tmp])
-        tifffile.imwrite(tmp / MOVIE_FILE, counts, imagej=True, resolution=resolution, metadata=imagej)
-        tifffile.imwrite(tmp / LABELS_FILE, movie.labels, imagej=True, resolution=resolution, metadata=imagej)
+        for name, stack in ((MOVIE_FILE, counts), (LABELS_FILE, movie.labels)):
+            write_imagej_tiff(tmp / name, stack, movie.pixel_size_nm, axes="TYX",
+                              frame_interval_s=movie.frame_interval_s)
         write_csv(tmp / TRACKS_FILE, track_rows(movie))
         write_csv(tmp / EVENTS_FILE, event_rows(movie), columns=EVENT_COLUMNS)
         (tmp / MOVIE_JSON).write_text(json.dumps(info, indent=2) + "\n")

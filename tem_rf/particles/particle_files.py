@@ -6,12 +6,11 @@ import csv
 import io
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from tem_rf.core.files import atomic_path, atomic_write_text
-from tem_rf.core.units import pixel_size_or_none
+from tem_rf.core.imagej_tiff import write_imagej_tiff
 from tem_rf.particles.particle import COLUMNS, Particle
 
 def write_particles_csv(path: str | os.PathLike, particles: Sequence[Particle]) -> None:
@@ -27,17 +26,11 @@ def write_particles_csv(path: str | os.PathLike, particles: Sequence[Particle]) 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, pixel_size_nm: float | None = None) -> None:
     """The instance labels as a uint16 TIFF (0 background, ids 1..n), with the pixel size in its
     ImageJ metadata when known; written atomically. More than 65535 particles are refused."""
-    import tifffile
-
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
         raise ValueError(f"labels must lie in 0..65535 for a uint16 image, got {labels.min()}..{labels.max()}")
-    kwargs: dict[str, Any] = {"imagej": True}
-    pixel_size_nm = pixel_size_or_none(pixel_size_nm)
-    if pixel_size_nm is not None:
-        kwargs |= {"resolution": (1.0 / pixel_size_nm, 1.0 / pixel_size_nm), "metadata": {"unit": "nm"}}
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, labels.astype(np.uint16), **kwargs)
+        write_imagej_tiff(tmp, labels.astype(np.uint16), pixel_size_nm)
 
 
 __all__ = ["write_labels", "write_particles_csv"]

@@ -119,9 +119,8 @@ def segment_movie(
 def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, source, overwrite, progress, signal,
                     options) -> dict[str, Any]:
     """`segment_movie` once its options are checked and ``out_dir`` exists."""
-    import tifffile
-
     from tem_rf.core.files import write_csv, write_json
+    from tem_rf.core.imagej_tiff import write_imagej_tiff
     from tem_rf.core.outputs import new_files
     from tem_rf.core.progress import progress_bar
     from tem_rf.particles import measure_particles, summarise
@@ -181,13 +180,6 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             measuring = measurer.submit(measure, position, frame, segmented, scratch)
         measuring.result()
         masks, labels = stores["masks"], stores["labels"]
-        metadata: dict[str, Any] = {"axes": "TYX"}
-        if interval is not None:
-            metadata["finterval"] = interval
-        kwargs: dict[str, Any] = {"imagej": True, "metadata": metadata}
-        if pixel_size:
-            kwargs |= {"resolution": (1.0 / pixel_size, 1.0 / pixel_size)}
-            metadata["unit"] = "nm"
         started = time.perf_counter()
         tracking = _tracks(detections, track_rows := [], event_rows := [])
         seconds["track"] = time.perf_counter() - started
@@ -199,8 +191,8 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
             "per_frame": per_frame,
         }
         with new_files(files.values(), overwrite=overwrite) as temporary:
-            tifffile.imwrite(temporary[files["masks"]], masks, **kwargs)
-            tifffile.imwrite(temporary[files["labels"]], labels, **kwargs)
+            for kind, stack in (("masks", masks), ("labels", labels)):
+                write_imagej_tiff(temporary[files[kind]], stack, pixel_size, axes="TYX", frame_interval_s=interval)
             write_csv(temporary[files["particles"]], detections, columns=["frame", "time_s", *COLUMNS])
             write_csv(temporary[files["tracks"]], track_rows, columns=TRACK_COLUMNS)
             write_csv(temporary[files["events"]], event_rows, columns=EVENT_COLUMNS)

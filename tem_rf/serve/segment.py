@@ -191,15 +191,11 @@ def segment_maps(
 
 def _write_tiff(target: Path, data: np.ndarray, pixel_size_nm: float | None) -> None:
     """An ImageJ TIFF, carrying the pixel size (nm) so ImageJ and `read_micrograph` see it."""
-    import tifffile
-
     from tem_rf.core.files import atomic_path
+    from tem_rf.core.imagej_tiff import write_imagej_tiff
 
-    kwargs: dict[str, Any] = {"imagej": True}
-    if pixel_size_nm is not None:
-        kwargs |= {"resolution": (1.0 / pixel_size_nm, 1.0 / pixel_size_nm), "metadata": {"unit": "nm"}}
     with atomic_path(target) as tmp:
-        tifffile.imwrite(tmp, data, **kwargs)
+        write_imagej_tiff(tmp, data, pixel_size_nm)
 
 
 @dataclasses.dataclass
