@@ -43,6 +43,16 @@ def summarise(
         "include_edge": include_edge,
         "pixel_size_nm": pixel_size_nm,
         "diameter_unit": "px" if pixel_size_nm is None else "nm",
+        **diameter_statistics(diameters),
+        "area_fraction": (sum(p.area_px for p in particles) / image_area) if image_area else 0.0,
+    }
+
+
+def diameter_statistics(diameters: np.ndarray) -> dict[str, float | None]:
+    """``diameter_mean``, ``_std`` (sample; None below two), ``_median``, ``_q1``, ``_q3``,
+    ``_min`` and ``_max`` of ``diameters``, JSON-clean: None when there are none."""
+    diameters = np.asarray(diameters, np.float64)
+    return {
         "diameter_mean": _statistic(diameters, np.mean),
         "diameter_std": float(np.std(diameters, ddof=1)) if diameters.size > 1 else None,
         "diameter_median": _statistic(diameters, np.median),
@@ -50,8 +60,7 @@ def summarise(
         "diameter_q3": _statistic(diameters, lambda d: np.percentile(d, 75)),
         "diameter_min": _statistic(diameters, np.min),
         "diameter_max": _statistic(diameters, np.max),
-        "area_fraction": (sum(p.area_px for p in particles) / image_area) if image_area else 0.0,
     }
 
 
-__all__ = ["summarise"]
+__all__ = ["diameter_statistics", "summarise"]

@@ -83,6 +83,7 @@ def write_pooled_particles(
     file paths, counts and diameter statistics (JSON-clean)."""
     from tem_rf.core.files import atomic_write_text, write_csv
     from tem_rf.particles import COLUMNS
+    from tem_rf.particles.summary import diameter_statistics
 
     unit, scales = pooled_unit(results)
     rows = [
@@ -99,10 +100,7 @@ def write_pooled_particles(
     ]
     write_size_histogram(histogram_path, [Path(r.input).name for r in results], samples, unit)
     everything = np.concatenate(samples) if samples else np.zeros(0)
-
-    def stat(function) -> float | None:
-        return float(function(everything)) if everything.size else None
-
+    statistics = diameter_statistics(everything)
     return {
         "particles_csv": str(csv_path),
         "histogram": str(histogram_path),
@@ -111,11 +109,8 @@ def write_pooled_particles(
         "count_measured": int(everything.size),
         "include_edge": include_edge,
         "diameter_unit": unit,
-        "diameter_mean": stat(np.mean),
-        "diameter_std": float(np.std(everything, ddof=1)) if everything.size > 1 else None,
-        "diameter_median": stat(np.median),
-        "diameter_q1": stat(lambda d: np.percentile(d, 25)),
-        "diameter_q3": stat(lambda d: np.percentile(d, 75)),
+        **{key: statistics[key] for key in ("diameter_mean", "diameter_std", "diameter_median", "diameter_q1",
+                                             "diameter_q3")},
     }
 
 
