@@ -1,4 +1,8 @@
-"""Building a dataset directory from micrograph/mask pairs, and reading its ``dataset.json``.
+"""Building a dataset directory from micrograph/mask pairs.
+
+Which files (`tem_rf.data.source_files`), which split each goes to (`tem_rf.data.splits`) and
+reading the ``dataset.json`` back (`tem_rf.data.dataset_info`) have their own modules; their
+names are also importable from here, where earlier versions had them.
 
 Layout (docs/design.md)::
 
@@ -14,15 +18,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
 import datetime
-import glob
 import hashlib
 import json
 import logging
 import math
 import os
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,37 +42,28 @@ from tem_rf.data.preprocess import (
     tile,
 )
 from tem_rf.data.reading import (
-    MASK_SUFFIXES,
-    MICROGRAPH_SUFFIXES,
     InputError,
     read_mask_values,
     read_micrograph,
 )
+from tem_rf.data.dataset_info import DATASET_JSON, SCHEMA_VERSION, read_dataset_info, split_size
 from tem_rf.data.instance_masks import instance_labels_from_values, patch_instance_ids
 from tem_rf.data.particle_sizes import mask_particle_diameters, summarise_diameters
+from tem_rf.data.source_files import DEFAULT_LABEL_SUFFIXES, find_image_files, list_input_files, match_masks
+from tem_rf.data.splits import (
+    DEFAULT_SPLIT_FRACTIONS, DEFAULT_VAL_FRACTION, SPLIT_FILE_COLUMNS, SPLITS, assign_from_split_files, carve_validation,
+    check_val_fraction, parse_split_files, parse_split_fractions, read_split_file, split_sources,
+)
 from tem_rf.core.files import atomic_directory, os_error_text, write_json
 from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.manifest import check_only_owned
-from tem_rf.core.parsing import parse_list
 from tem_rf.core.progress import progress_bar
 from tem_rf.core.units import require_pixel_size
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-SPLITS = ("train", "val", "test")
 XRAY_WARN_FRACTION = 0.01  # x-ray removal replacing more of a micrograph than this is warned about
-DATASET_JSON = "dataset.json"
-DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
-# --split_files without a val list: this share of the train list's images becomes validation.
-DEFAULT_VAL_FRACTION = 0.1
 DEFAULT_NUM_SHARDS = 4
-# A mask matches image "<stem>.<ext>" when its own stem is "<stem>" or "<stem><suffix>"
-# (case-insensitive), with any mask extension.
-DEFAULT_LABEL_SUFFIXES = (
-    "_label", "_labels", "_mask", "_masks", "_seg", "_segmentation", "_gt", "_annotation",
-    "-label", "-labels", "-mask", "-masks", ".label", ".mask",
-)
 # Two pixel sizes closer than this (relative) are the same calibration.
 _PIXEL_SIZE_TOLERANCE = 0.01
 
@@ -80,362 +72,40 @@ _PIXEL_SIZE_TOLERANCE = 0.01
 # Finding files
 
 
-def _is_glob(text: str) -> bool:
-    return any(char in text for char in "*?[")
 
 
-def _unreadable_entry(path: Path) -> str | None:
-    """Why a directory entry named like a micrograph cannot be read as one, or None if it can."""
-    try:
-        mode = path.stat().st_mode  # follows symlinks: a loop or a dangling link raises here
-    except OSError as error:
-        if path.is_symlink():
-            return f"is a broken symbolic link ({error.strerror or error})"
-        return f"cannot be read ({error.strerror or error})"
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a folder, not a micrograph file"
-    if stat.S_ISFIFO(mode):
-        return "is a named pipe (FIFO), not a micrograph file"
-    return "is not a regular file (device or socket)"
 
 
-def list_input_files(
-    entries: Sequence[Path], suffixes: Sequence[str], what: str = "micrograph"
-) -> list[Path]:
-    """The entries whose extension is one of ``suffixes`` (hidden files skipped), sorted.
-
-    An entry named like an input that is not a readable regular file (a folder called x.tif, a
-    FIFO, a broken or looping symlink) is an error naming it, never skipped without a word: the
-    user meant it as input.
-    """
-    picked = []
-    for path in sorted(entries):
-        if path.name.startswith(".") or path.suffix.lower() not in suffixes:
-            continue
-        problem = _unreadable_entry(path)
-        if problem is not None:
-            raise InputError(path, f"{problem}; move it out of the {what} folder or rename it")
-        picked.append(path)
-    return picked
 
 
-def find_image_files(images: str | os.PathLike) -> list[Path]:
-    """Micrograph files from a folder (not recursive), a glob pattern, or a single file, sorted."""
-    text = str(images)
-    if not text.strip():  # Path("") is the current folder: never read it for an empty flag
-        raise InputError(None, "no micrographs named (an empty path): give a folder, a quoted glob or a file")
-    if _is_glob(text):
-        entries = [Path(p) for p in glob.glob(text)]
-        where = text
-    else:
-        folder = Path(text)
-        if not folder.exists():
-            raise InputError(folder, "folder does not exist")
-        entries = [folder] if not folder.is_dir() else list(folder.iterdir())
-        where = folder
-    paths = list_input_files(entries, MICROGRAPH_SUFFIXES)
-    if not paths:
-        raise InputError(where, f"no micrographs found (looked for {', '.join(MICROGRAPH_SUFFIXES)})")
-    return paths
 
 
-def _mask_stem_base(mask_stem: str, suffixes: Sequence[str]) -> list[str]:
-    """Image stems (lower case) that a mask stem may belong to."""
-    stem = mask_stem.lower()
-    bases = [stem]
-    bases += [stem[: -len(s)] for s in suffixes if stem.endswith(s.lower()) and len(stem) > len(s)]
-    return bases
 
 
-_UNREAD_MASK_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
-def _mask_search_note(image: Path, labels_dir: Path, suffixes: Sequence[str]) -> str:
-    """What was looked for, and a file that would have matched but for its format."""
-    note = f"looked for {image.stem}.png/.tif or {image.stem}_mask, {image.stem}_label, ..."
-    near = sorted(
-        p.name for p in labels_dir.iterdir()
-        if p.suffix.lower() in _UNREAD_MASK_SUFFIXES and image.stem.lower() in _mask_stem_base(p.stem, suffixes)
-    )
-    if near:
-        note += f"; found {', '.join(near)}, but masks are read from PNG or TIFF only"
-        if any(name.lower().endswith((".jpg", ".jpeg")) for name in near):
-            note += " (JPEG's lossy compression changes label values at particle edges)"
-        note += ": re-export the mask as PNG"
-    return note
 
 
-def match_masks(
-    image_paths: Sequence[str | os.PathLike],
-    labels_dir: str | os.PathLike,
-    suffixes: Sequence[str] = DEFAULT_LABEL_SUFFIXES,
-) -> list[tuple[Path, Path]]:
-    """Pairs each image with its mask in ``labels_dir``.
-
-    Rule: the mask of ``<stem>.<ext>`` is the file in ``labels_dir`` whose stem is ``<stem>`` or
-    ``<stem>`` plus one of ``suffixes`` (``_label``, ``_mask``, ...; case-insensitive), with
-    extension .tif/.tiff/.png. Exactly one must match. When images and masks share one folder,
-    files that are another image's mask are not treated as images.
-    """
-    labels_dir = Path(labels_dir)
-    if not labels_dir.exists():
-        raise InputError(labels_dir, "labels folder does not exist")
-    if not labels_dir.is_dir():
-        raise InputError(labels_dir, "is not a folder (--labels must be the folder of masks)")
-    masks = list_input_files(list(labels_dir.iterdir()), MASK_SUFFIXES, "labels")
-    if not masks:
-        raise InputError(labels_dir, f"no masks found (looked for {', '.join(MASK_SUFFIXES)})")
-    images = [Path(p) for p in image_paths]
-    by_base: dict[str, list[Path]] = {}
-    for mask in masks:
-        for base in _mask_stem_base(mask.stem, suffixes):
-            by_base.setdefault(base, []).append(mask)
-
-    image_set = {p.resolve() for p in images}
-    # A file in the image list that is the suffixed mask of another image is a mask, not an image.
-    stems = {p.stem.lower() for p in images}
-    images = [
-        p for p in images
-        if not any(base != p.stem.lower() and base in stems for base in _mask_stem_base(p.stem, suffixes))
-    ]
-    seen_names: dict[str, Path] = {}
-    seen_stems: dict[str, Path] = {}
-    pairs = []
-    used: dict[Path, Path] = {}
-    for image in images:
-        if image.name in seen_names:
-            raise InputError(image, f"has the same file name as {seen_names[image.name]}; rename one")
-        seen_names[image.name] = image
-        # One stem is one micrograph: a.tif and a.png would share a mask and could land in two
-        # splits, so the test set would hold an image the network was trained on.
-        earlier = seen_stems.get(image.stem.lower())
-        if earlier is not None:
-            raise InputError(
-                image,
-                f"has the same stem as {earlier} (one micrograph, one sample: both would take the "
-                "same mask and could land in different splits); keep one, or rename one and give it "
-                "its own mask",
-            )
-        seen_stems[image.stem.lower()] = image
-        candidates = [m for m in by_base.get(image.stem.lower(), []) if m.resolve() != image.resolve()]
-        candidates = [m for m in candidates if m.resolve() not in image_set or m.stem.lower() != image.stem.lower()]
-        if not candidates:
-            raise InputError(image, f"has no mask in {labels_dir} ({_mask_search_note(image, labels_dir, suffixes)})")
-        if len(candidates) > 1:
-            names = ", ".join(m.name for m in candidates)
-            raise InputError(image, f"several masks match in {labels_dir}: {names}; keep one")
-        if candidates[0] in used:
-            raise InputError(
-                candidates[0],
-                f"is the mask of both {used[candidates[0]].name} and {image.name}; one mask belongs "
-                "to one micrograph",
-            )
-        pairs.append((image, candidates[0]))
-        used[candidates[0]] = image
-    unused = [m for m in masks if m not in used and m.resolve() not in image_set]
-    if unused:
-        logger.warning(
-            "%d mask(s) in %s match no image and are ignored: %s",
-            len(unused), labels_dir, ", ".join(m.name for m in unused[:5]) + (" ..." if len(unused) > 5 else ""),
-        )
-    return pairs
 
 
 # --------------------------------------------------------------------------------------------
 # Splitting
 
 
-def parse_split_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
-    """``"0.7,0.1,0.2"`` (or ``"70,10,20"``) -> (0.7, 0.1, 0.2) for (train, val, test)."""
-    values = parse_list(text, "split", float) if isinstance(text, str) else [float(v) for v in text]
-    # Counted here rather than by parse_list: the message names the three splits, for both inputs.
-    if len(values) != 3:
-        raise ValueError(f"--split needs three fractions (train,val,test), got {text!r}")
-    if any(v < 0 or not math.isfinite(v) for v in values):
-        raise ValueError(f"--split fractions must be non-negative, got {text!r}")
-    total = sum(values)
-    if math.isclose(total, 100.0, rel_tol=1e-6):
-        values = [v / 100.0 for v in values]
-    elif not math.isclose(total, 1.0, rel_tol=1e-6):
-        raise ValueError(f"--split fractions must sum to 1 (or 100), got {text!r} (sum {total:g})")
-    if values[0] == 0:
-        raise ValueError("--split: the training fraction must be above 0")
-    return values[0], values[1], values[2]
 
 
-def split_sources(
-    names: Sequence[str], fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, seed: int = 0
-) -> dict[str, list[str]]:
-    """Assigns whole source images to train/val/test, so no image straddles two splits.
-
-    Image counts follow ``fractions`` (largest remainder), every split with a fraction above 0
-    gets at least one image, and which image goes where is a permutation seeded by ``seed``
-    (independent of the order ``names`` come in). Raises ValueError when there are fewer images
-    than non-empty splits.
-    """
-    names = sorted(names)
-    if len(set(names)) != len(names):
-        raise ValueError("source names must be unique")
-    wanted = [split for split, f in zip(SPLITS, fractions) if f > 0]
-    if len(names) < len(wanted):
-        raise ValueError(
-            f"fewer source images ({len(names)}) than splits with a fraction above 0 "
-            f"({len(wanted)}: {', '.join(wanted)}); add images or set a fraction to 0 in --split"
-        )
-    total = sum(fractions)
-    exact = [len(names) * f / total for f in fractions]
-    counts = [math.floor(e) for e in exact]
-    for i in sorted(range(3), key=lambda i: (counts[i] - exact[i], i))[: len(names) - sum(counts)]:
-        counts[i] += 1
-    for i, f in enumerate(fractions):
-        while f > 0 and counts[i] == 0:
-            # Take one image from the split with the most images to give every split one.
-            donor = max(range(3), key=lambda j: counts[j])
-            counts[donor] -= 1
-            counts[i] += 1
-    order = np.random.default_rng(seed).permutation(len(names))
-    shuffled = [names[i] for i in order]
-    result, start = {}, 0
-    for split, count in zip(SPLITS, counts):
-        result[split] = sorted(shuffled[start : start + count])
-        start += count
-    return result
 
 
-SPLIT_FILE_COLUMNS = ("filename", "file", "image", "name", "stem", "id")
 
 
-def _check_val_fraction(val_fraction: float | None, split_files: dict[str, Path] | None) -> float:
-    """``val_fraction`` resolved: the default with train/test lists only, 0 when there is a val
-    list or none at all; ValueError for a value outside [0, 1) or one that cannot apply."""
-    if val_fraction is None:
-        return DEFAULT_VAL_FRACTION if split_files is not None and "val" not in split_files else 0.0
-    if not (math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0):
-        raise ValueError(f"--val_fraction must lie in [0, 1), got {val_fraction}")
-    if split_files is None:
-        raise ValueError("--val_fraction carves validation out of a --split_files train list; with --split, "
-                         "give the validation fraction there")
-    if "val" in split_files and val_fraction > 0:
-        raise ValueError("--val_fraction with a val list in --split_files: give one or the other")
-    return float(val_fraction)
 
 
-def carve_validation(train: Sequence[str], fraction: float, seed: int,
-                     train_list: str | os.PathLike | None = None) -> tuple[list[str], list[str]]:
-    """``(train, val)``: ``round(fraction * n)`` of the ``n`` train images (at least one) become
-    validation, picked by a permutation seeded by ``seed`` of the sorted names (the same images
-    whatever order they come in). `InputError` naming ``train_list`` when fewer than two images
-    are left to share."""
-    names = sorted(train)
-    if len(names) < 2:
-        raise InputError(train_list, f"holds {len(names)} usable image(s): too few to carve a validation split "
-                                     "from; add a val list to --split_files or give --val_fraction=0")
-    count = min(len(names) - 1, max(1, round(fraction * len(names))))
-    order = np.random.default_rng(seed).permutation(len(names))
-    val = sorted(names[i] for i in order[:count])
-    return [n for n in names if n not in set(val)], val
 
 
-def parse_split_files(text: str | dict[str, str | os.PathLike]) -> dict[str, Path]:
-    """``"train=a.csv,val=b.txt,test=c.csv"`` -> {split: path}; train is required, val/test optional."""
-    if isinstance(text, dict):
-        items = list(text.items())
-    else:
-        items = []
-        for part in parse_list(text, "split_files", str):
-            split, sep, path = part.partition("=")
-            if not sep or not path.strip():
-                raise ValueError(f"--split_files entries are SPLIT=PATH, got {part!r}")
-            items.append((split.strip(), path.strip()))
-    files: dict[str, Path] = {}
-    for split, path in items:
-        if split not in SPLITS:
-            raise ValueError(f"--split_files: unknown split {split!r} (use {', '.join(SPLITS)})")
-        if split in files:
-            raise ValueError(f"--split_files names split {split!r} twice")
-        files[split] = Path(path)
-    if "train" not in files:
-        raise ValueError("--split_files needs a train list (train=PATH)")
-    return files
 
 
-def read_split_file(path: str | os.PathLike) -> list[str]:
-    """The image stems a split file lists, in file order, without repeats.
-
-    One entry per line (text), or a CSV whose header has a ``filename``/``file``/``image``/
-    ``name``/``stem``/``id`` column (else the first column), as public datasets ship them (EMPS's
-    train.csv). Entries may carry a folder and an extension: ``images/f78844f8ce.png`` is stem
-    ``f78844f8ce``. Blank lines and lines starting with ``#`` are skipped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "split file does not exist" if not path.exists() else "is not a file")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(path, f"cannot be read as text: {error}") from None
-    rows = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    column = None
-    if rows and ("," in rows[0] or "\t" in rows[0]):
-        rows = list(csv.reader(rows, dialect="excel-tab" if "\t" in rows[0] else "excel"))
-        header = [cell.strip().lower() for cell in rows[0]]
-        column = next((header.index(name) for name in SPLIT_FILE_COLUMNS if name in header), None)
-        if column is not None:
-            rows = rows[1:]
-        entries = [row[column or 0].strip() for row in rows if row and row[column or 0].strip()]
-    else:
-        entries = [row.strip() for row in rows]
-        if entries and entries[0].lower() in SPLIT_FILE_COLUMNS:
-            entries = entries[1:]  # a one-column CSV's header
-    stems = []
-    for entry in entries:
-        stem = Path(entry.replace("\\", "/")).name
-        suffix = Path(stem).suffix.lower()
-        if suffix in MICROGRAPH_SUFFIXES or suffix in MASK_SUFFIXES:
-            stem = Path(stem).stem
-        if stem not in stems:
-            stems.append(stem)
-    if not stems:
-        raise InputError(path, "split file lists no images")
-    return stems
 
 
-def assign_from_split_files(names: Sequence[str], files: dict[str, Path]) -> tuple[dict[str, list[str]], list[str]]:
-    """Assigns image file names to the splits their stems are listed in.
-
-    Returns the assignment and the names listed in no file (left out). A stem listed in two
-    files, or listed but not among ``names``, is refused naming it and the file(s).
-    """
-    by_stem = {Path(name).stem: name for name in names}
-    by_stem_lower = {stem.lower(): name for stem, name in by_stem.items()}
-    listed_in: dict[str, Path] = {}
-    assignment: dict[str, list[str]] = {split: [] for split in SPLITS}
-    for split in SPLITS:
-        if split not in files:
-            continue
-        missing = []
-        for stem in read_split_file(files[split]):
-            name = by_stem.get(stem) or by_stem_lower.get(stem.lower())
-            if name is None:
-                missing.append(stem)
-                continue
-            if name in listed_in:
-                raise InputError(
-                    files[split],
-                    f"lists {stem!r}, which {listed_in[name]} lists too: an image belongs to one split",
-                )
-            listed_in[name] = files[split]
-            assignment[split].append(name)
-        if missing:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise InputError(
-                files[split],
-                f"lists {len(missing)} image(s) not found among the micrographs: {shown}",
-            )
-    left_out = sorted(name for name in names if name not in listed_in)
-    return {split: sorted(names_) for split, names_ in assignment.items()}, left_out
 
 
 # --------------------------------------------------------------------------------------------
@@ -658,7 +328,7 @@ def build_dataset(
         split_files = parse_split_files(split_files)
         for path in split_files.values():
             read_split_file(path)  # a missing or empty list fails before any image is read
-    val_fraction = _check_val_fraction(val_fraction, split_files)
+    val_fraction = check_val_fraction(val_fraction, split_files)
     if frame is not None and frame < 0:
         raise ValueError(f"frame must be >= 0 (frames count from 0), got {frame}")
     _check_out_dir(out_dir, overwrite)
@@ -898,82 +568,10 @@ def _write_dataset(
 # Reading
 
 
-def read_dataset_info(data_dir: str | os.PathLike) -> dict:
-    """Reads and validates ``data_dir/dataset.json``; raises `InputError` naming the problem."""
-    data_dir = Path(data_dir)
-    path = data_dir / DATASET_JSON
-    if not data_dir.is_dir():
-        raise InputError(data_dir, "dataset folder does not exist")
-    if not path.is_file():
-        raise InputError(data_dir, f"is not a dataset: no {DATASET_JSON} (make one with data_prep.make_tfrecords)")
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(path, f"is not valid JSON: {error}") from None
-    if not isinstance(info, dict):
-        raise InputError(path, "does not hold a JSON object")
-    version = info.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise InputError(
-            path, f"has schema_version {version!r}; this tem_rf reads version {SCHEMA_VERSION}"
-        )
-    for key in ("patch_size", "pixel_size_nm", "counts", "splits", "preprocessing"):
-        if key not in info:
-            raise InputError(path, f"lacks the key {key!r}")
-    _check_dataset_numbers(path, info)
-    return info
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _check_dataset_numbers(path: Path, info: dict) -> None:
-    """patch_size, splits, shards and counts of a dataset.json: well-formed and consistent, so an
-    edited number is refused here (the shards themselves are checked by `load_split`)."""
-    edited = "dataset.json was edited: restore it or rebuild the dataset"
-    patch_size = info["patch_size"]
-    if not _is_count(patch_size) or patch_size == 0:
-        raise InputError(path, f"patch_size must be a positive whole number of pixels, got {patch_size!r}")
-    preprocessing = info["preprocessing"]
-    if isinstance(preprocessing, dict) and preprocessing.get("patch_size", patch_size) != patch_size:
-        raise InputError(
-            path,
-            f"patch_size is {patch_size} but preprocessing.patch_size is {preprocessing['patch_size']!r}; {edited}",
-        )
-    if not isinstance(info["splits"], dict) or not isinstance(info["counts"], dict):
-        raise InputError(path, "'splits' and 'counts' must be JSON objects")
-    for split in SPLITS:
-        split_info = info["splits"].get(split)
-        if not isinstance(split_info, dict) or "count" not in split_info or "shards" not in split_info:
-            raise InputError(path, f"lacks a valid entry for split {split!r}")
-        shards = split_info["shards"]
-        if not isinstance(shards, list):
-            raise InputError(path, f"splits.{split}.shards must be a list")
-        for shard in shards:
-            if not (
-                isinstance(shard, dict) and isinstance(shard.get("file"), str) and _is_count(shard.get("count"))
-                and _is_count(shard.get("bytes", 0))
-            ):
-                raise InputError(path, f"splits.{split}.shards has an invalid entry {shard!r}")
-            file = Path(shard["file"])
-            if file.is_absolute() or ".." in file.parts:
-                raise InputError(path, f"shard {shard['file']!r} lies outside the dataset folder")
-        count = split_info["count"]
-        listed = sum(shard["count"] for shard in shards)
-        if not _is_count(count) or count != listed:
-            raise InputError(
-                path, f"splits.{split}.count is {count!r} but its shards list {listed} records; {edited}"
-            )
-        if info["counts"].get(split) != count:
-            raise InputError(
-                path, f"counts.{split} is {info['counts'].get(split)!r} but splits.{split}.count is {count}; {edited}"
-            )
-
-
-def split_size(data_dir: str | os.PathLike, split: str, augment: bool = False) -> int:
-    """Number of elements `load_split` yields for ``split`` (before batching)."""
-    info = read_dataset_info(data_dir)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return info["counts"][split] * (8 if augment else 1)
+__all__ = [
+    "DATASET_JSON", "DEFAULT_LABEL_SUFFIXES", "DEFAULT_NUM_SHARDS", "DEFAULT_SPLIT_FRACTIONS", "DEFAULT_VAL_FRACTION",
+    "SCHEMA_VERSION", "SPLITS", "SPLIT_FILE_COLUMNS", "XRAY_WARN_FRACTION", "assign_from_split_files",
+    "build_dataset", "build_dataset_from_folders", "carve_validation", "check_val_fraction", "dataset_files",
+    "dataset_fingerprint", "find_image_files", "format_dataset_summary", "list_input_files", "match_masks",
+    "parse_split_files", "parse_split_fractions", "read_dataset_info", "read_split_file", "split_size", "split_sources",
+]
