@@ -20,7 +20,7 @@ from pathlib import Path
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 6, "Micrographs to convert.", lower_bound=3)
 _SIZE = flags.DEFINE_integer("size", 4096, "Micrograph height and width in px.")
@@ -70,4 +70,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

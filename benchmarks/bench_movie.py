@@ -34,7 +34,7 @@ import time
 import numpy as np
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _FRAMES = flags.DEFINE_list("frames", ["10", "40", "160"], "Movie lengths to segment.")
 _SIZE = flags.DEFINE_integer("size", 512, "Frame height and width in px.")
@@ -137,4 +137,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -20,7 +20,7 @@ import platform
 import numpy as np
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Micrographs drawn per particle size.", lower_bound=1)
 _SIZE = flags.DEFINE_integer("size", 1024, "Micrograph height and width in px.")
@@ -71,4 +71,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

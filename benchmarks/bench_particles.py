@@ -26,7 +26,7 @@ import time
 import numpy as np
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 from benchmarks.particle_masks import synthetic_mask
 _SIZE = flags.DEFINE_integer("size", 4096, "Mask height and width in px.")
@@ -106,4 +106,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -27,7 +27,7 @@ import numpy as np
 import tifffile
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _SIZE = flags.DEFINE_integer("size", 4096, "Micrograph height and width in px.")
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Depth N of the network.")
@@ -136,4 +136,4 @@ def _time_resampling_steps() -> list[float]:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

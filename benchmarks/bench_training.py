@@ -30,7 +30,7 @@ from typing import Callable
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.core.parsing import parse_int_list
 
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch height and width.")
@@ -188,4 +188,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

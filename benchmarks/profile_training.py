@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch height and width.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Patches per step.")
@@ -113,4 +113,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -30,7 +30,7 @@ from typing import Any
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _QUICK = flags.DEFINE_bool("quick", False, "Small sizes and few rounds: checks that everything runs.")
 _PRECISIONS = flags.DEFINE_string(
@@ -282,4 +282,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -18,7 +18,7 @@ import time
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to create (images/, labels/, demo.json; or the movie's files).")
 _KIND = flags.DEFINE_enum(
@@ -62,4 +62,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

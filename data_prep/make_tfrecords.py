@@ -19,16 +19,16 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.data.dataset_options import DatasetOptions  # no TensorFlow: flags and --help stay fast
 
 _IMAGES = flags.DEFINE_string("images", None, "Folder of micrographs, or a glob such as 'raw/*.tif'.")
 _LABELS = flags.DEFINE_string("labels", None, "Folder of label masks (matched to images by file stem).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Dataset folder to create.")
-_OPTIONS = tem_flags.define_flags_from_dataclass(DatasetOptions)  # one flag per option, its default and help
+_OPTIONS = cli.define_flags_from_dataclass(DatasetOptions)  # one flag per option, its default and help
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace a dataset already in --out_dir.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Progress bars.")
-tem_flags.define_deprecated_alias("quiet", "progress", convert=lambda quiet: not quiet)
+cli.define_deprecated_alias("quiet", "progress", convert=lambda quiet: not quiet)
 flags.mark_flags_as_required(["images", "labels", "out_dir"])
 
 
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("give --split (fractions) or --split_files (lists), not both")
     from tem_rf.data import dataset as dataset_lib
 
-    options = tem_flags.options_from_flags(DatasetOptions, _OPTIONS)
+    options = cli.options_from_flags(DatasetOptions, _OPTIONS)
     info = dataset_lib.build_dataset_from_folders(
         _IMAGES.value, _LABELS.value, _OUT_DIR.value, overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
         **options.library_options(),
@@ -48,4 +48,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

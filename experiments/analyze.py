@@ -18,7 +18,7 @@ import logging
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Sweep directory (runs/<architecture>/seed<seed>/).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the figures and tables.")
@@ -68,4 +68,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

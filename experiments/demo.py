@@ -15,7 +15,7 @@ import logging
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.core.parsing import parse_int_list
 from tem_rf.core.parsing import parse_sequences
 
@@ -25,10 +25,10 @@ _NUM_IMAGES = flags.DEFINE_integer("num_images", 10, "Demo micrographs to genera
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 256, "Demo micrograph size (px).")
 _PIXEL_SIZE_NM = flags.DEFINE_float("pixel_size_nm", 0.05, "Demo pixel size (nm).")
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 128, "Patch size (px).")
-_POOL_SIZES = tem_flags.define_int_list(
+_POOL_SIZES = cli.define_int_list(
     "pool_sizes", [(2, 2), (4, 4)], "Pools of one sweep architecture, repeatable: --pool_sizes=2,2 "
     "--pool_sizes=4,4 (N from length).", multi=True)
-tem_flags.define_deprecated_alias("pools", "pool_sizes", lambda text: parse_sequences(text, "pools"))
+cli.define_deprecated_alias("pools", "pool_sizes", lambda text: parse_sequences(text, "pools"))
 _DILATIONS = flags.DEFINE_string("dilation_grid", "", "Dilation sets (N=2, pool 2), e.g. 2-2-4.")
 _SEEDS = flags.DEFINE_string("seeds", "752,2245", "Seeds per architecture.")
 _EPOCHS = flags.DEFINE_integer("epochs", 8, "Epochs per run.")
@@ -57,4 +57,4 @@ def main(argv: list[str]) -> None:
     print(demo.format_summary(summary))
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -10,7 +10,7 @@ import os
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.core.parsing import int_or_list, parse_int_list
 
 _NUM_BLOCKS = flags.DEFINE_integer("num_blocks", 2, "Residual blocks per arm (N).")
@@ -77,4 +77,4 @@ def _describe() -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

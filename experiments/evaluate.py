@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory, or a .keras file (outside a run directory: with --data_dir).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory; default: the run's own.")
@@ -44,4 +44,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

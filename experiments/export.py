@@ -23,7 +23,7 @@ import sys
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _MODEL = flags.DEFINE_string("model", None, "Run directory (best.keras, else model.keras) or a .keras file.")
 _OUT_DIR = flags.DEFINE_string(
@@ -42,7 +42,7 @@ _TEST_IMAGE = flags.DEFINE_string("test_image", None, "bioimageio: a micrograph 
 _RAW_DTYPES = flags.DEFINE_list("raw_dtypes", "uint8,uint16,int16,int32,float32,float64", "Raw-micrograph signatures "
                                 "to export, serving_raw_<dtype> each (empty for none); each adds about half a second.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over the SavedModel signatures traced.")
-tem_flags.define_deprecated_alias("export_dir", "out_dir")
+cli.define_deprecated_alias("export_dir", "out_dir")
 flags.mark_flags_as_required(["model", "out_dir"])
 
 
@@ -76,4 +76,4 @@ def main(argv: list[str]) -> None:
         sys.exit(130)
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

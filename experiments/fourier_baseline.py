@@ -19,7 +19,7 @@ import logging
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (made by data_prep.make_tfrecords).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split to score.")
@@ -65,4 +65,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

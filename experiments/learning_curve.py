@@ -19,12 +19,12 @@ import logging
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.study.learning_curve import LearningCurveOptions  # no TensorFlow: flags and --help stay fast
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset made by make_tfrecords (its val and test splits stay fixed).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for runs/ and the learning-curve results.")
-_OPTIONS = tem_flags.define_flags_from_dataclass(LearningCurveOptions)  # one flag per option, its default and help
+_OPTIONS = cli.define_flags_from_dataclass(LearningCurveOptions)  # one flag per option, its default and help
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar per epoch.")
 flags.mark_flags_as_required(["data_dir", "out_dir"])
 
@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
     from tem_rf.study.learning_curve import run_learning_curve
 
     logging.getLogger("tem_rf").setLevel(logging.INFO)
-    options = tem_flags.options_from_flags(LearningCurveOptions, _OPTIONS)
+    options = cli.options_from_flags(LearningCurveOptions, _OPTIONS)
     curve = run_learning_curve(_DATA_DIR.value, _OUT_DIR.value, options, progress=_PROGRESS.value)
     print("\n".join(curve.table_lines()))
     for name, path in curve.paths.items():
@@ -42,4 +42,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -24,14 +24,14 @@ import logging
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.study.instances import MeasureOptions  # no TensorFlow: flags and --help stay fast
 
 _MODEL = flags.DEFINE_string("model", None, "SavedModel, run directory or .keras file (--method=network).")
 _IMAGES = flags.DEFINE_string("images", None, "Micrographs: a folder, a quoted glob or one file.")
 _LABELS = flags.DEFINE_string("labels", None, "Folder of their instance-id (or binary) masks.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for instances.csv and instances.json.")
-_OPTIONS = tem_flags.define_flags_from_dataclass(MeasureOptions)  # one flag per option, its default and help
+_OPTIONS = cli.define_flags_from_dataclass(MeasureOptions)  # one flag per option, its default and help
 _BAND_PX = flags.DEFINE_string("band_px", None, "Fourier band 'low,high' in FFT pixels (of --band_fft_size).")
 _BAND_FFT_SIZE = flags.DEFINE_integer("band_fft_size", None, "FFT size --band_px refers to (default: each "
                                       "micrograph's smaller side).", lower_bound=1)
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> None:
         relative_width=_RELATIVE_WIDTH.value, sigma_px=_SIGMA.value, min_contrast=_MIN_CONTRAST.value,
         noise_floor=_NOISE_FLOOR.value,
     )
-    options = tem_flags.options_from_flags(MeasureOptions, _OPTIONS)
+    options = cli.options_from_flags(MeasureOptions, _OPTIONS)
     run = measure_instances(
         _IMAGES.value, _LABELS.value, _OUT_DIR.value, model=_MODEL.value, fourier=fourier, overwrite=_OVERWRITE.value,
         progress=_PROGRESS.value, on_ready=print, **options.library_options(),
@@ -71,4 +71,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

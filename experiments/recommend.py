@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 _PIXEL_SIZE_NM = flags.DEFINE_float("pixel_size_nm", None, "Pixel size in nm (default: from the --images files).")
 _DIAMETER_NM = flags.DEFINE_float("particle_diameter_nm", None, "Typical particle diameter in nm.")
@@ -26,7 +26,7 @@ _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "A sweep's folder: answer fr
 _RESOLUTION = flags.DEFINE_enum("resolution", "auto", ["auto", "high", "low"],
                                 "high: lattice fringes; low: amplitude contrast; auto: from --images.")
 _PATCH_SIZE = flags.DEFINE_integer("patch_size", 512, "Patch size of the dataset (limits pools and RF).")
-_NUM_BLOCKS = tem_flags.define_int_list("num_blocks", (2, 3, 4), "Depths N to consider.")
+_NUM_BLOCKS = cli.define_int_list("num_blocks", (2, 3, 4), "Depths N to consider.")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the advice as JSON here.")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace an existing --json_out file.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Progress bar while building the architectures.")
@@ -55,4 +55,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -32,7 +32,7 @@ import sys
 
 from absl import app, flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.serve.options import SegmentOptions  # no TensorFlow: flags and --help stay fast
 
 _MODEL = flags.DEFINE_string(
@@ -42,7 +42,7 @@ _IMAGES = flags.DEFINE_list(
     "images", None, "Micrographs: comma-separated files, glob patterns (quoted) or folders."
 )
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for masks, overlays, probabilities.")
-_OPTIONS = tem_flags.define_flags_from_dataclass(SegmentOptions)  # one flag per option, its default and help
+_OPTIONS = cli.define_flags_from_dataclass(SegmentOptions)  # one flag per option, its default and help
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace outputs already in --out_dir under this run's file names."
 )
@@ -50,8 +50,8 @@ _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar over fil
 _KEEP_MIXED = flags.DEFINE_boolean(
     "keep_mixed_precision", False, "Run a mixed_float16 .keras/run-dir network in float16 (GPU)."
 )
-tem_flags.define_deprecated_alias("output_dir", "out_dir")
-tem_flags.define_deprecated_alias("input", "images")  # --images, as in make_tfrecords and measure
+cli.define_deprecated_alias("output_dir", "out_dir")
+cli.define_deprecated_alias("input", "images")  # --images, as in make_tfrecords and measure
 flags.mark_flags_as_required(["model", "images", "out_dir"])
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tem_rf.serve.segment_command import segment_micrographs
 
-    options = tem_flags.options_from_flags(SegmentOptions, _OPTIONS)
+    options = cli.options_from_flags(SegmentOptions, _OPTIONS)
     run = segment_micrographs(
         _MODEL.value, _IMAGES.value, _OUT_DIR.value, keep_mixed_precision=_KEEP_MIXED.value, on_model_loaded=print,
         overwrite=_OVERWRITE.value, progress=_PROGRESS.value, **options.library_options(),
@@ -71,4 +71,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -19,26 +19,26 @@ import logging
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 from tem_rf.core.parsing import parse_sequences
 from tem_rf.train.config import TrainConfig  # no TensorFlow: flags and --help stay fast
 
-_TRAIN = tem_flags.define_flags_from_dataclass(
+_TRAIN = cli.define_flags_from_dataclass(
     TrainConfig, ["data_dir", "target", "boundary_width", "batch_size", "epochs", "learning_rate", "precision",
                   "strategy", "jit_compile"])
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "Sweep directory (runs/, results).")
-_NUM_BLOCKS = tem_flags.define_int_list("num_blocks", (2, 3, 4), "N values of the max-pooling grid.")
-_POOL_CHOICES = tem_flags.define_int_list("pool_choices", (2, 4, 8), "Pool sizes of the grid.")
+_NUM_BLOCKS = cli.define_int_list("num_blocks", (2, 3, 4), "N values of the max-pooling grid.")
+_POOL_CHOICES = cli.define_int_list("pool_choices", (2, 4, 8), "Pool sizes of the grid.")
 _POOL_GRID = flags.DEFINE_enum("pool_grid", "per_level", ["per_level", "uniform", "none"],
                                "per_level: every per-level combination (Table S1); uniform: equal pools.")
-_POOL_SIZES = tem_flags.define_int_list(
+_POOL_SIZES = cli.define_int_list(
     "pool_sizes", [], "One architecture's pools, repeatable, instead of the grid: --pool_sizes=2,2 "
     "--pool_sizes=2,8 (N from length); the --dilation_grid runs are still added.", multi=True)
-tem_flags.define_deprecated_alias("pools", "pool_sizes", lambda text: parse_sequences(text, "pools"))
+cli.define_deprecated_alias("pools", "pool_sizes", lambda text: parse_sequences(text, "pools"))
 _DILATION_GRID = flags.DEFINE_string("dilation_grid", "1-1-1,1-1-2,2-2-2,2-2-4,2-4-8,4-8-8,4-8-16",
                                      "Dilation sets (per level + bottleneck) at --dilation_pool; empty for none.")
 _DILATION_POOL = flags.DEFINE_integer("dilation_pool", 2, "Pool size of the dilation grid.")
-_SEEDS = tem_flags.define_int_list("seeds", (752, 2245, 140, 9213, 956), "Seeds (the paper's five).")
+_SEEDS = cli.define_int_list("seeds", (752, 2245, 140, 9213, 956), "Seeds (the paper's five).")
 _TASK_INDEX = flags.DEFINE_integer("task_index", 0, "This task's index in a job array.")
 _NUM_TASKS = flags.DEFINE_integer("num_tasks", 1, "Tasks sharing the sweep.")
 _AGGREGATE_ONLY = flags.DEFINE_boolean("aggregate_only", False, "Only aggregate finished runs.")
@@ -68,4 +68,4 @@ def main(argv: list[str]) -> None:
     print(sweep.format_results(rows, paths))
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -22,11 +22,11 @@ import logging
 
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 from tem_rf.train.config import TrainConfig  # no TensorFlow: flags and --help stay fast
 
-_CONFIG = tem_flags.define_flags_from_dataclass(TrainConfig)  # one flag per field, its default and help
+_CONFIG = cli.define_flags_from_dataclass(TrainConfig)  # one flag per field, its default and help
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar per epoch.")
 flags.mark_flags_as_required(["data_dir", "model_dir"])
 
@@ -43,4 +43,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    tem_flags.run(main)
+    cli.run(main)

@@ -6,16 +6,16 @@ import logging
 import pytest
 from absl import flags
 
-from tem_rf.core import cli as tem_flags
+from tem_rf.core import cli
 
 
 def test_drop_absl_info_keeps_warnings_and_our_own_info():
     def record(name, level):
         return logging.LogRecord(name, level, __file__, 1, "message", None, None)
 
-    assert not tem_flags.drop_absl_info(record("absl", logging.INFO))
-    assert tem_flags.drop_absl_info(record("absl", logging.WARNING))
-    assert tem_flags.drop_absl_info(record("tem_rf.train.loop", logging.INFO))
+    assert not cli.drop_absl_info(record("absl", logging.INFO))
+    assert cli.drop_absl_info(record("absl", logging.WARNING))
+    assert cli.drop_absl_info(record("tem_rf.train.loop", logging.INFO))
 
 
 @dataclasses.dataclass
@@ -34,7 +34,7 @@ def fresh_flags():
 
 
 def test_flags_from_dataclass(fresh_flags):
-    holders = tem_flags.define_flags_from_dataclass(_Settings, flag_values=fresh_flags)
+    holders = cli.define_flags_from_dataclass(_Settings, flag_values=fresh_flags)
     assert fresh_flags["pools"].help == "Pools." and fresh_flags["data_dir"].default is None
     fresh_flags(["prog", "--data_dir=D", "--pools=2,8", "--xla", "--mode=b"])
     assert _Settings(**{name: h.value for name, h in holders.items()}) == _Settings("D", (2, 8), 0.5, True, "b")
@@ -51,12 +51,12 @@ class _Options:
 
 
 def test_optional_bounded_and_list_options(fresh_flags):
-    holders = tem_flags.define_flags_from_dataclass(_Options, flag_values=fresh_flags)
+    holders = cli.define_flags_from_dataclass(_Options, flag_values=fresh_flags)
     fresh_flags(["prog"])
-    assert tem_flags.options_from_flags(_Options, holders) == _Options()
+    assert cli.options_from_flags(_Options, holders) == _Options()
     fresh_flags.unparse_flags()
     fresh_flags(["prog", "--size=2.5", "--tiles=3", "--names=x,y"])
-    assert tem_flags.options_from_flags(_Options, holders) == _Options(2.5, 3, ("x", "y"))
+    assert cli.options_from_flags(_Options, holders) == _Options(2.5, 3, ("x", "y"))
     fresh_flags.unparse_flags()
     with pytest.raises(flags.IllegalFlagValueError, match="tiles"):
         fresh_flags(["prog", "--tiles=0"])
@@ -68,7 +68,7 @@ def test_segment_and_measure_flags_are_their_options_fields():
 
     for options_class in (SegmentOptions, MeasureOptions):
         registry = flags.FlagValues()
-        tem_flags.define_flags_from_dataclass(options_class, flag_values=registry)
+        cli.define_flags_from_dataclass(options_class, flag_values=registry)
         registry(["prog", "--tile_size=0", "--info_bar=keep", "--exclude_regions=-60:,:"])
         options = options_class(**{f.name: registry[f.name].value for f in dataclasses.fields(options_class)})
         library = options.library_options()
@@ -78,7 +78,7 @@ def test_segment_and_measure_flags_are_their_options_fields():
 
 def test_deprecated_alias_copies_warns_and_refuses_both(fresh_flags, caplog):
     flags.DEFINE_boolean("progress", True, "Progress bars.", flag_values=fresh_flags)
-    tem_flags.define_deprecated_alias(
+    cli.define_deprecated_alias(
         "quiet", "progress", convert=lambda quiet: not quiet, flag_values=fresh_flags
     )
     with caplog.at_level(logging.WARNING):
@@ -106,20 +106,20 @@ def test_every_refusal_is_one_error_line_and_a_bug_keeps_its_traceback():
         raise InputError("/data/a.tif", "is not a micrograph")
 
     with pytest.raises(SystemExit) as exited:
-        tem_flags.one_line_errors(refusing)(["prog"])
+        cli.one_line_errors(refusing)(["prog"])
     assert exited.value.code == "error: /data/a.tif: is not a micrograph"
 
     def disk_full(argv):
         raise OSError(28, "No space left on device", "/out/x.tif")
 
     with pytest.raises(SystemExit, match=r"error: \[Errno 28\] No space left on device: '/out/x.tif'"):
-        tem_flags.one_line_errors(disk_full)(["prog"])
+        cli.one_line_errors(disk_full)(["prog"])
 
     def buggy(argv):
         return {}["missing"]
 
     with pytest.raises(KeyError):
-        tem_flags.one_line_errors(buggy)(["prog"])
+        cli.one_line_errors(buggy)(["prog"])
 
 
 def test_ctrl_c_ends_a_binary_with_one_line_and_status_130(capsys):
@@ -127,6 +127,6 @@ def test_ctrl_c_ends_a_binary_with_one_line_and_status_130(capsys):
         raise KeyboardInterrupt
 
     with pytest.raises(SystemExit) as ended:
-        tem_flags.one_line_errors(main)(["prog"])
+        cli.one_line_errors(main)(["prog"])
     assert ended.value.code == 130
-    assert capsys.readouterr().err == tem_flags.INTERRUPTED + "\n"
+    assert capsys.readouterr().err == cli.INTERRUPTED + "\n"

@@ -39,7 +39,7 @@ def test_describe_bad_flag_is_one_clear_line():
 
 @pytest.mark.large
 def test_in_a_real_process():
-    # `python -m` as a user types it: absl's app.run, tem_flags.run and the module's __main__.
+    # `python -m` as a user types it: absl's app.run, cli.run and the module's __main__.
     out = run_binary("experiments.describe", "--num_blocks=2", "--pool_sizes=2,8")
     assert out.returncode == 0, out.stderr
     assert "trainable parameters:  8074" in out.stdout

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tem_rf import models as rf_lib
+from tem_rf import models
 from tem_rf.models import residual_unet
 from tem_rf.models.geometry import (
     dependency_extent,
@@ -24,7 +24,7 @@ N2_RF = {
 
 
 def test_n2_table_from_architecture_table():
-    rows = rf_lib.architecture_table([(2, pools) for pools in N2_RF], pixel_size_nm=0.02152)
+    rows = models.architecture_table([(2, pools) for pools in N2_RF], pixel_size_nm=0.02152)
     assert {tuple(r["pool_sizes"]): r["receptive_field_px"] for r in rows} == N2_RF
     assert all(r["trainable_params"] == 8074 for r in rows)
 
@@ -37,14 +37,14 @@ def test_architecture_table_rows_are_built_once_and_equal_a_fresh_build(monkeypa
     built = []
     real = architectures.describe_architecture
     monkeypatch.setattr(architectures, "describe_architecture", lambda *a: built.append(a) or real(*a))
-    first = rf_lib.architecture_table(archs, pixel_size_nm=0.05)
-    again = rf_lib.architecture_table(archs[:2])
+    first = models.architecture_table(archs, pixel_size_nm=0.05)
+    again = models.architecture_table(archs[:2])
     assert built == [(2, (2, 4), (1, 1, 1)), (2, (2, 2), (1, 1, 2))]  # each network once
     _, fresh = real(2, (2, 4), 1, 0.05)
     assert first[0] == first[2] == fresh and first[0]["receptive_field_nm"] == pytest.approx(64 * 0.05)
     assert again[0]["receptive_field_nm"] is None and again[1]["dilations"] == [1, 1, 2]
     first[0]["pool_sizes"].append(99)  # rows are the caller's: the cache is not changed through them
-    assert rf_lib.architecture_table(archs[:1])[0]["pool_sizes"] == [2, 4]
+    assert models.architecture_table(archs[:1])[0]["pool_sizes"] == [2, 4]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_architecture_table_rows_are_built_once_and_equal_a_fresh_build(monkeypa
 )
 def test_nanometres_match_paper(pools, pixel_size, nm, digits):
     # The paper quotes these to the digits given (0.947 nm -> "0.95 nm").
-    rf = rf_lib.receptive_field(residual_unet(2, pools))
+    rf = models.receptive_field(residual_unet(2, pools))
     assert round(rf.nanometres(pixel_size), digits) == nm
 
 
@@ -71,31 +71,31 @@ def test_walk_reads_layers_not_a_table():
     x = keras.layers.UpSampling2D(2)(x)  # jump 1
     x = keras.layers.Conv2D(2, (3, 1), padding="same")(x)  # rf 21 x 19
     model = keras.Model(inputs, x)
-    rf = rf_lib.receptive_field(model)
+    rf = models.receptive_field(model)
     assert (rf.height, rf.width) == (21, 19)
     assert rf.pixels == 21
-    assert rf_lib.max_stride(model) == 2
+    assert models.max_stride(model) == 2
 
 
 def test_unknown_spatial_layer_is_refused():
     inputs = keras.Input((None, None, 1))
     x = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same")(inputs)
     with pytest.raises(NotImplementedError, match="Conv2DTranspose"):
-        rf_lib.receptive_field(keras.Model(inputs, x))
+        models.receptive_field(keras.Model(inputs, x))
 
 
 def test_architecture_grid_filters_by_divisor():
-    grid = rf_lib.architecture_grid((2, 4), (2, 4, 8), max_divisor=512)
+    grid = models.architecture_grid((2, 4), (2, 4, 8), max_divisor=512)
     assert len([g for g in grid if g[0] == 2]) == 9
     assert (4, (8, 8, 8, 8)) not in grid and (4, (8, 8, 8, 1)) not in grid
     assert all(g[1] != (8, 8, 8, 2) for g in grid)
-    uniform = rf_lib.architecture_grid((3,), (2, 4, 8), per_level=False)
+    uniform = models.architecture_grid((3,), (2, 4, 8), per_level=False)
     assert uniform == [(3, (2, 2, 2)), (3, (4, 4, 4)), (3, (8, 8, 8))]
 
 
 def test_format_table_lists_every_row():
-    rows = rf_lib.architecture_table([(2, (2, 2)), (2, (2, 2), (1, 1, 2))])
-    text = rf_lib.format_table(rows)
+    rows = models.architecture_table([(2, (2, 2)), (2, (2, 2), (1, 1, 2))])
+    text = models.format_table(rows)
     assert "N2_k2-2_d1-1-1" in text and "N2_k2-2_d1-1-2" in text
     assert rows[1]["receptive_field_px"] == 60 and rows[1]["receptive_field_nm"] is None
 
