@@ -23,6 +23,13 @@ from tem_rf.core.errors import InputError
 from tem_rf.core.files import make_parents, remove_made_folders
 
 
+def blocking_file(path: str | os.PathLike) -> Path | None:
+    """The file (not folder) at ``path`` or at one of its parents, which keeps ``path`` from being
+    a folder or from being made as one; None when there is none."""
+    return next((p for p in (Path(path), *Path(path).absolute().parents)
+                 if os.path.lexists(p) and not p.is_dir()), None)
+
+
 def check_new_files(paths: Iterable[str | os.PathLike], overwrite: bool, flag: str = "--overwrite") -> None:
     """Raises `InputError` for the first target that is a folder, or that exists without ``overwrite``."""
     for path in map(Path, paths):
@@ -30,8 +37,8 @@ def check_new_files(paths: Iterable[str | os.PathLike], overwrite: bool, flag: s
             raise InputError(path, "is a folder; the result is a file of that name: choose another name")
         if os.path.lexists(path) and not overwrite:
             raise InputError(path, f"exists; pass {flag} to replace it")
-        blocking = next((p for p in path.absolute().parents if os.path.lexists(p)), None)
-        if blocking is not None and not blocking.is_dir():
+        blocking = blocking_file(path.absolute().parent)
+        if blocking is not None:
             raise InputError(blocking, f"cannot write {path.name} into it: it is a file, not a folder")
 
 

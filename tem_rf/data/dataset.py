@@ -55,6 +55,7 @@ from tem_rf.data.splits import (
     check_val_fraction, parse_split_files, parse_split_fractions, read_split_file, split_sources,
 )
 from tem_rf.core.files import atomic_directory, os_error_text, write_json
+from tem_rf.core.outputs import blocking_file
 from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.manifest import check_only_owned
 from tem_rf.core.progress import progress_bar
@@ -164,8 +165,8 @@ def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
     a dataset without ``overwrite``, and a dataset folder holding anything its dataset.json does
     not list (`check_only_owned`: replacing the dataset deletes only what tem_rf wrote)."""
     if not out_dir.exists():
-        existing = next((p for p in out_dir.absolute().parents if p.exists()), None)
-        if existing is not None and not existing.is_dir():
+        existing = blocking_file(out_dir)
+        if existing is not None:
             raise InputError(existing, f"is a file, so {out_dir} cannot be created as a folder")
         return
     if out_dir.is_symlink() or not out_dir.is_dir():

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tem_rf.core.files import make_parents, remove_made_folders
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.scale import (
     ScalePlan, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
@@ -681,15 +682,9 @@ def segment_files(
     # The run is one result: a failure or interrupt, up to the summary, deletes every file it
     # wrote and puts back what it replaced (--overwrite), so no mix of old and new is left.
     journal = WriteJournal()
-    made = [p for p in (output_dir, *output_dir.parents) if not p.exists()]
-    output_dir.mkdir(parents=True, exist_ok=True)
+    made = make_parents(output_dir)  # removed again on failure, only while empty: nothing of anyone's goes
     results: list[SegmentationResult] = []
     failures: list[tuple[str, str]] = []
-
-    def remove_made_folders() -> None:
-        for folder in made:  # deepest first; only while empty, so nothing of anyone's goes
-            with contextlib.suppress(OSError):
-                folder.rmdir()
 
     measure = options.get("measure", True)
     particles_of: dict[str, list] = {}
@@ -740,7 +735,7 @@ def segment_files(
         finish_writing()
         if not results:  # nothing segmented: no result, so what was there before stays
             journal.roll_back()
-            remove_made_folders()
+            remove_made_folders(made)
             return results, failures
         run_files = run_output_files(paths, output_dir, measure=measure)
         journal.claim(run_files.values())
@@ -763,7 +758,7 @@ def segment_files(
                 finish_writing()
         writer.shutdown(wait=True)
         journal.roll_back()
-        remove_made_folders()
+        remove_made_folders(made)
         raise
     finally:
         writer.shutdown(wait=True)

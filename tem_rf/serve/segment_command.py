@@ -30,13 +30,12 @@ def check_output_dir(out_dir: str | os.PathLike) -> None:
 
     Checked before the model is loaded, so a mistyped folder fails in a second, not after it.
     """
+    from tem_rf.core.outputs import blocking_file
     from tem_rf.data.reading import InputError
 
-    for path in (Path(out_dir), *Path(out_dir).absolute().parents):
-        if path.exists():
-            if not path.is_dir():
-                raise InputError(path, "is a file, not a folder (--out_dir)")
-            return
+    blocking = blocking_file(out_dir)
+    if blocking is not None:
+        raise InputError(blocking, "is a file, not a folder (--out_dir)")
 
 
 def describe_predictor(predictor: Predictor) -> str:

@@ -87,7 +87,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     results = sweep.write_results(sweep_dir, rows)
 
     stage("export")
-    best = max(rows, key=lambda r: r["hard_dice_mean"])
+    best = sweep.best_row(rows)
     best_run = next(r.run_dir(sweep_dir) for r in runs if r.architecture.name == best["architecture"])
     export_dir = out / "export" / best["architecture"]
     export.export_run(best_run, export_dir, overwrite=True)  # the demo replaces its own earlier export

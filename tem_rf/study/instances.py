@@ -93,13 +93,12 @@ class InstanceRun:
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
+    from tem_rf.core.outputs import blocking_file
     from tem_rf.data.reading import InputError
 
-    for path in (out_dir, *out_dir.absolute().parents):
-        if path.exists():
-            if not path.is_dir():
-                raise InputError(path, "is a file, not a folder (--out_dir)")
-            break
+    blocking = blocking_file(out_dir)
+    if blocking is not None:
+        raise InputError(blocking, "is a file, not a folder (--out_dir)")
     outputs = (out_dir / CSV_FILE, out_dir / JSON_FILE)
     existing = [p.name for p in outputs if p.exists() or p.is_symlink()]
     if existing and not overwrite:

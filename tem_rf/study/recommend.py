@@ -264,7 +264,7 @@ def advise_from_sweep(sweep_dir: str | Path) -> SweepAdvice:
     if not isinstance(rows, list) or any(not isinstance(r, dict) or any(k not in r for k in needed) for r in rows):
         raise ValueError(f"{source}: expected 'architectures' rows with {', '.join(needed)}")
     rows = sorted(rows, key=lambda r: (r["trainable_params"], r["receptive_field_px"], r["architecture"]))
-    best = max(rows, key=lambda r: r["hard_dice_mean"])
+    best = sweep.best_row(rows)
     return SweepAdvice(source, rows, best, sweep.lightest_within_one_std(rows))
 
 

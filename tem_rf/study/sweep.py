@@ -275,7 +275,7 @@ def format_results(rows: Sequence[dict[str, Any]], paths: dict[str, Any]) -> str
         nm = "" if r["receptive_field_nm"] is None else f" {r['receptive_field_nm']:6.2f} nm"
         lines.append(f"{r['architecture']:<24} {r['trainable_params']:>7} params  RF {r['receptive_field_px']:>4} px{nm}"
                      f"  hard dice {r['hard_dice_mean']:.4f} ± {r['hard_dice_std']:.4f} ({r['seeds']} seeds)")
-    lines.append(f"best: {max(rows, key=lambda r: r['hard_dice_mean'])['architecture']}; lightest within one std "
+    lines.append(f"best: {best_row(rows)['architecture']}; lightest within one std "
                  f"of it: {lightest_within_one_std(rows)['architecture']}")
     lines.extend(f"{what}: {path}" for what, path in paths.items())
     return "\n".join(lines)
@@ -407,12 +407,17 @@ def aggregate(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def best_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The architecture row with the highest mean hard dice (the first of equals)."""
+    return max(rows, key=lambda r: r["hard_dice_mean"])
+
+
 def lightest_within_one_std(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The architecture with the fewest parameters (then smallest RF) whose mean hard dice is
     within one std of the best architecture's mean."""
     if not rows:
         return None
-    best = max(rows, key=lambda r: r["hard_dice_mean"])
+    best = best_row(rows)
     threshold = best["hard_dice_mean"] - best["hard_dice_std"]
     candidates = [r for r in rows if r["hard_dice_mean"] >= threshold]
     return min(candidates, key=lambda r: (r["trainable_params"], r["receptive_field_px"], r["architecture"]))
@@ -427,7 +432,7 @@ def write_results(sweep_dir: str | Path, rows: Sequence[dict[str, Any]]) -> dict
         raise ValueError(f"{sweep_dir} has no finished runs to aggregate")
     write_csv(sweep_dir / RESULTS_CSV, rows)
     summary = {
-        "best": max(rows, key=lambda r: r["hard_dice_mean"])["architecture"],
+        "best": best_row(rows)["architecture"],
         "lightest_within_one_std_of_best": lightest_within_one_std(rows)["architecture"],
         "architectures": list(rows),
     }
@@ -485,6 +490,7 @@ def plot_dice_vs_receptive_field(
 
 
 __all__ = [
+    "best_row",
     "Architecture",
     "PAPER_SEEDS",
     "RunSpec",
