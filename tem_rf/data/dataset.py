@@ -17,14 +17,13 @@ leaves a half-written dataset, and an existing dataset is only replaced once the
 from __future__ import annotations
 
 import collections
-import contextlib
 import datetime
 import hashlib
 import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from tem_rf.data.splits import (
 )
 from tem_rf.core.files import atomic_directory, os_error_text, write_json
 from tem_rf.core.outputs import blocking_file
+from tem_rf.core.quiet import quiet_logger
 from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.manifest import check_only_owned
 from tem_rf.core.progress import progress_bar
@@ -129,17 +129,6 @@ class _Source:
     notes: list[str] = field(default_factory=list)
     particle_diameters_px: np.ndarray | None = None  # whole particles of the mask (`particle_sizes`)
     instances_from: str | None = None  # how its particle ids were read (`instance_masks`)
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    quieted = logging.getLogger(name)
-    level = quieted.level
-    quieted.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        quieted.setLevel(level)
 
 
 def dataset_fingerprint(info: dict) -> str:
@@ -473,7 +462,7 @@ def _write_dataset(
         ordered = [(split, by_name[name]) for split in SPLITS for name in assignment[split]]
         writers = {split: ShardWriter(tmp, split, num_shards) for split in SPLITS}
         for split, source in progress_bar(ordered, desc="writing", unit="image", enabled=progress):
-            with _quiet_logger("tem_rf.data.reading"):  # its notes were logged in the checking pass
+            with quiet_logger("tem_rf.data.reading"):  # its notes were logged in the checking pass
                 micrograph = read_micrograph(source.image, **read_options)
                 values, label, rule = read_mask_values(source.mask)
                 instances, source.instances_from = instance_labels_from_values(values, rule)

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import math
 import re
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tem_rf.core.errors import InputError
+from tem_rf.core.quiet import quiet_logger
 from tem_rf.data.signals import Axis, Signal, unit_text
 
 FORMATS_INSTALL_HINT = 'pip install "tem_rf[formats]"'
@@ -81,19 +79,10 @@ def _missing_package_problem(error: ImportError) -> str:
     return f"reading this file needs a Python package that is not installed ({error}): {FORMATS_INSTALL_HINT}"
 
 
-@contextlib.contextmanager
-def quiet_rosettasciio() -> Iterator[None]:
+def quiet_rosettasciio() -> contextlib.AbstractContextManager[None]:
     """Silences rosettasciio's own warnings and log lines about metadata it cannot map (they are
     about its metadata tree, not the pixels or the calibration this module reads)."""
-    rsciio_logger = logging.getLogger("rsciio")
-    level = rsciio_logger.level
-    rsciio_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        rsciio_logger.setLevel(level)
+    return quiet_logger("rsciio", python_warnings=True)
 
 
 def _signal_from_rosettasciio(entry: dict[str, Any], path: Path) -> Signal:
