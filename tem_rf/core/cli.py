@@ -131,10 +131,16 @@ def define_int_list(
     )
 
 
+# The release that removes the deprecated flag names and the old import locations kept for them
+# (`define_deprecated_alias`; `tem_rf.particles.measure`'s and `tem_rf.data.dataset`'s re-exports).
+SHIMS_REMOVED_IN = "0.3.0"
+
+
 def define_deprecated_alias(
     old: str, new: str, convert: Callable[[Any], Any] | None = None, flag_values: flags.FlagValues = flags.FLAGS
 ) -> None:
-    """Defines ``--old`` as a deprecated name of the already defined ``--new``, kept for one release.
+    """Defines ``--old`` as a deprecated name of the already defined ``--new``, kept until tem_rf
+    `SHIMS_REMOVED_IN` (its help and its warning say so).
 
     ``--old`` parses like ``--new`` (a plain string where ``--new`` takes several values); after
     parsing, its value, through ``convert`` if given, becomes ``--new``'s and a warning says
@@ -144,8 +150,8 @@ def define_deprecated_alias(
     target = flag_values[new]
     parser = flags.ArgumentParser() if isinstance(target, flags.MultiFlag) else target.parser
     flags.DEFINE_flag(
-        flags.Flag(parser, flags.ArgumentSerializer(), old, None, f"Deprecated: use --{new}.",
-                   boolean=target.boolean),
+        flags.Flag(parser, flags.ArgumentSerializer(), old, None,
+                   f"Deprecated: use --{new} (--{old} goes in tem_rf {SHIMS_REMOVED_IN}).", boolean=target.boolean),
         flag_values,
     )
 
@@ -156,7 +162,7 @@ def define_deprecated_alias(
             return True
         if flag_values[new].present:
             raise flags.ValidationError(f"--{old} is deprecated and replaced by --{new}: give only --{new}")
-        absl_logging.warning("--%s is deprecated; use --%s", old, new)
+        absl_logging.warning("--%s is deprecated; use --%s (--%s goes in tem_rf %s)", old, new, old, SHIMS_REMOVED_IN)
         flag_values[new].value = convert(values[old]) if convert else values[old]
         return True
 

@@ -2,7 +2,8 @@
 
 Which files (`tem_rf.data.source_files`), which split each goes to (`tem_rf.data.splits`) and
 reading the ``dataset.json`` back (`tem_rf.data.dataset_info`) have their own modules; their
-names are also importable from here, where earlier versions had them.
+names are also importable from here, where earlier versions had them, until tem_rf 0.3.0
+(`tem_rf.core.cli.SHIMS_REMOVED_IN`).
 
 Layout (docs/design.md)::
 

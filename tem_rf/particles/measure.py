@@ -453,7 +453,7 @@ def measure_labels(
 
 # `Particle`, the table, the files, `summarise` and the split defaults live in their own modules
 # (`particle`, `particle_files`, `summary`, `watershed`, `shape`, `masks`); they are named here too,
-# where earlier versions had them.
+# where earlier versions had them, until tem_rf 0.3.0 (`tem_rf.core.cli.SHIMS_REMOVED_IN`).
 __all__ = [
     "COLUMNS",
     "FIELDS",

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from tem_rf.core.classes import BOUNDARY_CLASS, PARTICLE_CLASS, class_names
-from tem_rf.serve.graph_preprocess import (  # noqa: F401  (median_filter_3x3_tf, remove_xray_outliers_tf: public here before)
+# median_filter_3x3_tf, remove_xray_outliers_tf: public here before, until tem_rf 0.3.0 (core.cli.SHIMS_REMOVED_IN)
+from tem_rf.serve.graph_preprocess import (  # noqa: F401
     median_filter_3x3_tf, preprocess_micrograph_tf, remove_xray_outliers_tf,
 )
 from tem_rf.core.files import json_safe, read_json_object

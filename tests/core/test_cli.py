@@ -84,6 +84,8 @@ def test_deprecated_alias_copies_warns_and_refuses_both(fresh_flags, caplog):
     with caplog.at_level(logging.WARNING):
         fresh_flags(["prog", "--quiet"])
     assert fresh_flags.progress is False and "--quiet is deprecated; use --progress" in caplog.text
+    assert f"(--quiet goes in tem_rf {cli.SHIMS_REMOVED_IN})" in caplog.text  # every shim names its end
+    assert fresh_flags["quiet"].help == f"Deprecated: use --progress (--quiet goes in tem_rf {cli.SHIMS_REMOVED_IN})."
     fresh_flags.unparse_flags()
     fresh_flags(["prog", "--noprogress"])
     assert fresh_flags.progress is False
