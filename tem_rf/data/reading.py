@@ -98,6 +98,11 @@ def read_micrograph(
     # a frame of a stack is read without the rest of it
     signals = _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=True, lazy=frame is not None)
     chosen, title = choose_signal(signals, path, frame=frame, signal=signal)
+    return _micrograph_of(chosen, title, path, frame)
+
+
+def _micrograph_of(chosen: Signal, title: str | None, path: Path, frame: int | None) -> Micrograph:
+    """`read_micrograph`'s micrograph from the signal it chose."""
     image = image_of(chosen, path, frame=frame, what="micrograph")
     array = image.array
     if not isinstance(array, np.ndarray):  # a frame of a lazily read stack (dask): read it alone
@@ -124,6 +129,26 @@ def read_micrograph(
     )
 
 
+class MovieFile:
+    """The frames of a stack or series (or of a single image: one frame), from a file whose
+    signals are read once, lazily: each `frame` reads that frame's pixels only, where
+    `read_micrograph(path, frame=i)` would parse the whole file again per frame (a DM or Velox
+    file's tags, an MRC header). ``count`` and ``interval_s`` are `frame_count`'s and
+    `frame_interval_s`'."""
+
+    def __init__(self, path: str | os.PathLike, *, signal: str | None = None) -> None:
+        self.path = Path(path)
+        signals = _read_signals(self.path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=True, lazy=True)
+        self._chosen, self._title = choose_signal(signals, self.path, frame=0, signal=signal)
+        self.count, self.interval_s = _frames_and_interval_of(self._chosen, self.path)
+        if self.count == 1:  # a single image: the signal read_micrograph would choose
+            self._chosen, self._title = choose_signal(signals, self.path, frame=None, signal=signal)
+
+    def frame(self, index: int | None) -> Micrograph:
+        """Frame ``index`` (None for a single image) as `read_micrograph` reads it."""
+        return _micrograph_of(self._chosen, self._title, self.path, None if self.count == 1 else index)
+
+
 def frame_count(path: str | os.PathLike, *, signal: str | None = None) -> int:
     """How many frames the micrograph file holds: a stack's or time series' frames, 1 for a
     single image. Raises `InputError` like `read_micrograph` for what is not micrographs."""
@@ -139,6 +164,10 @@ def frame_interval_s(path: str | os.PathLike, *, signal: str | None = None) -> f
 def _frames_and_interval(path: Path, signal: str | None) -> tuple[int, float | None]:
     signals = _read_signals(path, "micrograph", MICROGRAPH_SUFFIXES, calibrate=False, lazy=True)
     chosen, _ = choose_signal(signals, path, frame=0, signal=signal)
+    return _frames_and_interval_of(chosen, path)
+
+
+def _frames_and_interval_of(chosen: Signal, path: Path) -> tuple[int, float | None]:
     layout = layout_of(chosen)
     if layout.kind == "image":
         return 1, None

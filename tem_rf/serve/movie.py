@@ -92,11 +92,12 @@ def segment_movie(
     resample, min_particle_area_nm2) and writes the outputs of the module docstring. The frame
     interval is the file's, else ``frame_interval_s``. Returns what ``<stem>_movie.json`` holds."""
     from tem_rf.core.outputs import check_new_files
-    from tem_rf.data.reading import frame_count, frame_interval_s as file_interval
+    from tem_rf.data.reading import MovieFile
 
-    count = frame_count(path, signal=signal)
+    movie = MovieFile(path, signal=signal)  # read once; each frame's pixels when it is used
+    count = movie.count
     chosen = parse_frames(frames, count, path)
-    interval, source = file_interval(path, signal=signal), "file"
+    interval, source = movie.interval_s, "file"
     if interval is None and frame_interval_s is not None:
         if not frame_interval_s > 0:
             raise InputError(None, f"--frame_interval_s must be a positive number of seconds, got {frame_interval_s}")
@@ -108,17 +109,19 @@ def segment_movie(
     made = not Path(out_dir).exists()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     try:
-        return _segment_frames(path, predictor, out_dir, files, chosen, count, interval, source, overwrite, progress,
-                               signal, options)
+        return _segment_frames(movie, predictor, out_dir, files, chosen, interval, source, overwrite, progress,
+                               options)
     except BaseException:
         if made and not any(Path(out_dir).iterdir()):  # a failed call leaves the disk as it was
             Path(out_dir).rmdir()
         raise
 
 
-def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, source, overwrite, progress, signal,
+def _segment_frames(movie, predictor, out_dir, files, chosen, interval, source, overwrite, progress,
                     options) -> dict[str, Any]:
-    """`segment_movie` once its options are checked and ``out_dir`` exists."""
+    """`segment_movie` once its options are checked and ``out_dir`` exists (``movie``: its
+    `tem_rf.data.reading.MovieFile`)."""
+    path, count = movie.path, movie.count
     from tem_rf.core.files import write_csv, write_json
     from tem_rf.core.imagej_tiff import write_imagej_tiff
     from tem_rf.core.outputs import new_files
@@ -171,8 +174,8 @@ def _segment_frames(path, predictor, out_dir, files, chosen, count, interval, so
         for position, frame in enumerate(progress_bar(chosen, desc=f"{Path(path).name}: frames", unit="frame",
                                                        enabled=progress)):
             started = time.perf_counter()
-            segmented = segment_file(path, predictor, out_dir, frame=None if count == 1 else frame, signal=signal,
-                                     _deferred=True, overlay=False, **options)
+            segmented = segment_file(path, predictor, out_dir, micrograph=movie.frame(frame), _deferred=True,
+                                     overlay=False, **options)
             seconds["segment"] += time.perf_counter() - started
             pixel_size = segmented.micrograph.pixel_size_nm
             if measuring is not None:

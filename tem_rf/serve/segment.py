@@ -411,6 +411,7 @@ def segment_file(
     exclude_regions: str | Sequence[str] | None = None,
     return_particles: bool = False,
     tile_progress: bool = False,
+    micrograph: Any = None,
     _deferred: bool = False,
 ) -> SegmentationResult | tuple[SegmentationResult, list] | _Segmented:
     """Reads, segments and writes one micrograph; every output is written atomically.
@@ -433,13 +434,15 @@ def segment_file(
     flagged ``touches_edge``. Raises `tem_rf.data.reading.InputError` for unreadable or unusable
     files, and for micrographs that cannot be served at the network's scale. With
     ``return_particles``, returns ``(result, particles)`` (the `Particle` records; empty when not
-    measuring). ``_deferred`` (for `segment_files`): read and segment only, and return what
+    measuring). ``micrograph``: the `tem_rf.data.reading.Micrograph` of ``path`` already read
+    (a movie's frame from `tem_rf.data.reading.MovieFile`), instead of reading it. ``_deferred`` (for `segment_files`): read and segment only, and return what
     `_write_segmented` writes.
     """
     from tem_rf.data.reading import read_micrograph
 
     start = time.perf_counter()
-    micrograph = read_micrograph(path, frame=frame, signal=signal)
+    if micrograph is None:
+        micrograph = read_micrograph(path, frame=frame, signal=signal)
     check_not_a_mask(path, micrograph.data)
     pixel_size_nm, source = micrograph_pixel_size(path, micrograph.pixel_size_nm, pixel_size_nm, override_pixel_size)
     if source in ("flag", "override"):  # the outputs carry it, and particles are measured in nm

@@ -549,3 +549,27 @@ def test_a_frame_of_a_compressed_or_mrc_stack_is_read_without_the_others(tmp_pat
             np.testing.assert_array_equal(micrograph.data, frames[frame])
             assert micrograph.data.flags.writeable and type(micrograph.data) is np.ndarray
     assert read_micrograph(tmp_path / "movie.mrc", frame=1).pixel_size_nm == pytest.approx(0.5)
+
+
+def test_a_movie_file_is_read_once_and_gives_each_frame_as_read_micrograph_does(tmp_path, monkeypatch):
+    from tem_rf.data import reading
+    from tem_rf.data.reading import MovieFile
+
+    frames = np.arange(5 * 16 * 20, dtype=np.uint16).reshape(5, 16, 20)
+    tifffile.imwrite(tmp_path / "m.tif", frames, imagej=True, metadata={"axes": "TYX", "finterval": 0.25})
+    tifffile.imwrite(tmp_path / "one.tif", frames[0])
+    expected = [read_micrograph(tmp_path / "m.tif", frame=i) for i in range(5)]
+    reads = []
+    read_signals = reading._read_signals
+    monkeypatch.setattr(reading, "_read_signals", lambda *a, **k: reads.append(a[0]) or read_signals(*a, **k))
+    movie = MovieFile(tmp_path / "m.tif")
+    assert (movie.count, movie.interval_s) == (5, 0.25)
+    for index in (4, 0, 2):
+        frame = movie.frame(index)
+        np.testing.assert_array_equal(frame.data, expected[index].data)
+        assert frame.frame == index and frame.pixel_size_nm == expected[index].pixel_size_nm
+    assert reads == [tmp_path / "m.tif"]  # the file's signals once, not once per frame
+    single = MovieFile(tmp_path / "one.tif")
+    assert (single.count, single.interval_s) == (1, None)
+    np.testing.assert_array_equal(single.frame(0).data, frames[0])
+    assert single.frame(0).frame is None  # a single image is read as one, whatever frame is asked
