@@ -22,6 +22,7 @@ def _sha256(weights):
     return digest.hexdigest()
 
 
+@pytest.mark.large
 def test_a_run_starts_from_the_weights_it_is_given(one_epoch_run, tiny_dataset, tmp_path):
     source = run_weights(one_epoch_run, "best.keras")
     trainer = training.Trainer(_config(tiny_dataset, tmp_path / "tuned", epochs=1, num_images=0,

@@ -44,6 +44,7 @@ def test_loss_falls_and_outputs_are_written(tiny_data, tmp_path):
     assert results["best_epoch"] >= 1 and results["epochs_trained"] == 4
 
 
+@pytest.mark.large
 def test_event_files_hold_dice_scalars(tiny_data, tmp_path):
     run = tmp_path / "run"
     training.train(_config(tiny_data, run, epochs=1), progress=False)
@@ -101,6 +102,7 @@ def test_mirrored_over_two_cpus_matches_default_strategy(tiny_data, tmp_path):
     assert mirrored_config["num_replicas"] == 2 and mirrored_config["strategy"] == "mirrored"
 
 
+@pytest.mark.large
 def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tiny_data, tmp_path):
     run = tmp_path / "run"
     training.train(_config(tiny_data, run, epochs=1), progress=False)

@@ -133,6 +133,7 @@ def test_probability_images_use_one_fixed_colour_scale_shown_beside_them():
     np.testing.assert_allclose(shown[0, :, 25:], shown[1, :, 25:])  # the same scale whatever the image
 
 
+@pytest.mark.large
 def test_best_images_stop_at_the_best_epoch_when_a_later_one_is_worse(tmp_path, sweep_run):
     _, _, data_dir = sweep_run
     config = training.TrainConfig(data_dir=str(data_dir), model_dir=str(tmp_path / "run"), num_blocks=2,
