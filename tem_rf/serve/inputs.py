@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tem_rf.serve.particle_reports import HISTOGRAM_FILE, POOLED_PARTICLES_FILE, SUMMARY_CSV_FILE
-from tem_rf.serve.segment import OUTPUT_SUFFIXES, SUMMARY_FILE, output_stem
+from tem_rf.serve.segment_outputs import OUTPUT_SUFFIXES, SUMMARY_FILE, output_stem
 
 logger = logging.getLogger("tem_rf.serve.segment")  # what segment says, under one name
 

@@ -37,8 +37,13 @@ from tem_rf.serve.scale import (
 from tem_rf.serve.overlay import (  # noqa: F401  (OVERLAY_COLOUR, MASK_OUTLINE_COLOUR: segment's overlay colours)
     MASK_OUTLINE_COLOUR, OVERLAY_COLOUR, OVERLAY_MAX_SIZE, overlay_background, write_overlay,
 )
+# What a run writes, by name, has its own module; its names are importable from here too.
+from tem_rf.serve.segment_outputs import (  # noqa: F401
+    OUTPUT_SUFFIXES, SUMMARY_FILE, check_no_overwrite, file_options, output_files, output_stem, planned_outputs,
+    run_output_files,
+)
 from tem_rf.serve.particle_reports import (
-    HISTOGRAM_FILE, POOLED_PARTICLES_FILE, SUMMARY_CSV_FILE, micrograph_diameters, write_pooled_particles,
+    micrograph_diameters, write_pooled_particles,
     write_size_histogram, write_summary_csv,
 )
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE, predict_probability
@@ -50,10 +55,6 @@ logger = logging.getLogger(__name__)
 
 PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off the training one
 MASK_VALUE = 255  # particle pixels in the written mask (background 0): visible in any viewer
-# What `segment_file` (and `tem_rf.serve.movie`) write next to ``<stem>``; never read back as micrographs.
-OUTPUT_SUFFIXES = ("_mask.tif", "_masks.tif", "_prob.tif", "_overlay.png", "_labels.tif", "_particles.csv", "_sizes.png")
-# What `segment_files` writes once per run (pooled particles of several micrographs).
-SUMMARY_FILE = "segmentation.json"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,81 +228,6 @@ class SegmentationResult:
     scale: dict[str, Any] | None = None
     # pixels left out as not sample (`tem_rf.data.burned_in.exclusion_record`): info bar rows, regions
     excluded: dict[str, Any] | None = None
-
-
-def output_stem(path: str | os.PathLike) -> str:
-    """``dir/sample_01.dm4`` -> ``sample_01``: outputs are ``<stem>_mask.tif`` and so on."""
-    return Path(path).stem
-
-
-def output_files(
-    path: str | os.PathLike, output_dir: str | os.PathLike, *, save_probability: bool = False,
-    overlay: bool = True, measure: bool = True,
-) -> dict[str, Path]:
-    """The files `segment_file` writes for micrograph ``path``, by kind (mask, probability,
-    overlay, particles_csv, labels)."""
-    stem, output_dir = output_stem(path), Path(output_dir)
-    files = {"mask": output_dir / f"{stem}_mask.tif"}
-    if save_probability:
-        files["probability"] = output_dir / f"{stem}_prob.tif"
-    if overlay:
-        files["overlay"] = output_dir / f"{stem}_overlay.png"
-    if measure:
-        files["particles_csv"] = output_dir / f"{stem}_particles.csv"
-        files["labels"] = output_dir / f"{stem}_labels.tif"
-        files["histogram"] = output_dir / f"{stem}_sizes.png"
-    return files
-
-
-def run_output_files(
-    paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *, measure: bool = True
-) -> dict[str, Path]:
-    """The files `segment_files` writes once per run: ``segmentation.json``, measuring
-    ``summary.csv`` (a row per micrograph) and, for more than one micrograph, the pooled
-    ``particles.csv`` and ``particle_sizes.png``."""
-    output_dir = Path(output_dir)
-    files = {"summary": output_dir / SUMMARY_FILE}
-    if measure:
-        files["summary_csv"] = output_dir / SUMMARY_CSV_FILE
-    if measure and len(paths) > 1:
-        files["particles_csv"] = output_dir / POOLED_PARTICLES_FILE
-        files["histogram"] = output_dir / HISTOGRAM_FILE
-    return files
-
-
-def _file_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The `output_files` options among `segment_file`'s."""
-    return {
-        "save_probability": options.get("save_probability", False),
-        "overlay": options.get("overlay", True),
-        "measure": options.get("measure", True),
-    }
-
-
-def planned_outputs(paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, **options: Any) -> list[Path]:
-    """Every file a run over ``paths`` may write into ``output_dir``: the run's own files
-    (segmentation.json, pooled particles) and each micrograph's."""
-    output_dir = Path(output_dir)
-    return list(run_output_files(paths, output_dir, measure=options.get("measure", True)).values()) + [
-        file for path in paths for file in output_files(path, output_dir, **_file_options(options)).values()
-    ]
-
-
-def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, **options: Any) -> None:
-    """Raises `InputError` naming ``output_dir`` when a file this run would write is already there
-    (an earlier run's results, or a user's file of that name): replaced only with ``overwrite``."""
-    from tem_rf.data.reading import InputError
-
-    output_dir = Path(output_dir)
-    planned = planned_outputs(paths, output_dir, **options)
-    existing = [file.name for file in planned if file.exists() or file.is_symlink()]
-    if existing:
-        more = f" and {len(existing) - 1} more of this run's outputs" if len(existing) > 1 else ""
-        raise InputError(
-            output_dir,
-            f"already holds {existing[0]}{more}; pass --overwrite to replace them, or choose "
-            "another --out_dir",
-        )
 
 
 def segment_sample(
@@ -693,7 +619,7 @@ def segment_files(
     particles_of: dict[str, list] = {}
 
     def remove_outputs(path: str | os.PathLike) -> None:
-        for file in output_files(path, output_dir, **_file_options(options)).values():
+        for file in output_files(path, output_dir, **file_options(options)).values():
             with contextlib.suppress(OSError):
                 file.unlink()
 

@@ -19,9 +19,9 @@ from tem_rf.serve.inputs import expand_inputs
 from tem_rf.serve.predictor import Predictor
 from tem_rf.serve.scale import check_scale_options
 from tem_rf.serve.segment import (
-    SegmentationResult, check_burned_in_options, check_no_overwrite, check_particle_options, check_threshold,
-    planned_outputs, segment_files,
+    SegmentationResult, check_burned_in_options, check_particle_options, check_threshold, segment_files,
 )
+from tem_rf.serve.segment_outputs import check_no_overwrite, planned_outputs
 
 logger = logging.getLogger("tem_rf.serve.segment")
 
