@@ -4,7 +4,7 @@ r"""Training throughput (patches/s) of the residual UNet, its FLOP rate, and a P
   python3 -m benchmarks.bench_training --num_blocks=2 --torch --bn=fused,keras   # vs PyTorch
   python3 -m benchmarks.bench_training --precisions=float32,mixed_float16   # on a GPU
 
-The step is `tem_rf.train.loop.build_train_step` (the one every run uses: pixel-wise
+The step is `tem_rf.train.train_step.build_train_step` (the one every run uses: pixel-wise
 cross-entropy, Adam) on random in-memory batches, so only the network and the optimizer are
 timed. ``--bn=keras`` builds the network with Keras' own (unfused) batch norm, for comparison
 with the default `FusedBatchNormalization`. ``--torch`` adds the same network written plainly
@@ -82,7 +82,7 @@ def _build_keras(num_blocks: int, precision: str, xla: bool, bn: str, batch: int
     import tensorflow as tf
 
     from tem_rf.models import residual_unet
-    from tem_rf.train.loop import build_train_step
+    from tem_rf.train.train_step import build_train_step
 
     keras.mixed_precision.set_global_policy(precision)
     try:

@@ -10,7 +10,8 @@ from tem_rf.core.lazy import lazy_attributes
 _LAZY = {
     "tem_rf.train.config": ("PRECISIONS", "STRATEGIES", "TrainConfig", "TrainingError"),
     "tem_rf.train.distribute": ("is_chief", "make_strategy", "resolve_precision", "strategy_name"),
-    "tem_rf.train.loop": ("Trainer", "build_train_step", "train"),
+    "tem_rf.train.loop": ("Trainer", "train"),
+    "tem_rf.train.train_step": ("build_train_step",),
     "tem_rf.train.rundir": (
         "ModelLoadError",
         "RunDir",

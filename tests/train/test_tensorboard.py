@@ -242,7 +242,7 @@ def test_the_train_step_pools_dice_over_the_batch_it_trains_on(replicas):
 
     from tem_rf import metrics as metrics_lib
     from tem_rf.models import residual_unet
-    from tem_rf.train.loop import build_train_step
+    from tem_rf.train.train_step import build_train_step
 
     strategy = (training.make_strategy("mirrored", ["/cpu:0", "/cpu:1"]) if replicas == 2
                 else tf.distribute.get_strategy())
