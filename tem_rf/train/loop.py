@@ -22,6 +22,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, strategy=None) -> None:
         import keras
         import tensorflow as tf
+
+        self._stop_if_interrupted: Callable[[], None] = lambda: None  # `fit` sets it (tem_rf.train.interrupts)
 
         from tem_rf import data as data_lib
         from tem_rf import metrics as metrics_lib
@@ -235,6 +238,7 @@ class Trainer:
         self.soft_dice.reset_state()
         loss_sum, count = 0.0, 0.0
         for batch in self._distributed(dataset):
+            self._stop_if_interrupted()
             batch_loss, batch_count = self._eval_step(*batch)
             loss_sum += float(batch_loss)
             count += float(batch_count)
@@ -409,10 +413,16 @@ class Trainer:
 
         Returns the content of ``metrics.json``. The run folder is locked while it trains.
         """
+        from tem_rf.train.interrupts import interrupts_between_steps
+
         work = self._work_dir()
         self._check_resumable()  # a changed run is refused before the folder is touched...
-        with self._claimed(work):
-            return self._fit(work, progress)
+        with self._claimed(work), interrupts_between_steps() as stop_if_interrupted:
+            self._stop_if_interrupted = stop_if_interrupted
+            try:
+                return self._fit(work, progress)
+            finally:
+                self._stop_if_interrupted = lambda: None
 
     def _fit(self, work: RunDir, progress: bool) -> dict[str, Any]:
         import keras
@@ -453,6 +463,7 @@ class Trainer:
         preview = self._preview_batch() if config.num_images else None
 
         for epoch in range(start_epoch, config.epochs):
+            self._stop_if_interrupted()
             started = time.perf_counter()
             loss_sum = 0.0
             self.train_hard_dice.reset_state()
@@ -464,6 +475,7 @@ class Trainer:
                 self.steps_per_epoch,
             )
             for step_index, batch in enumerate(steps):
+                self._stop_if_interrupted()  # Ctrl-C: between steps, where nothing is half done
                 loss = float(self._train_step(batch))
                 if not math.isfinite(loss):
                     raise TrainingError(
