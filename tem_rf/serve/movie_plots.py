@@ -16,6 +16,7 @@ cut by the image edge are counted but left out of the size statistics, as in ``s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -149,10 +150,15 @@ def longest_tracks_figure(track_rows: Sequence[Mapping[str, Any]], count: int = 
 
 def track_colour(track: int) -> tuple[int, int, int]:
     """A track's colour (RGB 0-255), the same in every plot: matplotlib's tab20, cycled."""
+    return _TAB20()[int(track) % 20]
+
+
+@functools.cache
+def _TAB20() -> tuple[tuple[int, int, int], ...]:
+    """matplotlib's tab20 as RGB 0-255, looked up once (the montage asks per particle and frame)."""
     from matplotlib import colormaps
 
-    red, green, blue, _ = colormaps["tab20"](int(track) % 20)
-    return round(255 * red), round(255 * green), round(255 * blue)
+    return tuple(tuple(round(255 * c) for c in colormaps["tab20"](i)[:3]) for i in range(20))
 
 
 def montage_positions(frames: int, count: int = MONTAGE_FRAMES) -> list[int]:
