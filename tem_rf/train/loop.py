@@ -13,12 +13,10 @@ flags give the same weights, and a resumed run ends where an uninterrupted one w
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -27,30 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from tem_rf.core.files import os_error_text
 from tem_rf.core.progress import progress_bar
 from tem_rf.train import tensorboard
+from tem_rf.train.config import TrainConfig, TrainingError
+from tem_rf.train.eval_step import build_eval_step
+from tem_rf.train.fine_tuning import load_init_weights
+from tem_rf.train.resume import TrainingState, check_resumable, restore_latest, save_checkpoint
 from tem_rf.train.train_step import build_train_step
-from tem_rf.train.config import TrainConfig, TrainingError, missing_to_resume, resume_changes
 from tem_rf.train.distribute import is_chief, make_strategy, resolve_precision, strategy_name
 from tem_rf.train.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------- devices and policy
-
-
 # --------------------------------------------------------------------------- the loop
-
-
-@dataclasses.dataclass
-class _State:
-    """Training state that must survive a restart (lives in the checkpoint)."""
-
-    epoch: Any  # tf.Variable int64: epochs completed
-    best_val_dice: Any  # tf.Variable float64
-    best_epoch: Any  # tf.Variable int64
 
 
 class Trainer:
@@ -149,13 +137,11 @@ class Trainer:
             keras.mixed_precision.set_global_policy(previous_policy)
         self.architecture = architecture_name(config.num_blocks, config.pool_sizes, config.dilations)
         # Fine-tuning: the start weights (a resume restores its checkpoint over them).
-        self.init_weights_sha256 = self._load_init_weights() if config.init_from else None
+        self.init_weights_sha256 = load_init_weights(
+            self.model, config.init_from, self.architecture, config.num_classes, config.target,
+        ) if config.init_from else None
         # Plain (per-worker) counters: every worker assigns them the same values.
-        self.state = _State(
-            epoch=tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
-            best_val_dice=tf.Variable(-1.0, dtype=tf.float64, trainable=False),
-            best_epoch=tf.Variable(0, dtype=tf.int64, trainable=False),
-        )
+        self.state = TrainingState.new()
         self.checkpoint = tf.train.Checkpoint(
             model=self.model,
             optimizer=self.optimizer,
@@ -174,33 +160,7 @@ class Trainer:
         self._train_step = build_train_step(
             self.strategy, self.model, self.optimizer, jit_compile, metrics=(self.train_hard_dice, self.train_soft_dice)
         )
-        self._eval_step = self._make_eval_step()
-
-    # -- steps ---------------------------------------------------------------------------------
-
-    def _make_eval_step(self):
-        import keras
-        import tensorflow as tf
-
-        strategy, model = self.strategy, self.model
-        hard, soft = self.hard_dice, self.soft_dice
-
-        def replica_step(images, labels):
-            probabilities = model(images, training=False)
-            per_pixel = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
-            hard.update_state(labels, probabilities)
-            soft.update_state(labels, probabilities)
-            return tf.reduce_sum(tf.cast(per_pixel, tf.float64)), tf.cast(tf.size(labels), tf.float64)
-
-        @tf.function
-        def step(images, labels):
-            loss_sum, count = strategy.run(replica_step, args=(images, labels))
-            return (
-                strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None),
-            )
-
-        return step
+        self._eval_step = build_eval_step(self.strategy, self.model, self.hard_dice, self.soft_dice)
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -247,38 +207,6 @@ class Trainer:
             "hard_dice": float(self.hard_dice.result()),
             "soft_dice": float(self.soft_dice.result()),
         }
-
-    def _load_init_weights(self) -> str:
-        """Sets the model's weights to those of ``--init_from`` and returns their SHA-256; a source
-        that cannot be read or holds another architecture or target is a `TrainingError` naming
-        both."""
-        import hashlib
-
-        from tem_rf.core.pretrained import UnknownPretrainedError
-        from tem_rf.train.rundir import ModelLoadError, load_run
-
-        source = self.config.init_from
-        try:
-            model, config, _ = load_run(source)
-        except (ModelLoadError, UnknownPretrainedError, OSError) as err:
-            raise TrainingError(f"--init_from {source}: cannot be loaded ({err})") from None
-        theirs = config.get("architecture") or model.name
-        classes = model.outputs[0].shape[-1]
-        mine = f"{self.architecture} ({self.config.num_classes} classes, --target={self.config.target})"
-        shapes = [tuple(w.shape) for w in model.weights]
-        if theirs != self.architecture or classes != self.config.num_classes or shapes != [
-                tuple(w.shape) for w in self.model.weights]:
-            raise TrainingError(
-                f"--init_from {source} holds {theirs} ({classes} classes) but this run is {mine}: its weights do "
-                "not fit; start from a run of this architecture and target, or train from scratch"
-            )
-        weights = model.get_weights()
-        self.model.set_weights(weights)
-        digest = hashlib.sha256()
-        for array in weights:
-            digest.update(np.ascontiguousarray(array).tobytes())
-        logger.info("starting from the weights of %s (sha256 %s...)", source, digest.hexdigest()[:12])
-        return digest.hexdigest()
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -347,66 +275,8 @@ class Trainer:
         return RunDir(self.model_dir / f".worker-{resolver.task_type}-{resolver.task_id}")
 
     def _check_resumable(self) -> None:
-        """Refuses to resume a run whose config.json differs in a setting that changes results
-        (the "resume" rule of each TrainConfig field), or checkpoints of an unknown run. A run
-        with no checkpoint yet (it failed in its first epoch) has nothing to resume: it starts
-        anew with the new settings."""
-        if not self.run.config_file.exists():
-            leftovers = self.run.run_files()
-            if leftovers:
-                raise TrainingError(
-                    f"{self.model_dir}: holds {', '.join(leftovers)} but no config.json, so the run they "
-                    "belong to is unknown; use another --model_dir (or delete the folder to start anew)"
-                )
-            return
-        if self.run.latest_checkpoint() is None:
-            return
-        try:
-            saved = self.run.config()
-        except ValueError as err:
-            raise TrainingError(f"{err}; cannot tell which run {self.model_dir} holds") from None
-        missing = missing_to_resume(saved)
-        if missing:
-            raise TrainingError(
-                f"{self.run.config_file}: lacks {', '.join(missing)}, so the network its checkpoints hold is "
-                "unknown and is not resumed; use another --model_dir (or restore the run's config.json)"
-            )
-        changes = resume_changes(saved, self.resolved_config())
-        if changes:
-            raise TrainingError(
-                f"{self.model_dir}: {'; '.join(change.describe() for change in changes)}; use another "
-                "--model_dir, or pass the run's values to resume it"
-            )
-
-    @contextlib.contextmanager
-    def _claimed(self, work: RunDir):
-        """The work folder, made and locked for this process for the block (one writer per run
-        folder); a changed run is refused before anything is written, and a folder this call
-        made is removed again when the block fails before the run's first checkpoint."""
-        from tem_rf.core.files import LockHeldError
-
-        made = _missing_folders(work.path)
-        if not self.chief:
-            made = made[-1:]  # the chief owns the run folder itself
-        try:
-            work.path.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise TrainingError(f"--model_dir {work.path}: cannot make the folder ({os_error_text(err)})") from None
-        try:
-            with work.locked():
-                try:
-                    yield
-                except BaseException:
-                    # Nothing resumable yet (no checkpoint): a folder this call made goes again,
-                    # config.json and logs included, so a failed first epoch leaves no trace.
-                    if made and not any(work.checkpoints_dir.glob("ckpt-*.index")):
-                        _remove_made_folders(made)
-                    raise
-        except LockHeldError as err:
-            holder = f"pid {err.pid}" if err.pid is not None else "pid unknown"
-            raise TrainingError(
-                f"{work.path}: another tem_rf process is training in this folder ({holder})"
-            ) from None
+        """`tem_rf.train.resume.check_resumable` for this run's folder and settings."""
+        check_resumable(self.run, self.resolved_config())
 
     def fit(self, progress: bool = True) -> dict[str, Any]:
         """Trains up to ``config.epochs`` (resuming from the last checkpoint), then tests.
@@ -417,7 +287,7 @@ class Trainer:
 
         work = self._work_dir()
         self._check_resumable()  # a changed run is refused before the folder is touched...
-        with self._claimed(work), interrupts_between_steps() as stop_if_interrupted:
+        with work.claimed(owns_parents=self.chief), interrupts_between_steps() as stop_if_interrupted:
             self._stop_if_interrupted = stop_if_interrupted
             try:
                 return self._fit(work, progress)
@@ -433,17 +303,7 @@ class Trainer:
         work.remove_stale_temporaries()
         manager = tf.train.CheckpointManager(self.checkpoint, work.checkpoints_dir, max_to_keep=2)
         # Every worker resumes from the chief's checkpoint, so all start from the same epoch.
-        latest = self.run.latest_checkpoint()
-        if latest:
-            try:
-                self.checkpoint.restore(latest).expect_partial()
-            except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as err:
-                # IndexError: a truncated data file ("Read less bytes than requested")
-                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise TrainingError(
-                    f"{latest}: corrupt or unreadable checkpoint ({reason}); delete {self.run.checkpoints_dir} "
-                    "to train the run from the start"
-                ) from None
+        if restore_latest(self.checkpoint, self.run):
             logger.info("resumed %s at epoch %d", self.model_dir, int(self.state.epoch))
         start_epoch = int(self.state.epoch)
         if start_epoch >= config.epochs:
@@ -458,8 +318,7 @@ class Trainer:
         history = [row for row in work.history() if row["epoch"] <= start_epoch]
         # logs/ holds the run's HParams session; logs/train, val, test its scalars and images.
         tensorboard.write_session(work.logs_dir, self.hparams())
-        train_writer = tf.summary.create_file_writer(str(work.logs_dir / "train"))
-        val_writer = tf.summary.create_file_writer(str(work.logs_dir / "val"))
+        writers = {folder: tf.summary.create_file_writer(str(work.logs_dir / folder)) for folder in ("train", "val")}
         preview = self._preview_batch() if config.num_images else None
 
         for epoch in range(start_epoch, config.epochs):
@@ -508,21 +367,12 @@ class Trainer:
                 "seconds": seconds,
             }
             history.append(row)
-            with train_writer.as_default(step=epoch + 1):
-                tf.summary.scalar("loss", train_loss)
-                tf.summary.scalar("hard_dice", train_hard)
-                tf.summary.scalar("soft_dice", train_soft)
-                tf.summary.scalar("learning_rate", lr)
-                tf.summary.scalar("steps_per_second", row["steps_per_second"])
-            with val_writer.as_default(step=epoch + 1):
-                tf.summary.scalar("loss", val["loss"])
-                tf.summary.scalar("hard_dice", val["hard_dice"])
-                tf.summary.scalar("soft_dice", val["soft_dice"])
-                tf.summary.scalar("best_hard_dice", best_so_far)
-                if preview is not None:
-                    # Every --image_every epochs, the first and the last; and each new best.
-                    regular = (epoch + 1) % config.image_every == 0 or epoch == 0 or epoch + 1 == config.epochs
-                    self._log_images(preview, regular=regular, best=improved)
+            tensorboard.write_epoch_scalars(writers, row, best_so_far)
+            if preview is not None:
+                # Every --image_every epochs, the first and the last; and each new best.
+                regular = (epoch + 1) % config.image_every == 0 or epoch == 0 or epoch + 1 == config.epochs
+                with writers["val"].as_default(step=epoch + 1):
+                    tensorboard.log_preview_images(self.model, preview, config.num_classes, regular, best=improved)
             logger.info(
                 "%s epoch %d: train loss %.4f, hard dice %.4f; val loss %.4f, hard dice %.4f, soft dice %.4f",
                 self.architecture, epoch + 1, train_loss, train_hard, val["loss"], val["hard_dice"], val["soft_dice"],
@@ -537,9 +387,9 @@ class Trainer:
             # History first, then the checkpoint: a restart re-runs at most this epoch.
             if self.chief:
                 work.write_history(history)
-            _save_checkpoint(manager, epoch + 1)
-        train_writer.flush()
-        val_writer.flush()
+            save_checkpoint(manager, epoch + 1)
+        for writer in writers.values():
+            writer.flush()
 
         self._save_model(work.last_model_file)
         results = self._final_metrics()
@@ -596,37 +446,6 @@ class Trainer:
             return images, labels
         return None
 
-    def _log_images(self, preview, regular: bool = True, best: bool = False) -> None:
-        """The preview patches, labels and predicted particle probability (``regular``), and the
-        probability again as ``best/particle_probability`` when the epoch is a new best (so
-        that tag's latest image is the prediction of best.keras, at the best epoch's step)."""
-        import tensorflow as tf
-
-        if not (regular or best):
-            return
-        images, labels = preview
-        probabilities = self.model(images, training=False)
-        # the particle probability: channel 1, or interior + boundary of a boundary target
-        probabilities = tf.reduce_sum(probabilities[..., 1:], axis=-1, keepdims=True)
-        if regular:
-            low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
-            high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
-            tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
-            top = float(self.config.num_classes - 1)  # boundary labels: interior grey, boundary white
-            tf.summary.image("label", tf.cast(labels[..., None], tf.float32) / top, max_outputs=8)
-        shown = tensorboard.probability_colour_image(probabilities)
-        scale = (f"colour: {tensorboard.PROBABILITY_COLOUR_MAP}, fixed 0 (dark blue) to 1 (yellow); the strip on the "
-                 "right is the scale")
-        if regular:
-            tf.summary.image("particle_probability", shown, max_outputs=8,
-                             description=f"predicted particle probability; {scale}")
-        if best:
-            tf.summary.image(
-                "best/particle_probability", shown, max_outputs=8,
-                description="particle probability at each epoch that raised the best validation hard "
-                            f"dice; the latest is the best epoch's (best.keras); {scale}",
-            )
-
     def hparams(self) -> dict[str, Any]:
         """The run's hyperparameters for TensorBoard's HParams dashboard (`tem_rf.train.tensorboard`)."""
         return tensorboard.run_hparams(
@@ -637,45 +456,6 @@ class Trainer:
             receptive_field_nm=self.description["receptive_field_nm"],
             trainable_params=self.description["trainable_params"],
         )
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist yet, outermost first."""
-    missing = []
-    folder = Path(os.path.abspath(folder))
-    while not os.path.lexists(folder) and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing[::-1]
-
-
-def _remove_made_folders(made: list[Path]) -> None:
-    """Removes the folder this process made (``made[-1]``, with what it wrote) and its parents
-    that it made and that are still empty (another process may have put a run beside it)."""
-    shutil.rmtree(made[-1], ignore_errors=True)
-    for folder in reversed(made[:-1]):
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-
-
-def _save_checkpoint(manager, number: int) -> None:
-    """``manager.save``; on an error (disk full) its partial files go and one line says why."""
-    import tensorflow as tf
-
-    try:
-        manager.save(checkpoint_number=number)
-    except (OSError, tf.errors.OpError) as err:
-        directory = Path(manager.directory)
-        partial = re.compile(rf"^ckpt-{number}(\.|_temp$)")  # ckpt-2.index, ckpt-2_temp/, not ckpt-20
-        for leftover in [p for p in directory.iterdir() if partial.match(p.name)]:
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
-        reason = os_error_text(err) if isinstance(err, OSError) else str(err).strip().splitlines()[0]
-        raise TrainingError(f"{directory / f'ckpt-{number}'}: cannot write the checkpoint ({reason})") from None
 
 
 def _read_dataset_info(data_dir: str) -> dict[str, Any]:

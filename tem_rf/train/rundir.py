@@ -157,6 +157,37 @@ class RunDir:
         with exclusive_lock(self.lock_file):
             yield
 
+    @contextlib.contextmanager
+    def claimed(self, owns_parents: bool = True) -> Iterator[None]:
+        """The folder, made and locked for this process for the block (one writer per run
+        folder). A folder this call made is removed again, with what the block wrote there, when
+        the block fails before the run's first checkpoint, and so are the parents it made while
+        they are empty (``owns_parents=False``, a worker's scratch folder: only the folder)."""
+        from tem_rf.core.files import LockHeldError, make_parents, remove_made_folders
+
+        try:
+            made = make_parents(self.path)
+        except OSError as err:
+            raise TrainingError(f"--model_dir {self.path}: cannot make the folder ({os_error_text(err)})") from None
+        if not owns_parents:
+            made = made[-1:]  # the chief owns the run folder itself
+        try:
+            with self.locked():
+                try:
+                    yield
+                except BaseException:
+                    # Nothing resumable yet (no checkpoint): a folder this call made goes again,
+                    # config.json and logs included, so a failed first epoch leaves no trace.
+                    if made and not any(self.checkpoints_dir.glob("ckpt-*.index")):
+                        shutil.rmtree(made[-1], ignore_errors=True)
+                        remove_made_folders(made[:-1])
+                    raise
+        except LockHeldError as err:
+            holder = f"pid {err.pid}" if err.pid is not None else "pid unknown"
+            raise TrainingError(
+                f"{self.path}: another tem_rf process is training in this folder ({holder})"
+            ) from None
+
     def run_files(self) -> list[str]:
         """The training outputs present (checkpoints/, history.csv, best.keras, ...), by name."""
         names = [CHECKPOINTS_DIR, HISTORY_FILE, METRICS_FILE, *RUN_MODEL_FILES]

@@ -89,6 +89,64 @@ def probability_colour_image(probabilities: Any) -> Any:
     return tf.concat([coloured(tf.cast(probabilities, tf.float32)), gap, coloured(strip)], axis=2)
 
 
+def log_preview_images(model: Any, preview: Any, num_classes: int, regular: bool = True, best: bool = False) -> None:
+    """Under the default summary writer: the ``preview`` patches, their labels and the predicted
+    particle probability (``regular``), and the probability again as ``best/particle_probability``
+    when the epoch is a new best (so that tag's latest image is the prediction of best.keras, at
+    the best epoch's step)."""
+    import tensorflow as tf
+
+    if not (regular or best):
+        return
+    images, labels = preview
+    probabilities = model(images, training=False)
+    # the particle probability: channel 1, or interior + boundary of a boundary target
+    probabilities = tf.reduce_sum(probabilities[..., 1:], axis=-1, keepdims=True)
+    if regular:
+        low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+        high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+        tf.summary.image("patch", (images - low) / tf.maximum(high - low, 1e-6), max_outputs=8)
+        top = float(num_classes - 1)  # boundary labels: interior grey, boundary white
+        tf.summary.image("label", tf.cast(labels[..., None], tf.float32) / top, max_outputs=8)
+    shown = probability_colour_image(probabilities)
+    scale = (f"colour: {PROBABILITY_COLOUR_MAP}, fixed 0 (dark blue) to 1 (yellow); the strip on the "
+             "right is the scale")
+    if regular:
+        tf.summary.image("particle_probability", shown, max_outputs=8,
+                         description=f"predicted particle probability; {scale}")
+    if best:
+        tf.summary.image(
+            "best/particle_probability", shown, max_outputs=8,
+            description="particle probability at each epoch that raised the best validation hard "
+                        f"dice; the latest is the best epoch's (best.keras); {scale}",
+        )
+
+
+EPOCH_SCALARS = {  # history.csv column -> (summary folder, tag)
+    "train_loss": ("train", "loss"),
+    "train_hard_dice": ("train", "hard_dice"),
+    "train_soft_dice": ("train", "soft_dice"),
+    "learning_rate": ("train", "learning_rate"),
+    "steps_per_second": ("train", "steps_per_second"),
+    "val_loss": ("val", "loss"),
+    "val_hard_dice": ("val", "hard_dice"),
+    "val_soft_dice": ("val", "soft_dice"),
+}
+
+
+def write_epoch_scalars(writers: Mapping[str, Any], row: Mapping[str, Any], best_val_dice: float) -> None:
+    """An epoch's history row as scalars at step ``row["epoch"]``: each column of `EPOCH_SCALARS`
+    under its folder's writer, and ``val/best_hard_dice``."""
+    import tensorflow as tf
+
+    step = int(row["epoch"])
+    for column, (folder, tag) in EPOCH_SCALARS.items():
+        with writers[folder].as_default(step=step):
+            tf.summary.scalar(tag, row[column])
+    with writers["val"].as_default(step=step):
+        tf.summary.scalar("best_hard_dice", best_val_dice)
+
+
 def joined(values: Sequence[int]) -> str:
     """``(2, 8)`` -> ``"2,8"``: a tuple hyperparameter as the flag writes it."""
     return ",".join(str(int(v)) for v in values)

@@ -280,7 +280,7 @@ def _lock_is_held(run) -> bool:
 def test_a_failed_checkpoint_write_leaves_no_partial_checkpoint(tmp_path):
     import errno
 
-    from tem_rf.train.loop import _save_checkpoint
+    from tem_rf.train.resume import save_checkpoint
 
     class FullDisk:
         directory = str(tmp_path)
@@ -294,7 +294,7 @@ def test_a_failed_checkpoint_write_leaves_no_partial_checkpoint(tmp_path):
     for name in ("ckpt-1.index", "ckpt-20.index", "checkpoint"):  # of earlier epochs: kept
         (tmp_path / name).write_bytes(b"a complete checkpoint")
     with pytest.raises(training.TrainingError) as failed:
-        _save_checkpoint(FullDisk(), 2)
+        save_checkpoint(FullDisk(), 2)
     assert str(failed.value) == f"{tmp_path / 'ckpt-2'}: cannot write the checkpoint (No space left on device)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "ckpt-1.index", "ckpt-20.index"]
 
