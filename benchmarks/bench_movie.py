@@ -65,15 +65,14 @@ def _segment(path: str) -> None:
         predictor = Predictor(lambda x: {"particle_probability": model(x, training=False)[..., 1]}, metadata,
                               "untrained")
     from tem_rf.data.reading import MovieFile
-    from tem_rf.serve.segment import segment_file
+    from tem_rf.serve.segment import read_and_segment
 
     out = os.path.dirname(path) + "/out"
     movie = MovieFile(path)
-    segment_file(path, predictor, out, micrograph=movie.frame(0), _deferred=True, overlay=False, tile_size=None)
+    read_and_segment(path, predictor, out, micrograph=movie.frame(0), overlay=False, tile_size=None)
     start = time.perf_counter()  # segmenting alone: each frame read and through the network, nothing kept
     for frame in range(movie.count):
-        segment_file(path, predictor, out, micrograph=movie.frame(frame), _deferred=True, overlay=False,
-                     tile_size=None)
+        read_and_segment(path, predictor, out, micrograph=movie.frame(frame), overlay=False, tile_size=None)
     alone = time.perf_counter() - start
     start = time.perf_counter()
     record = segment_movie(path, predictor, out, tile_size=None)

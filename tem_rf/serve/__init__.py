@@ -22,7 +22,8 @@ _LAZY = {
     ),
     "tem_rf.serve.tiling": ("pad_to_divisor", "plan_axis", "predict_probability"),
     "tem_rf.serve.inputs": ("expand_inputs",),
-    "tem_rf.serve.segment": ("segment_file", "segment_files", "segment_image"),
+    "tem_rf.serve.segment": ("segment_file", "segment_image"),
+    "tem_rf.serve.segment_batch": ("segment_files",),
     "tem_rf.serve.segment_command": ("segment_micrographs",),
 }
 

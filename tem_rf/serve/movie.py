@@ -129,7 +129,7 @@ def _segment_frames(movie, predictor, out_dir, files, chosen, interval, source, 
     from tem_rf.particles import measure_particles, summarise
     from tem_rf.particles.particle import COLUMNS
     from tem_rf.serve.movie_plots import montage_positions, montage_tile, write_movie_plots
-    from tem_rf.serve.segment import segment_file
+    from tem_rf.serve.segment import read_and_segment
 
     shown = set(montage_positions(len(chosen)))
     tiles = []  # the montage's frames, made while each is at hand
@@ -174,8 +174,8 @@ def _segment_frames(movie, predictor, out_dir, files, chosen, interval, source, 
         for position, frame in enumerate(progress_bar(chosen, desc=f"{Path(path).name}: frames", unit="frame",
                                                        enabled=progress)):
             started = time.perf_counter()
-            segmented = segment_file(path, predictor, out_dir, micrograph=movie.frame(frame), _deferred=True,
-                                     overlay=False, **options)
+            segmented = read_and_segment(path, predictor, out_dir, micrograph=movie.frame(frame), overlay=False,
+                                         **options)
             seconds["segment"] += time.perf_counter() - started
             pixel_size = segmented.micrograph.pixel_size_nm
             if measuring is not None:

@@ -3,18 +3,20 @@
 ``segment`` and ``measure``) and `SegmentOptions` (what ``segment`` writes). The binaries define
 one flag per field (`tem_rf.core.cli.define_flags_from_dataclass`); Python callers pass
 `library_options()` to `tem_rf.serve.segment_command.segment_micrographs` or
-`tem_rf.study.instances.measure_instances`.
+`tem_rf.study.instances.measure_instances`. The checks of options that cannot apply, made before
+a model is loaded, are here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from tem_rf.core.cli import option
 from tem_rf.data.burned_in import INFO_BAR_MODES
 from tem_rf.serve.scale import RESAMPLE_POLICIES, RESCALE_POLICIES
-from tem_rf.serve.segment import OVERLAY_MAX_SIZE
+from tem_rf.serve.overlay import OVERLAY_MAX_SIZE
 from tem_rf.serve.tiling import DEFAULT_TILE_SIZE
 
 
@@ -76,4 +78,47 @@ class SegmentOptions(MicrographOptions):
         True, "Measure the particles: <stem>_particles.csv, <stem>_labels.tif, counts and sizes.")
 
 
-__all__ = ["MicrographOptions", "SegmentOptions"]
+def min_particle_area(
+    path: str | os.PathLike | None, pixel_size_nm: float | None, area_nm2: float | None, area_px: float | None
+) -> float:
+    """The minimum particle area in px for a micrograph (`tem_rf.particles.measure.min_area_in_px`);
+    `InputError` naming the file (or the flag) when the options cannot apply."""
+    from tem_rf.data.reading import InputError
+    from tem_rf.particles.measure import min_area_in_px
+
+    if area_nm2 is not None and area_px is not None:
+        raise InputError(None, "give --min_particle_area_nm2 or --min_particle_area_px, not both")
+    if area_nm2 is not None and pixel_size_nm is None:
+        raise InputError(
+            path, "pixel size unknown, so --min_particle_area_nm2 cannot apply; give "
+            "--min_particle_area_px, or a micrograph whose file records its pixel size"
+        )
+    try:
+        return min_area_in_px(pixel_size_nm, area_nm2, area_px)
+    except ValueError as error:
+        flag = "--min_particle_area_px" if area_px is not None else "--min_particle_area_nm2"
+        raise InputError(None, f"{flag}: {error}") from None
+
+
+def check_burned_in_options(options: dict[str, Any]) -> None:
+    """Refuses, before the model is loaded, an unknown --info_bar or a region that is not one."""
+    from tem_rf.data.burned_in import check_info_bar_mode, parse_regions
+
+    check_info_bar_mode(options.get("info_bar", "auto"))
+    parse_regions(options.get("exclude_regions"))
+
+
+def check_particle_options(options: dict[str, Any]) -> None:
+    """Refuses, before the model is loaded, particle options that cannot apply to any micrograph
+    (both minimum areas, a negative or NaN one)."""
+    if not options.get("measure", True):
+        return
+    area_nm2 = options.get("min_particle_area_nm2")
+    area_px = options.get("min_particle_area_px")
+    # A nominal pixel size checks the values; the real one is each micrograph's.
+    min_particle_area(None, None if area_nm2 is None else 1.0, area_nm2, area_px)
+
+
+__all__ = [
+    "MicrographOptions", "SegmentOptions", "check_burned_in_options", "check_particle_options", "min_particle_area",
+]

@@ -21,7 +21,7 @@ import numpy as np
 from tem_rf.core.units import pixel_size_or_none
 
 if TYPE_CHECKING:
-    from tem_rf.serve.segment import SegmentationResult
+    from tem_rf.serve.segmented_micrograph import SegmentationResult
 
 POOLED_PARTICLES_FILE = "particles.csv"
 HISTOGRAM_FILE = "particle_sizes.png"

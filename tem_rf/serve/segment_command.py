@@ -1,5 +1,5 @@
 """The ``segment`` command's one library call (`segment_micrographs`): options checked, inputs
-expanded, the model loaded, then every micrograph segmented (`tem_rf.serve.segment.segment_files`)
+expanded, the model loaded, then every micrograph segmented (`tem_rf.serve.segment_batch.segment_files`)
 or every frame of every movie (`tem_rf.serve.movie.segment_movies`), under the output folder's
 lock; `SegmentationRun` says what was done.
 """
@@ -18,9 +18,10 @@ from typing import Any
 from tem_rf.serve.inputs import expand_inputs
 from tem_rf.serve.predictor import Predictor
 from tem_rf.serve.scale import check_scale_options
-from tem_rf.serve.segment import (
-    SegmentationResult, check_burned_in_options, check_particle_options, check_threshold, segment_files,
-)
+from tem_rf.serve.options import check_burned_in_options, check_particle_options
+from tem_rf.serve.segment import check_threshold
+from tem_rf.serve.segment_batch import segment_files
+from tem_rf.serve.segmented_micrograph import SegmentationResult
 from tem_rf.serve.segment_outputs import check_no_overwrite, planned_outputs
 
 logger = logging.getLogger("tem_rf.serve.segment")

@@ -227,9 +227,9 @@ def measure_instances(
     from tem_rf.particles import measure_particles, pool_scores, score_instances
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px
     from tem_rf.data.burned_in import find_info_bar, parse_regions
+    from tem_rf.serve.options import check_burned_in_options, min_particle_area
     from tem_rf.serve.segment import (
-        PixelMaps, check_burned_in_options, check_not_a_mask, check_threshold, leave_out, min_particle_area,
-        segment_sample, trained_particles,
+        PixelMaps, check_not_a_mask, check_threshold, leave_out, segment_sample, trained_particles,
     )
     from tem_rf.serve.segment_command import describe_predictor, frozen_heap
 

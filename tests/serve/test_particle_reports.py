@@ -49,7 +49,7 @@ def test_sizes_that_nearly_agree_get_plain_tick_labels():
 
 
 def test_each_micrograph_gets_a_histogram_and_a_summary_row(tmp_path):
-    from tem_rf.serve.segment import segment_files
+    from tem_rf.serve.segment_batch import segment_files
 
     first, _ = _disc_micrograph(tmp_path / "in" / "first.tif")
     second, _ = _disc_micrograph(tmp_path / "in" / "second.tif", discs=[(40, 40, 10), (80, 90, 12)], seed=1)

@@ -17,17 +17,17 @@ from skimage.segmentation import find_boundaries
 from tem_rf.serve.predictor import keras_predictor
 from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
 from tem_rf.serve.overlay import EDGE_COLOUR
+from tem_rf.serve.segmented_micrograph import MASK_VALUE
 from tem_rf.serve.segment import (
     MASK_OUTLINE_COLOUR,
-    MASK_VALUE,
     OVERLAY_COLOUR,
     check_no_overwrite,
     check_pixel_size,
     check_threshold,
     segment_file,
-    segment_files,
     segment_image,
 )
+from tem_rf.serve.segment_batch import segment_files
 from tem_rf.serve.inputs import expand_inputs, segmentation_output_of
 from tem_rf.serve.segment_command import SegmentationRun, check_output_dir, segment_micrographs
 from tem_rf.serve.tiling import pad_to_divisor, plan_axis, predict_probability
@@ -209,7 +209,7 @@ def test_a_write_failure_while_the_next_micrograph_is_segmented_removes_its_outp
                                                                                    monkeypatch):
     # Micrograph a is written in a thread while b is segmented; a's overlay fails (disk full):
     # none of a's outputs stay, b is never written, and the folder the call made goes.
-    from tem_rf.serve import segment as segment_lib
+    from tem_rf.serve import segmented_micrograph as segment_lib
 
     image = np.random.default_rng(3).normal(1000, 30, size=(32, 36)).astype("float32")
     paths = [_write_tiff(tmp_path / "a.tif", image), _write_tiff(tmp_path / "b.tif", image)]
@@ -244,7 +244,7 @@ def test_a_failed_labels_tiff_written_beside_the_overlay_leaves_no_file(predicto
 
 
 def test_failures_are_reported_in_file_order_when_writing_overlaps_the_next(predictor, tmp_path, monkeypatch):
-    from tem_rf.serve import segment as segment_lib
+    from tem_rf.serve import segmented_micrograph as segment_lib
 
     image = np.random.default_rng(4).normal(1000, 30, size=(32, 36)).astype("float32")
     broken = image.copy()
@@ -593,7 +593,7 @@ def test_frozen_heap_keeps_alive_objects_out_of_collections_and_hands_them_back(
 def test_a_run_that_fails_half_way_leaves_the_previous_run_whole(predictor, tmp_path, monkeypatch, failure):
     # The first micrograph's outputs are written, the second's overlay fails (a full disk, or the
     # user's Ctrl-C): the earlier run's files come back byte for byte, nothing new stays.
-    from tem_rf.serve import segment as segment_lib
+    from tem_rf.serve import segmented_micrograph as segment_lib
 
     rng = np.random.default_rng(6)
     paths = [_write_tiff(tmp_path / f"{name}.tif", rng.normal(1000, 30, size=(32, 36)).astype("float32"))
