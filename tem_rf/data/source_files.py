@@ -26,8 +26,22 @@ DEFAULT_LABEL_SUFFIXES = (
 )
 
 
-def _is_glob(text: str) -> bool:
-    return any(char in text for char in "*?[")
+def is_input_name(path: Path, suffixes: Sequence[str] = MICROGRAPH_SUFFIXES) -> bool:
+    """Whether a file a folder or glob gives is taken as input: its extension is one of
+    ``suffixes`` (any case) and it is not hidden (macOS's ``._x.tif`` companions, tem_rf's own
+    ``.x.tif.tmp...`` temporaries). A file named on its own is always taken. The one rule of
+    ``make_tfrecords``, ``segment``, ``measure`` and the demo."""
+    return not path.name.startswith(".") and path.suffix.lower() in suffixes
+
+
+def glob_entries(pattern: str) -> list[Path]:
+    """What a glob pattern matches, sorted: ``~`` expanded, ``**`` any depth of folders."""
+    return sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
+
+
+def is_glob(text: str) -> bool:
+    """Whether ``text`` is a glob pattern (holds ``*``, ``?`` or ``[``) rather than a path."""
+    return glob.has_magic(text)
 
 
 def _unreadable_entry(path: Path) -> str | None:
@@ -50,7 +64,7 @@ def _unreadable_entry(path: Path) -> str | None:
 def list_input_files(
     entries: Sequence[Path], suffixes: Sequence[str], what: str = "micrograph"
 ) -> list[Path]:
-    """The entries whose extension is one of ``suffixes`` (hidden files skipped), sorted.
+    """The entries taken as input (`is_input_name`), sorted.
 
     An entry named like an input that is not a readable regular file (a folder called x.tif, a
     FIFO, a broken or looping symlink) is an error naming it, never skipped without a word: the
@@ -58,7 +72,7 @@ def list_input_files(
     """
     picked = []
     for path in sorted(entries):
-        if path.name.startswith(".") or path.suffix.lower() not in suffixes:
+        if not is_input_name(path, suffixes):
             continue
         problem = _unreadable_entry(path)
         if problem is not None:
@@ -72,11 +86,11 @@ def find_image_files(images: str | os.PathLike) -> list[Path]:
     text = str(images)
     if not text.strip():  # Path("") is the current folder: never read it for an empty flag
         raise InputError(None, "no micrographs named (an empty path): give a folder, a quoted glob or a file")
-    if _is_glob(text):
-        entries = [Path(p) for p in glob.glob(text)]
+    if is_glob(text):
+        entries = glob_entries(text)
         where = text
     else:
-        folder = Path(text)
+        folder = Path(text).expanduser()
         if not folder.exists():
             raise InputError(folder, "folder does not exist")
         entries = [folder] if not folder.is_dir() else list(folder.iterdir())
@@ -189,4 +203,7 @@ def match_masks(
     return pairs
 
 
-__all__ = ["DEFAULT_LABEL_SUFFIXES", "find_image_files", "list_input_files", "match_masks"]
+__all__ = [
+    "DEFAULT_LABEL_SUFFIXES", "find_image_files", "glob_entries", "is_glob", "is_input_name", "list_input_files",
+    "match_masks",
+]

@@ -60,7 +60,8 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
     matches nothing, and when two inputs would write the same output names (same file stem in
     different folders).
     """
-    from tem_rf.data.reading import MICROGRAPH_SUFFIXES, InputError
+    from tem_rf.data.reading import InputError
+    from tem_rf.data.source_files import glob_entries, is_glob, is_input_name
 
     patterns = rejoin_commas(patterns)
     if not patterns or any(not str(pattern).strip() for pattern in patterns):
@@ -69,17 +70,13 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
     found: list[Path] = []
     listings: dict[Path, dict[str, Path]] = {}  # folder -> its files by lower-case name, read once
     for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
-            # A folder the glob passes through is not an input, but one named like a micrograph
-            # (x.tif) is a mistake to report.
-            matches = [
-                p for p in matches
-                if not _is_plain_folder(p) or p.suffix.lower() in MICROGRAPH_SUFFIXES
-            ]
+        # Folders and globs give the files named like micrographs (`is_input_name`, the rule of
+        # every command); a folder named x.tif is kept, to be reported as a mistake.
+        if is_glob(pattern):
+            matches = [p for p in glob_entries(pattern) if is_input_name(p)]
         elif Path(pattern).expanduser().is_dir():
             folder = Path(pattern).expanduser()
-            matches = sorted(p for p in folder.iterdir() if p.suffix.lower() in MICROGRAPH_SUFFIXES)
+            matches = sorted(p for p in folder.iterdir() if is_input_name(p))
         else:
             path = Path(pattern).expanduser()
             if not path.exists() and not path.is_symlink():  # a broken link is read's to report
@@ -177,13 +174,6 @@ def _pooled_in_summary(path: Path) -> Path | None:
     except (OSError, ValueError, TypeError, AttributeError):
         return None
     return None
-
-
-def _is_plain_folder(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
 
 
 __all__ = ["expand_inputs", "rejoin_commas", "segmentation_output_of"]

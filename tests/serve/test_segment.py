@@ -280,6 +280,24 @@ def test_expand_inputs_globs_folders_and_clashing_names(tmp_path):
         expand_inputs([str(tmp_path / "a.tif"), str(tmp_path / "sub" / "a.dm4")])
 
 
+def test_segment_and_make_tfrecords_take_the_same_files_from_a_folder_or_glob(tmp_path):
+    # One rule (tem_rf.data.source_files.is_input_name): micrograph extensions in any case, no
+    # hidden files (macOS's ._a.tif companions, tem_rf's temporaries); a file named alone is taken.
+    from tem_rf.data.source_files import find_image_files
+
+    for name in ("a.tif", "B.TIF", "c.dm4", "._a.tif", ".a.tif.tmp-1.tif", "notes.txt", "d.tif.bak"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "e.tif").write_bytes(b"x")
+    taken = [tmp_path / "B.TIF", tmp_path / "a.tif", tmp_path / "c.dm4"]
+    for given in (str(tmp_path), str(tmp_path / "*"), str(tmp_path / "*.*")):
+        assert expand_inputs([given]) == taken
+        assert find_image_files(given) == taken
+    assert expand_inputs([str(tmp_path / "**" / "*.tif")]) == [tmp_path / "a.tif", tmp_path / "sub" / "e.tif"]
+    assert find_image_files(str(tmp_path / "**" / "*.tif")) == [tmp_path / "a.tif", tmp_path / "sub" / "e.tif"]
+    assert expand_inputs([str(tmp_path / "._a.tif")]) == [tmp_path / "._a.tif"]  # named alone: taken
+
+
 def test_a_file_name_with_commas_survives_the_comma_separated_flag(tmp_path):
     for name in ("grid 3, area 2.tif", "a.tif", "b,c,d.tif"):
         (tmp_path / name).write_bytes(b"x")
