@@ -62,7 +62,7 @@ def profile(bn: str, num_blocks: int, size: int, batch: int, steps: int) -> dict
     import tensorflow as tf
 
     from tem_rf.models import residual_unet
-    from tem_rf.train.loop import build_train_step
+    from tem_rf.train.train_step import build_train_step
 
     model = residual_unet(num_blocks, 2, seed=0, fused_bn=bn == "fused")
     optimizer = keras.optimizers.Adam(1e-4)

@@ -49,7 +49,8 @@ flags.mark_flags_as_required(["model", "out_dir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tem_rf.serve.export import check_raw_dtypes, export_run, format_export_summary
+    from tem_rf.serve.signatures import check_raw_dtypes
+    from tem_rf.serve.export import export_run, format_export_summary
 
     if _FORMAT.value == "saved_model" and (_AUTHORS.value or _LICENSE.value or _TEST_IMAGE.value):
         sys.exit("error: --authors, --license and --test_image belong to --format=bioimageio")

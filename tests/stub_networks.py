@@ -3,7 +3,8 @@
 import numpy as np
 from scipy import ndimage
 
-from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
+from tem_rf.serve.signatures import SIGNATURE_OUTPUT
+from tem_rf.serve.predictor import Predictor
 
 TRAINING_NM = 0.5  # the demo's low-resolution pixel size
 

@@ -41,11 +41,8 @@ from tem_rf.data.preprocess import (
     preprocess_with_stats,
     tile,
 )
-from tem_rf.data.reading import (
-    InputError,
-    read_mask_values,
-    read_micrograph,
-)
+from tem_rf.core.errors import InputError
+from tem_rf.data.reading import read_mask_values, read_micrograph
 from tem_rf.data.dataset_info import DATASET_JSON, SCHEMA_VERSION, read_dataset_info, split_size
 from tem_rf.data.instance_masks import instance_labels_from_values, patch_instance_ids
 from tem_rf.data.particle_sizes import mask_particle_diameters, summarise_diameters

@@ -8,7 +8,8 @@ import dataclasses
 from typing import Any
 
 from tem_rf.core.cli import option
-from tem_rf.data.dataset import DEFAULT_NUM_SHARDS, DEFAULT_SPLIT_FRACTIONS, DEFAULT_VAL_FRACTION
+from tem_rf.data.dataset import DEFAULT_NUM_SHARDS
+from tem_rf.data.splits import DEFAULT_SPLIT_FRACTIONS, DEFAULT_VAL_FRACTION
 from tem_rf.data.preprocess import (
     DEFAULT_MIN_PARTICLE_PIXELS, DEFAULT_PATCH_SIZE, DEFAULT_XRAY_THRESHOLD, EDGE_MODES,
 )

@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tem_rf.data.dataset import DATASET_JSON, SPLITS, read_dataset_info
+from tem_rf.data.dataset_info import DATASET_JSON, read_dataset_info
+from tem_rf.data.splits import SPLITS
 from tem_rf.data.instance_masks import (
     BACKGROUND, BOUNDARY, DEFAULT_BOUNDARY_WIDTH, INTERIOR, check_boundary_width,
 )
-from tem_rf.data.reading import InputError
+from tem_rf.core.errors import InputError
 from tem_rf.data.tfrecords import decode_example, file_sha256, scan_tfrecord, verify_tfrecords
 
 NUM_DIHEDRAL = 8

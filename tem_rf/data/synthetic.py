@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.files import atomic_directory, os_error_text
 from tem_rf.core.locks import output_lock, remove_stale_temporaries
 from tem_rf.core.units import require_pixel_size
@@ -260,7 +261,6 @@ def check_demo_out_dir(out_dir: Path, overwrite: bool, *, record: str = DEMO_JSO
     """Refuses an ``out_dir`` demo data may not be written to (a file, a folder of other files,
     demo data without ``overwrite``, demo data beside files its ``record`` does not list): the
     demo dataset's (`demo_files`) or a demo movie's (``record`` movie.json, its ``files``)."""
-    from tem_rf.core.errors import InputError
     from tem_rf.core.manifest import check_only_owned
 
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
@@ -307,7 +307,6 @@ def write_demo_dataset(
 
     from tem_rf.core.files import write_csv
     from tem_rf.core.progress import progress_bar
-    from tem_rf.data.reading import InputError
 
     out_dir = Path(out_dir)
     if num_images < 1:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tem_rf.data.reading import InputError
+from tem_rf.core.errors import InputError
 
 FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),

@@ -44,19 +44,12 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.serve.signatures import METADATA_FILENAME, SIGNATURE_OUTPUT
 from tem_rf.serve.export import (
-    METADATA_FILENAME,
-    SIGNATURE_OUTPUT,
-    ExportError,
-    build_metadata,
-    check_model,
-    float32_model,
-    model_compute_dtype,
-    model_folders,
-    particle_probability_fn,
-    raw_micrograph_fn,
-    write_saved_model,
+    ExportError, check_model, float32_model, model_compute_dtype, model_folders, write_saved_model,
 )
+from tem_rf.serve.export_metadata import build_metadata
+from tem_rf.serve.serving_functions import particle_probability_fn, raw_micrograph_fn
 
 logger = logging.getLogger(__name__)
 

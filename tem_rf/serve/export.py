@@ -55,7 +55,7 @@ from tem_rf.serve.export_metadata import (  # noqa: F401
     build_metadata, strip_paths, training_state,
 )
 # median_filter_3x3_tf, remove_xray_outliers_tf: public here before, until tem_rf 0.3.0 (core.cli.SHIMS_REMOVED_IN)
-from tem_rf.serve.graph_preprocess import (  # noqa: F401
+from tem_rf.data.graph_preprocess import (  # noqa: F401
     median_filter_3x3_tf, preprocess_micrograph_tf, remove_xray_outliers_tf,
 )
 from tem_rf.core.files import read_json_object

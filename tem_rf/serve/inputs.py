@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from tem_rf.core.errors import InputError
 from tem_rf.serve.particle_reports import HISTOGRAM_FILE, POOLED_PARTICLES_FILE, SUMMARY_CSV_FILE
 from tem_rf.serve.segment_outputs import OUTPUT_SUFFIXES, SUMMARY_FILE, output_stem
 
@@ -60,7 +61,6 @@ def expand_inputs(patterns: Iterable[str]) -> list[Path]:
     matches nothing, and when two inputs would write the same output names (same file stem in
     different folders).
     """
-    from tem_rf.data.reading import InputError
     from tem_rf.data.source_files import glob_entries, is_glob, is_input_name
 
     patterns = rejoin_commas(patterns)

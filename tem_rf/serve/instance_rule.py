@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 BOUNDARY_THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -51,9 +53,9 @@ def seed_areas(particle_diameter_px: dict[str, Any] | None) -> tuple[float, ...]
 
 def _validation_maps(run_dir: Path, split: str, predictor: Any) -> list[tuple[Any, np.ndarray, np.ndarray | None]]:
     """(maps, true labels, left-out pixels) of every micrograph of the run dataset's ``split``."""
-    from tem_rf.data.dataset import read_dataset_info
+    from tem_rf.data.dataset_info import read_dataset_info
     from tem_rf.data.instance_masks import read_instance_labels
-    from tem_rf.data.reading import InputError, read_micrograph
+    from tem_rf.data.reading import read_micrograph
     from tem_rf.particles.masks import fill_holes
     from tem_rf.serve.scale import plan_scale
     from tem_rf.serve.segment import segment_sample

@@ -13,6 +13,7 @@ import dataclasses
 import os
 from typing import Any
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.cli import option
 from tem_rf.data.burned_in import INFO_BAR_MODES
 from tem_rf.serve.scale import RESAMPLE_POLICIES, RESCALE_POLICIES
@@ -83,7 +84,6 @@ def min_particle_area(
 ) -> float:
     """The minimum particle area in px for a micrograph (`tem_rf.particles.measure.min_area_in_px`);
     `InputError` naming the file (or the flag) when the options cannot apply."""
-    from tem_rf.data.reading import InputError
     from tem_rf.particles.measure import min_area_in_px
 
     if area_nm2 is not None and area_px is not None:

@@ -11,22 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.files import read_json_object
 from tem_rf.core.pretrained import model_source, resolve_model
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.train.rundir import ModelLoadError, RunDir, load_run
-from tem_rf.serve.export import (
-    BOUNDARY_OUTPUT,
-    METADATA_FILENAME,
-    SIGNATURE_INPUT,
-    SIGNATURE_KEY,
-    SIGNATURE_OUTPUT,
-    build_metadata,
-    check_model,
-    model_compute_dtype,
-    float32_model,
-    particle_probability_fn,
+from tem_rf.serve.signatures import (
+    BOUNDARY_OUTPUT, METADATA_FILENAME, SIGNATURE_INPUT, SIGNATURE_KEY, SIGNATURE_OUTPUT,
 )
+from tem_rf.serve.export_metadata import build_metadata
+from tem_rf.serve.export import check_model, model_compute_dtype, float32_model
+from tem_rf.serve.serving_functions import particle_probability_fn
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +135,6 @@ def load_predictor(path: str | os.PathLike, *, keep_mixed_precision: bool = Fals
             try:
                 return _signature(**{SIGNATURE_INPUT: images})
             except tf.errors.InvalidArgumentError as error:  # the graph's own checks (too small)
-                from tem_rf.data.reading import InputError
 
                 raise InputError(None, _assertion_text(error.message)) from None
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.lazy import lazy_attributes
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.options import min_particle_area
@@ -99,7 +100,6 @@ def check_not_a_mask(path: str | os.PathLike, image: np.ndarray) -> None:
     """Refuses (`InputError` naming ``path``) an image holding two values only, as a label mask
     does (0 and 255, 0 and 1): segmenting it as a micrograph would give particles that mean
     nothing. A micrograph, however noisy or clipped, holds more."""
-    from tem_rf.data.reading import InputError
 
     low, high = np.min(image), np.max(image)
     if low != high and image.size > 64 and np.count_nonzero((image != low) & (image != high)) == 0:
@@ -109,7 +109,6 @@ def check_not_a_mask(path: str | os.PathLike, image: np.ndarray) -> None:
 
 def check_threshold(threshold: float) -> float:
     """``threshold`` as a float in [0, 1]; `tem_rf.data.reading.InputError` for NaN or outside."""
-    from tem_rf.data.reading import InputError
 
     try:
         value = float(threshold)
@@ -163,7 +162,6 @@ def segment_maps(
     """
     from tem_rf.data import preprocess_micrograph
     from tem_rf.data.preprocess import standardise
-    from tem_rf.data.reading import InputError
 
     threshold = check_threshold(threshold)
     image = np.asarray(image)

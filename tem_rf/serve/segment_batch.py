@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from collections.abc import Sequence
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.files import make_parents, remove_made_folders
 from tem_rf.serve.particle_reports import write_pooled_particles, write_summary_csv
 from tem_rf.serve.segment import read_and_segment
@@ -48,7 +49,6 @@ def segment_files(
     from tem_rf.core.files import json_safe, write_json
     from tem_rf.core.outputs import WriteJournal
     from tem_rf.core.progress import progress_bar
-    from tem_rf.data.reading import InputError
 
     output_dir = Path(output_dir)
     # The run is one result: a failure or interrupt, up to the summary, deletes every file it

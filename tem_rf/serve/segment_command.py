@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tem_rf.core.errors import InputError
 from tem_rf.serve.inputs import expand_inputs
 from tem_rf.serve.predictor import Predictor
 from tem_rf.serve.scale import check_scale_options
@@ -32,7 +33,6 @@ def check_output_dir(out_dir: str | os.PathLike) -> None:
     Checked before the model is loaded, so a mistyped folder fails in a second, not after it.
     """
     from tem_rf.core.outputs import blocking_file
-    from tem_rf.data.reading import InputError
 
     blocking = blocking_file(out_dir)
     if blocking is not None:
@@ -130,7 +130,6 @@ def segment_micrographs(
     """
     from tem_rf.core.files import os_error_text
     from tem_rf.core.locks import output_lock, remove_stale_temporaries
-    from tem_rf.data.reading import InputError
     from tem_rf.serve.predictor import load_predictor
 
     out_dir = Path(out_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
+from tem_rf.core.errors import InputError
 from tem_rf.serve.overlay import (  # noqa: F401  (OVERLAY_COLOUR, MASK_OUTLINE_COLOUR: segment's overlay colours)
     MASK_OUTLINE_COLOUR, OVERLAY_COLOUR, OVERLAY_MAX_SIZE, overlay_background, write_overlay,
 )
@@ -93,7 +94,6 @@ def planned_outputs(paths: Sequence[str | os.PathLike], output_dir: str | os.Pat
 def check_no_overwrite(paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, **options: Any) -> None:
     """Raises `InputError` naming ``output_dir`` when a file this run would write is already there
     (an earlier run's results, or a user's file of that name): replaced only with ``overwrite``."""
-    from tem_rf.data.reading import InputError
 
     output_dir = Path(output_dir)
     planned = planned_outputs(paths, output_dir, **options)

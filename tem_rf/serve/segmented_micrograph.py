@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.serve.overlay import overlay_background, write_overlay
 from tem_rf.serve.particle_reports import micrograph_diameters, write_size_histogram
@@ -116,7 +117,6 @@ def _write_outputs(path, micrograph, mask, probability, files, measured, labels,
                    overlay, overlay_max_size, excluded=None) -> tuple[SegmentationResult, list]:
     """`segment_file`'s files other than the particles' (whose ``measured`` future it joins;
     ``labels``: a future of the instance labels, set by the measuring thread before it measures)."""
-    from tem_rf.data.reading import InputError
 
     mask_path = files["mask"]
     _write_tiff(mask_path, mask * np.uint8(MASK_VALUE), micrograph.pixel_size_nm)
@@ -185,7 +185,6 @@ def _measure_and_write(
     """`segment_file`'s particles: measured, written (CSV), summarised; ``labels_ready`` gets the
     labels image as soon as it is known (`segment_file` writes it meanwhile), or `InputError`
     is raised first when they are too many for a uint16 image."""
-    from tem_rf.data.reading import InputError
     from tem_rf.particles import measure_particles, summarise, write_particles_csv
 
     def labels_known(labels: np.ndarray) -> None:

@@ -1,6 +1,6 @@
 """The TensorFlow functions a tem_rf SavedModel serves: the network on preprocessed images,
 padded by reflection to the size divisor and cropped back; on raw micrographs of each dtype with
-tem_rf's preprocessing in the graph (`tem_rf.serve.graph_preprocess`); resampled to the network's
+tem_rf's preprocessing in the graph (`tem_rf.data.graph_preprocess`); resampled to the network's
 pixel size in the graph; and the dtype-dispatching ``segment`` function.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tem_rf.core.classes import BOUNDARY_CLASS, PARTICLE_CLASS
-from tem_rf.serve.graph_preprocess import preprocess_micrograph_tf
+from tem_rf.data.graph_preprocess import preprocess_micrograph_tf
 from tem_rf.serve.signatures import (
     BOUNDARY_OUTPUT, MASK_OUTPUT, MASK_THRESHOLD, PIXEL_SIZE_INPUT, PREPROCESSED_ENDPOINT, PREPROCESSED_SIGNATURE_KEY,
     RAW_DTYPES, RAW_SIGNATURE_INPUT, RAW_SIGNATURE_PREFIX, SCALED_SIGNATURE_KEY, SIGNATURE_INPUT, SIGNATURE_OUTPUT,

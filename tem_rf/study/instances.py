@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.cli import option
 from tem_rf.serve.options import MicrographOptions
 
@@ -94,7 +95,6 @@ class InstanceRun:
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
     from tem_rf.core.outputs import blocking_file
-    from tem_rf.data.reading import InputError
 
     blocking = blocking_file(out_dir)
     if blocking is not None:
@@ -139,7 +139,6 @@ class FourierOptions:
 
 def _fourier_mask(image: np.ndarray, pixel_size_nm: float | None, options: FourierOptions, path: Path):
     from tem_rf.data import preprocess_micrograph
-    from tem_rf.data.reading import InputError
     from tem_rf.study.fourier import fourier_filter
 
     try:
@@ -157,8 +156,7 @@ def _fourier_mask(image: np.ndarray, pixel_size_nm: float | None, options: Fouri
 def split_pairs(data_dir: str | os.PathLike, split: str = "test") -> list[tuple[Path, Path]]:
     """(micrograph, mask) paths of a dataset's ``split``, as dataset.json records them; a file
     moved or deleted since the dataset was built is refused naming it."""
-    from tem_rf.data.dataset import DATASET_JSON, read_dataset_info
-    from tem_rf.data.reading import InputError
+    from tem_rf.data.dataset_info import DATASET_JSON, read_dataset_info
 
     info = read_dataset_info(data_dir)
     names = set(info["splits"][split].get("sources", []))
@@ -220,9 +218,9 @@ def measure_instances(
     from tem_rf.core.locks import output_lock, remove_stale_temporaries
     from tem_rf.core.outputs import new_files
     from tem_rf.core.progress import progress_bar
-    from tem_rf.data.dataset import find_image_files, match_masks
+    from tem_rf.data.source_files import find_image_files, match_masks
     from tem_rf.data.instance_masks import read_instance_labels
-    from tem_rf.data.reading import InputError, read_micrograph
+    from tem_rf.data.reading import read_micrograph
     from tem_rf.metrics.dice import dice_from_counts
     from tem_rf.particles import measure_particles, pool_scores, score_instances
     from tem_rf.serve.scale import check_scale_options, micrograph_pixel_size, plan_scale, trained_min_area_px

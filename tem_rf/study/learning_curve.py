@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.errors import InputError
 from tem_rf.core.cli import option
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,6 @@ def _train_config(data_dir: Path, options: LearningCurveOptions, run_dir: Path, 
 def _check_init_architecture(init_from: str, config: Any) -> None:
     """Refuses ``init_from`` of another architecture or target than ``config`` (a validated
     `TrainConfig`) before any run trains."""
-    from tem_rf.core.errors import InputError
     from tem_rf.core.pretrained import resolve_model
     from tem_rf.models import architecture_name
     from tem_rf.train.rundir import RunDir
@@ -253,11 +253,10 @@ def run_learning_curve(
     results without ``overwrite``) are refused before any run trains."""
     import keras
 
-    from tem_rf.core.errors import InputError
     from tem_rf.core.files import json_safe, write_csv, write_json
     from tem_rf.core.locks import output_lock
     from tem_rf.core.outputs import check_new_files, new_files
-    from tem_rf.data.dataset import read_dataset_info
+    from tem_rf.data.dataset_info import read_dataset_info
     from tem_rf.data.pipeline import patch_counts, split_sources, training_subset
     from tem_rf.serve.instance_rule import train_and_fit
     from tem_rf.study.sweep import needs_training

@@ -192,7 +192,7 @@ def detect_lattice(images: str | Path, patch_size: int = 512, max_images: int = 
     them as training does, and looks for a lattice peak in the radial power spectrum averaged
     over their square patches (``patch_size`` px, or the smallest image side if smaller)."""
     from tem_rf.data import preprocess_micrograph
-    from tem_rf.data.dataset import find_image_files
+    from tem_rf.data.source_files import find_image_files
     from tem_rf.data.reading import read_micrograph
     from tem_rf.study import fourier
 

@@ -6,7 +6,7 @@ import pytest
 from tem_rf.data.burned_in import (
     InfoBar, detect_info_bar, exclusion_mask, exclusion_record, find_info_bar, format_regions, parse_regions,
 )
-from tem_rf.data.reading import InputError
+from tem_rf.core.errors import InputError
 from tem_rf.data.synthetic import make_micrograph
 from tem_rf.particles import measure_particles
 

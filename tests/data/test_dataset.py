@@ -18,13 +18,9 @@ from tem_rf.data import (
     read_dataset_info,
     split_sources,
 )
-from tem_rf.data.dataset import (
-    build_dataset_from_folders,
-    format_dataset_summary,
-    parse_split_files,
-    read_split_file,
-)
-from tem_rf.data.reading import InputError
+from tem_rf.data.dataset import build_dataset_from_folders, format_dataset_summary
+from tem_rf.data.splits import parse_split_files, read_split_file
+from tem_rf.core.errors import InputError
 
 # ---------------------------------------------------------------------------- split
 
@@ -593,7 +589,7 @@ def test_a_published_train_and_test_split_gets_validation_from_the_train_list(tm
 
 
 def test_val_fraction_that_cannot_apply_is_refused(tmp_path, pair_writer):
-    from tem_rf.data.dataset import carve_validation
+    from tem_rf.data.splits import carve_validation
 
     images, labels = _emps_like(tmp_path / "emps", ["a1", "b2", "c3"], pair_writer)
     (tmp_path / "train.txt").write_text("a1\nb2\n")

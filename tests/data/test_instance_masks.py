@@ -12,7 +12,7 @@ from tem_rf.data.instance_masks import (
     BOUNDARY, INTERIOR, boundary_classes, patch_instance_ids, read_instance_labels,
 )
 from tem_rf.data.pipeline import boundary_classes_tf, dihedral_transform
-from tem_rf.data.reading import InputError
+from tem_rf.core.errors import InputError
 from tem_rf.data.tfrecords import decode_example, encode_example
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tem_rf.data import dihedral_transform, epoch_order, load_split, split_size
-from tem_rf.data.reading import InputError
+from tem_rf.core.errors import InputError
 
 
 def _keys(dataset):

@@ -10,14 +10,9 @@ import tifffile
 from PIL import Image
 
 from tem_rf.data import tiff_files
-from tem_rf.data.reading import (
-    InputError,
-    binarise_mask,
-    read_mask,
-    read_mask_and_rule,
-    read_micrograph,
-    unit_to_nm,
-)
+from tem_rf.core.errors import InputError
+from tem_rf.data.reading import binarise_mask, read_mask, read_mask_and_rule, read_micrograph
+from tem_rf.data.signals import unit_to_nm
 
 
 @pytest.fixture

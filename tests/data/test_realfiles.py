@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tem_rf.data.reading import InputError, read_micrograph
+from tem_rf.core.errors import InputError
+from tem_rf.data.reading import read_micrograph
 
 REALFILES = Path(
     os.environ.get("TEM_RF_REALFILES")

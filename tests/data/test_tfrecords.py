@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tem_rf.data import load_split, preprocess_micrograph, read_dataset_info, split_size
-from tem_rf.data.reading import InputError, read_mask, read_micrograph
+from tem_rf.core.errors import InputError
+from tem_rf.data.reading import read_mask, read_micrograph
 from tem_rf.data.tfrecords import (
     ShardWriter,
     decode_example,

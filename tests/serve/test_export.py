@@ -17,19 +17,13 @@ import pytest
 import tensorflow as tf
 
 from tem_rf import __version__
-from tem_rf.data.reading import InputError
-from tem_rf.serve.export import (
-    METADATA_FILENAME,
-    RAW_DTYPES,
-    ExportError,
-    export_run,
-    export_saved_model,
-    float32_model,
-    is_tem_rf_export,
-    particle_probability_fn,
-    strip_paths,
-)
-from tem_rf.serve.predictor import ModelLoadError, load_predictor, load_run, read_metadata
+from tem_rf.core.errors import InputError
+from tem_rf.serve.signatures import METADATA_FILENAME, RAW_DTYPES
+from tem_rf.serve.export import ExportError, export_run, export_saved_model, float32_model, is_tem_rf_export
+from tem_rf.serve.serving_functions import particle_probability_fn
+from tem_rf.serve.export_metadata import strip_paths
+from tem_rf.train.rundir import ModelLoadError, load_run
+from tem_rf.serve.predictor import load_predictor, read_metadata
 from tem_rf.serve.segment import segment_image
 from tem_rf.models import residual_unet
 

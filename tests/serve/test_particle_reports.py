@@ -16,7 +16,8 @@ from tem_rf.serve.particle_reports import SUMMARY_COLUMNS, size_histogram_figure
 
 def _threshold_predictor():
     """A stub network: particle wherever the standardised image is above 0."""
-    from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
+    from tem_rf.serve.signatures import SIGNATURE_OUTPUT
+    from tem_rf.serve.predictor import Predictor
 
     def function(images):
         return {SIGNATURE_OUTPUT: (np.asarray(images)[..., 0] > 0).astype(np.float32)}

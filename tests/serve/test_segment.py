@@ -15,23 +15,19 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from tem_rf.serve.predictor import keras_predictor
-from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
+from tem_rf.serve.signatures import SIGNATURE_OUTPUT
+from tem_rf.serve.predictor import Predictor
 from tem_rf.serve.overlay import EDGE_COLOUR
 from tem_rf.serve.segmented_micrograph import MASK_VALUE
-from tem_rf.serve.segment import (
-    MASK_OUTLINE_COLOUR,
-    OVERLAY_COLOUR,
-    check_no_overwrite,
-    check_pixel_size,
-    check_threshold,
-    segment_file,
-    segment_image,
-)
+from tem_rf.serve.overlay import MASK_OUTLINE_COLOUR, OVERLAY_COLOUR
+from tem_rf.serve.segment_outputs import check_no_overwrite
+from tem_rf.serve.segment import check_pixel_size, check_threshold, segment_file, segment_image
 from tem_rf.serve.segment_batch import segment_files
 from tem_rf.serve.inputs import expand_inputs, segmentation_output_of
 from tem_rf.serve.segment_command import SegmentationRun, check_output_dir, segment_micrographs
 from tem_rf.serve.tiling import pad_to_divisor, plan_axis, predict_probability
-from tem_rf.data.reading import InputError, read_micrograph
+from tem_rf.core.errors import InputError
+from tem_rf.data.reading import read_micrograph
 from tem_rf.models import residual_unet
 from tem_rf.data.synthetic import make_micrograph
 

@@ -8,9 +8,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from tem_rf.data.reading import InputError
+from tem_rf.core.errors import InputError
 from tem_rf.data.synthetic import make_micrograph
-from tem_rf.serve.predictor import SIGNATURE_OUTPUT, Predictor
+from tem_rf.serve.signatures import SIGNATURE_OUTPUT
+from tem_rf.serve.predictor import Predictor
 from tem_rf.data.instance_masks import read_instance_labels as read_instances
 from tem_rf.study.instances import FourierOptions, measure_instances
 

@@ -31,7 +31,8 @@ def test_the_network_learns_three_classes(boundary_run):
 def test_the_export_serves_the_boundary_as_keras_does(boundary_run, tiny_dataset, tmp_path):
     import tensorflow as tf
 
-    from tem_rf.serve.export import BOUNDARY_OUTPUT, export_run
+    from tem_rf.serve.signatures import BOUNDARY_OUTPUT
+    from tem_rf.serve.export import export_run
     from tem_rf.serve.predictor import load_predictor
     from tem_rf.serve.segment import segment_maps
 

@@ -330,7 +330,7 @@ def test_a_run_records_the_particle_sizes_it_learned(tmp_path):
     import tifffile
 
     from tem_rf import data
-    from tem_rf.serve.export import build_metadata
+    from tem_rf.serve.export_metadata import build_metadata
 
     rows, cols = np.mgrid[:96, :96]
     pairs = []
@@ -396,7 +396,8 @@ def test_a_truncated_checkpoint_data_file_is_named(one_epoch_run, tiny_data, tmp
 
 
 def test_a_resume_on_a_rebuilt_dataset_is_refused(one_epoch_run, tiny_dataset, tmp_path):
-    from tem_rf.data.dataset import build_dataset, dataset_fingerprint, find_image_files, match_masks
+    from tem_rf.data.dataset import build_dataset, dataset_fingerprint
+    from tem_rf.data.source_files import find_image_files, match_masks
 
     run = _copy_run(one_epoch_run, tmp_path)
     info = read_json(tiny_dataset / "dataset.json")
