@@ -164,3 +164,11 @@ def test_moved_names_still_import_from_where_they_were_until_0_3_0(old, name, ne
 
 def modules_path(module: str) -> Path:
     return PACKAGE.parent / (module.replace(".", "/") + ".py")
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_has_its_row_in_the_design_doc(path):
+    """docs/design.md's layout tables name every module of the package with what it holds."""
+    design = (PACKAGE.parent / "docs" / "design.md").read_text()
+    assert f"| `{path.relative_to(PACKAGE).as_posix()}` |" in design
