@@ -27,7 +27,7 @@ _NEIGHBOUR_OFFSETS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr o
 _MEDIAN_BLOCK_ROWS = 256  # rows per block: a block's temporaries stay in cache-sized pieces
 
 
-def _exact_float_dtype(image: np.ndarray) -> type:
+def exact_float_dtype(image: np.ndarray) -> type:
     """The narrowest float type holding every value of ``image`` exactly (float32 or float64)."""
     if image.dtype == np.float32 or (image.dtype.kind in "ui" and image.dtype.itemsize <= 2):
         return np.float32
@@ -38,7 +38,7 @@ def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
-def _median3x3_rows(padded: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+def median3x3_rows(padded: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
     """Median of 3x3 windows for output rows ``start:stop`` of a 1-px padded image."""
     a, b, c = padded[start:stop], padded[start + 1 : stop + 1], padded[start + 2 : stop + 2]
     # Sort every vertical triple once (shared by three horizontally adjacent windows); the median
@@ -63,14 +63,18 @@ def median_filter_3x3(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 2 or min(image.shape) < 3:
         return ndimage.median_filter(image, size=3, mode="mirror")
-    padded = np.pad(image, 1, mode="reflect")  # scipy's "mirror": d c b | a b c d | c b a
-    out = np.empty(image.shape, image.dtype)
-    starts = range(0, image.shape[0], _MEDIAN_BLOCK_ROWS)
+    return median3x3_of_padded(np.pad(image, 1, mode="reflect"))  # scipy's "mirror": d c b | a b c d | c b a
+
+
+def median3x3_of_padded(padded: np.ndarray) -> np.ndarray:
+    """The 3x3 medians of the pixels inside a 1-px border of ``padded`` (``[H + 2, W + 2]`` ->
+    ``[H, W]``), in blocks of rows on all CPU cores."""
+    height, width = padded.shape[0] - 2, padded.shape[1] - 2
+    out = np.empty((height, width), padded.dtype)
+    starts = range(0, height, _MEDIAN_BLOCK_ROWS)
     workers = min(os.cpu_count() or 1, len(starts))
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(
-            lambda r: _median3x3_rows(padded, out, r, min(r + _MEDIAN_BLOCK_ROWS, image.shape[0])), starts
-        ))
+        list(pool.map(lambda r: median3x3_rows(padded, out, r, min(r + _MEDIAN_BLOCK_ROWS, height)), starts))
     return out
 
 
@@ -86,7 +90,7 @@ def find_xray_outliers(image: np.ndarray, threshold: float | None = DEFAULT_XRAY
         return np.zeros(image.shape, dtype=bool)
     # The median selects one of the values, so it is taken in the narrowest exact float type
     # (uint16 micrographs: float32, half the memory traffic); the residual is float64 as before.
-    exact = image.astype(_exact_float_dtype(image), copy=False)
+    exact = image.astype(exact_float_dtype(image), copy=False)
     residual = np.subtract(image, median_filter_3x3(exact), dtype=np.float64)
     scale = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
     if scale == 0.0:
@@ -97,18 +101,23 @@ def find_xray_outliers(image: np.ndarray, threshold: float | None = DEFAULT_XRAY
     return np.abs(residual) > threshold * scale
 
 
-def replace_with_neighbour_mean(image: np.ndarray, outliers: np.ndarray) -> np.ndarray:
+def replace_with_neighbour_mean(
+    image: np.ndarray, outliers: np.ndarray, fallback: float | None = None, report_alone: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Replaces each ``outliers`` pixel by the mean of its (up to 8) non-outlier neighbours.
 
     Neighbours outside the image or themselves outliers are left out of the mean, so a cluster of
-    hot pixels does not leak into its own replacement. Returns a new float64 array.
+    hot pixels does not leak into its own replacement; a pixel with no such neighbour takes
+    ``fallback`` (default: the median of the image's non-outlier pixels). Returns a new float64
+    array; with ``report_alone``, also the map of pixels that took the fallback.
     """
     image = np.asarray(image, dtype=np.float64)
     cleaned = image.copy()
     outliers = np.asarray(outliers, dtype=bool)
     rows, cols = np.nonzero(outliers)
+    alone = np.zeros(image.shape, bool) if report_alone else None
     if rows.size == 0:
-        return cleaned
+        return (cleaned, alone) if report_alone else cleaned
     # X-ray hits are rare: gather the 8 neighbours of each outlier only, not a whole-image
     # convolution. Neighbours outside the image or themselves outliers count as absent.
     height, width = image.shape
@@ -126,10 +135,12 @@ def replace_with_neighbour_mean(image: np.ndarray, outliers: np.ndarray) -> np.n
         neighbour_sum[has_neighbours] / neighbour_count[has_neighbours]
     )
     if not has_neighbours.all():  # every neighbour is an outlier: fall back to the image median
-        cleaned[rows[~has_neighbours], cols[~has_neighbours]] = (
-            np.median(image[~outliers]) if (~outliers).any() else 0.0
-        )
-    return cleaned
+        if fallback is None:
+            fallback = np.median(image[~outliers]) if (~outliers).any() else 0.0
+        cleaned[rows[~has_neighbours], cols[~has_neighbours]] = fallback
+        if report_alone:
+            alone[rows[~has_neighbours], cols[~has_neighbours]] = True
+    return (cleaned, alone) if report_alone else cleaned
 
 
 def remove_xray_outliers(image: np.ndarray, threshold: float | None = DEFAULT_XRAY_THRESHOLD) -> np.ndarray:

@@ -30,6 +30,8 @@ import numpy as np
 from tem_rf.core.errors import InputError
 from tem_rf.core.lazy import lazy_attributes
 from tem_rf.core.units import pixel_size_or_none
+from tem_rf.data.banded_preprocess import BandedPreprocess
+from tem_rf.data.preprocess import preprocess_micrograph, standardise
 from tem_rf.serve.options import min_particle_area
 from tem_rf.serve.scale import (
     ScalePlan, describe_plan, micrograph_pixel_size, particle_median_px, particle_scale_plan,
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PIXEL_SIZE_TOLERANCE = 0.10  # warn when a micrograph's pixel size is >10 % off the training one
+# Micrographs this large (about 5800 px square) are preprocessed in bands of rows: a little slower,
+# with memory bounded by a band instead of about 24 bytes a pixel (the result is the same).
+BANDED_FROM_PIXELS = 1 << 25
 
 # Named here before they had modules of their own, until tem_rf 0.3.0 (`tem_rf.core.cli.SHIMS_REMOVED_IN`);
 # looked up on first use, as `segment_batch` imports this module.
@@ -160,9 +165,6 @@ def segment_maps(
     resampled back before the threshold. Raises `tem_rf.data.reading.InputError` naming ``path``
     for images that are smaller than the size divisor, non-finite or constant.
     """
-    from tem_rf.data import preprocess_micrograph
-    from tem_rf.data.preprocess import standardise
-
     threshold = check_threshold(threshold)
     image = np.asarray(image)
     if image.ndim != 2:
@@ -177,7 +179,12 @@ def segment_maps(
             f"divisor {divisor} (product of its pool sizes); it cannot be segmented",
         )
     try:
-        standardised = preprocess_micrograph(image, xray_threshold=predictor.xray_threshold)
+        if (scale is None or not scale.resampled) and image.size >= BANDED_FROM_PIXELS:
+            # A large micrograph is preprocessed band by band as the tiles need it: the same
+            # values, without the whole-image float64 copies (`tem_rf.data.banded_preprocess`).
+            standardised = BandedPreprocess(image, xray_threshold=predictor.xray_threshold)
+        else:
+            standardised = preprocess_micrograph(image, xray_threshold=predictor.xray_threshold)
         if scale is not None and scale.resampled:
             standardised = standardise(to_network_grid(standardised, scale))
     except ValueError as error:  # NaN/inf or constant image

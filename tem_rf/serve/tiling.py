@@ -84,8 +84,46 @@ def plan_axis(size: int, tile_size: int, halo: int) -> list[AxisTile]:
 
 
 
+class RowSource(Protocol):
+    """A preprocessed image given by rows (`tem_rf.data.banded_preprocess.BandedPreprocess` is one)."""
+
+    shape: tuple[int, int]
+
+    def rows(self, start: int, stop: int) -> np.ndarray: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayRows:
+    """A preprocessed image held whole, as a `RowSource`."""
+
+    image: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return self.image[start:stop]
+
+
+def padded_rows(source: RowSource, start: int, stop: int, divisor: int) -> np.ndarray:
+    """Rows ``start:stop`` of ``pad_to_divisor`` of the source image, made from its own rows only:
+    rows and columns past the bottom and right edges reflect (``np.pad``'s "reflect")."""
+    height, width = source.shape
+    first, last = start, min(stop, height)
+    band = source.rows(first, last) if last > first else np.empty((0, width), np.float32)
+    if stop > height:  # reflected rows below the image: row height + j is row height - 2 - j
+        reflected = 2 * (height - 1) - np.arange(max(start, height), stop)
+        low = int(reflected.min())
+        extra = source.rows(low, int(reflected.max()) + 1)[reflected - low]
+        band = np.concatenate([band, extra]) if band.size else extra
+    pad_width = (-width) % divisor
+    band = np.asarray(band, np.float32)
+    return np.pad(band, ((0, 0), (0, pad_width)), mode="reflect") if pad_width else band
+
+
 def predict_probability(
-    image: np.ndarray,
+    image: np.ndarray | RowSource,
     predictor: ProbabilityFunction,
     *,
     tile_size: int | None = DEFAULT_TILE_SIZE,
@@ -99,21 +137,24 @@ def predict_probability(
     The image is padded to the size divisor (`pad_to_divisor`); with ``tile_size`` None (or at
     least the padded image) it goes through the network in one pass, else in tiles of
     ``tile_size`` (rounded up to the divisor) plus ``halo`` (default: the model's, rounded up to
-    the divisor), ``batch_size`` tiles per call. Memory grows with ``batch_size * (tile_size +
-    2 * halo)**2``, not with the image. With ``progress_desc``, an image of more than one batch of
-    tiles shows a progress bar over its tiles (`tem_rf.core.progress`).
+    the divisor), ``batch_size`` tiles per call. ``image`` may be a `RowSource`: the tiles are
+    then cut from one band of rows at a time, so memory grows with ``batch_size * (tile_size +
+    2 * halo)`` and the image's width, plus the result, never with a padded copy of the image.
+    With ``progress_desc``, an image of more than one batch of tiles shows a progress bar over
+    its tiles (`tem_rf.core.progress`).
     """
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+    source = image if hasattr(image, "rows") else ArrayRows(np.asarray(image, dtype=np.float32))
+    if len(source.shape) != 2:
+        raise ValueError(f"expected a 2-D image, got shape {source.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     divisor = int(predictor.size_divisor)
-    height, width = image.shape
-    padded = pad_to_divisor(image, divisor)
-    padded_h, padded_w = padded.shape
+    height, width = source.shape
+    if height < divisor or width < divisor:
+        pad_to_divisor(np.empty((height, width), np.float32), divisor)  # its one error message
+    padded_h, padded_w = _round_up(height, divisor), _round_up(width, divisor)
     if tile_size is None or tile_size >= max(padded_h, padded_w):
-        return predictor(padded[None, :, :, None])[0, :height, :width]
+        return predictor(padded_rows(source, 0, padded_h, divisor)[None, :, :, None])[0, :height, :width]
     if tile_size < 1:
         raise ValueError(f"tile_size must be positive, got {tile_size}")
     tile_size = _round_up(tile_size, divisor)
@@ -123,24 +164,28 @@ def predict_probability(
     tiles = [(r, c) for r in rows for c in cols]
     probability = None  # made at the first output: [H, W], or [H, W, 2] with a boundary map
     batch = np.empty((min(batch_size, len(tiles)), window_h, window_w, 1), np.float32)
+    band, band_row = None, None  # the padded rows of the current row of tiles
     # A large micrograph takes many network calls: show them, so a long wait is not a silent one.
     bar = progress_bar(desc=progress_desc or "tiles", total=len(tiles), unit="tile",
                        enabled=progress_desc is not None and len(tiles) > batch_size)
     for first in range(0, len(tiles), batch_size):
         chunk = tiles[first : first + batch_size]
         for i, (r, c) in enumerate(chunk):
-            batch[i, :, :, 0] = padded[
-                r.window_start : r.window_start + window_h, c.window_start : c.window_start + window_w
-            ]
+            if band_row is not r:
+                band = padded_rows(source, r.window_start, r.window_start + window_h, divisor)
+                band_row = r
+            batch[i, :, :, 0] = band[:, c.window_start : c.window_start + window_w]
         output = predictor(batch[: len(chunk)])
         if probability is None:
-            probability = np.empty((padded_h, padded_w, *output.shape[3:]), np.float32)
+            probability = np.empty((height, width, *output.shape[3:]), np.float32)
         for i, (r, c) in enumerate(chunk):
-            probability[r.core_start : r.core_stop, c.core_start : c.core_stop] = output[
-                i,
-                r.core_start - r.window_start : r.core_stop - r.window_start,
-                c.core_start - c.window_start : c.core_stop - c.window_start,
+            core_h, core_w = min(r.core_stop, height) - r.core_start, min(c.core_stop, width) - c.core_start
+            if core_h <= 0 or core_w <= 0:
+                continue  # a core of padding only
+            top, left = r.core_start - r.window_start, c.core_start - c.window_start
+            probability[r.core_start : r.core_start + core_h, c.core_start : c.core_start + core_w] = output[
+                i, top : top + core_h, left : left + core_w
             ]
         bar.update(len(chunk))
     bar.close()
-    return probability[:height, :width]
+    return probability

@@ -101,6 +101,49 @@ def test_tiled_equals_single_pass_for_sizes_not_multiple_of_divisor(predictor):
     np.testing.assert_array_equal(padded[:203, 141:], image[:, 139:136:-1])
 
 
+@pytest.mark.parametrize("tile_size, batch_size", [(None, 1), (60, 2), (32, 5)])
+def test_tiles_cut_from_bands_of_rows_equal_tiles_cut_from_the_whole_image(predictor, tile_size, batch_size):
+    # A RowSource gives the rows a row of tiles needs (reflected past the bottom edge), never the
+    # whole padded image: the tiles, and so the output, are the same bits.
+    from tem_rf.serve.tiling import ArrayRows, padded_rows
+
+    image = np.random.default_rng(8).normal(size=(203, 141)).astype("float32")
+    asked = []
+
+    class Rows(ArrayRows):
+        def rows(self, start, stop):
+            asked.append((start, stop))
+            return super().rows(start, stop)
+
+    whole = predict_probability(image, predictor, tile_size=tile_size, batch_size=batch_size)
+    banded = predict_probability(Rows(image), predictor, tile_size=tile_size, batch_size=batch_size)
+    np.testing.assert_array_equal(banded, whole)
+    np.testing.assert_array_equal(padded_rows(ArrayRows(image), 190, 204, 4), pad_to_divisor(image, 4)[190:204])
+    if tile_size is not None:
+        assert max(stop - start for start, stop in asked) < image.shape[0]
+
+
+def test_a_large_micrograph_is_preprocessed_in_bands_with_the_same_result(predictor, monkeypatch):
+    from tem_rf.serve import segment as segment_lib
+
+    image = np.random.default_rng(9).normal(1000, 30, size=(150, 170)).astype("uint16")
+    image[40, 50] = 60000  # an x-ray
+    whole = segment_lib.segment_maps(image, predictor, tile_size=64)
+    made = []
+    real = segment_lib.BandedPreprocess
+
+    def banded(*args, **kwargs):
+        made.append(real(*args, band_pixels=1000, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(segment_lib, "BANDED_FROM_PIXELS", image.size)
+    monkeypatch.setattr(segment_lib, "BandedPreprocess", banded)
+    in_bands = segment_lib.segment_maps(image, predictor, tile_size=64)
+    assert len(made) == 1 and made[0].xray_pixels_replaced == 1
+    np.testing.assert_array_equal(in_bands.probability, whole.probability)
+    np.testing.assert_array_equal(in_bands.mask, whole.mask)
+
+
 def test_halo_of_half_the_receptive_field_is_not_enough_for_pools_8_2():
     predictor = _predictor(2, (8, 2))
     assert predictor.halo_px == 96
