@@ -51,14 +51,18 @@ class InstanceRule:
 
 
 def _scan_order(labels: np.ndarray) -> np.ndarray:
-    """``labels`` renumbered 1..n by each label's first pixel in raster order (0 stays 0)."""
-    flat = labels.reshape(-1)
-    ids, first = np.unique(flat, return_index=True)
-    keep = ids > 0
-    ids, first = ids[keep], first[keep]
-    lookup = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int32)
+    """``labels`` (int32) renumbered 1..n by each label's first pixel in raster order (0 stays 0).
+    A label's first pixel lies in the first row of its bounding box, so only that row
+    is searched: no sort of the whole image (`np.unique` took 18 bytes a pixel)."""
+    boxes = ndimage.find_objects(labels)
+    ids = np.array([label for label, box in enumerate(boxes, start=1) if box is not None], dtype=np.int64)
+    first = np.array([
+        rows.start * labels.shape[1] + cols.start + int(np.argmax(labels[rows.start, cols] == label))
+        for label, (rows, cols) in ((label, boxes[label - 1]) for label in ids)
+    ], dtype=np.int64)
+    lookup = np.zeros(len(boxes) + 1, dtype=np.int32)
     lookup[ids[np.argsort(first, kind="stable")]] = np.arange(1, len(ids) + 1, dtype=np.int32)
-    return lookup[labels]
+    return lookup[labels]  # indexing casts the ids in chunks (np.take would make an int64 copy)
 
 
 def instances_from_boundary(
@@ -94,10 +98,14 @@ def instances_from_boundary(
         small = sizes < rule.min_seed_px
         small[0] = False
         seeds[small[seeds]] = 0
-    labels = watershed(boundary, seeds, mask=inside).astype(np.int32) if seeds.any() else np.zeros(inside.shape, np.int32)
+    labels = (watershed(boundary, seeds, mask=inside).astype(np.int32, copy=False) if seeds.any()
+              else np.zeros(inside.shape, np.int32))
+    del seeds
     unseeded, _ = ndimage.label(inside & (labels == 0), structure=_EIGHT)
     offset = int(labels.max(initial=0))
-    labels = np.where(unseeded > 0, unseeded + offset, labels).astype(np.int32)
+    grown = unseeded > 0
+    labels[grown] = unseeded[grown] + offset
+    del unseeded, grown
     if min_area_px > 0 and labels.any():
         areas = np.bincount(labels.reshape(-1))
         small = areas < min_area_px

@@ -102,3 +102,22 @@ def test_touching_irregular_particles_come_back_one_by_one():
     assert score["true_count"] == ident == score["predicted_count"]
     assert score["f1"] == 1.0 and score["mean_matched_iou"] > 0.9
     assert label_particles(labels > 0, min_area_px=1).max() < ident  # the geometric rule merges some
+
+
+def test_instances_are_numbered_by_their_first_pixel_in_raster_order():
+    # The renumbering searches each label's bounding box's first row only; it must equal ordering
+    # by the first pixel over the whole image (np.unique's first index), with unused ids skipped.
+    from scipy import ndimage
+
+    from tem_rf.particles.learned_instances import _scan_order
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        labels, count = ndimage.label(rng.random((60, 70)) < rng.uniform(0.2, 0.7))
+        shuffled = np.concatenate([[0], rng.permutation(count) + 1 + rng.integers(0, 5)]).astype(np.int32)
+        labels = shuffled[labels]
+        ids, first = np.unique(labels, return_index=True)
+        order = ids[ids > 0][np.argsort(first[ids > 0])]
+        expected = np.zeros(labels.max() + 1, np.int32)
+        expected[order] = np.arange(1, len(order) + 1)
+        np.testing.assert_array_equal(_scan_order(labels.copy()), expected[labels])
