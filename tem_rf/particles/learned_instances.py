@@ -11,7 +11,10 @@ so its particles are its predicted interiors, grown back to the particle's full 
    rule's ``boundary_threshold``, each at least ``min_seed_px`` pixels (a speck of interior
    inside a boundary band is noise, not a particle of its own);
 3. every particle pixel joins the seed it reaches first when flooding up the boundary
-   probability (a watershed seeded by the learned interiors, on the particle pixels only);
+   probability (a watershed seeded by the learned interiors, on the particle pixels only; one
+   4-connected region of particle pixels at a time, as flooding never leaves one: time and
+   memory follow the largest region, not the image, and a particle's pixels do not depend on the
+   other regions of the micrograph);
 4. particle regions that hold no seed (particles too small for an interior) are particles too;
 5. particles below the minimum area are dropped, and the rest numbered 1..n in scan order (by
    each particle's first pixel, row by row).
@@ -65,6 +68,23 @@ def _scan_order(labels: np.ndarray) -> np.ndarray:
     return lookup[labels]  # indexing casts the ids in chunks (np.take would make an int64 copy)
 
 
+def _flood_regions(boundary: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The seeded watershed of ``boundary`` on the ``inside`` pixels (int32 seed ids, 0 where no
+    seed reaches), run on each 4-connected region of ``inside`` that holds a seed, in its box."""
+    from skimage.segmentation import watershed
+
+    labels = np.zeros(inside.shape, np.int32)
+    regions, _ = ndimage.label(inside, structure=_FOUR)
+    seeded = np.unique(regions[seeds > 0])
+    boxes = ndimage.find_objects(regions)
+    for region in seeded[seeded > 0]:
+        box = boxes[region - 1]
+        here = regions[box] == region
+        flooded = watershed(boundary[box], np.where(here, seeds[box], 0), mask=here)
+        labels[box][here] = flooded[here]
+    return labels
+
+
 def instances_from_boundary(
     particle: np.ndarray,
     boundary: np.ndarray,
@@ -78,8 +98,6 @@ def instances_from_boundary(
     """Instance labels (int32, 0 background, 1..n in scan order) from a boundary-target network's
     particle and boundary probabilities (module docstring). ``mask``: the particle pixels, when
     already thresholded (default: ``particle > threshold``)."""
-    from skimage.segmentation import watershed
-
     from tem_rf.particles.masks import fill_holes
 
     particle = np.asarray(particle, dtype=np.float32)
@@ -98,8 +116,7 @@ def instances_from_boundary(
         small = sizes < rule.min_seed_px
         small[0] = False
         seeds[small[seeds]] = 0
-    labels = (watershed(boundary, seeds, mask=inside).astype(np.int32, copy=False) if seeds.any()
-              else np.zeros(inside.shape, np.int32))
+    labels = _flood_regions(boundary, seeds, inside)
     del seeds
     unseeded, _ = ndimage.label(inside & (labels == 0), structure=_EIGHT)
     offset = int(labels.max(initial=0))

@@ -121,3 +121,53 @@ def test_instances_are_numbered_by_their_first_pixel_in_raster_order():
         expected = np.zeros(labels.max() + 1, np.int32)
         expected[order] = np.arange(1, len(order) + 1)
         np.testing.assert_array_equal(_scan_order(labels.copy()), expected[labels])
+
+
+def _noisy_field(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of many touching and separate particles, with noise (no two values equal:
+    not clipped, so no run of saturated zeros)."""
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((160, 180), np.int32)
+    for k in range(1, 40):
+        rr, cc = disk(tuple(rng.integers(8, 172, 2)), rng.uniform(4, 12), shape=labels.shape)
+        labels[rr, cc] = k
+    particle, boundary = probabilities(labels, width=2)
+    return ((particle + rng.normal(0, 0.1, particle.shape)).astype(np.float32),
+            (boundary + rng.normal(0, 0.1, boundary.shape)).astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_flooding_region_by_region_equals_flooding_the_whole_image(seed):
+    # Flooding never leaves a 4-connected region of particle pixels, so the watershed of each
+    # region in its box gives the whole-image watershed's labels. Not where seed pixels of two
+    # particles have exactly equal values next to one pixel (saturated probabilities): scikit-image
+    # starts every seed pixel at one age, and which it takes first then depends on every other seed
+    # in its queue; region by region, only on those of the region.
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    from tem_rf.particles.learned_instances import _FOUR, _flood_regions
+
+    particle, boundary = _noisy_field(seed)
+    inside = particle > 0.5
+    seeds, _ = ndimage.label(inside & (boundary < 0.3), structure=_FOUR)
+    assert len(np.unique(ndimage.label(inside, structure=_FOUR)[0])) > 5  # several regions
+    np.testing.assert_array_equal(_flood_regions(boundary, seeds, inside), watershed(boundary, seeds, mask=inside))
+
+
+def test_a_particles_pixels_do_not_depend_on_the_rest_of_the_micrograph():
+    # Saturated probabilities (clipped to 0 and 1) tie; a whole-image watershed then gave some
+    # pixels to another particle when other particles were added beside (2 of these 10 fields).
+    def clipped(seed):
+        return [np.clip(values, 0, 1) for values in _noisy_field(seed)]
+
+    for seed in range(0, 20, 2):
+        particle, boundary = clipped(seed)
+        alone = instances_from_boundary(particle, boundary)
+        wider = [np.concatenate([p, q], axis=1) for p, q in zip((particle, boundary), clipped(seed + 1))]
+        together = instances_from_boundary(*wider)[:, : particle.shape[1]]
+        # the same partition of the left half's pixels (ids differ where the right half's come first)
+        pairs = set(zip(alone.ravel().tolist(), together.ravel().tolist()))
+        assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
