@@ -104,6 +104,7 @@ def test_analyze_bad_input_is_one_clear_line(fake_sweep, tmp_path):
         assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
+@pytest.mark.large  # runs the binary three times: CI's full suite runs it
 def test_an_earlier_analysis_is_replaced_only_with_overwrite_and_as_a_whole(fake_sweep, tmp_path):
     sweep, _ = fake_sweep
     out = tmp_path / "analysis"
@@ -132,6 +133,7 @@ def test_an_earlier_analysis_is_replaced_only_with_overwrite_and_as_a_whole(fake
     assert not [p for p in tmp_path.rglob(".*")]  # no temporaries
 
 
+@pytest.mark.large  # runs the binary three times: CI's full suite runs it
 def test_a_second_analysis_into_the_same_folder_is_refused_and_a_killed_ones_temporaries_go(fake_sweep, tmp_path):
     import os
 

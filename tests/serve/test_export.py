@@ -254,6 +254,7 @@ assert not [name for name in sys.modules if name.startswith("tem_rf") and sys.mo
     np.testing.assert_allclose(np.load(tmp_path / "probability.npy"), expected, atol=1e-5)
 
 
+@pytest.mark.large  # exports and serves several sizes: CI's full suite runs it
 def test_small_inputs_are_padded_and_too_small_ones_get_a_clear_error(exported):
     root, _, _, _ = exported
     model, _, _ = load_run(root / "run")

@@ -46,6 +46,7 @@ def test_high_res_picks_the_lightest_architecture_whose_rf_spans_the_particle(n2
     assert rec.regime == "high_res" and "plateau" in rec.rule and "Fig. 2d" in rec.source
 
 
+@pytest.mark.large  # builds every N=2 and N=3 network of the grid: CI's full suite runs it
 def test_fewer_parameters_beat_a_closer_rf(n2_rows):
     # 5.3 nm = 246 px: N3_k2-4-4 (248 px) fits it more closely, but an N=2 network also spans it.
     rec = rec_lib.recommend(5.3, HIGH_RES_PX, resolution="high", num_blocks=(2, 3))
@@ -227,7 +228,7 @@ def test_binning_lets_the_lightest_network_span_the_particle():
     assert fringes["max_factor_for_fringes"] == 1 and fringes["fringes_resolved"] is False
 
 
-def test_the_recommendation_carries_the_binning_advice(n2_rows):
+def test_the_recommendation_carries_the_binning_advice():
     rec = rec_lib.recommend(5.0, HIGH_RES_PX, resolution="high", num_blocks=(2,))
     assert rec.binning["factor"] == 6 and rec.binning["architecture"] == "N2_k2-2_d1-1-1"  # 232 px: ceil(221 / 44)
     text = rec_lib.format_recommendation(rec)

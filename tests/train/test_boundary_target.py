@@ -7,6 +7,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 from tem_rf.data.reading import read_micrograph
 
@@ -28,6 +29,7 @@ def test_the_network_learns_three_classes(boundary_run):
     assert 0.0 < results["test_hard_dice"] <= 1.0
 
 
+@pytest.mark.large  # a full export of the boundary network: CI's full suite runs it
 def test_the_export_serves_the_boundary_as_keras_does(boundary_run, tiny_dataset, tmp_path):
     import tensorflow as tf
 
