@@ -29,6 +29,7 @@ import numpy as np
 
 from tem_rf.core.errors import InputError
 from tem_rf.core.lazy import lazy_attributes
+from tem_rf.core.scratch import scratch_array
 from tem_rf.core.units import pixel_size_or_none
 from tem_rf.data.banded_preprocess import BandedPreprocess
 from tem_rf.data.preprocess import preprocess_micrograph, standardise
@@ -178,8 +179,9 @@ def segment_maps(
             f"image is {image.shape[0]}x{image.shape[1]} px{resampled}, smaller than the network's size "
             f"divisor {divisor} (product of its pool sizes); it cannot be segmented",
         )
+    banded = (scale is None or not scale.resampled) and image.size >= BANDED_FROM_PIXELS
     try:
-        if (scale is None or not scale.resampled) and image.size >= BANDED_FROM_PIXELS:
+        if banded:
             # A large micrograph is preprocessed band by band as the tiles need it: the same
             # values, without the whole-image float64 copies (`tem_rf.data.banded_preprocess`).
             standardised = BandedPreprocess(image, xray_threshold=predictor.xray_threshold)
@@ -189,8 +191,11 @@ def segment_maps(
             standardised = standardise(to_network_grid(standardised, scale))
     except ValueError as error:  # NaN/inf or constant image
         raise InputError(path, str(error)) from None
+    # The maps of a micrograph preprocessed in bands live on disk (`tem_rf.core.scratch`): 4-8
+    # bytes a pixel the system can page out, as the whole-image preprocessing would have taken more.
     probability = predict_probability(
         standardised, predictor, tile_size=tile_size, batch_size=batch_size,
+        allocate=(lambda shape: scratch_array(shape, np.float32)) if banded else None,
         progress_desc=f"{Path(path).name if path else 'micrograph'}: tiles" if tile_progress else None,
     )
     if scale is not None:

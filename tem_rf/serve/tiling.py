@@ -17,6 +17,7 @@ are batched through one traced graph.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -130,6 +131,7 @@ def predict_probability(
     batch_size: int = 1,
     halo: int | None = None,
     progress_desc: str | None = None,
+    allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Particle probability of a preprocessed 2-D image, float32 of the same shape (``[H, W, 2]``
     with the boundary probability, from a boundary-target network: what the predictor gives).
@@ -141,7 +143,8 @@ def predict_probability(
     then cut from one band of rows at a time, so memory grows with ``batch_size * (tile_size +
     2 * halo)`` and the image's width, plus the result, never with a padded copy of the image.
     With ``progress_desc``, an image of more than one batch of tiles shows a progress bar over
-    its tiles (`tem_rf.core.progress`).
+    its tiles (`tem_rf.core.progress`). ``allocate(shape)`` makes the float32 result of a tiled
+    pass (e.g. `tem_rf.core.scratch.scratch_array` for a disk-backed one).
     """
     source = image if hasattr(image, "rows") else ArrayRows(np.asarray(image, dtype=np.float32))
     if len(source.shape) != 2:
@@ -177,7 +180,8 @@ def predict_probability(
             batch[i, :, :, 0] = band[:, c.window_start : c.window_start + window_w]
         output = predictor(batch[: len(chunk)])
         if probability is None:
-            probability = np.empty((height, width, *output.shape[3:]), np.float32)
+            shape = (height, width, *output.shape[3:])
+            probability = np.empty(shape, np.float32) if allocate is None else allocate(shape)
         for i, (r, c) in enumerate(chunk):
             core_h, core_w = min(r.core_stop, height) - r.core_start, min(c.core_stop, width) - c.core_start
             if core_h <= 0 or core_w <= 0:

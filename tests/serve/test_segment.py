@@ -140,6 +140,7 @@ def test_a_large_micrograph_is_preprocessed_in_bands_with_the_same_result(predic
     monkeypatch.setattr(segment_lib, "BandedPreprocess", banded)
     in_bands = segment_lib.segment_maps(image, predictor, tile_size=64)
     assert len(made) == 1 and made[0].xray_pixels_replaced == 1
+    assert isinstance(in_bands.probability, np.memmap)  # the maps of a large micrograph are disk-backed
     np.testing.assert_array_equal(in_bands.probability, whole.probability)
     np.testing.assert_array_equal(in_bands.mask, whole.mask)
 
