@@ -120,9 +120,12 @@ def _intensities(image: np.ndarray, runs: Runs, per_label, area: np.ndarray) -> 
         # The squares about the image's mean, in float64: a particle far from that mean keeps
         # its spread's digits (1e-8 of the distance, not float32's 3e-4).
         offset = float(np.mean(image, dtype=np.float64)) if image.size else 0.0
-        centred = np.subtract(image, offset, dtype=np.float64)
-        np.multiply(centred, centred, out=centred)
-        second = per_label(runs.sums(centred))
+
+        def squares(start: int, stop: int) -> np.ndarray:  # a band at a time: 8 bytes a pixel of a band
+            centred = np.subtract(image[start:stop], offset, dtype=np.float64)
+            return np.multiply(centred, centred, out=centred)
+
+        second = per_label(runs.band_sums(squares, image.shape[0]))
         variance = np.maximum(second - area * (mean - offset) ** 2, 0.0) / (area - 1)
     return mean, np.where(area > 1, np.sqrt(variance), np.nan)
 

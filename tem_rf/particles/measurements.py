@@ -9,6 +9,7 @@ tests that compare them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,19 @@ class Runs:
         if bounds[-1] == flat.size:  # the last run ends the image: its sum runs to the end
             bounds = bounds[:-1]
         return np.add.reduceat(flat, bounds, dtype=np.float64)[0::2]
+
+    def band_sums(self, rows: Callable[[int, int], np.ndarray], height: int, band_rows: int = 256) -> np.ndarray:
+        """`sums` of an image that ``rows(start, stop)`` makes band by band, never whole (a run lies
+        in one row, so in one band): the same sums, in the memory of one band."""
+        sums = np.zeros(len(self.row))
+        edges = np.searchsorted(self.row, np.arange(0, height + band_rows, band_rows))
+        for band, start in enumerate(range(0, height, band_rows)):
+            low, high = edges[band], edges[band + 1]
+            if low == high:
+                continue
+            runs = Runs(self.label[low:high], self.row[low:high] - start, self.first[low:high], self.last[low:high])
+            sums[low:high] = runs.sums(rows(start, min(start + band_rows, height)))
+        return sums
 
 
 def row_extents(runs: Runs, ids: np.ndarray, row0: np.ndarray, col0: np.ndarray,

@@ -102,3 +102,18 @@ def test_perimeters_in_bands_of_rows_equal_one_pass():
         np.testing.assert_allclose(_perimeters(labels, size, threads), one, rtol=0, atol=1e-9)
     regions = {region.label: region.perimeter for region in regionprops(labels)}
     np.testing.assert_allclose([one[label] for label in regions], list(regions.values()), atol=1e-9)
+
+
+@pytest.mark.parametrize("band_rows", [1, 7, 256])
+def test_run_sums_made_band_by_band_equal_those_of_the_whole_image(band_rows):
+    # The intensity spread sums the squares of a band at a time: the same float64 sums, bit for bit.
+    from scipy import ndimage
+
+    from tem_rf.particles.measurements import Runs
+
+    rng = np.random.default_rng(band_rows)
+    labels = ndimage.label(rng.random((300, 170)) < 0.5)[0]
+    squares = (rng.normal(1000, 30, labels.shape).astype(np.float32).astype(np.float64) - 3.3) ** 2
+    runs = Runs.of(labels)
+    banded = runs.band_sums(lambda start, stop: squares[start:stop], labels.shape[0], band_rows)
+    np.testing.assert_array_equal(banded, runs.sums(squares))
