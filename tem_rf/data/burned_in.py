@@ -62,9 +62,11 @@ class InfoBar:
         return bool(self.top or self.bottom)
 
 
-def _bar_rows(rows: np.ndarray, tolerance: float) -> int:
-    """How many rows from the start of ``rows`` form a bar (0: none); see the module docstring."""
-    limit = int(len(rows) * MAX_BAR_FRACTION)
+def _bar_rows(rows: np.ndarray, tolerance: float, height: int | None = None) -> int:
+    """How many rows from the start of ``rows`` form a bar (0: none); see the module docstring.
+    ``height``: the image's, when ``rows`` holds only its first rows (at least the
+    `MAX_BAR_FRACTION` a bar may take)."""
+    limit = int((len(rows) if height is None else height) * MAX_BAR_FRACTION)
     if limit <= MIN_BAR_ROWS:
         return 0
     head = rows[:limit, :: max(1, rows.shape[1] // ROW_SAMPLE)]  # a bar spans the width: a sample of columns
@@ -88,11 +90,11 @@ def _bar_rows(rows: np.ndarray, tolerance: float) -> int:
 
 def detect_info_bar(image: np.ndarray) -> InfoBar:
     """The info bar rows at the top and bottom of a 2-D micrograph (module docstring)."""
-    image = np.asarray(image, dtype=np.float64)
+    image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {image.shape}")
     stride = max(1, int(math.sqrt(image.size / PERCENTILE_SAMPLE)))  # the range from ~1e6 pixels is the same
-    sample = image[::stride, ::stride]
+    sample = image[::stride, ::stride].astype(np.float64)
     finite = sample[np.isfinite(sample)]
     if finite.size == 0:
         return InfoBar()
@@ -100,7 +102,11 @@ def detect_info_bar(image: np.ndarray) -> InfoBar:
     if high <= low:
         return InfoBar()
     tolerance = TOLERANCE_FRACTION * (high - low)
-    return InfoBar(top=_bar_rows(image, tolerance), bottom=_bar_rows(image[::-1], tolerance))
+    # Only the rows a bar may take are read, in float64 (not a float64 copy of the whole image).
+    height, reach = image.shape[0], int(image.shape[0] * MAX_BAR_FRACTION) + 1
+    top = _bar_rows(image[:reach].astype(np.float64), tolerance, height)
+    bottom = _bar_rows(image[::-1][:reach].astype(np.float64), tolerance, height)
+    return InfoBar(top=top, bottom=bottom)
 
 
 Region = tuple[slice, slice]
