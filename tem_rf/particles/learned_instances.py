@@ -68,19 +68,32 @@ def _scan_order(labels: np.ndarray) -> np.ndarray:
     return lookup[labels]  # indexing casts the ids in chunks (np.take would make an int64 copy)
 
 
-def _flood_regions(boundary: np.ndarray, seeds: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """The seeded watershed of ``boundary`` on the ``inside`` pixels (int32 seed ids, 0 where no
-    seed reaches), run on each 4-connected region of ``inside`` that holds a seed, in its box."""
+def _flood_regions(boundary: np.ndarray, inside: np.ndarray, rule: InstanceRule) -> np.ndarray:
+    """Steps 2 and 3 (module docstring): each 4-connected region of ``inside`` pixels in its box,
+    its seeds found and the boundary flooded from them (int32 seed ids, unique in the image; 0
+    where no seed reaches). A seed lies in one region, so no seed image of the whole micrograph
+    is made."""
     from skimage.segmentation import watershed
 
     labels = np.zeros(inside.shape, np.int32)
     regions, _ = ndimage.label(inside, structure=_FOUR)
-    seeded = np.unique(regions[seeds > 0])
+    low = inside & (boundary < rule.boundary_threshold)
+    candidates = np.unique(regions[low])
+    del low
     boxes = ndimage.find_objects(regions)
-    for region in seeded[seeded > 0]:
+    next_id = 1
+    for region in candidates[candidates > 0]:
         box = boxes[region - 1]
         here = regions[box] == region
-        flooded = watershed(boundary[box], np.where(here, seeds[box], 0), mask=here)
+        seeds, count = ndimage.label(here & (boundary[box] < rule.boundary_threshold), structure=_FOUR)
+        small = np.bincount(seeds.reshape(-1), minlength=count + 1) < rule.min_seed_px
+        small[0] = False
+        if small[1:].all():
+            continue
+        seeds[small[seeds]] = 0
+        seeds[seeds > 0] += next_id - 1  # ids unique across regions (the numbering comes later)
+        next_id += count
+        flooded = watershed(boundary[box], seeds, mask=here)
         labels[box][here] = flooded[here]
     return labels
 
@@ -109,15 +122,7 @@ def instances_from_boundary(
         raise ValueError(f"mask {inside.shape} and probabilities {particle.shape} differ in shape")
     if fill:
         inside = fill_holes(inside)
-    rule = rule or InstanceRule()
-    seeds, count = ndimage.label(inside & (boundary < rule.boundary_threshold), structure=_FOUR)
-    if count:
-        sizes = np.bincount(seeds.reshape(-1), minlength=count + 1)
-        small = sizes < rule.min_seed_px
-        small[0] = False
-        seeds[small[seeds]] = 0
-    labels = _flood_regions(boundary, seeds, inside)
-    del seeds
+    labels = _flood_regions(boundary, inside, rule or InstanceRule())
     unseeded, _ = ndimage.label(inside & (labels == 0), structure=_EIGHT)
     offset = int(labels.max(initial=0))
     grown = unseeded > 0

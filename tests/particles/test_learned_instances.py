@@ -140,21 +140,30 @@ def _noisy_field(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_flooding_region_by_region_equals_flooding_the_whole_image(seed):
-    # Flooding never leaves a 4-connected region of particle pixels, so the watershed of each
-    # region in its box gives the whole-image watershed's labels. Not where seed pixels of two
-    # particles have exactly equal values next to one pixel (saturated probabilities): scikit-image
-    # starts every seed pixel at one age, and which it takes first then depends on every other seed
-    # in its queue; region by region, only on those of the region.
+    # Flooding never leaves a 4-connected region of particle pixels and a seed lies in one, so
+    # seeds found and flooded region by region in their boxes give the whole-image watershed's
+    # particles. Not where seed pixels of two particles have exactly equal values next to one
+    # pixel (saturated probabilities): scikit-image starts every seed pixel at one age, and which
+    # it takes first then depends on every other seed in its queue; region by region, only on
+    # those of the region.
     from scipy import ndimage
     from skimage.segmentation import watershed
 
-    from tem_rf.particles.learned_instances import _FOUR, _flood_regions
+    from tem_rf.particles.learned_instances import _FOUR, InstanceRule, _flood_regions
 
     particle, boundary = _noisy_field(seed)
     inside = particle > 0.5
-    seeds, _ = ndimage.label(inside & (boundary < 0.3), structure=_FOUR)
-    assert len(np.unique(ndimage.label(inside, structure=_FOUR)[0])) > 5  # several regions
-    np.testing.assert_array_equal(_flood_regions(boundary, seeds, inside), watershed(boundary, seeds, mask=inside))
+    rule = InstanceRule(boundary_threshold=0.3, min_seed_px=6)
+    seeds, count = ndimage.label(inside & (boundary < rule.boundary_threshold), structure=_FOUR)
+    small = np.bincount(seeds.ravel(), minlength=count + 1) < rule.min_seed_px
+    small[0] = False
+    seeds[small[seeds]] = 0
+    assert small[1:].any() and len(np.unique(ndimage.label(inside, structure=_FOUR)[0])) > 5
+    whole = watershed(boundary, seeds, mask=inside)
+    by_region = _flood_regions(boundary, inside, rule)
+    pairs = set(zip(whole.ravel().tolist(), by_region.ravel().tolist()))
+    assert len(pairs) == len(np.unique(whole)) == len(np.unique(by_region))  # the same partition
+    np.testing.assert_array_equal(by_region > 0, whole > 0)
 
 
 def test_a_particles_pixels_do_not_depend_on_the_rest_of_the_micrograph():
