@@ -154,6 +154,7 @@ class BandedPreprocess:
                 lambda: (self.image[s:e][~self._outliers(s, e)].astype(np.float64) for s, e in self._spans()), kept
             ) if kept else 0.0
         self.mean, self.std = self._moments()
+        self._last_rows: tuple[int, np.ndarray | None] = (0, None)
 
     # -- bands -----------------------------------------------------------------------------------
 
@@ -245,6 +246,17 @@ class BandedPreprocess:
     # -- the result ------------------------------------------------------------------------------
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` of ``preprocess_micrograph(image)``: float32, mean 0, std 1."""
+        """Rows ``start:stop`` of ``preprocess_micrograph(image)``: float32, mean 0, std 1. Rows
+        the last call gave are not made again (the tiles' windows overlap by two halos)."""
         start, stop = max(start, 0), min(stop, self.shape[0])
+        kept_start, kept = self._last_rows
+        if kept is not None and kept_start <= start < kept_start + len(kept) <= stop:
+            reused = kept[start - kept_start :]
+            result = np.concatenate([reused, self._standardised(kept_start + len(kept), stop)])
+        else:
+            result = self._standardised(start, stop)
+        self._last_rows = (start, result)
+        return result
+
+    def _standardised(self, start: int, stop: int) -> np.ndarray:
         return ((self._cleaned(start, stop)[0] - self.mean) / self.std).astype(np.float32)

@@ -104,3 +104,23 @@ def test_order_statistics_refine_a_bin_too_large_to_gather(monkeypatch):
     values = np.concatenate([np.full(500, 1.0), np.full(400, 1.0 + 2 ** -40), np.full(300, 2.0)])
     bands = lambda: iter(np.array_split(values, 4))  # noqa: E731
     assert order_statistics(bands, [0, 499, 500, 899, 900]) == [1.0, 1.0, 1.0 + 2 ** -40, 1.0 + 2 ** -40, 2.0]
+
+
+def test_overlapping_requests_make_each_row_once_and_give_the_same_rows():
+    # The tiles' windows overlap by two halos: rows the last request gave are kept, not made again.
+    image = _images()["uint16 with x-rays"]
+    whole = preprocess_with_stats(image).image
+    banded = BandedPreprocess(image, band_pixels=3000)
+    made = []
+    real = banded._cleaned
+
+    def counted(start, stop, *args, **kwargs):
+        made.append(stop - start)
+        return real(start, stop, *args, **kwargs)
+
+    banded._cleaned = counted
+    windows = [(0, 120), (80, 200), (160, 280), (240, 301)]  # cores of 80 rows, halos of 40
+    for start, stop in windows:
+        np.testing.assert_array_equal(banded.rows(start, stop), whole[start:stop])
+    assert sum(made) == image.shape[0]
+    np.testing.assert_array_equal(banded.rows(10, 30), whole[10:30])  # not a continuation: made anew
