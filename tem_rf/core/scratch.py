@@ -37,6 +37,7 @@ def scratch_array(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
             # The mapping holds the file open; closing our handle and its deletion leave it in place.
             return np.memmap(backing, dtype=dtype, mode="w+", shape=shape)
     except OSError as error:
-        raise WriteError(folder, f"no room for {size / 1e9:.2g} GB of scratch maps of a large micrograph "
-                                 f"({os_error_text(error)}); set TMPDIR to a folder with room",
+        # The folder is said in the reason too: a caller reporting its own output names only that.
+        raise WriteError(folder, f"no room in the temporary folder {folder} for {size / 1e9:.2g} GB of scratch maps "
+                                 f"of a large micrograph ({os_error_text(error)}); set TMPDIR to a folder with room",
                          getattr(error, "errno", None)) from None

@@ -38,6 +38,7 @@ def test_no_room_for_a_scratch_array_is_one_error_naming_the_folder(tmp_path, mo
     monkeypatch.setattr(os, "posix_fallocate", full)
     with pytest.raises(WriteError) as refused:
         scratch_array((1000, 1000, 2), np.float32)
-    assert str(refused.value) == (f"{tmp_path}: cannot write (no room for 0.008 GB of scratch maps of a large "
-                                  "micrograph (No space left on device); set TMPDIR to a folder with room)")
+    assert str(refused.value) == (f"{tmp_path}: cannot write (no room in the temporary folder {tmp_path} for 0.008 GB "
+                                  "of scratch maps of a large micrograph (No space left on device); set TMPDIR to a "
+                                  "folder with room)")
     assert list(tmp_path.iterdir()) == []
