@@ -129,6 +129,8 @@ class BandedPreprocess:
         image = np.asarray(image)
         if image.ndim != 2:
             raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+        if min(image.shape) < 3:  # the 3x3 median's mirrored edges need 3 rows and columns
+            raise ValueError(f"image {image.shape[0]}x{image.shape[1]} is too small for bands: use preprocess_micrograph")
         self.image = image
         self.shape = image.shape
         self.band_rows = max(1, band_pixels // max(image.shape[1], 1))

@@ -42,6 +42,15 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 
+def _check_not_smaller(height: int, width: int, divisor: int) -> None:
+    """ValueError for an image smaller than ``divisor`` (nothing to reflect when padding)."""
+    if height < divisor or width < divisor:
+        raise ValueError(
+            f"image {height}x{width} is smaller than the size divisor {divisor} (the product of "
+            "the network's pool sizes)"
+        )
+
+
 def pad_to_divisor(image: np.ndarray, divisor: int) -> np.ndarray:
     """Pads a 2-D image at the bottom and right by reflection to multiples of ``divisor``.
 
@@ -49,11 +58,7 @@ def pad_to_divisor(image: np.ndarray, divisor: int) -> np.ndarray:
     dark frame). Raises ValueError for images smaller than ``divisor`` (nothing to reflect).
     """
     height, width = image.shape
-    if height < divisor or width < divisor:
-        raise ValueError(
-            f"image {height}x{width} is smaller than the size divisor {divisor} (the product of "
-            "the network's pool sizes)"
-        )
+    _check_not_smaller(height, width, divisor)
     pad = ((0, (-height) % divisor), (0, (-width) % divisor))
     return np.pad(image, pad, mode="reflect") if any(p for _, p in pad) else image
 
@@ -153,8 +158,7 @@ def predict_probability(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     divisor = int(predictor.size_divisor)
     height, width = source.shape
-    if height < divisor or width < divisor:
-        pad_to_divisor(np.empty((height, width), np.float32), divisor)  # its one error message
+    _check_not_smaller(height, width, divisor)
     padded_h, padded_w = _round_up(height, divisor), _round_up(width, divisor)
     if tile_size is None or tile_size >= max(padded_h, padded_w):
         return predictor(padded_rows(source, 0, padded_h, divisor)[None, :, :, None])[0, :height, :width]

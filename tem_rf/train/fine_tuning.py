@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from tem_rf.core.pretrained import UnknownPretrainedError
 from tem_rf.train.config import TrainingError
+from tem_rf.train.rundir import ModelLoadError, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +31,6 @@ def weights_sha256(weights: list[np.ndarray]) -> str:
 def load_init_weights(model: Any, source: str, architecture: str, num_classes: int, target: str) -> str:
     """Sets ``model``'s weights to those of ``source`` and returns their SHA-256; a source that
     cannot be read or holds another architecture or target is a `TrainingError` naming both."""
-    from tem_rf.core.pretrained import UnknownPretrainedError
-    from tem_rf.train.rundir import ModelLoadError, load_run
-
     try:
         loaded, config, _ = load_run(source)
     except (ModelLoadError, UnknownPretrainedError, OSError) as err:

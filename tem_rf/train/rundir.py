@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from tem_rf.core.pretrained import resolve_model
-from tem_rf.core.files import atomic_path, exclusive_lock, os_error_text, read_json_object, write_json
+from tem_rf.core.files import (
+    LockHeldError, atomic_path, exclusive_lock, make_parents, os_error_text, read_json_object, remove_made_folders,
+    write_json,
+)
 from tem_rf.train.config import TrainingError
 
 logger = logging.getLogger(__name__)
@@ -163,8 +166,6 @@ class RunDir:
         folder). A folder this call made is removed again, with what the block wrote there, when
         the block fails before the run's first checkpoint, and so are the parents it made while
         they are empty (``owns_parents=False``, a worker's scratch folder: only the folder)."""
-        from tem_rf.core.files import LockHeldError, make_parents, remove_made_folders
-
         try:
             made = make_parents(self.path)
         except OSError as err:
